@@ -1,0 +1,40 @@
+"""Time, injected: the relay queue and tests ask a Clock instead of the system."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+
+class ManualClock:
+    """Real time plus an offset that tests and the API advance; never goes backwards."""
+
+    def __init__(self, base: Clock | None = None, offset: float = 0.0) -> None:
+        self._base = base or SystemClock()
+        self._offset = offset
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            return self._base.now() + self._offset
+
+    @property
+    def offset(self) -> float:
+        return self._offset
+
+    def advance(self, seconds: float) -> float:
+        if seconds < 0:
+            raise ValueError("a clock only moves forward")
+        with self._lock:
+            self._offset += seconds
+        return self.now()

@@ -1,0 +1,175 @@
+"""Store: the only storage API the rest of the sandbox imports.
+
+Writes are durable when they return: `add_message` resolves only after the
+transaction that holds the message has been committed (group commit batches
+concurrent writers into one transaction). Reads are synchronous and cheap.
+
+Users (mailbox owners) are lower-cased addresses; every user has an INBOX.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from sandbox.models import Attempt, Envelope, FolderInfo, MailEntry, StoredMessage
+
+
+class StoreError(Exception):
+    """Base for storage errors the protocol layers turn into replies."""
+
+
+class NoSuchFolder(StoreError):
+    pass
+
+
+class FolderExists(StoreError):
+    pass
+
+
+class NoSuchMessage(StoreError):
+    pass
+
+
+FlagMode = Literal["set", "add", "remove"]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a message listing, newest first."""
+
+    messages: list[StoredMessage]
+    total: int  # messages matching, before paging
+    unread: int  # unread among all messages (Mailpit's meaning)
+    start: int
+
+
+@dataclass(frozen=True)
+class MailboxStat:
+    """One recipient mailbox as the UI lists it."""
+
+    user: str
+    total: int
+    unread: int
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One recipient of one message waiting in the relay's outbound queue."""
+
+    message_id: str
+    recipient: str
+    attempts: int
+    next_attempt: float
+    first_attempt: float
+    last_error: str
+    warned: bool
+
+
+def normalize_user(address: str) -> str:
+    """Mailbox names compare case-insensitively: Bob@Example.TEST is bob@example.test."""
+    return address.strip().strip("<>").lower()
+
+
+class Store(Protocol):
+    # -- lifecycle ---------------------------------------------------------
+    def close(self) -> None: ...
+
+    # -- capture (SMTP, API, relay) ----------------------------------------
+    async def add_message(
+        self,
+        raw: bytes,
+        envelope: Envelope,
+        deliver_to: Sequence[str] | None = None,
+        received_at: float | None = None,
+    ) -> StoredMessage:
+        """Store `raw` and put it in the INBOX of each of `deliver_to` (default: every envelope
+        recipient). Returns after commit. `deliver_to=[]` stores without delivering (the relay
+        delivers later with `deliver`)."""
+        ...
+
+    async def deliver(self, message_id: str, user: str, folder: str = "INBOX") -> MailEntry: ...
+
+    # -- listing and reading (web API, plugin) -----------------------------
+    def get(self, message_id: str) -> StoredMessage | None:
+        """`message_id` may be "latest"."""
+        ...
+
+    def raw(self, message_id: str) -> bytes: ...
+
+    def list(self, start: int = 0, limit: int = 50, user: str | None = None) -> Page: ...
+
+    def search(self, query: str, start: int = 0, limit: int = 50, user: str | None = None) -> Page:
+        """Mailpit-style query language (from:, to:, subject:, is:unread, has:attachment, ...)."""
+        ...
+
+    def search_ids(self, query: str, user: str | None = None) -> list[str]: ...
+
+    def count(self) -> tuple[int, int]:
+        """(total, unread)."""
+        ...
+
+    def mailboxes(self) -> list[MailboxStat]: ...
+
+    async def delete(self, ids: Sequence[str] | None) -> int:
+        """Delete these messages everywhere (None: all). Returns how many went."""
+        ...
+
+    async def set_read(self, ids: Sequence[str] | None, read: bool) -> int:
+        """Set or clear \\Seen on every folder entry of these messages (None: all)."""
+        ...
+
+    # -- folders and entries (IMAP, POP3) ----------------------------------
+    def folders(self, user: str) -> list[FolderInfo]: ...
+
+    def folder(self, user: str, name: str) -> FolderInfo:
+        """Raises NoSuchFolder. INBOX is created on first use."""
+        ...
+
+    def entries(self, user: str, folder: str) -> list[MailEntry]:
+        """All entries of a folder in UID order."""
+        ...
+
+    def create_folder(self, user: str, name: str) -> None: ...
+
+    def delete_folder(self, user: str, name: str) -> None: ...
+
+    def rename_folder(self, user: str, old: str, new: str) -> None: ...
+
+    def subscribe(self, user: str, name: str, subscribed: bool) -> None: ...
+
+    def append(
+        self, user: str, folder: str, raw: bytes, flags: Iterable[str] = (), internaldate: float | None = None
+    ) -> MailEntry:
+        """IMAP APPEND: store a new message straight into a folder."""
+        ...
+
+    def store_flags(
+        self, user: str, folder: str, uids: Iterable[int], flags: Iterable[str], mode: FlagMode
+    ) -> list[MailEntry]: ...
+
+    def copy(self, user: str, folder: str, uids: Iterable[int], dest: str) -> list[tuple[int, int]]:
+        """Returns (source uid, new uid) pairs; COPYUID in RFC 4315 terms."""
+        ...
+
+    def expunge(self, user: str, folder: str, uids: Iterable[int]) -> None:
+        """Remove entries. A message left in no folder, and not waiting in the relay queue, is deleted."""
+        ...
+
+    # -- relay ---------------------------------------------------------------
+    def enqueue(self, message_id: str, recipients: Sequence[str], at: float) -> None: ...
+
+    def queue(self) -> list[QueueItem]: ...
+
+    def due(self, now: float) -> list[QueueItem]: ...
+
+    def update_queue(
+        self, message_id: str, recipient: str, *, next_attempt: float, error: str, warned: bool
+    ) -> None: ...
+
+    def dequeue(self, message_id: str, recipient: str) -> None: ...
+
+    def add_attempt(self, attempt: Attempt) -> None: ...
+
+    def trace(self, message_id: str) -> list[Attempt]: ...
