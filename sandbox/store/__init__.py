@@ -89,7 +89,11 @@ class Store(Protocol):
         delivers later with `deliver`)."""
         ...
 
-    async def deliver(self, message_id: str, user: str, folder: str = "INBOX") -> MailEntry: ...
+    async def deliver(self, message_id: str, user: str, folder: str = "INBOX", prefix: bytes = b"") -> MailEntry:
+        """Put a stored message into a user's folder. A non-empty `prefix` (the Received: lines the
+        relay's hops stamped) makes the entry a hidden child copy whose raw() is prefix + the original;
+        listings show only originals, and a mailbox filter finds the original through its children."""
+        ...
 
     # -- listing and reading (web API, plugin) -----------------------------
     def get(self, message_id: str) -> StoredMessage | None:
