@@ -1,0 +1,190 @@
+"""MIME: raw bytes -> summary for listing, full structure on demand. Pure functions."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import html as html_lib
+import re
+from dataclasses import dataclass, field
+from email.header import decode_header, make_header
+from email.message import Message
+from email.utils import getaddresses, parsedate_to_datetime
+
+from sandbox.models import Address, Summary
+
+SNIPPET_CHARS = 250
+_WS = re.compile(r"\s+")
+_TAGS = re.compile(r"<[^>]*>")
+_DROP_BLOCKS = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.I | re.S)
+
+
+def decode_words(value: str | None) -> str:
+    """RFC 2047 encoded-words -> text; never raises on junk."""
+    if not value:
+        return ""
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:
+        return str(value)
+
+
+def addresses(values: list[str]) -> tuple[Address, ...]:
+    out = []
+    for name, addr in getaddresses([decode_words(v) if "=?" in v else v for v in values]):
+        if addr or name:
+            out.append(Address(decode_words(name), addr))
+    return tuple(out)
+
+
+def html_to_text(markup: str) -> str:
+    text = _DROP_BLOCKS.sub(" ", markup)
+    text = re.sub(r"<(br|/p|/div|/tr|/h\d|/li)\b[^>]*>", "\n", text, flags=re.I)
+    return html_lib.unescape(_TAGS.sub(" ", text))
+
+
+def _payload_text(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return payload.decode(charset, errors="replace")
+    except LookupError:  # unknown charset name
+        return payload.decode("utf-8", errors="replace")
+
+
+def _is_attachment(part: Message) -> bool:
+    if part.is_multipart():
+        return False
+    disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+    if disposition == "attachment":
+        return True
+    ctype = part.get_content_type()
+    if ctype in ("text/plain", "text/html") and disposition != "attachment":
+        return False
+    return part.get_filename() is not None or disposition == "inline" or not ctype.startswith("text/")
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    part_id: str  # IMAP-style section number: "1", "2.1"
+    content_type: str
+    filename: str
+    content_id: str
+    size: int
+    disposition: str
+    children: tuple[PartInfo, ...] = ()
+
+
+@dataclass
+class Parsed:
+    """A whole message parsed for viewing."""
+
+    message: Message
+    text: str = ""
+    html: str = ""
+    attachments: list[PartInfo] = field(default_factory=list)
+    inline: list[PartInfo] = field(default_factory=list)
+    structure: PartInfo | None = None
+
+
+def parse_bytes(raw: bytes) -> Message:
+    return email.message_from_bytes(raw, policy=email.policy.compat32)
+
+
+def _walk(part: Message, part_id: str, parsed: Parsed) -> PartInfo:
+    children: list[PartInfo] = []
+    if part.is_multipart():
+        subparts = part.get_payload()
+        assert isinstance(subparts, list)
+        for i, sub in enumerate(subparts, 1):
+            child_id = f"{part_id}.{i}" if part_id else str(i)
+            children.append(_walk(sub, child_id, parsed))
+        size = 0
+    else:
+        payload = part.get_payload(decode=True)
+        size = len(payload) if isinstance(payload, bytes) else 0
+    ctype = part.get_content_type()
+    info = PartInfo(
+        part_id=part_id or "1",
+        content_type=ctype,
+        filename=decode_words(part.get_filename() or ""),
+        content_id=(part.get("Content-ID") or "").strip().strip("<>"),
+        size=size,
+        disposition=(part.get("Content-Disposition") or "").split(";")[0].strip().lower(),
+        children=tuple(children),
+    )
+    if not part.is_multipart() and ctype != "message/rfc822":
+        if _is_attachment(part):
+            if info.content_id and info.disposition != "attachment":
+                parsed.inline.append(info)
+            else:
+                parsed.attachments.append(info)
+        elif ctype == "text/plain" and not parsed.text:
+            parsed.text = _payload_text(part)
+        elif ctype == "text/html" and not parsed.html:
+            parsed.html = _payload_text(part)
+    return info
+
+
+def parse(raw: bytes) -> Parsed:
+    message = parse_bytes(raw)
+    parsed = Parsed(message)
+    parsed.structure = _walk(message, "", parsed)
+    return parsed
+
+
+def find_part(raw: bytes, part_id: str) -> Message | None:
+    """Section number -> the MIME part (RFC 3501 §6.4.5 numbering)."""
+    part: Message = parse_bytes(raw)
+    if part_id in ("", "0"):
+        return part
+    for piece in part_id.split("."):
+        if not piece.isdigit():
+            return None
+        if part.get_content_type() == "message/rfc822" and not part.is_multipart():
+            return None
+        if not part.is_multipart():
+            if piece == "1":
+                continue  # a single-part message's body is part 1
+            return None
+        payload = part.get_payload()
+        index = int(piece) - 1
+        if not isinstance(payload, list) or not 0 <= index < len(payload):
+            return None
+        part = payload[index]
+    return part
+
+
+def summarize(raw: bytes) -> Summary:
+    """The fields the store keeps per message for listing and full-text search."""
+    parsed = parse(raw)
+    msg = parsed.message
+    date: float | None = None
+    if msg.get("Date"):
+        try:
+            date = parsedate_to_datetime(str(msg["Date"])).timestamp()
+        except (TypeError, ValueError, IndexError):
+            date = None
+    text = parsed.text or (html_to_text(parsed.html) if parsed.html else "")
+    froms = addresses(msg.get_all("From", []))
+    return Summary(
+        message_id=(str(msg.get("Message-ID") or "")).strip().strip("<>"),
+        from_=froms[0] if froms else None,
+        to=addresses(msg.get_all("To", [])),
+        cc=addresses(msg.get_all("Cc", [])),
+        bcc=addresses(msg.get_all("Bcc", [])),
+        reply_to=addresses(msg.get_all("Reply-To", [])),
+        subject=decode_words(str(msg.get("Subject") or "")),
+        date=date,
+        size=len(raw),
+        attachments=len(parsed.attachments),
+        snippet=_WS.sub(" ", text).strip()[:SNIPPET_CHARS],
+        text=text + "".join(" " + a.filename for a in parsed.attachments),
+    )
+
+
+def header_pairs(raw: bytes) -> list[tuple[str, str]]:
+    msg = parse_bytes(raw)
+    return [(k, decode_words(str(v))) for k, v in msg.items()]

@@ -1,0 +1,90 @@
+"""Versioned schema migrations; PRAGMA user_version records how far a database has come."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[str] = [
+    # 1: messages, raw bytes apart, full-text index, folders with UIDs, relay queue and trace.
+    """
+    CREATE TABLE messages (
+        rowid INTEGER PRIMARY KEY,
+        id TEXT UNIQUE NOT NULL,
+        parent INTEGER REFERENCES messages(rowid) ON DELETE CASCADE,
+        created REAL NOT NULL,
+        message_id TEXT NOT NULL DEFAULT '',
+        subject TEXT NOT NULL DEFAULT '',
+        from_name TEXT NOT NULL DEFAULT '',
+        from_addr TEXT NOT NULL DEFAULT '',
+        to_json TEXT NOT NULL DEFAULT '[]',
+        cc_json TEXT NOT NULL DEFAULT '[]',
+        bcc_json TEXT NOT NULL DEFAULT '[]',
+        reply_to_json TEXT NOT NULL DEFAULT '[]',
+        date REAL,
+        size INTEGER NOT NULL DEFAULT 0,
+        attachments INTEGER NOT NULL DEFAULT 0,
+        snippet TEXT NOT NULL DEFAULT '',
+        read INTEGER NOT NULL DEFAULT 0,
+        envelope_json TEXT NOT NULL DEFAULT '{}',
+        username TEXT NOT NULL DEFAULT '',
+        tags TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX messages_listing ON messages(parent, created DESC, rowid DESC);
+    CREATE INDEX messages_unread ON messages(read) WHERE parent IS NULL AND read = 0;
+    CREATE TABLE message_raw (rowid INTEGER PRIMARY KEY, raw BLOB NOT NULL);
+    CREATE VIRTUAL TABLE messages_fts USING fts5(
+        subject, sender, recipients, body, tokenize = "unicode61 remove_diacritics 2"
+    );
+    CREATE TABLE folders (
+        id INTEGER PRIMARY KEY,
+        user TEXT NOT NULL,
+        name TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        uidnext INTEGER NOT NULL DEFAULT 1,
+        subscribed INTEGER NOT NULL DEFAULT 1,
+        UNIQUE(user, name)
+    );
+    CREATE TABLE entries (
+        folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+        uid INTEGER NOT NULL,
+        message INTEGER NOT NULL REFERENCES messages(rowid) ON DELETE CASCADE,
+        root INTEGER NOT NULL,
+        flags TEXT NOT NULL DEFAULT '',
+        internaldate REAL NOT NULL,
+        PRIMARY KEY (folder_id, uid)
+    ) WITHOUT ROWID;
+    CREATE INDEX entries_message ON entries(message);
+    CREATE INDEX entries_root ON entries(root);
+    CREATE TABLE queue (
+        message TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt REAL NOT NULL,
+        first_attempt REAL NOT NULL,
+        last_error TEXT NOT NULL DEFAULT '',
+        warned INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (message, recipient)
+    );
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        message TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        hop INTEGER NOT NULL DEFAULT 0,
+        host TEXT NOT NULL,
+        preference INTEGER,
+        code INTEGER NOT NULL,
+        reply TEXT NOT NULL,
+        at REAL NOT NULL,
+        dialogue TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX attempts_message ON attempts(message, id);
+    """,
+]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to the newest version, one migration per transaction."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.executescript("BEGIN IMMEDIATE;\n" + script + f"\nPRAGMA user_version = {number};\nCOMMIT;")
+    return len(MIGRATIONS)

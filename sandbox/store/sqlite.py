@@ -1,0 +1,453 @@
+"""SqliteStore: WAL, one writer thread with group commit, thread-local readers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import shutil
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from sandbox import mime
+from sandbox.clock import Clock, SystemClock
+from sandbox.events import Event, EventBus, MailboxChanged, MessagesDeleted, MessageStored, MessagesUpdated
+from sandbox.models import Address, Envelope, MailEntry, StoredMessage, Summary
+from sandbox.store import MailboxStat, NoSuchMessage, Page, normalize_user
+from sandbox.store._mailbox import MailboxMixin, deliver_entry
+from sandbox.store._queue import QueueMixin
+from sandbox.store._schema import migrate
+from sandbox.store._writer import GroupWriter, WriteFn
+
+_COLUMNS = (
+    "m.rowid, m.id, m.created, m.message_id, m.subject, m.from_name, m.from_addr, m.to_json, m.cc_json, "
+    "m.bcc_json, m.reply_to_json, m.date, m.size, m.attachments, m.snippet, m.read, m.envelope_json, m.tags, "
+    "(SELECT group_concat(DISTINCT f.user) FROM entries e JOIN folders f ON f.id = e.folder_id "
+    "WHERE e.root = m.rowid)"
+)
+
+
+def new_id() -> str:
+    return secrets.token_urlsafe(16)  # 22 URL-safe characters, like Mailpit's IDs
+
+
+def _addrs(items: Sequence[Address]) -> str:
+    return json.dumps([[a.name, a.address] for a in items], ensure_ascii=False)
+
+
+def _unaddrs(text: str) -> tuple[Address, ...]:
+    return tuple(Address(n, a) for n, a in json.loads(text))
+
+
+def envelope_json(env: Envelope) -> str:
+    return json.dumps(
+        {
+            "mail_from": env.mail_from,
+            "rcpt_tos": list(env.rcpt_tos),
+            "peer": env.peer,
+            "helo": env.helo,
+            "tls": env.tls,
+            "auth_user": env.auth_user,
+            "smtputf8": env.smtputf8,
+            "body_8bit": env.body_8bit,
+        },
+        ensure_ascii=False,
+    )
+
+
+def _envelope(text: str) -> Envelope:
+    d = json.loads(text)
+    return Envelope(
+        mail_from=d.get("mail_from", ""),
+        rcpt_tos=tuple(d.get("rcpt_tos", ())),
+        peer=d.get("peer", ""),
+        helo=d.get("helo", ""),
+        tls=bool(d.get("tls")),
+        auth_user=d.get("auth_user"),
+        smtputf8=bool(d.get("smtputf8")),
+        body_8bit=bool(d.get("body_8bit")),
+    )
+
+
+def row_to_message(row: sqlite3.Row | tuple[Any, ...]) -> StoredMessage:
+    (rowid, mid, created, message_id, subject, from_name, from_addr, to_j, cc_j, bcc_j, rt_j, date, size,
+     attachments, snippet, read, env_j, tags, users) = row  # fmt: skip
+    summary = Summary(
+        message_id=message_id,
+        from_=Address(from_name, from_addr) if (from_name or from_addr) else None,
+        to=_unaddrs(to_j),
+        cc=_unaddrs(cc_j),
+        bcc=_unaddrs(bcc_j),
+        reply_to=_unaddrs(rt_j),
+        subject=subject,
+        date=date,
+        size=size,
+        attachments=attachments,
+        snippet=snippet,
+        text="",
+    )
+    return StoredMessage(
+        id=mid,
+        rowid=rowid,
+        created=created,
+        summary=summary,
+        envelope=_envelope(env_j),
+        read=bool(read),
+        mailboxes=tuple(sorted(users.split(","))) if users else (),
+        tags=tuple(t for t in tags.split(",") if t),
+    )
+
+
+def insert_message(
+    conn: sqlite3.Connection,
+    raw: bytes,
+    summary: Summary,
+    envelope: Envelope,
+    created: float,
+    parent: int | None = None,
+) -> tuple[int, str]:
+    mid = new_id()
+    cur = conn.execute(
+        "INSERT INTO messages (id, parent, created, message_id, subject, from_name, from_addr, to_json, cc_json,"
+        " bcc_json, reply_to_json, date, size, attachments, snippet, envelope_json, username)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            mid, parent, created, summary.message_id, summary.subject,
+            summary.from_.name if summary.from_ else "", summary.from_.address if summary.from_ else "",
+            _addrs(summary.to), _addrs(summary.cc), _addrs(summary.bcc), _addrs(summary.reply_to),
+            summary.date, len(raw), summary.attachments, summary.snippet, envelope_json(envelope),
+            envelope.auth_user or "",
+        ),  # fmt: skip
+    )
+    rowid = int(cur.lastrowid or 0)
+    conn.execute("INSERT INTO message_raw (rowid, raw) VALUES (?, ?)", (rowid, raw))
+    if parent is None:
+        people = " ".join(f"{a.name} {a.address}" for a in (*summary.to, *summary.cc, *summary.bcc))
+        sender = f"{summary.from_.name} {summary.from_.address}" if summary.from_ else ""
+        conn.execute(
+            "INSERT INTO messages_fts (rowid, subject, sender, recipients, body) VALUES (?,?,?,?,?)",
+            (rowid, summary.subject, f"{sender} {envelope.mail_from}",
+             f"{people} {' '.join(envelope.rcpt_tos)}", summary.text),  # fmt: skip
+        )
+    return rowid, mid
+
+
+def delete_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[Event]:
+    """Delete originals (with their relay copies) and say which folders lost entries."""
+    if not rowids:
+        return []
+    events: list[Event] = []
+    ids: list[str] = []
+    folders: set[tuple[str, str]] = set()
+    for chunk_start in range(0, len(rowids), 500):
+        chunk = list(rowids[chunk_start : chunk_start + 500])
+        marks = ",".join("?" * len(chunk))
+        folders.update(
+            conn.execute(
+                f"SELECT DISTINCT f.user, f.name FROM entries e JOIN folders f ON f.id = e.folder_id"
+                f" WHERE e.root IN ({marks})",
+                chunk,
+            ).fetchall()
+        )
+        ids.extend(r[0] for r in conn.execute(f"SELECT id FROM messages WHERE rowid IN ({marks})", chunk))
+        every = [r[0] for r in conn.execute(
+            f"SELECT rowid FROM messages WHERE rowid IN ({marks}) OR parent IN ({marks})", chunk + chunk)]
+        emarks = ",".join("?" * len(every))
+        conn.execute(f"DELETE FROM entries WHERE message IN ({emarks})", every)
+        conn.execute(f"DELETE FROM message_raw WHERE rowid IN ({emarks})", every)
+        conn.execute(f"DELETE FROM messages_fts WHERE rowid IN ({marks})", chunk)
+        conn.execute(f"DELETE FROM messages WHERE parent IN ({marks})", chunk)
+        conn.execute(f"DELETE FROM messages WHERE rowid IN ({marks})", chunk)
+        idmarks = ",".join("?" * len(ids[-len(chunk):]))
+        conn.execute(f"DELETE FROM queue WHERE message IN ({idmarks})", ids[-len(chunk):])
+        conn.execute(f"DELETE FROM attempts WHERE message IN ({idmarks})", ids[-len(chunk):])
+    events.append(MessagesDeleted(tuple(ids)))
+    events.extend(MailboxChanged(u, f) for u, f in sorted(folders))
+    return events
+
+
+class SqliteStore(MailboxMixin, QueueMixin):
+    """The Store protocol over one SQLite file."""
+
+    def __init__(
+        self,
+        path: str,
+        bus: EventBus | None = None,
+        clock: Clock | None = None,
+        max_messages: int = 0,
+        durable: bool = True,
+    ) -> None:
+        self._tempdir: str | None = None
+        synchronous = "FULL" if durable else "OFF"
+        if path == ":memory:":
+            # A throw-away store still needs several connections (writer + readers), so it lives in a
+            # private temp file that close() removes.
+            self._tempdir = tempfile.mkdtemp(prefix="mailsandbox-")
+            path = str(Path(self._tempdir) / "mailsandbox.db")
+            synchronous = "OFF"
+        else:
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._synchronous = synchronous
+        self.bus = bus or EventBus()
+        self.clock = clock or SystemClock()
+        self.max_messages = max_messages
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        with self._connect() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            migrate(conn)
+        conn.close()
+        self._writer = GroupWriter(self._connect, self.bus.publish, self._prune if max_messages > 0 else None)
+        self._closed = False
+
+    # -- connections -----------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise RuntimeError("store is closed")
+            conn = self._connect()
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._readers.clear()
+        if self._tempdir:
+            shutil.rmtree(self._tempdir, ignore_errors=True)
+
+    def _write_sync(self, fn: WriteFn) -> Any:
+        return self._writer.submit(fn).result()
+
+    async def _write(self, fn: WriteFn) -> Any:
+        future: Future[Any] = self._writer.submit(fn)
+        return await asyncio.wrap_future(future)
+
+    # -- capture ---------------------------------------------------------------
+    async def add_message(
+        self,
+        raw: bytes,
+        envelope: Envelope,
+        deliver_to: Sequence[str] | None = None,
+        received_at: float | None = None,
+    ) -> StoredMessage:
+        return await self._write(self._add_fn(raw, envelope, deliver_to, received_at))
+
+    def add_message_sync(
+        self, raw: bytes, envelope: Envelope, deliver_to: Sequence[str] | None = None,
+        received_at: float | None = None,
+    ) -> StoredMessage:  # fmt: skip
+        """For bulk loads and benchmarks outside a loop."""
+        result: StoredMessage = self._write_sync(self._add_fn(raw, envelope, deliver_to, received_at))
+        return result
+
+    def _add_fn(
+        self, raw: bytes, envelope: Envelope, deliver_to: Sequence[str] | None, received_at: float | None
+    ) -> WriteFn:
+        summary = mime.summarize(raw)
+        created = received_at if received_at is not None else self.clock.now()
+        users = [normalize_user(u) for u in (envelope.rcpt_tos if deliver_to is None else deliver_to)]
+
+        def write(conn: sqlite3.Connection) -> tuple[StoredMessage, list[Event]]:
+            rowid, mid = insert_message(conn, raw, summary, envelope, created)
+            events: list[Event] = []
+            seen: set[str] = set()
+            for user in users:
+                if user in seen:
+                    continue
+                seen.add(user)
+                deliver_entry(conn, user, "INBOX", rowid, rowid, (), created)
+                events.append(MailboxChanged(user, "INBOX"))
+            message = StoredMessage(
+                id=mid, rowid=rowid, created=created, summary=summary, envelope=envelope, read=False,
+                mailboxes=tuple(sorted(seen)),
+            )  # fmt: skip
+            return message, [MessageStored(message), *events]
+
+        return write
+
+    async def deliver(self, message_id: str, user: str, folder: str = "INBOX", prefix: bytes = b"") -> MailEntry:
+        user = normalize_user(user)
+        now = self.clock.now()
+
+        def write(conn: sqlite3.Connection) -> tuple[MailEntry, list[Event]]:
+            row = conn.execute(
+                "SELECT m.rowid, r.raw, m.envelope_json FROM messages m JOIN message_raw r ON r.rowid = m.rowid"
+                " WHERE m.id = ?",
+                (message_id,),
+            ).fetchone()
+            if row is None:
+                raise NoSuchMessage(message_id)
+            root, raw, env_j = row
+            target, target_id, size = root, message_id, len(raw)
+            if prefix:
+                copy = prefix + raw
+                target, target_id = insert_message(conn, copy, mime.summarize(copy), _envelope(env_j), now, root)
+                size = len(copy)
+            uid = deliver_entry(conn, user, folder, target, root, (), now)
+            entry = MailEntry(uid, target_id, frozenset(), now, size)
+            return entry, [MailboxChanged(user, folder)]
+
+        result: MailEntry = await self._write(write)
+        return result
+
+    def _prune(self, conn: sqlite3.Connection) -> list[Event]:
+        (count,) = conn.execute("SELECT count(*) FROM messages WHERE parent IS NULL").fetchone()
+        excess = count - self.max_messages
+        if excess <= 0:
+            return []
+        rows = conn.execute(
+            "SELECT rowid FROM messages WHERE parent IS NULL ORDER BY created, rowid LIMIT ?", (excess,)
+        ).fetchall()
+        return delete_rows(conn, [r[0] for r in rows])
+
+    # -- reading ---------------------------------------------------------------
+    def _rowid(self, message_id: str) -> int | None:
+        if message_id == "latest":
+            row = self._db.execute(
+                "SELECT rowid FROM messages WHERE parent IS NULL ORDER BY created DESC, rowid DESC LIMIT 1"
+            ).fetchone()
+        else:
+            row = self._db.execute("SELECT rowid FROM messages WHERE id = ?", (message_id,)).fetchone()
+        return int(row[0]) if row else None
+
+    def get(self, message_id: str) -> StoredMessage | None:
+        rowid = self._rowid(message_id)
+        if rowid is None:
+            return None
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM messages m WHERE m.rowid = ?", (rowid,)).fetchone()
+        return row_to_message(row) if row else None
+
+    def raw(self, message_id: str) -> bytes:
+        rowid = self._rowid(message_id)
+        row = self._db.execute("SELECT raw FROM message_raw WHERE rowid = ?", (rowid,)).fetchone()
+        if row is None:
+            raise NoSuchMessage(message_id)
+        return bytes(row[0])
+
+    def _page(self, where: str, params: list[Any], start: int, limit: int, user: str | None) -> Page:
+        if user:
+            where += (
+                " AND m.rowid IN (SELECT e.root FROM entries e JOIN folders f ON f.id = e.folder_id"
+                " WHERE f.user = ?)"
+            )
+            params = [*params, normalize_user(user)]
+        db = self._db
+        rows = db.execute(
+            f"SELECT {_COLUMNS} FROM messages m WHERE m.parent IS NULL AND ({where})"
+            " ORDER BY m.created DESC, m.rowid DESC LIMIT ? OFFSET ?",
+            [*params, max(0, limit), max(0, start)],
+        ).fetchall()
+        (total,) = db.execute(
+            f"SELECT count(*) FROM messages m WHERE m.parent IS NULL AND ({where})", params
+        ).fetchone()
+        _, unread = self.count()
+        return Page([row_to_message(r) for r in rows], int(total), unread, start)
+
+    def list(self, start: int = 0, limit: int = 50, user: str | None = None) -> Page:
+        return self._page("1", [], start, limit, user)
+
+    def search(self, query: str, start: int = 0, limit: int = 50, user: str | None = None) -> Page:
+        from sandbox.store._search import compile_query
+
+        where, params = compile_query(query, self.clock.now())
+        return self._page(where, list(params), start, limit, user)
+
+    def search_ids(self, query: str, user: str | None = None) -> list[str]:
+        from sandbox.store._search import compile_query
+
+        where, params = compile_query(query, self.clock.now())
+        params = list(params)
+        if user:
+            where += (
+                " AND m.rowid IN (SELECT e.root FROM entries e JOIN folders f ON f.id = e.folder_id"
+                " WHERE f.user = ?)"
+            )
+            params.append(normalize_user(user))
+        rows = self._db.execute(f"SELECT m.id FROM messages m WHERE m.parent IS NULL AND ({where})", params)
+        return [r[0] for r in rows]
+
+    def count(self) -> tuple[int, int]:
+        db = self._db
+        (total,) = db.execute("SELECT count(*) FROM messages WHERE parent IS NULL").fetchone()
+        (unread,) = db.execute("SELECT count(*) FROM messages WHERE parent IS NULL AND read = 0").fetchone()
+        return int(total), int(unread)
+
+    def mailboxes(self) -> list[MailboxStat]:
+        rows = self._db.execute(
+            "SELECT f.user, count(DISTINCT e.root),"
+            " count(DISTINCT CASE WHEN instr(' ' || e.flags || ' ', ' \\Seen ') = 0 THEN e.root END)"
+            " FROM folders f JOIN entries e ON e.folder_id = f.id GROUP BY f.user ORDER BY f.user"
+        ).fetchall()
+        return [MailboxStat(u, int(t), int(n)) for u, t, n in rows]
+
+    async def delete(self, ids: Sequence[str] | None) -> int:
+        def write(conn: sqlite3.Connection) -> tuple[int, list[Event]]:
+            if ids is None:
+                folders = conn.execute(
+                    "SELECT DISTINCT f.user, f.name FROM entries e JOIN folders f ON f.id = e.folder_id"
+                ).fetchall()
+                (n,) = conn.execute("SELECT count(*) FROM messages WHERE parent IS NULL").fetchone()
+                for table in ("entries", "message_raw", "messages_fts", "queue", "attempts"):
+                    conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+                conn.execute("DELETE FROM messages WHERE parent IS NOT NULL")
+                conn.execute("DELETE FROM messages")
+                return int(n), [MessagesDeleted((), all=True), *(MailboxChanged(u, f) for u, f in folders)]
+            rowids = []
+            for mid in ids:
+                row = conn.execute("SELECT rowid FROM messages WHERE id = ? AND parent IS NULL", (mid,)).fetchone()
+                if row:
+                    rowids.append(int(row[0]))
+            return len(rowids), delete_rows(conn, rowids)
+
+        result: int = await self._write(write)
+        return result
+
+    async def set_read(self, ids: Sequence[str] | None, read: bool) -> int:
+        def write(conn: sqlite3.Connection) -> tuple[int, list[Event]]:
+            if ids is None:
+                rows = conn.execute("SELECT rowid, id FROM messages WHERE parent IS NULL AND read != ?", (read,))
+            else:
+                marks = ",".join("?" * len(ids))
+                rows = conn.execute(
+                    f"SELECT rowid, id FROM messages WHERE parent IS NULL AND id IN ({marks})", list(ids)
+                )
+            found = rows.fetchall()
+            rowids = [r[0] for r in found]
+            events: list[Event] = []
+            for start in range(0, len(rowids), 500):
+                chunk = rowids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                conn.execute(f"UPDATE messages SET read = ? WHERE rowid IN ({marks})", [int(read), *chunk])
+                events.extend(self._set_seen(conn, chunk, read))
+            return len(found), [MessagesUpdated(tuple(r[1] for r in found), read=read), *events]
+
+        result: int = await self._write(write)
+        return result
