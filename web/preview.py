@@ -1,0 +1,309 @@
+"""Safe preview of hostile mail HTML: /view/{ID}.html and /view/{ID}.txt under a CSP sandbox.
+
+Two independent barriers keep message HTML away from the UI and its API: the UI's iframe carries
+`sandbox` without allow-scripts / allow-same-origin, and this response carries its own CSP `sandbox`
+plus `default-src 'none'`, so the page is inert even when opened directly. Remote images, styles
+and fonts are removed (and counted) unless the request says ?remote=1; `cid:` references are
+rewritten to this message's parts.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from sandbox import mime
+from sandbox.store import NoSuchMessage, Store
+
+# Attributes whose value is a URL the browser fetches by itself when the page renders.
+_FETCH_ATTRS = {"src", "background", "poster", "lowsrc", "dynsrc", "data", "profile", "longdesc"}
+_HREF_FETCH_TAGS = {"link", "image", "use", "feimage"}  # an href these tags load without a click
+_SRCSET_ATTRS = {"srcset", "imagesrcset"}
+_TAG = re.compile(r"<([a-zA-Z][^\s/>]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>")
+_ATTR = re.compile(r"""([^\s"'>/=]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s"'>]+))?""")
+_STYLE_BLOCK = re.compile(r"(<style\b[^>]*>)(.*?)(</style\s*>)", re.I | re.S)
+_CSS_URL = re.compile(r"""url\(\s*(["']?)(.*?)\1\s*\)""", re.I | re.S)
+_CSS_IMPORT = re.compile(r"""@import\s+(["'])(.*?)\1""", re.I)
+_HEAD = re.compile(r"<head\b[^>]*>", re.I)
+_DOCTYPE = re.compile(r"^\s*<!doctype[^>]*>", re.I)
+_URL_NOISE = re.compile(r"[\t\n\r]")  # browsers drop these inside URLs (WHATWG URL parser)
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
+_BLOCKED = "about:invalid"
+
+
+@dataclass
+class Rewrite:
+    """The outcome of preparing one message's HTML: what was blocked, from where."""
+
+    allow_remote: bool
+    cids: dict[str, str]  # Content-ID -> our part URL
+    blocked: int = 0
+    hosts: set[str] = field(default_factory=set)
+
+    def url(self, value: str) -> str | None:
+        """The value to keep for a fetched URL, or None to drop it."""
+        clean = _URL_NOISE.sub("", html.unescape(value)).strip().replace("\\", "/")
+        lowered = clean.lower()
+        if lowered.startswith("cid:"):
+            return self.cids.get(clean[4:].strip("<>"), value)
+        scheme = _SCHEME.match(clean)
+        web = scheme is not None and scheme.group(1).lower() in ("http", "https")
+        remote = web or clean.startswith("//")
+        if not remote:
+            # data:, relative paths and other schemes cannot reach the network past the CSP.
+            return value if lowered.startswith("data:") or scheme is None else None
+        if self.allow_remote:
+            return value
+        self.blocked += 1
+        host = urlsplit(clean if scheme else "http:" + clean).hostname
+        if host:
+            self.hosts.add(host)
+        return None
+
+    def css(self, text: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            kept = self.url(match.group(2))
+            return match.group(0) if kept == match.group(2) else f'url("{kept or _BLOCKED}")'
+
+        def imported(match: re.Match[str]) -> str:
+            kept = self.url(match.group(2))
+            return match.group(0) if kept is not None else ""
+
+        return _CSS_URL.sub(one, _CSS_IMPORT.sub(imported, text))
+
+    def srcset(self, value: str) -> str | None:
+        kept: list[str] = []
+        for candidate in html.unescape(value).split(","):
+            pieces = candidate.strip().split(None, 1)
+            if not pieces:
+                continue
+            url = self.url(pieces[0])
+            if url is not None:
+                kept.append(" ".join([url, *pieces[1:]]))
+        return ", ".join(kept) if kept else None
+
+    def tag(self, match: re.Match[str]) -> str:
+        name = match.group(1).lower()
+        attrs = match.group(2)
+        pairs = [(a.group(1), a.group(2)) for a in _ATTR.finditer(attrs)]
+        lowered = {k.lower(): _unquote(v) for k, v in pairs if v is not None}
+        if name == "base":
+            return ""  # ours sets the link target; a sender's base could retarget relative URLs
+        if name == "meta" and lowered.get("http-equiv", "").lower() == "refresh":
+            # A refresh can send the frame to a tracking URL without any script.
+            self.blocked += 1
+            return ""
+        out: list[str] = []
+        for key, raw_value in pairs:
+            low = key.lower()
+            if low == "ping":
+                continue  # <a ping> reports clicks to a remote host
+            if raw_value is None:
+                out.append(key)
+                continue
+            value = _unquote(raw_value)
+            new: str | None = value
+            if low in _FETCH_ATTRS or (low in ("href", "xlink:href") and name in _HREF_FETCH_TAGS):
+                new = self.url(value)
+            elif low in _SRCSET_ATTRS:
+                new = self.srcset(value)
+            elif low == "style":
+                new = self.css(html.unescape(value))
+            if new is None:
+                continue
+            out.append(raw_value if new == value else f'{key}="{html.escape(new)}"')
+        return f"<{match.group(1)}{''.join(' ' + a for a in out)}>"
+
+    def document(self, markup: str) -> str:
+        parts: list[str] = []
+        # Style blocks first (their text is CSS, not tags), then tags everywhere else.
+        last = 0
+        for block in _STYLE_BLOCK.finditer(markup):
+            parts.append(_TAG.sub(self.tag, markup[last : block.start()]))
+            parts.append(_TAG.sub(self.tag, block.group(1)) + self.css(block.group(2)) + block.group(3))
+            last = block.end()
+        parts.append(_TAG.sub(self.tag, markup[last:]))
+        return _with_base("".join(parts))
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def _with_base(markup: str) -> str:
+    """Links open in a new tab (the iframe may not navigate its parent)."""
+    base = '<base target="_blank">'
+    head = _HEAD.search(markup)
+    if head:
+        return markup[: head.end()] + base + markup[head.end() :]
+    doctype = _DOCTYPE.match(markup)
+    at = doctype.end() if doctype else 0
+    return markup[:at] + base + markup[at:]
+
+
+def part_url(message_id: str, part_id: str) -> str:
+    return f"/api/v1/message/{message_id}/part/{part_id}"
+
+
+def rewrite_html(
+    markup: str, message_id: str, cids: dict[str, str], allow_remote: bool
+) -> tuple[str, Rewrite]:
+    """The sender's HTML made safe to show: `cids` maps Content-ID -> part ID of this message."""
+    rewrite = Rewrite(allow_remote, {cid: part_url(message_id, pid) for cid, pid in cids.items()})
+    return rewrite.document(markup), rewrite
+
+
+def preview_csp(origin: str | None, message_id: str, allow_remote: bool) -> str:
+    """The preview's own policy: a sandbox with no scripts, no same-origin, no forms, nothing remote.
+    Images may come only from this message's parts (`origin` None: from 'self')."""
+    remote = " http: https:" if allow_remote else ""
+    parts = f"{origin}{part_url(message_id, '')}" if origin else "'self'"
+    return "; ".join(
+        [
+            # CSP3 §6.3.2.6: a sandbox without allow-scripts / allow-same-origin; links may open tabs.
+            "sandbox allow-popups allow-popups-to-escape-sandbox",
+            "default-src 'none'",
+            f"img-src data: cid: {parts}{remote}",
+            f"style-src 'unsafe-inline'{remote}",
+            f"font-src data:{remote}",
+            f"media-src data:{remote}",
+            "form-action 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'self'",
+        ]
+    )
+
+
+_PLAIN_CSP = "sandbox; default-src 'none'; frame-ancestors 'self'"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    html: str | None
+    text: str
+    blocked: int
+    hosts: tuple[str, ...]
+    structure: mime.PartInfo | None
+
+
+def prepare(raw: bytes, message_id: str, allow_remote: bool) -> Prepared:
+    parsed = mime.parse(raw)
+    markup: str | None = None
+    blocked, hosts = 0, tuple[str, ...]()
+    if parsed.html:
+        cids = {p.content_id: p.part_id for p in [*parsed.inline, *parsed.attachments] if p.content_id}
+        markup, rewrite = rewrite_html(parsed.html, message_id, cids, allow_remote)
+        blocked, hosts = rewrite.blocked, tuple(sorted(rewrite.hosts))
+    text = parsed.text or (mime.html_to_text(parsed.html) if parsed.html else "")
+    return Prepared(markup, text, blocked, hosts, parsed.structure)
+
+
+class Preview:
+    """The preview endpoints over a Store; mount with `preview_routes(store)`."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def _load(self, request: Request, allow_remote: bool) -> tuple[str, Prepared] | Response:
+        key = request.path_params["id"]
+        message = self._store.get(key)
+        if message is None:
+            return PlainTextResponse("message not found", status_code=404)
+        try:
+            raw = self._store.raw(message.id)
+        except NoSuchMessage:
+            return PlainTextResponse("message not found", status_code=404)
+        # Parsing a large message is CPU work: keep it off the loop the SMTP server shares.
+        prepared = await run_in_threadpool(prepare, raw, message.id, allow_remote)
+        return message.id, prepared
+
+    async def html(self, request: Request) -> Response:
+        allow_remote = request.query_params.get("remote", "") in ("1", "true", "yes")
+        loaded = await self._load(request, allow_remote)
+        if isinstance(loaded, Response):
+            return loaded
+        message_id, prepared = loaded
+        headers = {
+            "Content-Security-Policy": preview_csp(_origin(request), message_id, allow_remote),
+            "X-Blocked-Remote": str(prepared.blocked),
+            "Cache-Control": "no-cache",
+            "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff",
+        }
+        if prepared.html is None:
+            return PlainTextResponse("this message has no HTML part", status_code=404, headers=headers)
+        return Response(prepared.html, media_type="text/html; charset=utf-8", headers=headers)
+
+    async def text(self, request: Request) -> Response:
+        loaded = await self._load(request, False)
+        if isinstance(loaded, Response):
+            return loaded
+        headers = {"Content-Security-Policy": _PLAIN_CSP, "X-Content-Type-Options": "nosniff"}
+        return PlainTextResponse(loaded[1].text, headers=headers)
+
+    async def info(self, request: Request) -> Response:
+        """GET /api/sandbox/message/{ID}/preview: what the HTML preview blocked."""
+        loaded = await self._load(request, False)
+        if isinstance(loaded, Response):
+            return loaded
+        message_id, prepared = loaded
+        return JSONResponse(
+            {
+                "ID": message_id,
+                "HTML": prepared.html is not None,
+                "RemoteBlocked": prepared.blocked,
+                "RemoteHosts": list(prepared.hosts),
+            }
+        )
+
+    async def structure(self, request: Request) -> Response:
+        """GET /api/sandbox/message/{ID}/structure: the MIME tree."""
+        loaded = await self._load(request, False)
+        if isinstance(loaded, Response):
+            return loaded
+        tree = loaded[1].structure
+        return JSONResponse(_part_json(tree) if tree else None)
+
+
+def _part_json(part: mime.PartInfo) -> dict[str, Any]:
+    return {
+        "PartID": part.part_id,
+        "ContentType": part.content_type,
+        "FileName": part.filename,
+        "ContentID": part.content_id,
+        "Disposition": part.disposition,
+        "Size": part.size,
+        "Children": [_part_json(c) for c in part.children],
+    }
+
+
+_HOST = re.compile(r"[A-Za-z0-9.:\[\]-]+")
+
+
+def _origin(request: Request) -> str | None:
+    # The Host the browser used, so the CSP's host-source matches the URLs it resolves; anything
+    # odd in it (it lands inside a header value) falls back to 'self'.
+    host = request.headers.get("host") or request.url.netloc
+    if not _HOST.fullmatch(host):
+        return None
+    return f"{request.url.scheme}://{host}"
+
+
+def preview_routes(store: Store) -> list[Route]:
+    preview = Preview(store)
+    return [
+        Route("/view/{id}.html", preview.html, methods=["GET", "HEAD"]),
+        Route("/view/{id}.txt", preview.text, methods=["GET", "HEAD"]),
+        Route("/api/sandbox/message/{id}/preview", preview.info, methods=["GET"]),
+        Route("/api/sandbox/message/{id}/structure", preview.structure, methods=["GET"]),
+    ]
