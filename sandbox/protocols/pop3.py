@@ -185,12 +185,15 @@ class Pop3Connection:
         self._buffer += data
         return self._run()
 
-    def answer_maildrop(self, items: Sequence[MaildropItem] | None) -> list[Event]:
-        """The maildrop, or None when another session holds its lock."""
+    def answer_maildrop(
+        self, items: Sequence[MaildropItem] | None, refusal: bytes = ERR_IN_USE
+    ) -> list[Event]:
+        """The maildrop; or None and the `-ERR` reply when it can't be opened (another session
+        holds its lock, RFC 1939 §4; or the store failed: ERR_SYS_TEMP)."""
         self._expect("maildrop")
         if items is None:
             self.user = None
-            return [Reply(ERR_IN_USE + CRLF), *self._run()]
+            return [Reply(refusal + CRLF), *self._run()]
         self._drop = list(items)
         self._deleted.clear()
         self.state = State.TRANSACTION  # RFC 1939 §4

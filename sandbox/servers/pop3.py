@@ -1,0 +1,259 @@
+"""Asyncio adapter for the POP3 core: moves bytes, answers its requests from the Store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import ssl
+import threading
+import weakref
+from collections import deque
+from collections.abc import Coroutine, Mapping
+from typing import Any
+
+from sandbox.protocols.pop3 import (
+    CRLF,
+    ERR_IN_USE,
+    ERR_SYS_TEMP,
+    CloseRequested,
+    Event,
+    MaildropItem,
+    MaildropRequested,
+    MessageRequested,
+    Pop3Connection,
+    Reply,
+    StartTlsRequested,
+    UpdateRequested,
+)
+from sandbox.store import Store, StoreError, normalize_user
+
+log = logging.getLogger(__name__)
+
+IDLE_TIMEOUT = 600.0  # RFC 1939 §3: an autologout timer of at least 10 minutes
+
+
+class MaildropLocks:
+    """The exclusive-access locks of RFC 1939 §4, shared by every POP3 listener of one store."""
+
+    def __init__(self) -> None:
+        self._held: set[str] = set()
+        self._mutex = threading.Lock()  # a SandboxThread and a test thread may share one store
+
+    def acquire(self, user: str) -> bool:
+        with self._mutex:
+            if user in self._held:
+                return False
+            self._held.add(user)
+            return True
+
+    def release(self, user: str) -> None:
+        with self._mutex:
+            self._held.discard(user)
+
+
+_REGISTRY: weakref.WeakKeyDictionary[object, MaildropLocks] = weakref.WeakKeyDictionary()
+_REGISTRY_MUTEX = threading.Lock()
+
+
+def locks_for(store: Store) -> MaildropLocks:
+    """The lock table of `store`, so the plain and implicit-TLS listeners refuse each other."""
+    with _REGISTRY_MUTEX:
+        locks = _REGISTRY.get(store)
+        if locks is None:
+            locks = _REGISTRY[store] = MaildropLocks()
+        return locks
+
+
+class Pop3Protocol(asyncio.Protocol):
+    """One POP3 connection: feeds the core, writes its replies, answers its requests."""
+
+    def __init__(
+        self,
+        store: Store,
+        locks: MaildropLocks,
+        hostname: str,
+        credentials: Mapping[str, str] | None,
+        ssl_context: ssl.SSLContext | None,
+        implicit_tls: bool,
+        idle_timeout: float = IDLE_TIMEOUT,
+    ) -> None:
+        self.store = store
+        self.locks = locks
+        self.ssl_context = ssl_context
+        self.conn = Pop3Connection(
+            hostname,
+            credentials,
+            tls_available=ssl_context is not None and not implicit_tls,
+            tls_active=implicit_tls,
+            banner_id=secrets.token_hex(8),
+        )
+        self.transport: asyncio.Transport | None = None
+        self._locked: str | None = None
+        self._idle_timeout = idle_timeout
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- asyncio callbacks -------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._touch()
+        self._process(self.conn.greeting())
+
+    def data_received(self, data: bytes) -> None:
+        self._touch()
+        self._process(self.conn.receive_data(data))
+
+    def eof_received(self) -> bool | None:
+        self.conn.receive_data(b"")
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.receive_data(b"")
+        if self._timer is not None:
+            self._timer.cancel()
+        # RFC 1939 §6: no QUIT, no UPDATE; only the lock goes (unless an UPDATE is still running).
+        if self._locked is not None and not self._tasks:
+            self._unlock()
+        self.transport = None
+
+    def pause_writing(self) -> None:  # a client pipelining RETRs without reading: stop reading too
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    # -- driving the core -------------------------------------------------------
+    def _process(self, events: list[Event]) -> None:
+        try:
+            self._drain(events)
+        except Exception:
+            # The core never raises on input; this is a store or programming error: don't leak it.
+            log.exception("POP3 session failed")
+            self._write(ERR_SYS_TEMP + CRLF)
+            self._close()
+
+    def _drain(self, events: list[Event]) -> None:
+        queue: deque[Event] = deque(events)
+        while queue:
+            event = queue.popleft()
+            if isinstance(event, Reply):
+                self._write(event.data)
+            elif isinstance(event, MaildropRequested):
+                items, refusal = self._open(event.user)
+                if items is None:
+                    queue.extend(self.conn.answer_maildrop(None, refusal))
+                else:
+                    queue.extend(self.conn.answer_maildrop(items))
+            elif isinstance(event, MessageRequested):
+                queue.extend(self.conn.answer_message(self._raw(event.message_id)))
+            elif isinstance(event, StartTlsRequested):
+                self._spawn(self._start_tls())
+            elif isinstance(event, UpdateRequested):
+                self._spawn(self._update(event))
+            elif isinstance(event, CloseRequested):
+                self._close()
+
+    def _open(self, user: str) -> tuple[list[MaildropItem] | None, bytes]:
+        user = normalize_user(user)
+        if not self.locks.acquire(user):
+            return None, ERR_IN_USE
+        self._locked = user
+        try:
+            entries = self.store.entries(user, "INBOX")
+        except StoreError:
+            log.exception("POP3: cannot list %s", user)
+            self._unlock()
+            return None, ERR_SYS_TEMP
+        return [MaildropItem(e.uid, e.message_id, e.size) for e in entries], b""
+
+    def _raw(self, message_id: str) -> bytes | None:
+        try:
+            return self.store.raw(message_id)
+        except StoreError:  # deleted meanwhile (web UI, IMAP EXPUNGE)
+            return None
+
+    async def _update(self, event: UpdateRequested) -> None:
+        ok = True
+        if event.uids:
+            loop = asyncio.get_running_loop()
+            try:  # the store's writes block on its writer thread: keep the loop free meanwhile
+                await loop.run_in_executor(None, self.store.expunge, event.user, "INBOX", event.uids)
+            except Exception:
+                log.exception("POP3: UPDATE failed for %s", event.user)
+                ok = False
+        self._unlock()  # RFC 1939 §6: release the lock only once deletions are done
+        self._process(self.conn.answer_update(ok))
+
+    async def _start_tls(self) -> None:
+        transport, context = self.transport, self.ssl_context
+        if transport is None or context is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            new = await loop.start_tls(transport, self, context, server_side=True)
+        except (OSError, ssl.SSLError, ConnectionError):
+            log.info("POP3 STLS handshake failed", exc_info=True)
+            transport.abort()
+            return
+        if new is None:
+            return
+        self.transport = new
+        self._process(self.conn.tls_started())
+
+    # -- small helpers ------------------------------------------------------------
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _unlock(self) -> None:
+        if self._locked is not None:
+            self.locks.release(self._locked)
+            self._locked = None
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def _touch(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._idle_timeout, self._close)
+
+
+async def start_pop3(
+    host: str,
+    port: int,
+    store: Store,
+    ssl_context: ssl.SSLContext | None = None,
+    implicit_tls: bool = False,
+    credentials: Mapping[str, str] | None = None,
+    *,
+    hostname: str = "mailsandbox.local",
+    locks: MaildropLocks | None = None,
+) -> asyncio.Server:
+    """Listen for POP3 on host:port (port 0: any free port; see `server.sockets`).
+
+    With `ssl_context`, the plain port offers STLS (RFC 2595); with `implicit_tls` too, the port
+    speaks TLS from the first byte (the 995 style). `credentials` maps mailbox address to password;
+    None accepts any password. Listeners of one store share maildrop locks unless `locks` is given.
+    """
+    if implicit_tls and ssl_context is None:
+        raise ValueError("implicit_tls needs an ssl_context")
+    shared = locks if locks is not None else locks_for(store)
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: Pop3Protocol(store, shared, hostname, credentials, ssl_context, implicit_tls),
+        host,
+        port,
+        ssl=ssl_context if implicit_tls else None,
+    )
