@@ -278,22 +278,24 @@ class Zone:
             # API callers write v=spf1 ... unquoted: one string, split at 255 bytes (RFC 1035 §3.3.14)
             raw = value.encode()
             chunks = [raw[i : i + 255] for i in range(0, len(raw), 255)] or [b""]
-            value = " ".join('"' + c.decode(errors="replace").replace("\\", "\\\\").replace('"', '\\"') + '"'
-                             for c in chunks)
+            value = " ".join(
+                '"' + c.decode(errors="replace").replace("\\", "\\\\").replace('"', '\\"') + '"'
+                for c in chunks
+            )
         try:
             return dns.rdata.from_text(IN, rdtype, value, origin=dns.name.root, relativize=False)
         except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
             raise ZoneError(f"bad {rdtype.name} value {value!r}: {exc}") from exc
 
     def add_record(self, name: str, rdtype: str, value: str, ttl: int = 300) -> None:
-        """Add one record; a name in no zone gets a zone of its own (answering only what it holds)."""
+        """Add one record. A name in no loaded zone gets an overlay: it answers the records added
+        for it, and every other question about it answers as before (catch-all or strict)."""
         owner, kind = _name(name), _rdtype(rdtype)
         rdata = self._parse_rdata(kind, value)
         with self._lock:
             zone = self._zone_for(owner)
             if zone is None:
-                zone = dns.zone.Zone(owner, IN, relativize=False)
-                self._complete(zone)
+                zone = dns.zone.Zone(owner, IN, relativize=False)  # no SOA: it claims no authority
                 self._zones[owner] = zone
                 self._implicit.add(owner)
             node = zone.get_node(owner)
@@ -324,9 +326,7 @@ class Zone:
             else:
                 zone.delete_rdataset(owner, kind)
             self._bump(zone)
-            if _origin(zone) in self._implicit and all(
-                rds.rdtype in (RdataType.SOA, RdataType.NS) for _, rds in zone.iterate_rdatasets()
-            ):
+            if _origin(zone) in self._implicit and not zone.nodes:
                 del self._zones[_origin(zone)]  # back to catch-all/strict behaviour for that name
                 self._implicit.discard(_origin(zone))
             return len(doomed)
@@ -357,8 +357,13 @@ class Zone:
             for origin in sorted(self._zones):
                 for owner, rds in self._zones[origin].iterate_rdatasets():
                     out.extend(
-                        {"zone": _text(origin), "name": _text(owner), "type": rds.rdtype.name,
-                         "ttl": rds.ttl, "value": r.to_text()}
+                        {
+                            "zone": _text(origin),
+                            "name": _text(owner),
+                            "type": rds.rdtype.name,
+                            "ttl": rds.ttl,
+                            "value": r.to_text(),
+                        }
                         for r in rds
                     )
         return sorted(out, key=lambda r: (str(r["zone"]), str(r["name"]), str(r["type"])))
@@ -380,12 +385,14 @@ class Zone:
 
     # -- lookups -------------------------------------------------------------------------
 
+    def _zones_for(self, name: dns.name.Name) -> list[dns.zone.Zone]:
+        """The zones holding name, innermost first."""
+        candidates = (name, *(name.split(i)[1] for i in range(len(name) - 1, 0, -1)))
+        return [self._zones[c] for c in candidates if c in self._zones]
+
     def _zone_for(self, name: dns.name.Name) -> dns.zone.Zone | None:
-        for candidate in (name, *(name.split(i)[1] for i in range(len(name) - 1, 0, -1))):
-            zone = self._zones.get(candidate)
-            if zone is not None:
-                return zone
-        return None
+        zones = self._zones_for(name)
+        return zones[0] if zones else None
 
     def _synth(self, owner: dns.name.Name, rdtype: RdataType, values: Iterable[str]) -> list[dns.rrset.RRset]:
         values = list(values)
@@ -399,9 +406,17 @@ class Zone:
         """One name, no CNAME following: data, a CNAME, NODATA or NXDOMAIN."""
         if name == self.self_host and rdtype in _ADDRESS_TYPES:
             return _Step("data" if (s := self._self_addresses(name, rdtype)) else "nodata", s, True)
-        zone = self._zone_for(name)
-        if zone is None:
-            return self._outside(name, rdtype)
+        exists = False
+        for zone in self._zones_for(name):
+            step = self._in_zone(zone, name, rdtype)
+            if _origin(zone) not in self._implicit or step.kind in ("data", "cname"):
+                return step
+            # A zone made by add_record only overlays what lies beneath: the rest answers as before.
+            exists = exists or step.kind == "nodata"
+        step = self._outside(name, rdtype)
+        return _Step("nodata", [], False) if exists and step.kind == "nxdomain" else step
+
+    def _in_zone(self, zone: dns.zone.Zone, name: dns.name.Name, rdtype: RdataType) -> _Step:
         soa_rds = zone.get_rdataset(_origin(zone), RdataType.SOA)
         soa = None
         if soa_rds is not None:
@@ -473,16 +488,26 @@ class Zone:
             authority = [step.soa] if step.kind in ("nodata", "nxdomain") and step.soa is not None else []
             additional = self._additional(data)
         return Resolution(
-            name=_text(qname), rdtype=qtype.name, rcode=rcode,
-            answers=[r.to_text() for rrset in data for r in rrset], cnames=cnames,
-            authoritative=authoritative, answer=answer, authority=authority, additional=additional,
+            name=_text(qname),
+            rdtype=qtype.name,
+            rcode=rcode,
+            answers=[r.to_text() for rrset in data for r in rrset],
+            cnames=cnames,
+            authoritative=authoritative,
+            answer=answer,
+            authority=authority,
+            additional=additional,
         )
 
     def _additional(self, data: list[dns.rrset.RRset]) -> list[dns.rrset.RRset]:
         # RFC 1035 §3.3.9 / §3.3.11: addresses of the MX and NS hosts we know, to save a round trip.
         out: list[dns.rrset.RRset] = []
-        hosts = [_target(rrset, i) for rrset in data if rrset.rdtype in (RdataType.MX, RdataType.NS)
-                 for i in range(len(rrset))]
+        hosts = [
+            _target(rrset, i)
+            for rrset in data
+            if rrset.rdtype in (RdataType.MX, RdataType.NS)
+            for i in range(len(rrset))
+        ]
         for host in dict.fromkeys(h for h in hosts if h != dns.name.root):
             for kind in _ADDRESS_TYPES:
                 step = self._step(host, kind)
@@ -508,13 +533,20 @@ class Zone:
             return MxResult(domain, nxdomain=True)
         if found.rcode == "NXDOMAIN":
             return MxResult(domain, nxdomain=True)
-        records = [r for rrset in found.answer if rrset.rdtype == RdataType.MX for r in rrset
-                   if isinstance(r, dns.rdtypes.ANY.MX.MX)]
+        records = [
+            r
+            for rrset in found.answer
+            if rrset.rdtype == RdataType.MX
+            for r in rrset
+            if isinstance(r, dns.rdtypes.ANY.MX.MX)
+        ]
         if len(records) == 1 and records[0].exchange == dns.name.root:
             return MxResult(domain, null_mx=True)
         # Stable sort: equal preferences keep zone-file order, so runs are deterministic.
-        hosts = sorted(((r.preference, _text(r.exchange).lower()) for r in records
-                        if r.exchange != dns.name.root), key=lambda h: h[0])
+        hosts = sorted(
+            ((r.preference, _text(r.exchange).lower()) for r in records if r.exchange != dns.name.root),
+            key=lambda h: h[0],
+        )
         if hosts:
             return MxResult(domain, hosts)
         if self.addresses(domain):

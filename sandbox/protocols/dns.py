@@ -66,19 +66,20 @@ def _udp_limit(query: dns.message.Message) -> int:
 
 
 def _to_wire(response: dns.message.Message, limit: int) -> bytes:
+    # want_shuffle=False: records go out in zone order, so replies are byte-for-byte repeatable.
     try:
-        return response.to_wire(max_size=limit)
+        return response.to_wire(max_size=limit, want_shuffle=False)
     except dns.exception.TooBig:
         pass
     # RFC 2181 §9: dropping the additional section is not truncation; TC only when answers don't fit.
     response.additional = []
     try:
-        return response.to_wire(max_size=limit)
+        return response.to_wire(max_size=limit, want_shuffle=False)
     except dns.exception.TooBig:
         pass
     response.answer, response.authority = [], []
     response.flags |= dns.flags.TC  # RFC 1035 §4.2.1: the client retries over TCP
-    return response.to_wire(max_size=limit)
+    return response.to_wire(max_size=limit, want_shuffle=False)
 
 
 def answer(wire: bytes, zone: Zone, *, tcp: bool = False) -> bytes | None:
