@@ -214,7 +214,8 @@ class Pop3Connection:
                 blank = len(lines)
             lines = lines[: blank + 1 + self._top_lines]
         body = b"".join(line + CRLF for line in lines)
-        reply = Reply(OK + f" {len(body)} octets".encode() + CRLF + body + TERMINATOR, multiline=True)
+        octets = len(body) - sum(1 for line in lines if line.startswith(b"."))  # before stuffing, as LIST
+        reply = Reply(OK + f" {octets} octets".encode() + CRLF + body + TERMINATOR, multiline=True)
         return [reply, *self._run()]
 
     def answer_update(self, ok: bool) -> list[Event]:

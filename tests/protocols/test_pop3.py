@@ -108,7 +108,7 @@ def test_user_pass_then_stat_list_uidl() -> None:
 def test_retr_byte_stuffs_and_uses_crlf() -> None:
     d = logged_in()
     body = b"Subject: one\r\nFrom: a@x.test\r\n\r\nbody one\r\n..dotted\r\n...two\r\nend\r\n"
-    assert d.feed(b"RETR 1\r\n") == b"+OK %d octets\r\n" % len(body) + body + b".\r\n"
+    assert d.feed(b"RETR 1\r\n") == b"+OK %d octets\r\n" % (len(body) - 2) + body + b".\r\n"
     bare = b"Subject: two\r\n\r\nbare LF body\r\nline 2\r\n"
     assert d.feed(b"RETR 2\r\n") == b"+OK %d octets\r\n" % len(bare) + bare + b".\r\n"
 
