@@ -1,0 +1,353 @@
+"""The outbound queue: the relay's retry loop, run on the sandbox's Clock, with its state in the Store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from sandbox.clock import ManualClock
+from sandbox.events import DeliveryAttempted, EventBus
+from sandbox.models import Attempt, Envelope, StoredMessage
+from sandbox.relay.bounce import RecipientStatus, build_dsn, header_block
+from sandbox.relay.faults import OK, Faults
+from sandbox.relay.release import ReleaseSettings
+from sandbox.relay.route import MAX_HOPS, Delivery, Router, domain_of
+from sandbox.store import QueueItem, Store, normalize_user
+from sandbox.zone import Zone
+
+log = logging.getLogger("sandbox.relay")
+_RECEIVED = re.compile(rb"^Received:", re.IGNORECASE | re.MULTILINE)
+EXPIRED = "4.4.7"  # RFC 3463 X.4.7: delivery time expired (a transient error that persisted)
+_Reports = dict[str, list[RecipientStatus]]  # message id -> recipients for one DSN
+_MAX_IDLE_WAIT = 60.0  # the clock also moves in real time: look again at least this often
+
+
+class Relay:
+    """Delivers what SMTP accepted for non-local domains through the simulated MX hosts.
+
+    Catch-all recipients are delivered by the capture transaction itself (see `split`); the rest
+    wait in the store's queue and are tried at once, then every `retry_interval` seconds of the
+    clock; a delay warning goes out after `warn_after`, a bounce after `give_up_after` or a 5xx.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        zone: Zone,
+        clock: ManualClock,
+        bus: EventBus,
+        *,
+        hosts: Mapping[str, Any],
+        hostname: str,
+        retry_interval: float,
+        warn_after: float,
+        give_up_after: float,
+        release: Mapping[str, Any],
+        max_hops: int = MAX_HOPS,
+    ) -> None:
+        self.store = store
+        self.zone = zone
+        self.clock = clock
+        self.bus = bus
+        self.hostname = hostname
+        self.retry_interval = max(1.0, retry_interval)  # a zero interval would spin the loop
+        self.warn_after = warn_after
+        self.give_up_after = give_up_after
+        self.release = ReleaseSettings.from_config(release)
+        self.faults = Faults.from_config(hosts)
+        self.router = Router(zone, self.faults, hostname, max_hops)
+        self._local: dict[str, bool] = {}
+        self._local_key: object = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._stopping = False
+
+    # -- the SMTP handler's side -------------------------------------------------------------
+
+    def split(self, rcpt_tos: Sequence[str]) -> tuple[list[str], list[str]]:
+        """(recipients delivered locally now, in the capture transaction; recipients to queue)."""
+        local: list[str] = []
+        queued: list[str] = []
+        for rcpt in rcpt_tos:
+            (local if self.is_local_domain(domain_of(rcpt)) else queued).append(rcpt)
+        return local, queued
+
+    def is_local_domain(self, domain: str) -> bool:
+        """Whether the zone makes this sandbox the domain's final destination (its best MX)."""
+        key = self._zone_key()
+        if key != self._local_key:
+            self._local.clear()
+            self._local_key = key
+        hit = self._local.get(domain)
+        if hit is not None:
+            return hit
+        if not domain:
+            return True  # "postmaster" and other bare local parts: ours (RFC 5321 §4.5.1)
+        mx = self.zone.mx(domain)
+        local = False
+        if mx.hosts and not mx.null_mx:
+            own = [pref for pref, host in mx.hosts if self.zone.is_local(host)]
+            local = bool(own) and min(own) <= mx.hosts[0][0]  # RFC 5321 §5.1: we are the best MX
+        zones = key[1] if isinstance(key, tuple) and key[0] == "zones" else ()
+        if not any(domain == z or domain.endswith("." + z) for z in zones):
+            # Outside every zone only the zone list and the mode change the answer, so it keeps.
+            self._local[domain] = local
+        return local
+
+    def _zone_key(self) -> object:
+        version = getattr(self.zone, "version", None)
+        if version is not None:
+            return ("version", version)
+        return ("zones", tuple(self.zone.zones()), self.zone.strict)
+
+    def zone_changed(self) -> None:
+        """Forget cached routing decisions (the API calls this after editing the zone)."""
+        self._local.clear()
+        self._local_key = None
+
+    def accepted(self, message: StoredMessage, queued: Sequence[str]) -> None:
+        """Called on the loop once the message is committed: queue the rest, try them at once."""
+        if not queued:
+            return
+        self.store.enqueue(message.id, list(queued), self.clock.now())
+        self.wake()
+
+    async def submit(self, raw: bytes, envelope: Envelope) -> StoredMessage:
+        """Inject a message as SMTP would (used for DSNs): local recipients now, the rest queued."""
+        local, queued = self.split(envelope.rcpt_tos)
+        message = await self.store.add_message(raw, envelope, deliver_to=local, received_at=self.clock.now())
+        self.accepted(message, queued)
+        return message
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._wakeup.set()  # resume whatever the store's queue holds that is due
+        self._task = asyncio.create_task(self._run(), name="relay-queue")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        self._wakeup.set()
+        try:
+            # Let a pass in progress finish its store writes, so no delivery is half-recorded.
+            await asyncio.wait_for(asyncio.shield(task), 5.0)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def wake(self) -> None:
+        """Look at the queue now (after the clock moved, a retry request, a new message)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake_now()
+        else:
+            loop.call_soon_threadsafe(self._wake_now)
+
+    def _wake_now(self) -> None:
+        self._idle.clear()
+        self._wakeup.set()
+
+    async def settle(self, timeout: float = 10.0) -> None:
+        """Wake the queue and return once a full pass found nothing more due."""
+        if self._task is None:
+            raise RuntimeError("the relay is not running")
+        self._wake_now()
+        await asyncio.wait_for(self._idle.wait(), timeout)
+
+    @property
+    def idle(self) -> bool:
+        return self._idle.is_set()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wakeup.clear()
+            pause = 0.0
+            try:
+                await self.run_due()
+            except Exception:  # one bad pass must not end the queue; the items stay for next time
+                log.exception("relay queue pass failed")
+                pause = 1.0
+            if self._stopping:
+                break
+            if not self._wakeup.is_set():
+                self._idle.set()
+            wait = max(pause, self._until_next())
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), wait)
+
+    def _until_next(self) -> float:
+        upcoming = self.next_retry()
+        if upcoming is None:
+            return _MAX_IDLE_WAIT
+        return min(_MAX_IDLE_WAIT, max(0.0, upcoming - self.clock.now()))
+
+    def next_retry(self) -> float | None:
+        """When the earliest queued recipient is due, on the clock; None with an empty queue."""
+        return min((item.next_attempt for item in self.store.queue()), default=None)
+
+    async def run_due(self) -> int:
+        """One pass: try every due recipient once, then send the DSNs it produced. Returns how many."""
+        failed: _Reports = {}
+        delayed: _Reports = {}
+        items = self.store.due(self.clock.now())
+        for item in items:
+            if self._stopping:
+                break
+            await self._try(item, failed, delayed)
+        for reports in (failed, delayed):
+            for message_id, statuses in reports.items():
+                await self._notify(message_id, statuses)
+        return len(items)
+
+    async def _try(self, item: QueueItem, failed: _Reports, delayed: _Reports) -> None:
+        message = self.store.get(item.message_id)
+        if message is None:  # deleted while it waited
+            self.store.dequeue(item.message_id, item.recipient)
+            return
+        raw = self.store.raw(message.id)
+        now = self.clock.now()
+        sender = message.envelope.mail_from
+        delivery = self.router.attempt(
+            message_id=message.id, sender=sender, recipient=item.recipient, size=len(raw), now=now,
+            received=len(_RECEIVED.findall(header_block(raw))), utf8=message.envelope.smtputf8,
+        )
+        for attempt in delivery.attempts:
+            self.store.add_attempt(attempt)
+        if delivery.status == "delivered":
+            user = normalize_user(item.recipient)
+            await self.store.deliver(message.id, user, "INBOX", prefix=delivery.prefix)
+            self.store.dequeue(message.id, item.recipient)
+            self._publish(message.id, item.recipient, delivery, "delivered")
+            return
+        report = RecipientStatus(
+            recipient=item.recipient, action="failed", status=delivery.status_code, diagnostic=delivery.reply,
+            remote_mta=delivery.remote, last_attempt=now,
+        )
+        if delivery.status == "failed" or now - item.first_attempt >= self.give_up_after:
+            if delivery.status == "deferred":
+                report = replace(report, status=EXPIRED)
+            self.store.dequeue(message.id, item.recipient)
+            self._publish(message.id, item.recipient, delivery, "bounced")
+            if sender:  # RFC 5321 §4.5.5 / RFC 3464 §2: a null reverse path never gets a DSN back
+                failed.setdefault(message.id, []).append(report)
+            return
+        warned = item.warned
+        if not warned and now - item.first_attempt >= self.warn_after:
+            warned = True
+            if sender:
+                until = item.first_attempt + self.give_up_after
+                delay = replace(report, action="delayed", will_retry_until=until)
+                delayed.setdefault(message.id, []).append(delay)
+        self.store.update_queue(
+            message.id, item.recipient, next_attempt=now + self.retry_interval, error=delivery.reply,
+            warned=warned,
+        )
+        self._publish(message.id, item.recipient, delivery, "deferred")
+
+    def _publish(self, message_id: str, recipient: str, delivery: Delivery, status: str) -> None:
+        self.bus.publish(DeliveryAttempted(message_id, recipient, delivery.remote or self.hostname,
+                                           delivery.code, status))
+
+    async def _notify(self, message_id: str, statuses: list[RecipientStatus]) -> None:
+        """Send the sender one DSN for every recipient of this message the pass failed or delayed."""
+        message = self.store.get(message_id)
+        if message is None or not message.envelope.mail_from:
+            return
+        sender = message.envelope.mail_from
+        dsn = build_dsn(
+            hostname=self.hostname, original=self.store.raw(message_id), sender=sender,
+            arrival=message.created, recipients=statuses, now=self.clock.now(),
+        )
+        envelope = Envelope(mail_from="", rcpt_tos=(sender,), peer="127.0.0.1", helo=self.hostname,
+                            smtputf8=message.envelope.smtputf8)
+        await self.submit(dsn, envelope)
+
+    # -- the API's side ------------------------------------------------------------------------
+
+    def retry(self, message_id: str, recipient: str | None = None) -> int:
+        """Make these queued recipients due now; returns how many."""
+        items = [i for i in self.store.queue() if i.message_id == message_id
+                 and (recipient is None or normalize_user(i.recipient) == normalize_user(recipient))]
+        now = self.clock.now()
+        for item in items:
+            self.store.update_queue(item.message_id, item.recipient, next_attempt=now, error=item.last_error,
+                                    warned=item.warned)
+        if items:
+            self.wake()
+        return len(items)
+
+    def drop(self, message_id: str, recipient: str | None = None) -> int:
+        """Take recipients out of the queue without a bounce; the trace records who dropped them."""
+        items = [i for i in self.store.queue() if i.message_id == message_id
+                 and (recipient is None or normalize_user(i.recipient) == normalize_user(recipient))]
+        now = self.clock.now()
+        for item in items:
+            self.store.dequeue(item.message_id, item.recipient)
+            self.store.add_attempt(Attempt(
+                message_id=item.message_id, recipient=item.recipient, host=self.hostname, preference=None,
+                code=0, reply="dropped from the queue through the API", at=now,
+                dialogue=("(dropped by the user; no bounce sent)",),
+            ))
+        return len(items)
+
+    def advance(self, seconds: float) -> float:
+        """Move the clock on and look at the queue."""
+        now = self.clock.advance(seconds)
+        self.wake()
+        return now
+
+    def skip_to_next_retry(self) -> float | None:
+        """Move the clock to the earliest retry (if it lies ahead) and look at the queue."""
+        upcoming = self.next_retry()
+        if upcoming is not None:
+            self.clock.advance(max(0.0, upcoming - self.clock.now()))
+            self.wake()
+        return upcoming
+
+    def reset(self) -> None:
+        """Back to configured host behaviours; greylists forget; routing decisions are recomputed."""
+        self.faults.reset()
+        self.zone_changed()
+
+    def trace(self, message: StoredMessage) -> list[Attempt]:
+        """Every recorded hop and attempt, plus one synthesized hop per recipient the capture
+        transaction delivered locally (those write no rows, to keep capture fast)."""
+        recorded = self.store.trace(message.id)
+        seen = {normalize_user(a.recipient) for a in recorded}
+        seen |= {normalize_user(i.recipient) for i in self.store.queue() if i.message_id == message.id}
+        env = message.envelope
+        local = [
+            Attempt(
+                message_id=message.id, recipient=rcpt, host=self.hostname, preference=None, code=OK,
+                reply=f"{OK} 2.0.0 Delivered to local mailbox", at=message.created,
+                dialogue=(
+                    f"C: EHLO {env.helo or '(none)'}", f"C: MAIL FROM:<{env.mail_from}>",
+                    f"C: RCPT TO:<{rcpt}>", "C: DATA", f"S: {OK} 2.0.0 Ok: queued as {message.id}",
+                    f"(local delivery: {self.hostname} is the best MX of {domain_of(rcpt) or 'the address'})",
+                ),
+            )
+            for rcpt in env.rcpt_tos if normalize_user(rcpt) not in seen
+        ]
+        return sorted(local + recorded, key=lambda a: a.at)

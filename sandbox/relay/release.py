@@ -1,0 +1,140 @@
+"""Release (opt in, as Mailpit has it): send a captured message on to a real upstream SMTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import smtplib
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from email.utils import parseaddr
+from typing import Any
+
+
+class ReleaseError(Exception):
+    """Why a release did not happen; `status` is the HTTP status the API answers with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ReleaseSettings:
+    """config["release"]: where released mail goes; off unless `host` is set."""
+
+    host: str
+    port: int = 25
+    starttls: bool = False
+    tls: bool = False  # implicit TLS from the first byte (RFC 8314 §3.3), usually port 465
+    username: str | None = None
+    password: str | None = None
+    allowed: tuple[str, ...] = ("*",)  # recipient globs that may be released to
+    return_path: str | None = None  # MAIL FROM for released mail; default: the original sender
+    ca_file: str | None = None  # trust this CA instead of the system's (a private upstream)
+    insecure: bool = False  # skip certificate checks (a self-signed upstream in a lab)
+    timeout: float = 30.0
+    helo: str | None = None
+
+    @classmethod
+    def from_config(cls, data: Mapping[str, Any] | None) -> ReleaseSettings | None:
+        if not data or not data.get("host"):
+            return None
+        items = {str(k).lower().replace("-", "_"): v for k, v in data.items()}
+        allowed = items.get("allowed", ["*"])
+        if isinstance(allowed, str):
+            allowed = [a for a in allowed.split(",") if a.strip()]
+        tls = _flag(items.get("tls", False))
+        return cls(
+            host=str(items["host"]), port=int(items.get("port", 465 if tls else 25)),
+            starttls=_flag(items.get("starttls", False)), tls=tls,
+            username=items.get("username") or None, password=items.get("password") or None,
+            allowed=tuple(str(a).strip().lower() for a in allowed), return_path=items.get("return_path"),
+            ca_file=items.get("ca_file"), insecure=_flag(items.get("insecure", False)),
+            timeout=float(items.get("timeout", 30.0)), helo=items.get("helo"),
+        )
+
+    def permits(self, recipient: str) -> bool:
+        return any(fnmatch.fnmatchcase(recipient.lower(), pattern) for pattern in self.allowed)
+
+
+def _flag(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def check_recipients(settings: ReleaseSettings | None, recipients: Any) -> list[str]:
+    """The validated recipient list, or ReleaseError: 403 when release is off or a recipient is not
+    allowed, 400 when the list is empty or holds something that is not an address."""
+    if settings is None:
+        raise ReleaseError(403, "release is not configured (set [release] host = ... in the config)")
+    if not isinstance(recipients, list) or not recipients:
+        raise ReleaseError(400, 'give the recipients as {"To": ["someone@example.com", ...]}')
+    out: list[str] = []
+    for value in recipients:
+        address = parseaddr(value)[1] if isinstance(value, str) else ""
+        if "@" not in address or any(c in address for c in "\r\n<>"):
+            raise ReleaseError(400, f"not an email address: {value!r}")
+        if not settings.permits(address):
+            raise ReleaseError(403, f"{address} is not in the release allow-list")
+        out.append(address)
+    return out
+
+
+def _context(settings: ReleaseSettings) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=settings.ca_file)
+    if settings.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _send(settings: ReleaseSettings, raw: bytes, sender: str, recipients: Sequence[str]) -> str:
+    client: smtplib.SMTP
+    if settings.tls:
+        client = smtplib.SMTP_SSL(settings.host, settings.port, local_hostname=settings.helo,
+                                  timeout=settings.timeout, context=_context(settings))
+    else:
+        client = smtplib.SMTP(settings.host, settings.port, local_hostname=settings.helo,
+                              timeout=settings.timeout)
+    with client:
+        client.ehlo()
+        if settings.starttls:
+            client.starttls(context=_context(settings))  # RFC 3207; smtplib says EHLO again after it
+            client.ehlo()
+        if settings.username:
+            client.login(settings.username, settings.password or "")
+        options: list[str] = []
+        if not raw.isascii() and client.has_extn("8bitmime"):
+            options.append("BODY=8BITMIME")  # RFC 6152
+        if not (sender.isascii() and all(r.isascii() for r in recipients)):
+            options.append("SMTPUTF8")  # RFC 6531 §3.4
+        refused = client.sendmail(sender, list(recipients), raw, mail_options=options)
+        code, text = client.noop()
+    if refused:
+        return "accepted for some: " + "; ".join(f"{r}: {c} {m.decode(errors='replace')}"
+                                                 for r, (c, m) in refused.items())
+    return f"{code} {text.decode(errors='replace')}"
+
+
+async def release_message(
+    settings: ReleaseSettings | None, raw: bytes, sender: str, recipients: Any
+) -> tuple[list[str], str]:
+    """Check the recipients, then send `raw` upstream over a blocking smtplib session in a thread.
+    Returns (recipients, the upstream's last reply); raises ReleaseError (502 when upstream fails)."""
+    addresses = check_recipients(settings, recipients)
+    assert settings is not None
+    mail_from = settings.return_path if settings.return_path is not None else sender
+    try:
+        reply = await asyncio.to_thread(_send, settings, raw, mail_from, addresses)
+    except smtplib.SMTPRecipientsRefused as exc:
+        detail = "; ".join(f"{r}: {c} {m.decode(errors='replace')}" for r, (c, m) in exc.recipients.items())
+        raise ReleaseError(502, f"upstream refused every recipient: {detail}") from None
+    except smtplib.SMTPResponseException as exc:
+        error = exc.smtp_error
+        text = error.decode(errors="replace") if isinstance(error, bytes) else str(error)
+        raise ReleaseError(502, f"upstream said {exc.smtp_code} {text}") from None
+    except (smtplib.SMTPException, OSError) as exc:
+        raise ReleaseError(502, f"upstream {settings.host}:{settings.port}: {exc}") from None
+    return addresses, reply
