@@ -1,0 +1,49 @@
+"""Mailsandbox's pytest plugin: `mail_sandbox` and `outbox` fixtures; these names are for annotations."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_plugin.filters import MailFilter
+    from pytest_plugin.handle import ClockControl, DnsControl, HostsControl, SandboxHandle
+    from pytest_plugin.message import Attachment, CapturedMessage, Headers, Hop
+    from pytest_plugin.outbox import MailAssertionError, Outbox
+
+__all__ = [
+    "Attachment",
+    "CapturedMessage",
+    "ClockControl",
+    "DnsControl",
+    "Headers",
+    "Hop",
+    "HostsControl",
+    "MailAssertionError",
+    "MailFilter",
+    "Outbox",
+    "SandboxHandle",
+]
+
+# pytest imports this package for every run where the plugin is installed; loading httpx and
+# the sandbox only when a name is used keeps that free for projects that never touch mail.
+_HOMES = {
+    "MailFilter": "filters",
+    "ClockControl": "handle",
+    "DnsControl": "handle",
+    "HostsControl": "handle",
+    "SandboxHandle": "handle",
+    "Attachment": "message",
+    "CapturedMessage": "message",
+    "Headers": "message",
+    "Hop": "message",
+    "MailAssertionError": "outbox",
+    "Outbox": "outbox",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'pytest_plugin' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"pytest_plugin.{home}"), name)

@@ -1,0 +1,188 @@
+"""pytest11 entry: `mail_sandbox` and `outbox` fixtures, the `mailsandbox` marker, options, ini settings."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+# The heavy imports (httpx, the sandbox itself) wait until a test asks for a fixture, so merely
+# having the plugin installed costs other projects' test runs nothing.
+if TYPE_CHECKING:
+    from pytest_plugin.handle import SandboxHandle
+    from pytest_plugin.outbox import Outbox
+    from sandbox.config import Config
+
+MARKER = (
+    "mailsandbox(*, zone=None, hosts=None, records=None): for this test only, load zone-file text "
+    "(or a pathlib.Path) into the fake DNS, add records [(name, type, value[, ttl]) or dicts], and set "
+    "simulated host behaviours {host: 'down' | 'tempfail' | 'permfail' | 'greylist' | 'slow' | dict}; "
+    "undone after the test."
+)
+ISOLATION = ("auto", "time", "session")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mailsandbox", "mail sandbox (captured SMTP, fake DNS, simulated relay)")
+    group.addoption(
+        "--mailsandbox-url",
+        dest="mailsandbox_url",
+        metavar="URL",
+        default=None,
+        help="use the sandbox already running at URL (its HTTP API) instead of starting one in-process",
+    )
+    group.addoption(
+        "--mailsandbox-smtp",
+        dest="mailsandbox_smtp",
+        metavar="HOST:PORT",
+        default=None,
+        help="with --mailsandbox-url: where that sandbox takes SMTP, if its API does not say",
+    )
+    parser.addini(
+        "mailsandbox_url", "sandbox HTTP API URL to use instead of starting one (--mailsandbox-url)"
+    )
+    parser.addini("mailsandbox_smtp", "SMTP HOST:PORT of the sandbox at mailsandbox_url (--mailsandbox-smtp)")
+    parser.addini("mailsandbox_timeout", "seconds the outbox waits before failing (default 5)", default="5")
+    parser.addini(
+        "mailsandbox_isolation",
+        "with a sandbox URL: 'time' (an outbox shows mail that arrived during its test), 'session' (also "
+        "only mail sent as mail_sandbox.smtp_username or to mail_sandbox.address(...)), 'auto' (session "
+        "under pytest-xdist, else time)",
+        default="auto",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER)
+
+
+def _setting(config: pytest.Config, name: str) -> str:
+    value = config.getoption(name, default=None) or config.getini(name)
+    return str(value).strip() if value else ""
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    url = _setting(config, "mailsandbox_url")
+    return f"mailsandbox: using {url}" if url else None
+
+
+def _worker(config: pytest.Config) -> str | None:
+    workerinput = getattr(config, "workerinput", None)
+    if isinstance(workerinput, Mapping) and workerinput.get("workerid"):
+        return str(workerinput["workerid"])
+    return os.environ.get("PYTEST_XDIST_WORKER") or None
+
+
+def _tag(config: pytest.Config) -> str | None:
+    isolation = _setting(config, "mailsandbox_isolation") or "auto"
+    if isolation not in ISOLATION:
+        raise pytest.UsageError(
+            f"mailsandbox_isolation must be one of {', '.join(ISOLATION)}, not {isolation!r}"
+        )
+    worker = _worker(config)
+    if isolation == "time" or (isolation == "auto" and worker is None):
+        return None
+    # Random per session, so two CI jobs sharing one sandbox do not share a tag either.
+    return f"{worker or 'ms'}-{secrets.token_hex(3)}"
+
+
+@pytest.fixture(scope="session")
+def mail_sandbox_config(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    """The Config an in-process `mail_sandbox` starts with: every listener on a free loopback
+    port, an in-memory store, TLS material in a temporary directory. Override it to change that::
+
+        @pytest.fixture(scope="session")
+        def mail_sandbox_config(mail_sandbox_config):
+            return mail_sandbox_config.replace(zones=["tests/example.zone"], dns_strict=True)
+    """
+    from sandbox.config import Config, Listen
+
+    free = Listen("127.0.0.1", 0)  # the OS picks the port; the sandbox reports what it bound
+    return Config(
+        smtp=free,
+        http=free,
+        pop3=free,
+        imap=free,
+        dns=free,
+        db=":memory:",
+        data_dir=tmp_path_factory.mktemp("mailsandbox"),
+        smtp_auth_allow_insecure=True,  # apps under test often log in over plain loopback SMTP
+    )
+
+
+@pytest.fixture(scope="session")
+def mail_sandbox(request: pytest.FixtureRequest) -> Iterator[SandboxHandle]:
+    """A whole mail sandbox for the test session (one per pytest-xdist worker).
+
+    Started in-process on free loopback ports (well under a second), or, with
+    `--mailsandbox-url URL`, the one already running there. Point the code under test at
+    `mail_sandbox.smtp_host` / `mail_sandbox.smtp_port`; `http_url`, `pop3_port`,
+    `imap_port`, `dns_port` say where the rest listens, and `dns`, `hosts`, `clock`
+    change the simulated world::
+
+        def test_bounce(mail_sandbox, outbox):
+            mail_sandbox.dns.add("example.test", "MX", "10 mx.example.test")
+            mail_sandbox.hosts["mx.example.test"] = "permfail"
+    """
+    from pytest_plugin.handle import SandboxHandle
+
+    config = request.config
+    timeout = float(_setting(config, "mailsandbox_timeout") or 5)
+    url = _setting(config, "mailsandbox_url")
+    if url:
+        handle = SandboxHandle.connect(
+            url, smtp=_setting(config, "mailsandbox_smtp") or None, tag=_tag(config), timeout=timeout
+        )
+    else:
+        handle = SandboxHandle.start(request.getfixturevalue("mail_sandbox_config"), timeout=timeout)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture
+def outbox(mail_sandbox: SandboxHandle) -> Outbox:
+    """The mail sent during this test, emptied before it (an in-process sandbox is reset:
+    messages, queue, run-time DNS records, host behaviours, clock)::
+
+        def test_signup(outbox, mail_sandbox):
+            signup("ann@example.test", smtp=(mail_sandbox.smtp_host, mail_sandbox.smtp_port))
+            msg = outbox.wait_for(to="ann@example.test", subject="Welcome")
+            assert msg.links[0].startswith("https://app.example/confirm/")
+    """
+    if not mail_sandbox.external:
+        mail_sandbox.reset()  # a shared sandbox is never reset: the outbox shows only this test's mail
+    return mail_sandbox.outbox()
+
+
+def _marker_options(
+    *,
+    zone: str | Path | Sequence[str | Path] | None = None,
+    hosts: Mapping[str, str | Mapping[str, Any]] | None = None,
+    records: Sequence[Any] | None = None,
+) -> dict[str, Any]:
+    return {"zone": zone, "hosts": hosts, "records": records}
+
+
+@pytest.fixture(autouse=True)
+def _mailsandbox_marker(request: pytest.FixtureRequest) -> Iterator[None]:
+    marker = request.node.get_closest_marker("mailsandbox")
+    if marker is None:
+        yield
+        return
+    try:
+        options = _marker_options(*marker.args, **marker.kwargs)
+    except TypeError as exc:
+        pytest.fail(f"@pytest.mark.{MARKER.split(':')[0]}: {exc}", pytrace=False)
+    request.getfixturevalue("outbox")  # reset first, so the marker's changes survive the reset
+    handle: SandboxHandle = request.getfixturevalue("mail_sandbox")
+    undo: Callable[[], None] = handle.apply(**options)
+    try:
+        yield
+    finally:
+        undo()

@@ -1,0 +1,299 @@
+"""CapturedMessage: one captured mail as test code sees it, parsed from its raw bytes."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import email.utils
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from html.parser import HTMLParser
+from typing import Any
+
+# A URL in plain text ends at whitespace or at a character that cannot sit unescaped in a URL
+# (RFC 3986 §2; RFC 3986 Appendix C: "<" and ">" or quotes delimit URLs in running text).
+_TEXT_URL = re.compile(r"""\b(?:https?|ftp|mailto):[^\s<>"'`\]\[{}|\\^]+""", re.IGNORECASE)
+# Sentence punctuation that ends up glued to a URL in prose is not part of it.
+_TRAILING = ".,;:!?)'\""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One attached (or inline, named) part: `bytes(att)` is its decoded content."""
+
+    filename: str
+    content_type: str
+    content: bytes
+    inline: bool = False
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
+
+    def __bytes__(self) -> bytes:
+        return self.content
+
+    def __repr__(self) -> str:
+        return f"Attachment({self.filename!r}, {self.content_type!r}, {self.size} bytes)"
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One delivery attempt at one hop of the relay, as GET /api/v1/message/{id}/trace lists it."""
+
+    hop: int
+    host: str
+    recipient: str
+    code: int
+    reply: str
+    at: float
+    preference: int | None = None
+    dialogue: tuple[str, ...] = ()
+    data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Hop:
+        # Accept both snake_case (our schema) and Mailpit-style PascalCase keys.
+        def get(name: str, default: Any = None) -> Any:
+            for key in (name, name[:1].upper() + name[1:], "".join(p.title() for p in name.split("_"))):
+                if key in data:
+                    return data[key]
+            return default
+
+        preference = get("preference")
+        return cls(
+            hop=int(get("hop", 0) or 0),
+            host=str(get("host", "") or ""),
+            recipient=str(get("recipient", "") or ""),
+            code=int(get("code", 0) or 0),
+            reply=str(get("reply", "") or ""),
+            at=float(get("at", 0.0) or 0.0),
+            preference=int(preference) if preference is not None else None,
+            dialogue=tuple(str(line) for line in (get("dialogue") or ())),
+            data=dict(data),
+        )
+
+
+class Headers(Mapping[str, str]):
+    """Case-insensitive, read-only headers: `headers["subject"]` is the first value, `get_all` every one."""
+
+    def __init__(self, items: Sequence[tuple[str, str]]) -> None:
+        self._items = list(items)
+        self._first: dict[str, str] = {}
+        for name, value in self._items:
+            self._first.setdefault(name.lower(), value)
+
+    def __getitem__(self, name: str) -> str:
+        return self._first[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._first
+
+    def __iter__(self) -> Iterator[str]:
+        seen: set[str] = set()
+        for name, _ in self._items:
+            if name.lower() not in seen:
+                seen.add(name.lower())
+                yield name
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+    def get_all(self, name: str) -> list[str]:
+        return [value for key, value in self._items if key.lower() == name.lower()]
+
+    def items_all(self) -> list[tuple[str, str]]:
+        """Every header in message order, repeats included (Received: lines, for instance)."""
+        return list(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+
+class _LinkParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("a", "area"):
+            for name, value in attrs:
+                if name == "href" and value and not value.startswith("#"):
+                    self.links.append(value.strip())
+
+
+def _text_links(text: str) -> list[str]:
+    return [match.group(0).rstrip(_TRAILING) for match in _TEXT_URL.finditer(text)]
+
+
+def _html_links(html: str) -> list[str]:
+    parser = _LinkParser()
+    try:
+        parser.feed(html)
+        parser.close()
+    except Exception:  # noqa: S110 - a broken document still yields the links found before the break
+        pass
+    return parser.links
+
+
+def _content(part: EmailMessage) -> str:
+    try:
+        value = part.get_content()
+    except (LookupError, UnicodeError, ValueError, AssertionError):
+        # Unknown charset or broken transfer encoding: show the bytes rather than fail the test.
+        payload = part.get_payload(decode=True)
+        return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else str(value)
+
+
+def _addresses(msg: EmailMessage, name: str) -> list[str]:
+    values = msg.get_all(name) or []
+    out: list[str] = []
+    for value in values:
+        try:
+            out.extend(addr.addr_spec for addr in value.addresses if addr.addr_spec)
+        except (AttributeError, IndexError, ValueError):
+            # A header the policy could not parse as addresses: fall back to the lenient stdlib parser.
+            out.extend(addr for _, addr in email.utils.getaddresses([str(value)]) if addr)
+    return out
+
+
+def _safe_str(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return repr(value)
+
+
+class CapturedMessage:
+    """A captured message: headers, envelope, bodies, links, attachments and the relay trace.
+
+    `to`, `cc` are the addresses named in those headers; `bcc` are the envelope recipients
+    named in neither (plus any Bcc: header that was left in). `email` is the stdlib
+    `EmailMessage` for anything else.
+    """
+
+    def __init__(
+        self,
+        raw: bytes,
+        *,
+        id: str = "",
+        envelope_from: str | None = None,
+        envelope_to: Sequence[str] | None = None,
+        created: float | None = None,
+        mailboxes: Sequence[str] = (),
+        details: Mapping[str, Any] | None = None,
+        trace_loader: Callable[[], list[Hop]] | None = None,
+    ) -> None:
+        self.raw = raw
+        self.id = id
+        self.created = created
+        self.mailboxes = tuple(mailboxes)
+        self.details: Mapping[str, Any] = details or {}
+        self._trace_loader = trace_loader
+        parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.email: EmailMessage = parsed
+
+        self.headers = Headers([(name, _safe_str(value)) for name, value in parsed.items()])
+        self.subject: str = self.headers.get("Subject", "")
+        self.message_id: str = self.headers.get("Message-ID", "")
+        senders = _addresses(parsed, "From")
+        self.to: list[str] = _addresses(parsed, "To")
+        self.cc: list[str] = _addresses(parsed, "Cc")
+        header_bcc = _addresses(parsed, "Bcc")
+        if envelope_to is None:
+            envelope_to = [*self.to, *self.cc, *header_bcc]
+        self.envelope_to: list[str] = list(envelope_to)
+        if envelope_from is None:
+            return_path = _addresses(parsed, "Return-Path")
+            envelope_from = return_path[0] if return_path else (senders[0] if senders else "")
+        self.envelope_from: str = envelope_from
+        self.sender: str = senders[0] if senders else envelope_from
+
+        named = {a.lower() for a in (*self.to, *self.cc)}
+        bcc = [a for a in header_bcc if a.lower() not in named]
+        for addr in self.envelope_to:
+            if addr.lower() not in named and addr.lower() not in {b.lower() for b in bcc}:
+                bcc.append(addr)
+        self.bcc: list[str] = bcc
+
+        text_part = parsed.get_body(preferencelist=("plain",))
+        html_part = parsed.get_body(preferencelist=("html",))
+        self.text: str = _content(text_part) if isinstance(text_part, EmailMessage) else ""
+        self.html: str = _content(html_part) if isinstance(html_part, EmailMessage) else ""
+        self.attachments: list[Attachment] = self._attachments(parsed, (text_part, html_part))
+
+    @staticmethod
+    def _attachments(parsed: EmailMessage, bodies: tuple[object, ...]) -> list[Attachment]:
+        out: list[Attachment] = []
+        for part in parsed.walk():
+            if part.is_multipart() or any(part is body for body in bodies):
+                continue
+            disposition = part.get_content_disposition()
+            filename = part.get_filename()
+            if disposition != "attachment" and not filename:
+                continue
+            payload = part.get_payload(decode=True)
+            if not isinstance(payload, bytes):
+                inner = part.get_payload()
+                # message/rfc822 parts hold a parsed message, not an encoded payload.
+                first = inner[0] if isinstance(inner, list) and inner else None
+                payload = first.as_bytes() if isinstance(first, email.message.Message) else b""
+            out.append(
+                Attachment(
+                    filename=filename or "",
+                    content_type=part.get_content_type(),
+                    content=payload,
+                    inline=disposition == "inline",
+                )
+            )
+        return out
+
+    @property
+    def links(self) -> list[str]:
+        """Every link in the text part, then those only in the HTML part, in order, without repeats."""
+        seen: set[str] = set()
+        out: list[str] = []
+        for link in (*_text_links(self.text), *_html_links(self.html)):
+            if link not in seen:
+                seen.add(link)
+                out.append(link)
+        return out
+
+    @property
+    def trace(self) -> list[Hop]:
+        """The relay's delivery attempts for this message, fetched fresh from the sandbox on each read."""
+        return self._trace_loader() if self._trace_loader is not None else []
+
+    @property
+    def recipients(self) -> list[str]:
+        """Everyone the message went to: envelope recipients, then header addresses not among them."""
+        out = list(self.envelope_to)
+        lowered = {a.lower() for a in out}
+        for addr in (*self.to, *self.cc):
+            if addr.lower() not in lowered:
+                lowered.add(addr.lower())
+                out.append(addr)
+        return out
+
+    def find(self, pattern: str | re.Pattern[str], flags: int = 0) -> str | None:
+        """First match of `pattern` in the text part, else in the HTML part: group 1 if the
+        pattern has a group (`msg.find(r"code: (\\d{6})")`), the whole match otherwise; None if absent."""
+        regex = re.compile(pattern, flags) if isinstance(pattern, str) else pattern
+        for body in (self.text, self.html):
+            match = regex.search(body)
+            if match:
+                return match.group(1) if regex.groups else match.group(0)
+        return None
+
+    def summary(self) -> str:
+        """One line for failure output: subject, sender and recipients."""
+        return f"{self.subject!r} from {self.sender or '<>'} to {', '.join(self.recipients) or '(nobody)'}"
+
+    def __repr__(self) -> str:
+        return f"<CapturedMessage {self.id or '-'} {self.summary()}>"
