@@ -29,6 +29,26 @@ def decode_words(value: str | None) -> str:
         return str(value)
 
 
+def header_values(msg: Message, name: str) -> list[str]:
+    """Raw header values as text: UTF-8 headers (RFC 6532) arrive as surrogate-escaped bytes."""
+    lname = name.lower()
+    out = []
+    for key, value in msg.raw_items():
+        if key.lower() == lname:
+            text = str(value)
+            try:
+                text = text.encode("ascii", "surrogateescape").decode("utf-8")
+            except UnicodeError:
+                text = text.encode("ascii", "surrogateescape").decode("latin-1")
+            out.append(text)
+    return out
+
+
+def header_value(msg: Message, name: str) -> str:
+    values = header_values(msg, name)
+    return values[0] if values else ""
+
+
 def addresses(values: list[str]) -> tuple[Address, ...]:
     out = []
     for name, addr in getaddresses([decode_words(v) if "=?" in v else v for v in values]):
@@ -49,9 +69,10 @@ def _payload_text(part: Message) -> str:
         return ""
     charset = part.get_content_charset() or "utf-8"
     try:
-        return payload.decode(charset, errors="replace")
+        text = payload.decode(charset, errors="replace")
     except LookupError:  # unknown charset name
-        return payload.decode("utf-8", errors="replace")
+        text = payload.decode("utf-8", errors="replace")
+    return text.replace("\r\n", "\n")  # for display; the raw source keeps its CRLFs
 
 
 def _is_attachment(part: Message) -> bool:
@@ -159,24 +180,31 @@ def find_part(raw: bytes, part_id: str) -> Message | None:
 
 def summarize(raw: bytes) -> Summary:
     """The fields the store keeps per message for listing and full-text search."""
+    try:
+        return _summarize(raw)
+    except Exception:  # a message we cannot parse is still stored, just not summarized
+        return Summary("", None, (), (), (), (), "", None, len(raw), 0, "", raw[:4096].decode("utf-8", "replace"))
+
+
+def _summarize(raw: bytes) -> Summary:
     parsed = parse(raw)
     msg = parsed.message
     date: float | None = None
-    if msg.get("Date"):
+    if header_value(msg, "Date"):
         try:
-            date = parsedate_to_datetime(str(msg["Date"])).timestamp()
-        except (TypeError, ValueError, IndexError):
+            date = parsedate_to_datetime(header_value(msg, "Date")).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
             date = None
     text = parsed.text or (html_to_text(parsed.html) if parsed.html else "")
-    froms = addresses(msg.get_all("From", []))
+    froms = addresses(header_values(msg, "From"))
     return Summary(
-        message_id=(str(msg.get("Message-ID") or "")).strip().strip("<>"),
+        message_id=header_value(msg, "Message-ID").strip().strip("<>"),
         from_=froms[0] if froms else None,
-        to=addresses(msg.get_all("To", [])),
-        cc=addresses(msg.get_all("Cc", [])),
-        bcc=addresses(msg.get_all("Bcc", [])),
-        reply_to=addresses(msg.get_all("Reply-To", [])),
-        subject=decode_words(str(msg.get("Subject") or "")),
+        to=addresses(header_values(msg, "To")),
+        cc=addresses(header_values(msg, "Cc")),
+        bcc=addresses(header_values(msg, "Bcc")),
+        reply_to=addresses(header_values(msg, "Reply-To")),
+        subject=decode_words(header_value(msg, "Subject")),
         date=date,
         size=len(raw),
         attachments=len(parsed.attachments),
@@ -187,4 +215,10 @@ def summarize(raw: bytes) -> Summary:
 
 def header_pairs(raw: bytes) -> list[tuple[str, str]]:
     msg = parse_bytes(raw)
-    return [(k, decode_words(str(v))) for k, v in msg.items()]
+    seen: set[str] = set()
+    out = []
+    for key, _ in msg.raw_items():
+        if key.lower() not in seen:
+            seen.add(key.lower())
+            out.extend((key, decode_words(v)) for v in header_values(msg, key))
+    return out

@@ -199,13 +199,30 @@ class Zone:
         self_host: str = "mailsandbox.local",
         self_addresses: Sequence[str] = ("127.0.0.1",),
     ) -> None:
-        self.strict = strict
+        self._strict = strict
+        self._version = 0
         self.self_host = _name(self_host)
         self.self_addresses = [ipaddress.ip_address(a) for a in self_addresses]
         self._lock = threading.RLock()
         self._zones: dict[dns.name.Name, dns.zone.Zone] = {}
         self._implicit: set[dns.name.Name] = set()  # zones made by add_record, dropped when emptied
         self._base = self.snapshot()
+
+    @property
+    def strict(self) -> bool:
+        """Strict mode: names in no zone are NXDOMAIN. Settable at run time."""
+        return self._strict
+
+    @strict.setter
+    def strict(self, value: bool) -> None:
+        with self._lock:
+            self._strict = bool(value)
+            self._version += 1
+
+    @property
+    def version(self) -> int:
+        """A counter that moves on every change (loads, edits, mode, restore): a cache key for callers."""
+        return self._version
 
     @classmethod
     def from_files(
@@ -260,6 +277,7 @@ class Zone:
         with self._lock:
             for zone in parsed:
                 self._zones[_origin(zone)] = zone
+                self._version += 1
                 self._implicit.discard(_origin(zone))
         return [_text(_origin(z)) for z in parsed]
 
@@ -332,6 +350,7 @@ class Zone:
             return len(doomed)
 
     def _bump(self, zone: dns.zone.Zone) -> None:
+        self._version += 1
         # A changed zone gets the next SOA serial, as a real primary would (RFC 1035 §3.3.13).
         rds = zone.get_rdataset(_origin(zone), RdataType.SOA)
         if rds is not None and rds.rdtype == RdataType.SOA:
@@ -344,6 +363,7 @@ class Zone:
     def remove_zone(self, origin: str) -> bool:
         with self._lock:
             self._implicit.discard(_name(origin))
+            self._version += 1
             return self._zones.pop(_name(origin), None) is not None
 
     def zones(self) -> list[str]:
@@ -371,13 +391,14 @@ class Zone:
     def snapshot(self) -> ZoneSnapshot:
         with self._lock:
             zones = {o: _copy(z) for o, z in self._zones.items()}
-            return ZoneSnapshot(zones, frozenset(self._implicit), self.strict)
+            return ZoneSnapshot(zones, frozenset(self._implicit), self._strict)
 
     def restore(self, snapshot: ZoneSnapshot) -> None:
         with self._lock:
             self._zones = {o: _copy(z) for o, z in snapshot.zones.items()}
             self._implicit = set(snapshot.implicit)
-            self.strict = snapshot.strict
+            self._strict = snapshot.strict
+            self._version += 1
 
     def reset(self) -> None:
         """Back to what the zone files held, undoing run-time loads and edits."""
@@ -456,7 +477,7 @@ class Zone:
         if rdtype == RdataType.PTR:
             if any(name == dns.name.from_text(a.reverse_pointer + ".") for a in self.self_addresses):
                 return _Step("data", self._synth(name, rdtype, [self.self_host.to_text()]), False)
-        if self.strict or name.is_subdomain(dns.name.from_text("arpa.")) or name == dns.name.root:
+        if self._strict or name.is_subdomain(dns.name.from_text("arpa.")) or name == dns.name.root:
             return _Step("nxdomain", [], False)
         rrsets: list[dns.rrset.RRset] = []
         if rdtype in (RdataType.MX, RdataType.ANY):

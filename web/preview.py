@@ -199,7 +199,8 @@ class Prepared:
 def prepare(raw: bytes, message_id: str, allow_remote: bool) -> Prepared:
     parsed = mime.parse(raw)
     markup: str | None = None
-    blocked, hosts = 0, tuple[str, ...]()
+    blocked = 0
+    hosts: tuple[str, ...] = ()
     if parsed.html:
         cids = {p.content_id: p.part_id for p in [*parsed.inline, *parsed.attachments] if p.content_id}
         markup, rewrite = rewrite_html(parsed.html, message_id, cids, allow_remote)

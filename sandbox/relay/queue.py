@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -17,7 +17,7 @@ from sandbox.relay.bounce import RecipientStatus, build_dsn, header_block
 from sandbox.relay.faults import OK, Faults
 from sandbox.relay.release import ReleaseSettings
 from sandbox.relay.route import MAX_HOPS, Delivery, Router, domain_of
-from sandbox.store import QueueItem, Store, normalize_user
+from sandbox.store import NoSuchMessage, QueueItem, Store, normalize_user
 from sandbox.zone import Zone
 
 log = logging.getLogger("sandbox.relay")
@@ -68,6 +68,7 @@ class Relay:
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._stopping = False
+        self._pass_lock = asyncio.Lock()
 
     # -- the SMTP handler's side -------------------------------------------------------------
 
@@ -131,6 +132,7 @@ class Relay:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = False
+        self._pass_lock = asyncio.Lock()
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._wakeup.set()  # resume whatever the store's queue holds that is due
@@ -209,9 +211,12 @@ class Relay:
 
     async def run_due(self) -> int:
         """One pass: try every due recipient once, then send the DSNs it produced. Returns how many."""
+        async with self._pass_lock:
+            return await self._attempt_all(self.store.due(self.clock.now()))
+
+    async def _attempt_all(self, items: Sequence[QueueItem]) -> int:
         failed: _Reports = {}
         delayed: _Reports = {}
-        items = self.store.due(self.clock.now())
         for item in items:
             if self._stopping:
                 break
@@ -221,12 +226,20 @@ class Relay:
                 await self._notify(message_id, statuses)
         return len(items)
 
+    async def _write(self, fn: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        # Store writes wait for a commit: do that off the loop, so SMTP and HTTP keep answering.
+        await asyncio.to_thread(fn, *args, **kwargs)
+
     async def _try(self, item: QueueItem, failed: _Reports, delayed: _Reports) -> None:
         message = self.store.get(item.message_id)
         if message is None:  # deleted while it waited
-            self.store.dequeue(item.message_id, item.recipient)
+            await self._write(self.store.dequeue, item.message_id, item.recipient)
             return
-        raw = self.store.raw(message.id)
+        try:
+            raw = self.store.raw(message.id)
+        except NoSuchMessage:
+            await self._write(self.store.dequeue, item.message_id, item.recipient)
+            return
         now = self.clock.now()
         sender = message.envelope.mail_from
         delivery = self.router.attempt(
@@ -234,11 +247,12 @@ class Relay:
             received=len(_RECEIVED.findall(header_block(raw))), utf8=message.envelope.smtputf8,
         )
         for attempt in delivery.attempts:
-            self.store.add_attempt(attempt)
+            await self._write(self.store.add_attempt, attempt)
         if delivery.status == "delivered":
             user = normalize_user(item.recipient)
-            await self.store.deliver(message.id, user, "INBOX", prefix=delivery.prefix)
-            self.store.dequeue(message.id, item.recipient)
+            with contextlib.suppress(NoSuchMessage):  # deleted meanwhile: nothing left to deliver
+                await self.store.deliver(message.id, user, "INBOX", prefix=delivery.prefix)
+            await self._write(self.store.dequeue, message.id, item.recipient)
             self._publish(message.id, item.recipient, delivery, "delivered")
             return
         report = RecipientStatus(
@@ -248,7 +262,7 @@ class Relay:
         if delivery.status == "failed" or now - item.first_attempt >= self.give_up_after:
             if delivery.status == "deferred":
                 report = replace(report, status=EXPIRED)
-            self.store.dequeue(message.id, item.recipient)
+            await self._write(self.store.dequeue, message.id, item.recipient)
             self._publish(message.id, item.recipient, delivery, "bounced")
             if sender:  # RFC 5321 §4.5.5 / RFC 3464 §2: a null reverse path never gets a DSN back
                 failed.setdefault(message.id, []).append(report)
@@ -260,9 +274,9 @@ class Relay:
                 until = item.first_attempt + self.give_up_after
                 delay = replace(report, action="delayed", will_retry_until=until)
                 delayed.setdefault(message.id, []).append(delay)
-        self.store.update_queue(
-            message.id, item.recipient, next_attempt=now + self.retry_interval, error=delivery.reply,
-            warned=warned,
+        await self._write(
+            self.store.update_queue, message.id, item.recipient, next_attempt=now + self.retry_interval,
+            error=delivery.reply, warned=warned,
         )
         self._publish(message.id, item.recipient, delivery, "deferred")
 
@@ -286,31 +300,33 @@ class Relay:
 
     # -- the API's side ------------------------------------------------------------------------
 
-    def retry(self, message_id: str, recipient: str | None = None) -> int:
-        """Make these queued recipients due now; returns how many."""
-        items = [i for i in self.store.queue() if i.message_id == message_id
-                 and (recipient is None or normalize_user(i.recipient) == normalize_user(recipient))]
-        now = self.clock.now()
-        for item in items:
-            self.store.update_queue(item.message_id, item.recipient, next_attempt=now, error=item.last_error,
-                                    warned=item.warned)
-        if items:
-            self.wake()
-        return len(items)
+    def queued(self, message_id: str, recipient: str | None = None) -> list[QueueItem]:
+        return [
+            i for i in self.store.queue()
+            if i.message_id == message_id
+            and (recipient is None or normalize_user(i.recipient) == normalize_user(recipient))
+        ]
 
-    def drop(self, message_id: str, recipient: str | None = None) -> int:
+    async def retry(self, message_id: str, recipient: str | None = None) -> int:
+        """Try these queued recipients now, whatever their schedule; returns how many were tried."""
+        async with self._pass_lock:
+            # Read under the lock: a pass that just ran may have delivered some of them.
+            return await self._attempt_all(self.queued(message_id, recipient))
+
+    async def drop(self, message_id: str, recipient: str | None = None) -> int:
         """Take recipients out of the queue without a bounce; the trace records who dropped them."""
-        items = [i for i in self.store.queue() if i.message_id == message_id
-                 and (recipient is None or normalize_user(i.recipient) == normalize_user(recipient))]
-        now = self.clock.now()
-        for item in items:
-            self.store.dequeue(item.message_id, item.recipient)
-            self.store.add_attempt(Attempt(
-                message_id=item.message_id, recipient=item.recipient, host=self.hostname, preference=None,
-                code=0, reply="dropped from the queue through the API", at=now,
-                dialogue=("(dropped by the user; no bounce sent)",),
-            ))
-        return len(items)
+        async with self._pass_lock:
+            items = self.queued(message_id, recipient)
+            now = self.clock.now()
+            for item in items:
+                note = Attempt(
+                    message_id=item.message_id, recipient=item.recipient, host=self.hostname, preference=None,
+                    code=0, reply="dropped from the queue through the API", at=now,
+                    dialogue=("(dropped by the user; no bounce sent)",),
+                )
+                await self._write(self.store.dequeue, item.message_id, item.recipient)
+                await self._write(self.store.add_attempt, note)
+            return len(items)
 
     def advance(self, seconds: float) -> float:
         """Move the clock on and look at the queue."""

@@ -1,0 +1,257 @@
+"""Sandbox: the one composition root. Opens the store, loads the zone, starts the relay, then the servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import uvicorn
+
+from sandbox.clock import ManualClock
+from sandbox.config import Config, Listen
+from sandbox.events import EventBus
+from sandbox.servers.smtp import CaptureHandler, SmtpOptions, start_smtp
+from sandbox.store import Store
+from sandbox.store.sqlite import SqliteStore
+from sandbox.tls import ensure_certificate, server_context
+
+log = logging.getLogger("mailsandbox")
+
+
+def _bind_tcp(listen: Listen) -> socket.socket:
+    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((listen.host, listen.port))
+    sock.listen(512)
+    sock.setblocking(False)
+    return sock
+
+
+class Sandbox:
+    """Everything a user runs: capture, store, API/UI, mailbox protocols, DNS and relay."""
+
+    def __init__(self, config: Config, clock: ManualClock | None = None) -> None:
+        self.config = config
+        self.clock = clock or ManualClock()
+        self.bus = EventBus()
+        self.started_at = time.time()
+        self.store: Store = None  # type: ignore[assignment]  # set in start()
+        self.ssl_context: ssl.SSLContext | None = None
+        self.handler: CaptureHandler | None = None
+        self.zone: Any = None
+        self.relay: Any = None
+        self._servers: list[asyncio.base_events.Server] = []
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._addresses: dict[str, Listen] = {}
+        self._uvicorn: uvicorn.Server | None = None
+        self._uvicorn_task: asyncio.Task[None] | None = None
+
+    def address(self, name: str) -> Listen:
+        """The address a listener really bound (port 0 becomes the port the OS chose)."""
+        return self._addresses[name]
+
+    @property
+    def addresses(self) -> dict[str, Listen]:
+        return dict(self._addresses)
+
+    def _record(self, name: str, server: asyncio.base_events.Server | socket.socket) -> None:
+        sock = server if isinstance(server, socket.socket) else server.sockets[0]
+        host, port = sock.getsockname()[:2]
+        self._addresses[name] = Listen(host, port)
+
+    async def start(self) -> None:
+        cfg = self.config
+        # 1. the store
+        self.store = SqliteStore(cfg.db_path, bus=self.bus, clock=self.clock, max_messages=cfg.max_messages)
+        try:
+            await self._start_rest()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start_rest(self) -> None:
+        cfg = self.config
+        if cfg.tls_cert and cfg.tls_key:
+            self.ssl_context = server_context(cfg.tls_cert, cfg.tls_key)
+        else:
+            cert, key = await asyncio.to_thread(ensure_certificate, cfg.data_dir, cfg.hostname)
+            self.ssl_context = server_context(cert, key)
+        # 2. the zone and 3. the relay
+        await self._start_dns_and_relay()
+        # 4. the servers
+        self.handler = CaptureHandler(self.store, cfg.hostname, relay=self.relay)
+        options = SmtpOptions(
+            hostname=cfg.hostname,
+            max_message_size=cfg.max_message_size,
+            tls_context=self.ssl_context,
+            require_tls=cfg.require_tls,
+            credentials=cfg.smtp_auth,
+            allow_insecure_auth=cfg.smtp_auth_allow_insecure,
+        )
+        if cfg.smtp:
+            await self._serve("smtp", start_smtp(cfg.smtp.host, cfg.smtp.port, self.handler, options))
+        if cfg.smtp_tls_port:
+            listen = cfg.smtp_tls_port
+            await self._serve("smtp_tls", start_smtp(listen.host, listen.port, self.handler, options, True))
+        await self._start_mailbox_servers()
+        if cfg.http:
+            await self._start_http(cfg.http)
+
+    async def _serve(self, name: str, starting: Awaitable[asyncio.base_events.Server]) -> None:
+        server = await starting
+        self._servers.append(server)
+        self._record(name, server)
+
+    async def _start_dns_and_relay(self) -> None:
+        """Wired when sandbox.zone / sandbox.relay land (issue 5)."""
+
+    async def _start_mailbox_servers(self) -> None:
+        """Wired when POP3 / IMAP land (issue 4)."""
+
+    async def _start_http(self, listen: Listen) -> None:
+        from web.app import create_app
+
+        sock = _bind_tcp(listen)
+        self._record("http", sock)
+        app = create_app(self.store, self.bus, info=self.info, reset=self.reset, extra_routes=self._extra_routes())
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, ws="websockets-sansio")
+        self._uvicorn = uvicorn.Server(config)
+        self._uvicorn.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # we own signals
+        self._uvicorn_task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
+        while not self._uvicorn.started:
+            if self._uvicorn_task.done():
+                await self._uvicorn_task  # re-raise why it failed
+                raise RuntimeError("the HTTP server stopped while starting")
+            await asyncio.sleep(0.005)  # uvicorn offers no started event to await
+
+    def _extra_routes(self) -> list[Any]:
+        """Routes of the optional parts (relay, DNS, UI), mounted as they land."""
+        return []
+
+    def info(self) -> dict[str, Any]:
+        """GET /api/v1/info: Mailpit's fields, plus where each listener is."""
+        import resource
+        from importlib.metadata import version
+
+        total, unread = self.store.count()
+        db = self.config.db_path
+        size = 0
+        with contextlib.suppress(OSError):
+            from pathlib import Path
+
+            size = Path(getattr(self.store, "path", db)).stat().st_size
+        stats = self.handler.stats if self.handler else None
+        return {
+            "Version": version("mailsandbox"),
+            "LatestVersion": "",
+            "Database": db,
+            "DatabaseSize": size,
+            "Messages": total,
+            "Unread": unread,
+            "Tags": {},
+            "RuntimeStats": {
+                "Uptime": int(time.time() - self.started_at),
+                "Memory": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                "MessagesDeleted": 0,
+                "SMTPAccepted": stats.accepted if stats else 0,
+                "SMTPAcceptedSize": stats.accepted_size if stats else 0,
+                "SMTPRejected": stats.rejected if stats else 0,
+                "SMTPIgnored": 0,
+            },
+            "Listeners": {name: str(addr) for name, addr in self._addresses.items()},
+        }
+
+    async def reset(self) -> None:
+        """Empty every mailbox and the queue; put run-time DNS, host faults and the clock back."""
+        await self.store.delete(None)
+        for part in (self.relay, self.zone):
+            if part is not None and hasattr(part, "reset"):
+                part.reset()
+
+    async def stop(self) -> None:
+        """Stop accepting, let running sessions finish their commit, then close the store."""
+        for server in self._servers:
+            server.close()
+        if self._uvicorn is not None and self._uvicorn_task is not None:
+            self._uvicorn.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._uvicorn_task, timeout=5)
+        for closer in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                await closer()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), timeout=2)
+        self._servers.clear()
+        if self.store is not None:
+            await asyncio.to_thread(self.store.close)
+
+    async def run_forever(self, on_ready: Callable[[Sandbox], None] | None = None) -> None:
+        """Serve until SIGINT/SIGTERM, then shut down cleanly."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            if on_ready:
+                on_ready(self)
+            await stop.wait()
+        finally:
+            await self.stop()
+
+
+class SandboxThread:
+    """Runs a Sandbox on its own event loop in a daemon thread (tests, the pytest plugin)."""
+
+    def __init__(self, config: Config, clock: ManualClock | None = None) -> None:
+        self.sandbox = Sandbox(config, clock)
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="mailsandbox", daemon=True)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._stopped: asyncio.Event | None = None
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._main())
+        self.loop.close()
+
+    async def _main(self) -> None:
+        self._stopped = asyncio.Event()
+        try:
+            await self.sandbox.start()
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        await self._stopped.wait()
+        await self.sandbox.stop()
+
+    def start(self, timeout: float = 30) -> Sandbox:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("the sandbox did not start in time")
+        if self._error is not None:
+            raise self._error
+        return self.sandbox
+
+    def call(self, coro: Awaitable[Any], timeout: float = 30) -> Any:
+        """Run a coroutine on the sandbox's loop from another thread and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)  # type: ignore[arg-type]
+
+    def stop(self, timeout: float = 30) -> None:
+        if self._stopped is not None and self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self._stopped.set)
+        self._thread.join(timeout)

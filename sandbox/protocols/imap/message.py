@@ -1,0 +1,259 @@
+"""A message seen the IMAP way: header fields and the MIME part tree, as byte offsets into the raw bytes."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import quopri
+import re
+from collections.abc import Collection
+from email.header import decode_header, make_header
+from email.errors import HeaderParseError
+
+MAX_DEPTH = 32  # hostile nesting stops here; deeper parts are treated as opaque bodies
+_FIELD_SPLIT = re.compile(rb"\r?\n(?![ \t])")
+_UNFOLD = re.compile(rb"\r?\n(?=[ \t])")
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+_CR_LF = re.compile(rb"\r?\n")
+
+
+def to_crlf(raw: bytes) -> bytes:
+    """IMAP literals carry CRLF line ends (RFC 3501 §4.3); a store holding bare LF is fixed on the way out."""
+    if _BARE_LF.search(raw) is None:
+        return raw
+    return _CR_LF.sub(b"\r\n", raw)
+
+
+def _header_end(data: bytes, start: int, end: int) -> tuple[int, int]:
+    """(end of the header block including its blank line, start of the body)."""
+    if data.startswith(b"\r\n", start):  # no header fields at all
+        return start + 2, start + 2
+    if data.startswith(b"\n", start):
+        return start + 1, start + 1
+    blank = data.find(b"\r\n\r\n", start, end)
+    if blank >= 0:
+        return blank + 4, blank + 4
+    blank = data.find(b"\n\n", start, end)
+    if blank >= 0:
+        return blank + 2, blank + 2
+    return end, end
+
+
+class Header:
+    """One header block (RFC 5322 §2.2): the bytes and the fields in order."""
+
+    __slots__ = ("fields", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self.fields: list[tuple[bytes, bytes]] = []  # (lower-cased name, the field's lines with CRLF)
+        body = raw[:-2] if raw.endswith(b"\r\n\r\n") else raw
+        for line in _FIELD_SPLIT.split(body):
+            if not line:
+                continue
+            name, colon, _ = line.partition(b":")
+            key = name.rstrip().lower() if colon else b""
+            self.fields.append((key, line + b"\r\n"))
+
+    def values(self, name: str) -> list[bytes]:
+        key = name.lower().encode("ascii", "replace")
+        out = []
+        for field_name, line in self.fields:
+            if field_name == key:
+                value = line.partition(b":")[2]
+                out.append(_UNFOLD.sub(b"", value).strip())
+        return out
+
+    def get(self, name: str) -> bytes | None:
+        found = self.values(name)
+        return found[0] if found else None
+
+    def text(self, name: str) -> str | None:
+        value = self.get(name)
+        return None if value is None else value.decode("utf-8", "surrogateescape")
+
+    def select(self, names: Collection[bytes], exclude: bool) -> bytes:
+        """BODY[HEADER.FIELDS (...)] and .NOT (RFC 3501 §6.4.5): matching lines, then the blank line."""
+        lines = [line for key, line in self.fields if (key in names) != exclude]
+        lines.append(b"\r\n")
+        return b"".join(lines)
+
+
+def parse_params(value: str) -> tuple[str, list[tuple[str, str]]]:
+    """Content-Type / Content-Disposition value -> (lower-cased main value, [(name, value)])."""
+    main, _, rest = value.partition(";")
+    params: list[tuple[str, str]] = []
+    for m in re.finditer(r'\s*([^=;\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)\s*;?', rest):
+        raw = m.group(2).strip()
+        if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
+            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+        params.append((m.group(1), raw))
+    return re.sub(r"\([^)]*\)", "", main).strip().lower(), params
+
+
+class Part:
+    """One MIME entity: its header, its body's byte range and, lazily, what it contains."""
+
+    __slots__ = ("body_start", "children", "data", "end", "header", "message", "params", "start", "subtype", "type")
+
+    def __init__(self, data: bytes, start: int, end: int, depth: int = 0, digest: bool = False) -> None:
+        self.data = data
+        self.start = start
+        self.end = end
+        header_end, self.body_start = _header_end(data, start, end)
+        self.header = Header(data[start:header_end])
+        ctype = self.header.text("content-type")
+        default = "message/rfc822" if digest else "text/plain"  # RFC 2046 §5.1.5 multipart/digest
+        main, self.params = parse_params(ctype) if ctype else (default, [])
+        self.type, slash, self.subtype = main.partition("/")
+        if not slash or not self.type or not self.subtype:
+            self.type, self.subtype, self.params = "text", "plain", []
+        if ctype is None or self.type == "text" and not any(k.lower() == "charset" for k, _ in self.params):
+            if self.type == "text":
+                self.params = [("charset", "us-ascii"), *self.params]  # RFC 2045 §5.2 default
+        self.children: list[Part] = []
+        self.message: Part | None = None
+        if depth >= MAX_DEPTH:
+            return
+        if self.type == "multipart":
+            boundary = self.param("boundary")
+            if boundary:
+                sub_digest = self.subtype == "digest"
+                self.children = [
+                    Part(data, a, b, depth + 1, sub_digest)
+                    for a, b in _split_multipart(data, self.body_start, end, boundary.encode("utf-8", "replace"))
+                ]
+        elif self.type == "message" and self.subtype in ("rfc822", "global"):
+            self.message = Part(data, self.body_start, end, depth + 1)
+
+    def param(self, name: str) -> str | None:
+        for key, value in self.params:
+            if key.lower() == name:
+                return value
+        return None
+
+    @property
+    def body(self) -> bytes:
+        return self.data[self.body_start : self.end]
+
+    @property
+    def encoding(self) -> str:
+        value = self.header.text("content-transfer-encoding")
+        return value.strip().upper() if value else "7BIT"
+
+    def decoded(self) -> bytes:
+        """The body with its transfer encoding undone (RFC 2045 §6)."""
+        body = self.body
+        try:
+            if self.encoding == "BASE64":
+                return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/]", b"", body) + b"==", validate=False)
+            if self.encoding == "QUOTED-PRINTABLE":
+                return quopri.decodestring(body)
+        except (binascii.Error, ValueError):
+            return body
+        return body
+
+    def lines(self) -> int:
+        body = self.body
+        count = body.count(b"\n")
+        return count + 1 if body and not body.endswith(b"\n") else count
+
+
+def _split_multipart(data: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
+    """Body-part ranges between "--boundary" lines (RFC 2046 §5.1.1); the CRLF before a delimiter belongs to it."""
+    delimiter = b"--" + boundary
+    out: list[tuple[int, int]] = []
+    current: int | None = None
+    pos = start
+    while True:
+        at = data.find(delimiter, pos, end)
+        if at < 0:
+            break
+        after = at + len(delimiter)
+        at_line_start = at == start or data[at - 1 : at] == b"\n"
+        tail = data[after : after + 1]
+        if not at_line_start or tail not in (b"", b"\r", b"\n", b"-", b" ", b"\t"):
+            pos = at + 1
+            continue
+        if current is not None:
+            stop = at - 2 if data[at - 2 : at] == b"\r\n" else at - 1 if data[at - 1 : at] == b"\n" else at
+            out.append((current, max(current, stop)))
+            current = None
+        if data[after : after + 2] == b"--":
+            return out
+        newline = data.find(b"\n", after, end)
+        current = end if newline < 0 else newline + 1
+        pos = current
+    if current is not None:
+        out.append((current, end))  # no close delimiter: the last part runs to the end
+    return out
+
+
+class Message:
+    """A raw message, parsed as far as asked: the top header eagerly, the part tree on first use."""
+
+    __slots__ = ("_root", "header", "header_end", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self.header_end, _ = _header_end(raw, 0, len(raw))
+        self.header = Header(raw[: self.header_end])
+        self._root: Part | None = None
+
+    @property
+    def root(self) -> Part:
+        if self._root is None:
+            self._root = Part(self.raw, 0, len(self.raw))
+        return self._root
+
+    @property
+    def text(self) -> bytes:
+        return self.raw[self.header_end :]
+
+    def part(self, path: tuple[int, ...]) -> Part | None:
+        """RFC 3501 §6.4.5 part specifier: numbers count within the enclosing (encapsulated) message."""
+        node = self.root
+        for depth, number in enumerate(path):
+            if depth and not node.children:
+                if node.message is None:
+                    return None  # a leaf has no sub-parts
+                node = node.message
+            if node.children:
+                if number > len(node.children):
+                    return None
+                node = node.children[number - 1]
+            elif number != 1:
+                return None  # a non-multipart body is its own part 1
+        return node
+
+    def body_text(self) -> str:
+        """Decoded text of every text/* part, for SEARCH BODY/TEXT (RFC 3501 §6.4.4)."""
+        chunks: list[str] = []
+        _collect_text(self.root, chunks)
+        return "\n".join(chunks)
+
+
+def _collect_text(part: Part, out: list[str]) -> None:
+    if part.children:
+        for child in part.children:
+            _collect_text(child, out)
+    elif part.message is not None:
+        out.append(decode_words(part.message.header.raw.decode("utf-8", "surrogateescape")))
+        _collect_text(part.message, out)
+    elif part.type == "text":
+        charset = part.param("charset") or "us-ascii"
+        payload = part.decoded()
+        try:
+            out.append(payload.decode(charset, "replace"))
+        except LookupError:
+            out.append(payload.decode("utf-8", "replace"))
+
+
+def decode_words(value: str) -> str:
+    """RFC 2047 encoded-words to text; anything malformed stays as it was."""
+    if "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except (HeaderParseError, LookupError, ValueError, UnicodeError):
+        return value

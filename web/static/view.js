@@ -1,0 +1,416 @@
+// The message view: header, actions and tabs (HTML, text, headers, raw, attachments, MIME, envelope, delivery).
+import * as api from "./api.js";
+import { h, clear, icon } from "./dom.js";
+import { address, addresses, fullDate, size } from "./format.js";
+
+const RAW_LIMIT = 2_000_000; // characters of source shown inline; the download has everything
+
+const TABS = [
+  ["html", "HTML"],
+  ["text", "Text"],
+  ["headers", "Headers"],
+  ["raw", "Raw"],
+  ["attachments", "Attachments"],
+  ["mime", "MIME"],
+  ["envelope", "Envelope"],
+  ["delivery", "Delivery"],
+];
+
+export class MessageView {
+  constructor(root, empty, hooks) {
+    this.root = root;
+    this.empty = empty;
+    this.hooks = hooks;
+    this.message = null;
+    this.trace = null;
+    this.tab = "html";
+    this.remoteAllowed = new Set(); // message IDs whose remote content the user allowed
+    this.token = 0;
+  }
+
+  async open(id) {
+    const token = ++this.token;
+    let message;
+    try {
+      message = await api.getMessage(id);
+    } catch (error) {
+      if (token === this.token) this.hooks.toast(`Could not open the message: ${error.message}`);
+      return;
+    }
+    if (token !== this.token) return;
+    this.message = message;
+    this.trace = null;
+    this.render();
+    if (!message.Read) {
+      api.setRead([message.ID], true).then(
+        () => this.hooks.onRead(message.ID, true),
+        () => {},
+      );
+      message.Read = true;
+      this.renderReadButton();
+    }
+    this.loadTrace(token);
+  }
+
+  close() {
+    this.token += 1;
+    this.message = null;
+    clear(this.root);
+    this.root.hidden = true;
+    this.empty.hidden = false;
+  }
+
+  async loadTrace(token) {
+    const id = this.message.ID;
+    let trace = null;
+    try {
+      trace = await api.getTrace(id);
+    } catch {
+      trace = null; // no relay, or nothing was relayed
+    }
+    if (token !== this.token) return;
+    const attempts = Array.isArray(trace) ? trace : trace && Array.isArray(trace.Attempts) ? trace.Attempts : [];
+    this.trace = attempts;
+    this.tabButtons.delivery.hidden = attempts.length === 0;
+    if (this.tab === "delivery") this.showTab(attempts.length ? "delivery" : "html");
+  }
+
+  onDelivery(id) {
+    if (this.message && this.message.ID === id) this.loadTrace(this.token);
+  }
+
+  setRead(ids, read) {
+    if (this.message && (!ids || ids.includes(this.message.ID))) {
+      this.message.Read = read;
+      this.renderReadButton();
+    }
+  }
+
+  async toggleRead() {
+    if (!this.message) return;
+    const read = !this.message.Read;
+    try {
+      await api.setRead([this.message.ID], read);
+    } catch (error) {
+      this.hooks.toast(`Could not update: ${error.message}`);
+      return;
+    }
+    this.message.Read = read;
+    this.renderReadButton();
+    this.hooks.onRead(this.message.ID, read);
+  }
+
+  async deleteCurrent() {
+    if (!this.message) return;
+    const id = this.message.ID;
+    try {
+      await api.deleteMessages([id]);
+    } catch (error) {
+      this.hooks.toast(`Could not delete: ${error.message}`);
+      return;
+    }
+    this.hooks.onDeleted(id);
+  }
+
+  // -- rendering -------------------------------------------------------------------------------
+
+  render() {
+    const m = this.message;
+    clear(this.root);
+    this.root.hidden = false;
+    this.empty.hidden = true;
+    this.readButton = h("button", { type: "button", class: "button", onclick: () => this.toggleRead() });
+    const toolbar = h(
+      "div",
+      { class: "view-toolbar" },
+      h(
+        "button",
+        { type: "button", class: "icon-button narrow-only", "aria-label": "Back to the list", onclick: () => this.hooks.onClose() },
+        icon("back"),
+      ),
+      h("span", { class: "spacer" }),
+      this.readButton,
+      h("a", { class: "button", href: api.rawUrl(m.ID), download: `${m.ID}.eml`, title: "Download the raw message" }, icon("download"), " .eml"),
+      h("button", { type: "button", class: "button danger", onclick: () => this.deleteCurrent(), title: "Delete (Del)" }, icon("trash"), " Delete"),
+    );
+    this.renderReadButton();
+
+    const meta = h("dl", { class: "meta" });
+    const line = (label, value, cls) => {
+      if (value) meta.append(h("dt", {}, label), h("dd", { class: cls || null }, value));
+    };
+    line("From", address(m.From));
+    line("To", addresses(m.To));
+    line("Cc", addresses(m.Cc));
+    line("Bcc", addresses(m.Bcc));
+    line("Reply-To", addresses(m.ReplyTo));
+    line("Date", fullDate(m.Date || m.Created));
+    line("Size", size(m.Size));
+
+    this.tabButtons = {};
+    const tabs = h("div", { class: "tabs", role: "tablist" });
+    for (const [key, label] of TABS) {
+      const count = key === "attachments" ? (m.Attachments || []).length + (m.Inline || []).length : null;
+      const button = h(
+        "button",
+        { type: "button", role: "tab", class: "tab", dataset: { tab: key }, onclick: () => this.showTab(key) },
+        label,
+        count ? h("span", { class: "tab-count" }, String(count)) : null,
+      );
+      button.hidden = !this.available(key);
+      this.tabButtons[key] = button;
+      tabs.append(button);
+    }
+    this.panel = h("div", { class: "tab-panel", role: "tabpanel" });
+    this.root.append(
+      toolbar,
+      h("header", { class: "view-head" }, h("h1", { class: "view-subject" }, m.Subject || "(no subject)"), meta),
+      tabs,
+      this.panel,
+    );
+    this.showTab(this.available(this.tab) ? this.tab : m.HTML ? "html" : "text");
+  }
+
+  renderReadButton() {
+    if (!this.readButton || !this.message) return;
+    clear(this.readButton).append(
+      icon(this.message.Read ? "mail" : "open"),
+      this.message.Read ? " Mark unread" : " Mark read",
+    );
+  }
+
+  available(key) {
+    const m = this.message;
+    if (key === "html") return Boolean(m.HTML);
+    if (key === "attachments") return (m.Attachments || []).length + (m.Inline || []).length > 0;
+    if (key === "delivery") return Boolean(this.trace && this.trace.length);
+    if (key === "envelope") return Boolean(m.Envelope);
+    return true;
+  }
+
+  showTab(key) {
+    this.tab = key;
+    for (const [name, button] of Object.entries(this.tabButtons)) {
+      button.classList.toggle("active", name === key);
+      button.setAttribute("aria-selected", name === key ? "true" : "false");
+    }
+    clear(this.panel);
+    this.panel.dataset.tab = key;
+    const render = {
+      html: () => this.renderHtml(),
+      text: () => this.renderText(),
+      headers: () => this.renderHeaders(),
+      raw: () => this.renderRaw(),
+      attachments: () => this.renderAttachments(),
+      mime: () => this.renderMime(),
+      envelope: () => this.renderEnvelope(),
+      delivery: () => this.renderDelivery(),
+    }[key];
+    render();
+  }
+
+  // Fills the panel when an async load finishes, unless the user moved on meanwhile.
+  later(promise, build) {
+    const token = this.token;
+    const tab = this.tab;
+    const slot = h("div", { class: "loading muted" }, "Loading…");
+    this.panel.append(slot);
+    promise.then(
+      (value) => {
+        if (token === this.token && tab === this.tab) slot.replaceWith(build(value));
+      },
+      (error) => {
+        if (token === this.token && tab === this.tab) slot.replaceWith(h("p", { class: "muted" }, `Could not load: ${error.message}`));
+      },
+    );
+  }
+
+  renderHtml() {
+    const id = this.message.ID;
+    const remote = this.remoteAllowed.has(id);
+    const bar = h("div", { class: "remote-bar", hidden: true });
+    const frame = h("iframe", {
+      class: "preview",
+      title: "HTML preview",
+      // No allow-scripts, no allow-same-origin, no allow-forms: the mail cannot run code or reach us.
+      sandbox: "allow-popups allow-popups-to-escape-sandbox",
+      referrerpolicy: "no-referrer",
+      src: api.previewUrl(id, remote),
+    });
+    this.panel.append(bar, frame);
+    if (remote) return;
+    const token = this.token;
+    api.getPreviewInfo(id).then(
+      (info) => {
+        if (token !== this.token || !info.RemoteBlocked) return;
+        const hosts = (info.RemoteHosts || []).join(", ");
+        bar.append(
+          icon("shield"),
+          h("span", {}, `${info.RemoteBlocked} remote resource${info.RemoteBlocked === 1 ? "" : "s"} blocked`),
+          hosts ? h("span", { class: "muted small hosts" }, ` from ${hosts}`) : null,
+          h("span", { class: "spacer" }),
+          h(
+            "button",
+            {
+              type: "button",
+              class: "button",
+              onclick: () => {
+                this.remoteAllowed.add(id);
+                this.showTab("html");
+              },
+            },
+            "Load remote content",
+          ),
+        );
+        bar.hidden = false;
+      },
+      () => {},
+    );
+  }
+
+  renderText() {
+    const text = this.message.Text;
+    this.panel.append(text ? h("pre", { class: "text-body" }, text) : h("p", { class: "muted pad" }, "This message has no plain-text part."));
+  }
+
+  renderHeaders() {
+    this.later(api.getHeaders(this.message.ID), (headers) => {
+      const table = h("table", { class: "headers" });
+      const rows = Array.isArray(headers) ? headers.map((x) => [x.Name || x[0], [x.Value || x[1]]]) : Object.entries(headers);
+      for (const [name, values] of rows) {
+        for (const value of [].concat(values)) table.append(h("tr", {}, h("th", {}, name), h("td", {}, value)));
+      }
+      return table;
+    });
+  }
+
+  renderRaw() {
+    this.later(api.getRaw(this.message.ID), (raw) => {
+      const box = h("div", { class: "raw" });
+      if (raw.length > RAW_LIMIT) {
+        box.append(h("p", { class: "muted pad" }, `Showing the first ${size(RAW_LIMIT)}; download the .eml for all of it.`));
+      }
+      box.append(h("pre", { class: "raw-body" }, raw.length > RAW_LIMIT ? raw.slice(0, RAW_LIMIT) : raw));
+      return box;
+    });
+  }
+
+  renderAttachments() {
+    const m = this.message;
+    const items = [...(m.Attachments || []).map((a) => [a, false]), ...(m.Inline || []).map((a) => [a, true])];
+    const grid = h("ul", { class: "attachments" });
+    for (const [a, inline] of items) {
+      const url = api.partUrl(m.ID, a.PartID);
+      const name = a.FileName || `part-${a.PartID}`;
+      const isImage = /^image\//i.test(a.ContentType || "");
+      grid.append(
+        h(
+          "li",
+          { class: "attachment" },
+          isImage ? h("a", { href: url, target: "_blank", rel: "noopener", class: "thumb" }, h("img", { src: url, alt: name, loading: "lazy" })) : h("div", { class: "thumb file" }, icon("clip")),
+          h("div", { class: "attachment-name", title: name }, name),
+          h("div", { class: "muted small" }, `${a.ContentType || "application/octet-stream"} · ${size(a.Size)}${inline ? " · inline" : ""}`),
+          h("a", { class: "button small", href: url, download: name }, icon("download"), " Download"),
+        ),
+      );
+    }
+    this.panel.append(grid);
+  }
+
+  renderMime() {
+    this.later(api.getStructure(this.message.ID), (tree) => {
+      const node = (part) =>
+        h(
+          "li",
+          {},
+          h(
+            "div",
+            { class: "mime-part" },
+            h("code", {}, part.ContentType),
+            h("span", { class: "muted small" }, ` part ${part.PartID}`),
+            part.FileName ? h("span", { class: "small" }, ` · ${part.FileName}`) : null,
+            part.ContentID ? h("span", { class: "muted small" }, ` · cid:${part.ContentID}`) : null,
+            part.Disposition ? h("span", { class: "muted small" }, ` · ${part.Disposition}`) : null,
+            part.Children && part.Children.length ? null : h("span", { class: "muted small" }, ` · ${size(part.Size)}`),
+          ),
+          part.Children && part.Children.length ? h("ul", {}, part.Children.map(node)) : null,
+        );
+      return tree ? h("ul", { class: "tree" }, node(tree)) : h("p", { class: "muted" }, "No structure.");
+    });
+  }
+
+  renderEnvelope() {
+    const m = this.message;
+    const env = m.Envelope;
+    const inHeaders = new Map();
+    for (const [label, list] of [["To", m.To], ["Cc", m.Cc], ["Bcc", m.Bcc]]) {
+      for (const a of list || []) inHeaders.set((a.Address || "").toLowerCase(), label);
+    }
+    const rcpts = h("ul", { class: "rcpts" });
+    for (const rcpt of env.RcptTo || []) {
+      const label = inHeaders.get(rcpt.toLowerCase());
+      rcpts.append(
+        h(
+          "li",
+          {},
+          h("span", {}, rcpt),
+          " ",
+          h("span", { class: `tag ${label ? "" : "bcc"}` }, label || "Bcc (envelope only)"),
+        ),
+      );
+    }
+    const yes = (v) => h("span", { class: `tag ${v ? "ok" : "warn"}` }, v ? "yes" : "no");
+    const dl = h(
+      "dl",
+      { class: "meta envelope" },
+      h("dt", {}, "MAIL FROM"),
+      h("dd", {}, env.MailFrom || "<> (null sender)"),
+      h("dt", {}, "RCPT TO"),
+      h("dd", {}, rcpts),
+      h("dt", {}, "Delivered to"),
+      h("dd", {}, (m.Mailboxes || []).join(", ") || "—"),
+      h("dt", {}, "Client"),
+      h("dd", {}, env.Peer || "—"),
+      h("dt", {}, "HELO/EHLO"),
+      h("dd", {}, env.Helo || "—"),
+      h("dt", {}, "TLS"),
+      h("dd", {}, yes(env.TLS)),
+      h("dt", {}, "AUTH"),
+      h("dd", {}, env.Auth ? h("span", { class: "tag ok" }, env.Auth) : yes(false)),
+    );
+    if ("SMTPUTF8" in env) dl.append(h("dt", {}, "SMTPUTF8"), h("dd", {}, yes(env.SMTPUTF8)));
+    this.panel.append(dl);
+  }
+
+  renderDelivery() {
+    const list = h("ol", { class: "timeline" });
+    for (const a of this.trace || []) {
+      const pick = (...keys) => keys.map((k) => a[k]).find((v) => v !== undefined && v !== null);
+      const code = Number(pick("Code", "code")) || 0;
+      const at = pick("At", "at", "Time");
+      const when = typeof at === "number" ? new Date(at * 1000) : new Date(at);
+      const kind = code >= 500 ? "bad" : code >= 400 ? "warn" : code >= 200 ? "ok" : "";
+      const dialogue = pick("Dialogue", "dialogue") || [];
+      const pref = pick("Preference", "preference");
+      list.append(
+        h(
+          "li",
+          { class: `step ${kind}` },
+          h(
+            "div",
+            { class: "step-head" },
+            h("span", { class: `tag ${kind}` }, code ? String(code) : "—"),
+            h("strong", {}, ` ${pick("Host", "host") || "?"}`),
+            pref !== undefined ? h("span", { class: "muted small" }, ` MX ${pref}`) : null,
+            h("span", { class: "muted small" }, ` → ${pick("Recipient", "recipient") || ""}`),
+            h("span", { class: "spacer" }),
+            h("time", { class: "muted small" }, Number.isNaN(when.getTime()) ? "" : when.toLocaleString()),
+          ),
+          h("div", { class: "small" }, pick("Reply", "reply") || ""),
+          dialogue.length ? h("details", {}, h("summary", { class: "small muted" }, "SMTP dialogue"), h("pre", { class: "raw-body" }, dialogue.join("\n"))) : null,
+        ),
+      );
+    }
+    this.panel.append(list);
+  }
+}
