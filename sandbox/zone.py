@@ -338,6 +338,8 @@ class Zone:
             if zone is None or rds is None:
                 return 0
             doomed = [r for r in rds if rdata is None or r == rdata]
+            if not doomed:
+                return 0
             kept = [r for r in rds if r not in doomed]
             if kept:
                 zone.replace_rdataset(owner, dns.rdataset.from_rdata_list(rds.ttl, kept))

@@ -131,6 +131,21 @@ def test_run_time_edits_snapshot_restore_reset(zone: Zone) -> None:
     assert not zone.strict and "runtime.test" not in zone.zones()
 
 
+def test_version_moves_on_every_change(zone: Zone) -> None:
+    seen = [zone.version]
+    for change in (
+        lambda: zone.add_record("v.test", "A", "192.0.2.1"),
+        lambda: zone.remove_record("v.test", "A"),
+        lambda: setattr(zone, "strict", True),
+        lambda: zone.load_text("@ 60 IN A 192.0.2.2\n", "w.test"),
+        zone.reset,
+    ):
+        change()
+        assert zone.version > seen[-1]
+        seen.append(zone.version)
+    assert zone.remove_record("v.test", "A") == 0 and zone.version == seen[-1]
+
+
 def test_records_outside_zones_overlay_catch_all_and_strict(zone: Zone) -> None:
     zone.add_record("fresh.test", "TXT", 'v=spf1 include:"odd" -all')
     assert zone.resolve("fresh.test", "TXT").answers == ['"v=spf1 include:\\"odd\\" -all"']
