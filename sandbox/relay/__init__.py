@@ -2,7 +2,7 @@
 
 from sandbox.relay.faults import BehaviourError, Faults, HostBehaviour
 from sandbox.relay.queue import Relay
-from sandbox.relay.release import ReleaseError, ReleaseSettings, release_message
+from sandbox.relay.release import ReleaseError, Releaser, ReleaseSettings, release_message
 
 __all__ = [
     "BehaviourError",
@@ -11,5 +11,6 @@ __all__ = [
     "Relay",
     "ReleaseError",
     "ReleaseSettings",
+    "Releaser",
     "release_message",
 ]

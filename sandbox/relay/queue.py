@@ -14,8 +14,8 @@ from sandbox.clock import ManualClock
 from sandbox.events import DeliveryAttempted, EventBus
 from sandbox.models import Attempt, Envelope, StoredMessage
 from sandbox.relay.bounce import RecipientStatus, build_dsn, header_block
-from sandbox.relay.faults import OK, Faults
-from sandbox.relay.release import ReleaseSettings
+from sandbox.relay.faults import OK, Faults, HostBehaviour
+from sandbox.relay.release import Releaser, ReleaseSettings
 from sandbox.relay.route import MAX_HOPS, Delivery, Router, domain_of
 from sandbox.store import NoSuchMessage, QueueItem, Store, normalize_user
 from sandbox.zone import Zone
@@ -58,7 +58,7 @@ class Relay:
         self.retry_interval = max(1.0, retry_interval)  # a zero interval would spin the loop
         self.warn_after = warn_after
         self.give_up_after = give_up_after
-        self.release = ReleaseSettings.from_config(release)
+        self.releaser = Releaser(store, ReleaseSettings.from_config(release))
         self.faults = Faults.from_config(hosts)
         self.router = Router(zone, self.faults, hostname, max_hops)
         self._local: dict[str, bool] = {}
@@ -341,6 +341,26 @@ class Relay:
             self.clock.advance(max(0.0, upcoming - self.clock.now()))
             self.wake()
         return upcoming
+
+    def hosts(self) -> dict[str, dict[str, Any]]:
+        """Every host with a behaviour set (config or run time), JSON-ready."""
+        return {name: b.to_json() for name, b in sorted(self.faults.hosts.items())}
+
+    def host(self, name: str) -> dict[str, Any]:
+        return self.faults.get(name).to_json()
+
+    def set_host(self, name: str, data: Any) -> dict[str, Any]:
+        """Set a host's behaviour from JSON; raises BehaviourError (a ValueError) on nonsense."""
+        behaviour = HostBehaviour.from_json(data)
+        self.faults.set(name, behaviour)
+        return behaviour.to_json()
+
+    def remove_host(self, name: str) -> bool:
+        """Forget a host's behaviour: it accepts mail again."""
+        return self.faults.remove(name)
+
+    async def release(self, message_id: str, recipients: Any) -> dict[str, Any]:
+        return await self.releaser.release(message_id, recipients)
 
     def reset(self) -> None:
         """Back to configured host behaviours; greylists forget; routing decisions are recomputed."""

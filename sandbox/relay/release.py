@@ -11,14 +11,30 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
 
+from sandbox.store import Store
+
 
 class ReleaseError(Exception):
     """Why a release did not happen; `status` is the HTTP status the API answers with."""
 
-    def __init__(self, status: int, message: str) -> None:
+    status = 500
+
+    def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.status = status
         self.message = message
+
+
+# Each also derives from a builtin, so the web layer can tell them apart without importing the relay.
+class ReleaseForbidden(ReleaseError, PermissionError):
+    status = 403
+
+
+class ReleaseInvalid(ReleaseError, ValueError):
+    status = 400
+
+
+class ReleaseFailed(ReleaseError, ConnectionError):
+    status = 502
 
 
 @dataclass(frozen=True)
@@ -68,16 +84,16 @@ def check_recipients(settings: ReleaseSettings | None, recipients: Any) -> list[
     """The validated recipient list, or ReleaseError: 403 when release is off or a recipient is not
     allowed, 400 when the list is empty or holds something that is not an address."""
     if settings is None:
-        raise ReleaseError(403, "release is not configured (set [release] host = ... in the config)")
+        raise ReleaseForbidden("release is not configured (set [release] host = ... in the config)")
     if not isinstance(recipients, list) or not recipients:
-        raise ReleaseError(400, 'give the recipients as {"To": ["someone@example.com", ...]}')
+        raise ReleaseInvalid('give the recipients as {"To": ["someone@example.com", ...]}')
     out: list[str] = []
     for value in recipients:
         address = parseaddr(value)[1] if isinstance(value, str) else ""
         if "@" not in address or any(c in address for c in "\r\n<>"):
-            raise ReleaseError(400, f"not an email address: {value!r}")
+            raise ReleaseInvalid(f"not an email address: {value!r}")
         if not settings.permits(address):
-            raise ReleaseError(403, f"{address} is not in the release allow-list")
+            raise ReleaseForbidden(f"{address} is not in the release allow-list")
         out.append(address)
     return out
 
@@ -122,7 +138,7 @@ async def release_message(
     settings: ReleaseSettings | None, raw: bytes, sender: str, recipients: Any
 ) -> tuple[list[str], str]:
     """Check the recipients, then send `raw` upstream over a blocking smtplib session in a thread.
-    Returns (recipients, the upstream's last reply); raises ReleaseError (502 when upstream fails)."""
+    Returns (recipients, the upstream's last reply); raises a ReleaseError."""
     addresses = check_recipients(settings, recipients)
     assert settings is not None
     mail_from = settings.return_path if settings.return_path is not None else sender
@@ -130,11 +146,33 @@ async def release_message(
         reply = await asyncio.to_thread(_send, settings, raw, mail_from, addresses)
     except smtplib.SMTPRecipientsRefused as exc:
         detail = "; ".join(f"{r}: {c} {m.decode(errors='replace')}" for r, (c, m) in exc.recipients.items())
-        raise ReleaseError(502, f"upstream refused every recipient: {detail}") from None
+        raise ReleaseFailed(f"upstream refused every recipient: {detail}") from None
     except smtplib.SMTPResponseException as exc:
         error = exc.smtp_error
         text = error.decode(errors="replace") if isinstance(error, bytes) else str(error)
-        raise ReleaseError(502, f"upstream said {exc.smtp_code} {text}") from None
+        raise ReleaseFailed(f"upstream said {exc.smtp_code} {text}") from None
     except (smtplib.SMTPException, OSError) as exc:
-        raise ReleaseError(502, f"upstream {settings.host}:{settings.port}: {exc}") from None
+        raise ReleaseFailed(f"upstream {settings.host}:{settings.port}: {exc}") from None
     return addresses, reply
+
+
+class Releaser:
+    """POST /api/v1/message/{ID}/release: the stored raw message, its envelope sender, the settings."""
+
+    def __init__(self, store: Store, settings: Mapping[str, Any] | ReleaseSettings | None) -> None:
+        self.store = store
+        if not isinstance(settings, ReleaseSettings | None):
+            settings = ReleaseSettings.from_config(settings)
+        self.settings = settings
+
+    async def release(self, message_id: str, recipients: Any) -> dict[str, Any]:
+        """Raises KeyError for an unknown message, ReleaseError (PermissionError, ValueError or
+        ConnectionError too) when release is off, not allowed, malformed or the upstream failed."""
+        message = self.store.get(message_id)
+        if message is None:
+            raise KeyError(message_id)
+        raw = self.store.raw(message.id)
+        sent, reply = await release_message(self.settings, raw, message.envelope.mail_from, recipients)
+        assert self.settings is not None
+        return {"ID": message.id, "To": sent, "Upstream": f"{self.settings.host}:{self.settings.port}",
+                "Reply": reply}
