@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 import threading
@@ -20,6 +21,8 @@ import dns.rdtypes.ANY.CNAME
 import dns.rdtypes.ANY.MX
 import dns.rdtypes.ANY.NS
 import dns.rdtypes.ANY.SOA
+import dns.rdtypes.ANY.SPF
+import dns.rdtypes.ANY.TXT
 import dns.rrset
 import dns.zone
 from dns.rdatatype import RdataType
@@ -251,7 +254,8 @@ class Zone:
             raise ZoneError(f"{path}: {exc}") from exc
         with self._lock:
             origins = self.load_text(text, path.name.removesuffix(".zone"), _file=path)
-            self._base = self.snapshot()
+            # the mode stays the configured one, even if it was switched at run time
+            self._base = dataclasses.replace(self.snapshot(), strict=self._base.strict)
         return origins
 
     def load_text(self, text: str, origin: str | None = None, *, _file: Path | None = None) -> list[str]:
@@ -292,15 +296,13 @@ class Zone:
             zone.replace_rdataset(origin, dns.rdataset.from_text(IN, RdataType.NS, 3600, host))
 
     def _parse_rdata(self, rdtype: RdataType, value: str) -> dns.rdata.Rdata:
-        if rdtype in (RdataType.TXT, RdataType.SPF) and not value.lstrip().startswith('"'):
-            # API callers write v=spf1 ... unquoted: one string, split at 255 bytes (RFC 1035 §3.3.14)
-            raw = value.encode()
-            chunks = [raw[i : i + 255] for i in range(0, len(raw), 255)] or [b""]
-            value = " ".join(
-                '"' + c.decode(errors="replace").replace("\\", "\\\\").replace('"', '\\"') + '"'
-                for c in chunks
-            )
         try:
+            if rdtype in (RdataType.TXT, RdataType.SPF) and not value.lstrip().startswith('"'):
+                # API callers write v=spf1 ... unquoted: one text in 255-byte strings (RFC 1035 §3.3.14)
+                raw = value.encode()
+                chunks = [raw[i : i + 255] for i in range(0, len(raw), 255)] or [b""]
+                kind = dns.rdtypes.ANY.TXT.TXT if rdtype == RdataType.TXT else dns.rdtypes.ANY.SPF.SPF
+                return kind(IN, rdtype, chunks)
             return dns.rdata.from_text(IN, rdtype, value, origin=dns.name.root, relativize=False)
         except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
             raise ZoneError(f"bad {rdtype.name} value {value!r}: {exc}") from exc
@@ -437,7 +439,9 @@ class Zone:
             # A zone made by add_record only overlays what lies beneath: the rest answers as before.
             exists = exists or step.kind == "nodata"
         step = self._outside(name, rdtype)
-        return _Step("nodata", [], False) if exists and step.kind == "nxdomain" else step
+        if step.kind == "nxdomain" and (exists or name == self.self_host):
+            return _Step("nodata", [], False)  # the name exists, just not with this type
+        return step
 
     def _in_zone(self, zone: dns.zone.Zone, name: dns.name.Name, rdtype: RdataType) -> _Step:
         soa_rds = zone.get_rdataset(_origin(zone), RdataType.SOA)

@@ -83,6 +83,9 @@ def test_catch_all_and_strict(zone: Zone) -> None:
     assert zone.mx("anywhere.org") == MxResult("anywhere.org", nxdomain=True)
     assert zone.addresses("host.anywhere.org") == []
     assert zone.addresses("mailsandbox.local") == ["127.0.0.1"]  # the sandbox always resolves
+    assert zone.mx("mailsandbox.local") == MxResult(
+        "mailsandbox.local", [(0, "mailsandbox.local")], implicit=True
+    )
     assert zone.mx("example.test").hosts[0] == (10, "mx1.example.test")
 
 
@@ -170,6 +173,12 @@ def test_long_txt_is_split_into_strings(zone: Zone) -> None:
     zone.add_record("long.example.test", "TXT", "x" * 300)
     rdata = zone.resolve("long.example.test", "TXT").answers[0]
     assert rdata == '"' + "x" * 255 + '" "' + "x" * 45 + '"'
+    zone.add_record("utf8.example.test", "TXT", "é" * 200)  # 400 bytes, cut between characters' bytes
+    utf8 = zone.resolve("utf8.example.test", "TXT").answer[0][0]
+    assert isinstance(utf8, dns.rdtypes.ANY.TXT.TXT) and [len(x) for x in utf8.strings] == [255, 145]
+    assert b"".join(utf8.strings).decode() == "é" * 200  # the DKIM/SPF reader joins them (RFC 7208 §3.3)
+    zone.add_record("quoted.example.test", "TXT", '"one" "two"')  # quoted: zone-file syntax
+    assert zone.resolve("quoted.example.test", "TXT").answers == ['"one" "two"']
 
 
 def test_bad_input_raises_zone_error(zone: Zone) -> None:
