@@ -398,3 +398,19 @@ def test_stream_any_bytes_same_whole_or_chunked(data: bytes, step: int) -> None:
     whole = DnsStreamConnection(FUZZ_ZONE).receive_data(data)
     conn = DnsStreamConnection(FUZZ_ZONE)
     assert b"".join(conn.receive_data(data[i : i + step]) for i in range(0, len(data), step)) == whole
+
+
+@pytest.mark.parametrize("domain", ["example.test", "nullmx.test", "smtp.example.test", "elsewhere.org"])
+@pytest.mark.parametrize("strict", [False, True])
+def test_relay_view_matches_what_dig_sees(zone: Zone, domain: str, strict: bool) -> None:
+    zone.strict = strict
+    wire = ask(zone, domain, "MX")
+    mx = zone.mx(domain)
+    assert mx.nxdomain == (wire.rcode() == dns.rcode.NXDOMAIN)
+    pairs = sorted((int(p), h.rstrip(".")) for p, h in (t.split() for t in texts(wire, "MX")))
+    if mx.null_mx:
+        assert pairs == [(0, "")]
+    elif mx.implicit:
+        assert pairs == [] and texts(ask(zone, domain, "A"), "A")
+    else:
+        assert mx.hosts == pairs
