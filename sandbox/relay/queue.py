@@ -62,7 +62,7 @@ class Relay:
         self.faults = Faults.from_config(hosts)
         self.router = Router(zone, self.faults, hostname, max_hops)
         self._local: dict[str, bool] = {}
-        self._local_key: object = None
+        self._local_version = -1
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
@@ -82,10 +82,10 @@ class Relay:
 
     def is_local_domain(self, domain: str) -> bool:
         """Whether the zone makes this sandbox the domain's final destination (its best MX)."""
-        key = self._zone_key()
-        if key != self._local_key:
+        version = self.zone.version  # moves on every zone edit, load, restore or mode change
+        if version != self._local_version:
             self._local.clear()
-            self._local_key = key
+            self._local_version = version
         hit = self._local.get(domain)
         if hit is not None:
             return hit
@@ -96,22 +96,13 @@ class Relay:
         if mx.hosts and not mx.null_mx:
             own = [pref for pref, host in mx.hosts if self.zone.is_local(host)]
             local = bool(own) and min(own) <= mx.hosts[0][0]  # RFC 5321 §5.1: we are the best MX
-        zones = key[1] if isinstance(key, tuple) and key[0] == "zones" else ()
-        if not any(domain == z or domain.endswith("." + z) for z in zones):
-            # Outside every zone only the zone list and the mode change the answer, so it keeps.
-            self._local[domain] = local
+        self._local[domain] = local
         return local
 
-    def _zone_key(self) -> object:
-        version = getattr(self.zone, "version", None)
-        if version is not None:
-            return ("version", version)
-        return ("zones", tuple(self.zone.zones()), self.zone.strict)
-
     def zone_changed(self) -> None:
-        """Forget cached routing decisions (the API calls this after editing the zone)."""
+        """Forget cached routing decisions (Zone.version already covers edits made through the Zone)."""
         self._local.clear()
-        self._local_key = None
+        self._local_version = -1
 
     def accepted(self, message: StoredMessage, queued: Sequence[str]) -> None:
         """Called on the loop once the message is committed: queue the rest, try them at once."""

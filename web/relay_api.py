@@ -1,0 +1,357 @@
+"""Relay, queue, clock, fake DNS and release endpoints: validate, call the relay/zone, serialize."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sandbox.models import Attempt, StoredMessage
+from sandbox.store import QueueItem, Store
+
+SETTLE_SECONDS = 10.0  # how long a clock or retry request waits for the queue to finish its pass
+
+
+# The web layer imports no relay, zone or clock module (tests/test_layers.py): it states what it
+# needs of them here, and the composition root hands in the real objects.
+class RelayLike(Protocol):
+    retry_interval: float
+    warn_after: float
+    give_up_after: float
+
+    def trace(self, message: StoredMessage) -> list[Attempt]: ...
+    def queued(self, message_id: str, recipient: str | None = None) -> list[QueueItem]: ...
+    async def retry(self, message_id: str, recipient: str | None = None) -> int: ...
+    async def drop(self, message_id: str, recipient: str | None = None) -> int: ...
+    def advance(self, seconds: float) -> float: ...
+    def skip_to_next_retry(self) -> float | None: ...
+    def next_retry(self) -> float | None: ...
+    async def settle(self, timeout: float = ...) -> None: ...
+    def zone_changed(self) -> None: ...
+    def hosts(self) -> dict[str, dict[str, Any]]: ...
+    def host(self, name: str) -> dict[str, Any]: ...
+    def set_host(self, name: str, data: Any) -> dict[str, Any]: ...
+    def remove_host(self, name: str) -> bool: ...
+    async def release(self, message_id: str, recipients: Any) -> dict[str, Any]: ...
+
+
+class ReleaserLike(Protocol):
+    async def release(self, message_id: str, recipients: Any) -> dict[str, Any]: ...
+
+
+class ZoneLike(Protocol):
+    def records(self) -> list[dict[str, object]]: ...
+    def add_record(self, name: str, rdtype: str, value: str, ttl: int = ...) -> None: ...
+    def remove_record(self, name: str, rdtype: str, value: str | None = ...) -> int: ...
+
+
+class ClockLike(Protocol):
+    def now(self) -> float: ...
+    def advance(self, seconds: float) -> float: ...
+
+    @property
+    def offset(self) -> float: ...
+
+
+def _error(status: int, text: str) -> JSONResponse:
+    return JSONResponse({"Error": text}, status_code=status)
+
+
+def _iso(when: float | None) -> str | None:
+    if when is None:
+        return None
+    return datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    """A JSON object with its keys lower-cased (Mailpit writes "To", scripts write "to")."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    data = json.loads(raw)  # ValueError -> 400 in _guard
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    return {str(k).lower().replace("-", "_"): v for k, v in data.items()}
+
+
+def attempt_json(attempt: Attempt) -> dict[str, Any]:
+    code = attempt.code
+    status = "accepted" if 200 <= code < 300 else "deferred" if code < 500 else "rejected"
+    if code == 0:
+        status = "no-connection" if "dropped" not in attempt.reply else "dropped"
+    return {
+        "Recipient": attempt.recipient,
+        "Hop": attempt.hop,
+        "Host": attempt.host,
+        "Preference": attempt.preference,
+        "Code": code,
+        "Reply": attempt.reply,
+        "Status": status,
+        "Time": _iso(attempt.at),
+        "Timestamp": attempt.at,
+        "Dialogue": list(attempt.dialogue),
+    }
+
+
+def queue_json(item: QueueItem, message: StoredMessage | None) -> dict[str, Any]:
+    return {
+        "ID": item.message_id,
+        "Recipient": item.recipient,
+        "From": message.envelope.mail_from if message else None,
+        "Subject": message.summary.subject if message else None,
+        "Attempts": item.attempts,
+        "FirstAttempt": _iso(item.first_attempt),
+        "NextAttempt": _iso(item.next_attempt),
+        "NextAttemptTimestamp": item.next_attempt,
+        "LastError": item.last_error,
+        "Warned": item.warned,
+    }
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _guard(handler: Handler) -> Handler:
+    """Bad JSON or values become 400 with a JSON error, as the rest of the API does."""
+
+    async def guarded(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except (ValueError, TypeError) as exc:
+            return _error(400, str(exc) or "bad request")
+
+    return guarded
+
+
+class RelayApi:
+    """The endpoints hold only explicit collaborators; `relay` is None when the relay is off."""
+
+    def __init__(
+        self, *, store: Store, relay: RelayLike | None, zone: ZoneLike | None, clock: ClockLike,
+        releaser: ReleaserLike | None = None,
+    ) -> None:
+        self.store = store
+        self.relay = relay
+        self.zone = zone
+        self.clock = clock
+        self.releaser = releaser
+
+    def routes(self) -> list[Route]:
+        g = _guard
+        return [
+            Route("/api/v1/message/{id}/trace", g(self.trace), methods=["GET"]),
+            Route("/api/v1/message/{id}/release", g(self.release), methods=["POST"]),
+            Route("/api/sandbox/queue", g(self.queue), methods=["GET"]),
+            Route("/api/sandbox/queue/{id}/retry", g(self.retry), methods=["POST"]),
+            Route("/api/sandbox/queue/{id}", g(self.drop), methods=["DELETE"]),
+            Route("/api/sandbox/clock", g(self.get_clock), methods=["GET"]),
+            Route("/api/sandbox/clock", g(self.set_clock), methods=["POST"]),
+            Route("/api/sandbox/dns/records", g(self.records), methods=["GET"]),
+            Route("/api/sandbox/dns/records", g(self.add_records), methods=["POST"]),
+            Route("/api/sandbox/dns/records", g(self.remove_records), methods=["DELETE"]),
+            Route("/api/sandbox/hosts", g(self.list_hosts), methods=["GET"]),
+            Route("/api/sandbox/hosts/{name}", g(self.get_host), methods=["GET"]),
+            Route("/api/sandbox/hosts/{name}", g(self.put_host), methods=["PUT"]),
+            Route("/api/sandbox/hosts/{name}", g(self.delete_host), methods=["DELETE"]),
+        ]
+
+    # -- trace and queue ---------------------------------------------------------------------
+
+    async def trace(self, request: Request) -> Response:
+        """GET /api/v1/message/{ID}/trace: every hop and attempt, oldest first."""
+        message = self.store.get(request.path_params["id"])
+        if message is None:
+            return _error(404, "message not found")
+        if self.relay is None:
+            return JSONResponse([attempt_json(a) for a in self.store.trace(message.id)])
+        return JSONResponse([attempt_json(a) for a in self.relay.trace(message)])
+
+    async def queue(self, request: Request) -> Response:
+        """GET /api/sandbox/queue: deferred recipients, soonest retry first."""
+        items = self.store.queue()
+        messages = {i.message_id: self.store.get(i.message_id) for i in items}
+        return JSONResponse([queue_json(i, messages[i.message_id]) for i in items])
+
+    async def retry(self, request: Request) -> Response:
+        """POST /api/sandbox/queue/{ID}/retry[?recipient=]: try now; answers with what is still queued."""
+        if self.relay is None:
+            return _error(404, "the relay is off")
+        message_id, recipient = request.path_params["id"], request.query_params.get("recipient")
+        if not self.relay.queued(message_id, recipient):
+            return _error(404, "nothing of that message is queued")
+        tried = await self.relay.retry(message_id, recipient)
+        await self.relay.settle(SETTLE_SECONDS)  # its DSNs, if any, are delivered too
+        left = [queue_json(i, self.store.get(i.message_id)) for i in self.relay.queued(message_id)]
+        return JSONResponse({"Tried": tried, "Queued": left})
+
+    async def drop(self, request: Request) -> Response:
+        """DELETE /api/sandbox/queue/{ID}[?recipient=]: take it out of the queue, no bounce."""
+        if self.relay is None:
+            return _error(404, "the relay is off")
+        dropped = await self.relay.drop(request.path_params["id"], request.query_params.get("recipient"))
+        if not dropped:
+            return _error(404, "nothing of that message is queued")
+        return JSONResponse({"Dropped": dropped})
+
+    # -- the clock -------------------------------------------------------------------------------
+
+    def _clock_json(self) -> dict[str, Any]:
+        now = self.clock.now()
+        out: dict[str, Any] = {"Now": now, "Time": _iso(now), "Offset": self.clock.offset}
+        if self.relay is not None:
+            upcoming = self.relay.next_retry()
+            out.update({
+                "NextRetry": upcoming, "NextRetryTime": _iso(upcoming), "Queued": len(self.store.queue()),
+                "RetryInterval": self.relay.retry_interval, "WarnAfter": self.relay.warn_after,
+                "GiveUpAfter": self.relay.give_up_after,
+            })
+        return out
+
+    async def get_clock(self, request: Request) -> Response:
+        """GET /api/sandbox/clock: the sandbox's time, its offset from real time, the next retry."""
+        return JSONResponse(self._clock_json())
+
+    async def set_clock(self, request: Request) -> Response:
+        """POST /api/sandbox/clock {"advance": SECONDS} or {"next_retry": true}: move time forward,
+        then answer once the queue has worked through everything that came due."""
+        data = await _body(request)
+        if "advance" in data:
+            seconds = float(data["advance"])
+            if not 0 <= seconds <= 10 * 365 * 86400:
+                raise ValueError("advance must be between 0 and ten years of seconds")
+            if self.relay is not None:
+                self.relay.advance(seconds)
+            else:
+                self.clock.advance(seconds)
+        elif data.get("next_retry"):
+            if self.relay is None:
+                return _error(404, "the relay is off")
+            self.relay.skip_to_next_retry()
+        else:
+            raise ValueError('give {"advance": seconds} or {"next_retry": true}')
+        if self.relay is not None:
+            await self.relay.settle(SETTLE_SECONDS)
+        return JSONResponse(self._clock_json())
+
+    # -- fake DNS --------------------------------------------------------------------------------
+
+    async def records(self, request: Request) -> Response:
+        """GET /api/sandbox/dns/records: every record of every zone."""
+        if self.zone is None:
+            return _error(404, "the fake DNS is off")
+        return JSONResponse([_record_json(r) for r in self.zone.records()])
+
+    async def add_records(self, request: Request) -> Response:
+        """POST /api/sandbox/dns/records {"Name", "Type", "Value", "TTL"} (or {"Records": [...]})."""
+        if self.zone is None:
+            return _error(404, "the fake DNS is off")
+        data = await _body(request)
+        items = data.get("records", [data])
+        if not isinstance(items, list) or not items:
+            raise ValueError("Records must be a non-empty list")
+        added = []
+        for item in items:
+            name, rdtype, value = _record_args(item)
+            assert value is not None
+            ttl = int({str(k).lower(): v for k, v in item.items()}.get("ttl", 300))
+            if not 0 <= ttl < 2**31:
+                raise ValueError("TTL out of range")  # RFC 2181 §8
+            self.zone.add_record(name, rdtype, value, ttl=ttl)  # ZoneError is a ValueError: 400
+            added.append({"Name": name, "Type": rdtype.upper(), "Value": value, "TTL": ttl})
+        self._zone_changed()
+        return JSONResponse(added, status_code=201)
+
+    async def remove_records(self, request: Request) -> Response:
+        """DELETE /api/sandbox/dns/records with {"Name", "Type", "Value"?} as JSON or query."""
+        if self.zone is None:
+            return _error(404, "the fake DNS is off")
+        data = await _body(request) or {k.lower(): v for k, v in request.query_params.items()}
+        name, rdtype, value = _record_args(data, value_required=False)
+        removed = self.zone.remove_record(name, rdtype, value)
+        self._zone_changed()
+        if not removed:
+            return _error(404, "no such record")
+        return JSONResponse({"Removed": removed})
+
+    def _zone_changed(self) -> None:
+        if self.relay is not None:
+            self.relay.zone_changed()
+
+    # -- simulated hosts ---------------------------------------------------------------------------
+
+    async def list_hosts(self, request: Request) -> Response:
+        """GET /api/sandbox/hosts: every host with a behaviour; others accept everything."""
+        if self.relay is None:
+            return _error(404, "the relay is off")
+        return JSONResponse(self.relay.hosts())
+
+    async def get_host(self, request: Request) -> Response:
+        if self.relay is None:
+            return _error(404, "the relay is off")
+        return JSONResponse(self.relay.host(request.path_params["name"]))
+
+    async def put_host(self, request: Request) -> Response:
+        """PUT /api/sandbox/hosts/{name} {"behaviour": "tempfail", "reply": "451 4.3.0 ...", ...}."""
+        if self.relay is None:
+            return _error(404, "the relay is off")
+        raw = await request.body()
+        data = json.loads(raw) if raw.strip() else {}
+        return JSONResponse(self.relay.set_host(request.path_params["name"], data))
+
+    async def delete_host(self, request: Request) -> Response:
+        if self.relay is None:
+            return _error(404, "the relay is off")
+        if not self.relay.remove_host(request.path_params["name"]):
+            return _error(404, "that host has no behaviour set")
+        return JSONResponse({"Removed": request.path_params["name"]})
+
+    # -- release -----------------------------------------------------------------------------------
+
+    async def release(self, request: Request) -> Response:
+        """POST /api/v1/message/{ID}/release {"To": ["someone@example.com"]} (Mailpit's shape)."""
+        if self.releaser is None:
+            return _error(403, "release is not configured")
+        data = await _body(request)
+        try:
+            result = await self.releaser.release(request.path_params["id"], data.get("to"))
+        except KeyError:
+            return _error(404, "message not found")
+        except PermissionError as exc:
+            return _error(403, str(exc))
+        except ConnectionError as exc:
+            return _error(502, str(exc))
+        return JSONResponse(result)
+
+
+def _record_json(record: dict[str, object]) -> dict[str, object]:
+    return {"Zone": record.get("zone"), "Name": record.get("name"), "Type": record.get("type"),
+            "TTL": record.get("ttl"), "Value": record.get("value")}
+
+
+def _record_args(item: Any, value_required: bool = True) -> tuple[str, str, str | None]:
+    if not isinstance(item, dict):
+        raise ValueError("a record is a JSON object")
+    item = {str(k).lower(): v for k, v in item.items()}
+    name, rdtype, value = item.get("name"), item.get("type"), item.get("value")
+    if not isinstance(name, str) or not name or not isinstance(rdtype, str) or not rdtype:
+        raise ValueError("a record needs Name and Type")
+    if value is None and value_required:
+        raise ValueError("a record needs a Value")
+    if value is not None and not isinstance(value, str):
+        raise ValueError("Value must be a string in zone-file syntax")
+    return name, rdtype, value
+
+
+def relay_routes(
+    *, store: Store, relay: RelayLike | None, zone: ZoneLike | None, clock: ClockLike,
+    releaser: ReleaserLike | None = None,
+) -> list[Route]:
+    """The routes the composition root mounts: the Relay (None when it is off), the Zone, the
+    ManualClock; `releaser` defaults to the relay (pass a Releaser to release with the relay off)."""
+    api = RelayApi(store=store, relay=relay, zone=zone, clock=clock, releaser=releaser or relay)
+    return api.routes()
