@@ -51,7 +51,7 @@ class Backend(Protocol):
 
 
 class MessageCache:
-    """Parsed messages by store id. A stored message never changes, so every session of a server can share one.
+    """Parsed messages by store id. Stored messages never change, so one server's sessions share one cache.
 
     Headers stay cached far longer than whole messages: FETCH of header fields and SEARCH on
     header keys then need no store read at all after the first pass.
@@ -91,7 +91,7 @@ class MessageCache:
 
 
 class RecentTracker:
-    """\\Recent (RFC 3501 §2.3.2): the first session to see a new UID gets it; shared by one server's sessions."""
+    """\\Recent (RFC 3501 §2.3.2): the first session to see a new UID gets it; shared by a server."""
 
     def __init__(self) -> None:
         self._highest: dict[tuple[str, str], tuple[int, int]] = {}  # (user, folder) -> (uidvalidity, uid)

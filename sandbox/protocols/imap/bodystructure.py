@@ -7,7 +7,7 @@ import re
 from sandbox.protocols.imap.message import Header, Part, parse_params
 from sandbox.protocols.imap.responses import Concat, Sexp
 
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|\((?:[^()\\]|\\.)*\)?|<[^>]*>?|[,:;@]|[^\s",:;@<>()]+|\s+')
+_PIECE = re.compile(r'"(?:[^"\\]|\\.)*"?|\((?:[^()\\]|\\.)*\)?|<[^>]*>?|[,:;@]|[^\s",:;@<>()]+|\s+')
 
 Address = tuple[str | None, str | None, str | None, str | None]  # name, adl, mailbox, host
 
@@ -17,57 +17,58 @@ def parse_addresses(value: str) -> list[Address]:
     out: list[Address] = []
     current: list[str] = []
     in_group = False
-    for m in _TOKEN.finditer(value):
-        token = m.group(0)
-        if token.isspace():
+    for m in _PIECE.finditer(value):
+        piece = m.group(0)
+        if piece.isspace():
             current.append(" ")
-        elif token == ":" and not in_group and not any(t.startswith("<") for t in current):
+        elif piece == ":" and not in_group and not any(t.startswith("<") for t in current):
             name = _phrase(current)
             out.append((None, None, name or "", None))  # start of a group: NIL host
             current = []
             in_group = True
-        elif token == ";" and in_group:
+        elif piece == ";" and in_group:
             _flush(current, out)
             out.append((None, None, None, None))  # end of group
             current = []
             in_group = False
-        elif token == ",":
+        elif piece == ",":
             _flush(current, out)
             current = []
         else:
-            current.append(token)
+            current.append(piece)
     _flush(current, out)
     if in_group:
         out.append((None, None, None, None))
     return out
 
 
-def _phrase(tokens: list[str]) -> str:
+def _phrase(pieces: list[str]) -> str:
     words = []
-    for token in tokens:
-        if token.startswith("("):
+    for piece in pieces:
+        if piece.startswith("("):
             continue
-        if token.startswith('"'):
-            token = re.sub(r"\\(.)", r"\1", token[1:-1] if token.endswith('"') and len(token) > 1 else token[1:])
-        words.append(token)
+        if piece.startswith('"'):
+            inner = piece[1:-1] if piece.endswith('"') and len(piece) > 1 else piece[1:]
+            piece = re.sub(r"\\(.)", r"\1", inner)
+        words.append(piece)
     return re.sub(r"\s+", " ", "".join(words)).strip()
 
 
-def _flush(tokens: list[str], out: list[Address]) -> None:
-    if not any(t.strip() for t in tokens):
+def _flush(pieces: list[str], out: list[Address]) -> None:
+    if not any(t.strip() for t in pieces):
         return
-    angle = next((t for t in tokens if t.startswith("<")), None)
+    angle = next((t for t in pieces if t.startswith("<")), None)
     if angle is not None:
-        name = _phrase(tokens[: tokens.index(angle)]) or None
+        name = _phrase(pieces[: pieces.index(angle)]) or None
         spec = angle[1:-1] if angle.endswith(">") else angle[1:]
         adl = None
         if spec.startswith("@") and ":" in spec:  # obs-route: "<@relay,@relay2:user@host>"
             adl, _, spec = spec.partition(":")
     else:
-        comments = [t[1:-1] for t in tokens if t.startswith("(") and t.endswith(")")]
+        comments = [t[1:-1] for t in pieces if t.startswith("(") and t.endswith(")")]
         name = comments[-1].strip() if comments else None
         adl = None
-        spec = "".join(t for t in tokens if not t.startswith("(") and not t.isspace())
+        spec = "".join(t for t in pieces if not t.startswith("(") and not t.isspace())
     local, at, host = spec.strip().rpartition("@")
     if not at:
         local, host = host, ""
@@ -140,7 +141,8 @@ def body_structure(part: Part, extensible: bool) -> Sexp:
             children = [["text", "plain", ["charset", "us-ascii"], None, None, "7BIT", 0, 0]]
         out: list[Sexp] = [Concat(children), part.subtype]
         if extensible:
-            out += [_params(part.params), _disposition(part), _language(part), part.header.text("content-location")]
+            location = part.header.text("content-location")
+            out += [_params(part.params), _disposition(part), _language(part), location]
         return out
     fields: list[Sexp] = [
         part.type,

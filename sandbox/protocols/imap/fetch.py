@@ -7,13 +7,14 @@ from dataclasses import dataclass
 
 from sandbox.protocols.imap.bodystructure import body_structure, envelope
 from sandbox.protocols.imap.grammar import ParseError, Reader
-from sandbox.protocols.imap.responses import astring, date_time, flag_list, literal, sexp, string
+from sandbox.protocols.imap.responses import astring, date_time, flag_list, literal, sexp
 from sandbox.protocols.imap.search import Candidate
 
 _NAME = re.compile(rb"[A-Za-z0-9.]+")
 _PART = re.compile(rb"[1-9]\d{0,8}(?:\.[1-9]\d{0,8})*")
-_SIMPLE = ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY", "BODYSTRUCTURE", "UID", "RFC822",
-           "RFC822.HEADER", "RFC822.TEXT")  # fmt: skip
+_SIMPLE = frozenset(
+    "FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODY BODYSTRUCTURE UID RFC822 RFC822.HEADER RFC822.TEXT".split()
+)
 _MACROS = {  # RFC 3501 §6.4.5
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
@@ -101,7 +102,7 @@ def _parse_section(r: Reader, peek: bool) -> Section:
             if r.accept(candidate.encode("ascii")):
                 text = candidate
                 break
-        if part and not text or text == "MIME" and not part:
+        if (part and not text) or (text == "MIME" and not part):
             raise ParseError("bad section text")  # MIME only follows a part number
     fields: list[bytes] = []
     if text.startswith("HEADER.FIELDS"):
@@ -179,4 +180,5 @@ def render(item: Item, candidate: Candidate) -> bytes:
         return b"RFC822 " + literal(message.raw)
     if name == "RFC822.TEXT":
         return b"RFC822.TEXT " + literal(message.text)
-    return name.encode("ascii") + b" " + sexp(body_structure(message.root, extensible=name == "BODYSTRUCTURE"))
+    structure = body_structure(message.root, extensible=name == "BODYSTRUCTURE")
+    return name.encode("ascii") + b" " + sexp(structure)

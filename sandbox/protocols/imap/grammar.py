@@ -30,7 +30,7 @@ _QUOTED = re.compile(rb'"((?:[^"\\\r\n]|\\["\\])*)"')
 _LITERAL = re.compile(rb"\{(\d{1,10})(\+?)\}\r?\n")
 _NUMBER = re.compile(rb"\d+")
 _SEQ_RANGE = re.compile(rb"(\d+|\*)(?::(\d+|\*))?")
-SYSTEM_FLAGS = {f.lower(): f for f in ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft", "\\Recent")}
+SYSTEM_FLAGS = {f.lower(): f for f in "\\Seen \\Answered \\Flagged \\Deleted \\Draft \\Recent".split()}
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTHS = {name.upper(): index for index, name in enumerate(MONTHS, start=1)}  # not locale-dependent
 _DATE = re.compile(rb"(\d{1,2})-([A-Za-z]{3})-(\d{4})")

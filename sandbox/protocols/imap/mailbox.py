@@ -162,7 +162,8 @@ class SelectedMailbox:
                 self.entries[entry.uid] = entry
                 self.message_ids.add(entry.message_id)
             if not self.readonly:
-                self.recent |= self.tracker.claim(self.user, self.name, self.uidvalidity, (e.uid for e in added))
+                claimed = self.tracker.claim(self.user, self.name, self.uidvalidity, (e.uid for e in added))
+                self.recent |= claimed
             out.append(untagged(b"%d EXISTS" % len(self.uids)))
             out.append(untagged(b"%d RECENT" % len(self.recent)))
         return out

@@ -7,8 +7,8 @@ import binascii
 import quopri
 import re
 from collections.abc import Collection
-from email.header import decode_header, make_header
 from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 
 MAX_DEPTH = 32  # hostile nesting stops here; deeper parts are treated as opaque bodies
 _FIELD_SPLIT = re.compile(rb"\r?\n(?![ \t])")
@@ -94,7 +94,7 @@ def parse_params(value: str) -> tuple[str, list[tuple[str, str]]]:
 class Part:
     """One MIME entity: its header, its body's byte range and, lazily, what it contains."""
 
-    __slots__ = ("body_start", "children", "data", "end", "header", "message", "params", "start", "subtype", "type")
+    __slots__ = tuple("body_start children data end header message params start subtype type".split())
 
     def __init__(self, data: bytes, start: int, end: int, depth: int = 0, digest: bool = False) -> None:
         self.data = data
@@ -108,9 +108,8 @@ class Part:
         self.type, slash, self.subtype = main.partition("/")
         if not slash or not self.type or not self.subtype:
             self.type, self.subtype, self.params = "text", "plain", []
-        if ctype is None or self.type == "text" and not any(k.lower() == "charset" for k, _ in self.params):
-            if self.type == "text":
-                self.params = [("charset", "us-ascii"), *self.params]  # RFC 2045 §5.2 default
+        if self.type == "text" and self.param("charset") is None:
+            self.params = [("charset", "us-ascii"), *self.params]  # RFC 2045 §5.2 default
         self.children: list[Part] = []
         self.message: Part | None = None
         if depth >= MAX_DEPTH:
@@ -119,10 +118,8 @@ class Part:
             boundary = self.param("boundary")
             if boundary:
                 sub_digest = self.subtype == "digest"
-                self.children = [
-                    Part(data, a, b, depth + 1, sub_digest)
-                    for a, b in _split_multipart(data, self.body_start, end, boundary.encode("utf-8", "replace"))
-                ]
+                ranges = _split_multipart(data, self.body_start, end, boundary.encode("utf-8", "replace"))
+                self.children = [Part(data, a, b, depth + 1, sub_digest) for a, b in ranges]
         elif self.type == "message" and self.subtype in ("rfc822", "global"):
             self.message = Part(data, self.body_start, end, depth + 1)
 
@@ -160,7 +157,9 @@ class Part:
 
 
 def _split_multipart(data: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
-    """Body-part ranges between "--boundary" lines (RFC 2046 §5.1.1); the CRLF before a delimiter belongs to it."""
+    """Body-part ranges between "--boundary" lines (RFC 2046 §5.1.1).
+
+    The CRLF before a delimiter line belongs to the delimiter, not to the part."""
     delimiter = b"--" + boundary
     out: list[tuple[int, int]] = []
     current: int | None = None

@@ -183,12 +183,12 @@ def _enable(r: Reader, tag: str, name: str, uid: bool) -> c.Command:
 _Parser = Callable[[Reader, str, str, bool], c.Command]
 _PARSERS: dict[str, _Parser] = {
     **dict.fromkeys(
-        ("CAPABILITY", "NOOP", "LOGOUT", "STARTTLS", "CHECK", "CLOSE", "EXPUNGE", "IDLE", "NAMESPACE", "UNSELECT"),
+        "CAPABILITY NOOP LOGOUT STARTTLS CHECK CLOSE EXPUNGE IDLE NAMESPACE UNSELECT".split(),
         _bare,
     ),
     "LOGIN": _login,
     "AUTHENTICATE": _authenticate,
-    **dict.fromkeys(("SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE"), _mailbox),
+    **dict.fromkeys("SELECT EXAMINE CREATE DELETE SUBSCRIBE UNSUBSCRIBE".split(), _mailbox),
     "RENAME": _rename,
     "LIST": _list,
     "LSUB": _list,

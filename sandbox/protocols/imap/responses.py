@@ -30,7 +30,7 @@ TRYCREATE = "TRYCREATE"
 AUTHENTICATIONFAILED = "AUTHENTICATIONFAILED"
 PRIVACYREQUIRED = "PRIVACYREQUIRED"
 
-_SAFE_QUOTED = re.compile(rb'[^\x00\r\n\x80-\xff]*')
+_SAFE_QUOTED = re.compile(rb"[^\x00\r\n\x80-\xff]*")
 
 
 class Atom(bytes):
@@ -41,7 +41,7 @@ class Concat(list["Sexp"]):
     """Items joined without spaces: body-type-mpart = 1*body SP media-subtype (RFC 3501 §9)."""
 
 
-Sexp = Union[None, int, bytes, str, Atom, Sequence["Sexp"], Concat]
+Sexp = Union[None, int, bytes, str, Atom, Sequence["Sexp"], Concat]  # noqa: UP007 (a recursive alias)
 
 
 def string(value: bytes | str) -> bytes:
