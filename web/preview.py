@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
@@ -99,7 +98,8 @@ class Rewrite:
             return ""  # ours sets the link target; a sender's base could retarget relative URLs
         if name == "meta" and lowered.get("http-equiv", "").lower() == "refresh":
             # A refresh can send the frame to a tracking URL without any script.
-            self.blocked += 1
+            if not self.allow_remote:
+                self.blocked += 1
             return ""
         out: list[str] = []
         for key, raw_value in pairs:
@@ -119,7 +119,7 @@ class Rewrite:
                 new = self.css(html.unescape(value))
             if new is None:
                 continue
-            out.append(raw_value if new == value else f'{key}="{html.escape(new)}"')
+            out.append(f"{key}={raw_value}" if new == value else f'{key}="{html.escape(new)}"')
         return f"<{match.group(1)}{''.join(' ' + a for a in out)}>"
 
     def document(self, markup: str) -> str:
@@ -193,7 +193,6 @@ class Prepared:
     text: str
     blocked: int
     hosts: tuple[str, ...]
-    structure: mime.PartInfo | None
 
 
 def prepare(raw: bytes, message_id: str, allow_remote: bool) -> Prepared:
@@ -206,7 +205,7 @@ def prepare(raw: bytes, message_id: str, allow_remote: bool) -> Prepared:
         markup, rewrite = rewrite_html(parsed.html, message_id, cids, allow_remote)
         blocked, hosts = rewrite.blocked, tuple(sorted(rewrite.hosts))
     text = parsed.text or (mime.html_to_text(parsed.html) if parsed.html else "")
-    return Prepared(markup, text, blocked, hosts, parsed.structure)
+    return Prepared(markup, text, blocked, hosts)
 
 
 class Preview:
@@ -267,26 +266,6 @@ class Preview:
             }
         )
 
-    async def structure(self, request: Request) -> Response:
-        """GET /api/sandbox/message/{ID}/structure: the MIME tree."""
-        loaded = await self._load(request, False)
-        if isinstance(loaded, Response):
-            return loaded
-        tree = loaded[1].structure
-        return JSONResponse(_part_json(tree) if tree else None)
-
-
-def _part_json(part: mime.PartInfo) -> dict[str, Any]:
-    return {
-        "PartID": part.part_id,
-        "ContentType": part.content_type,
-        "FileName": part.filename,
-        "ContentID": part.content_id,
-        "Disposition": part.disposition,
-        "Size": part.size,
-        "Children": [_part_json(c) for c in part.children],
-    }
-
 
 _HOST = re.compile(r"[A-Za-z0-9.:\[\]-]+")
 
@@ -306,5 +285,4 @@ def preview_routes(store: Store) -> list[Route]:
         Route("/view/{id}.html", preview.html, methods=["GET", "HEAD"]),
         Route("/view/{id}.txt", preview.text, methods=["GET", "HEAD"]),
         Route("/api/sandbox/message/{id}/preview", preview.info, methods=["GET"]),
-        Route("/api/sandbox/message/{id}/structure", preview.structure, methods=["GET"]),
     ]

@@ -1,4 +1,5 @@
-"""The UI's own routes: the page at / and its static assets under /static/ with caching headers."""
+"""The UI's own routes: the page at / and its static assets under /static/ with caching headers;
+`web_routes` bundles them with the preview, the event stream and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import PathLike, StaticFiles
 from starlette.types import Scope
+
+from sandbox.events import EventBus
+from sandbox.store import Store
+from web import schema
+from web.openapi import openapi_routes
+from web.preview import preview_routes
+from web.stream import EventHub, stream_routes
 
 STATIC = Path(__file__).parent / "static"
 _IMMUTABLE = "public, max-age=31536000, immutable"
@@ -35,6 +43,12 @@ class CachedStaticFiles(StaticFiles):
         versioned = b"v=" in scope.get("query_string", b"")
         response.headers["Cache-Control"] = _IMMUTABLE if versioned else "no-cache"
         return response
+
+
+def web_routes(store: Store, bus: EventBus) -> list[BaseRoute]:
+    """Everything issue 3 adds, in mounting order (the UI's catch-all static mount last)."""
+    hub = EventHub(store, bus, schema.summary)
+    return [*preview_routes(store), *stream_routes(hub), *openapi_routes(), *ui_routes()]
 
 
 def ui_routes(root: Path = STATIC) -> list[BaseRoute]:

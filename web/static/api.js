@@ -46,7 +46,6 @@ export const rawUrl = (id) => `/api/v1/message/${enc(id)}/raw?dl=1`;
 export const partUrl = (id, part) => `/api/v1/message/${enc(id)}/part/${enc(part)}`;
 export const previewUrl = (id, remote) => `/view/${enc(id)}.html${remote ? "?remote=1" : ""}`;
 export const getPreviewInfo = (id) => getJSON(`/api/sandbox/message/${enc(id)}/preview`);
-export const getStructure = (id) => getJSON(`/api/sandbox/message/${enc(id)}/structure`);
 export const getTrace = (id) => getJSON(`/api/v1/message/${enc(id)}/trace`);
 export const getMailboxes = () => getJSON("/api/sandbox/mailboxes");
 

@@ -41,14 +41,8 @@ export class MessageView {
     this.message = message;
     this.trace = null;
     this.render();
-    if (!message.Read) {
-      api.setRead([message.ID], true).then(
-        () => this.hooks.onRead(message.ID, true),
-        () => {},
-      );
-      message.Read = true;
-      this.renderReadButton();
-    }
+    // GET /api/v1/message/{ID} marks the message read (as Mailpit does); reflect it in the list now.
+    this.hooks.onRead(message.ID, true);
     this.loadTrace(token);
   }
 
@@ -318,25 +312,26 @@ export class MessageView {
   }
 
   renderMime() {
-    this.later(api.getStructure(this.message.ID), (tree) => {
-      const node = (part) =>
+    const node = (part) => {
+      const children = part.Parts || part.Children || [];
+      return h(
+        "li",
+        {},
         h(
-          "li",
-          {},
-          h(
-            "div",
-            { class: "mime-part" },
-            h("code", {}, part.ContentType),
-            h("span", { class: "muted small" }, ` part ${part.PartID}`),
-            part.FileName ? h("span", { class: "small" }, ` · ${part.FileName}`) : null,
-            part.ContentID ? h("span", { class: "muted small" }, ` · cid:${part.ContentID}`) : null,
-            part.Disposition ? h("span", { class: "muted small" }, ` · ${part.Disposition}`) : null,
-            part.Children && part.Children.length ? null : h("span", { class: "muted small" }, ` · ${size(part.Size)}`),
-          ),
-          part.Children && part.Children.length ? h("ul", {}, part.Children.map(node)) : null,
-        );
-      return tree ? h("ul", { class: "tree" }, node(tree)) : h("p", { class: "muted" }, "No structure.");
-    });
+          "div",
+          { class: "mime-part" },
+          h("code", {}, part.ContentType),
+          h("span", { class: "muted small" }, ` part ${part.PartID}`),
+          part.FileName ? h("span", { class: "small" }, ` · ${part.FileName}`) : null,
+          part.ContentID ? h("span", { class: "muted small" }, ` · cid:${part.ContentID}`) : null,
+          part.Disposition ? h("span", { class: "muted small" }, ` · ${part.Disposition}`) : null,
+          children.length ? null : h("span", { class: "muted small" }, ` · ${size(part.Size)}`),
+        ),
+        children.length ? h("ul", {}, children.map(node)) : null,
+      );
+    };
+    const tree = this.message.Structure;
+    this.panel.append(tree ? h("ul", { class: "tree" }, node(tree)) : h("p", { class: "muted pad" }, "No structure."));
   }
 
   renderEnvelope() {

@@ -1,0 +1,321 @@
+"""The OpenAPI 3.1 document of the whole HTTP API, served at /api/sandbox/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+OPENAPI_PATH = "/api/sandbox/openapi.json"
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(required: bool = True, **props: Schema) -> Schema:
+    out: Schema = {"type": "object", "properties": props}
+    if required:
+        out["required"] = list(props)
+    return out
+
+
+def _arr(item: Schema) -> Schema:
+    return {"type": "array", "items": item}
+
+
+_S: Schema = {"type": "string"}
+_I: Schema = {"type": "integer"}
+_B: Schema = {"type": "boolean"}
+_TIME: Schema = {"type": "string", "format": "date-time"}
+
+SCHEMAS: dict[str, Schema] = {
+    "Address": _obj(Name=_S, Address=_S),
+    "Envelope": _obj(
+        MailFrom=_S,
+        RcptTo=_arr(_S),
+        Peer=_S,
+        Helo=_S,
+        TLS=_B,
+        Auth={"type": ["string", "null"]},
+        SMTPUTF8=_B,
+        Body8Bit=_B,
+    ),
+    "MessageSummary": _obj(
+        ID=_S,
+        MessageID=_S,
+        Read=_B,
+        From={"oneOf": [_ref("Address"), {"type": "null"}]},
+        To=_arr(_ref("Address")),
+        Cc=_arr(_ref("Address")),
+        Bcc=_arr(_ref("Address")),
+        ReplyTo=_arr(_ref("Address")),
+        Subject=_S,
+        Created=_TIME,
+        Username=_S,
+        Tags=_arr(_S),
+        Size=_I,
+        Attachments={**_I, "description": "number of attachments"},
+        Snippet=_S,
+        Mailboxes={**_arr(_S), "description": "extra: the mailboxes (users) it was delivered to"},
+    ),
+    "MessagesPage": _obj(
+        total={**_I, "description": "all messages"},
+        unread=_I,
+        count={**_I, "description": "messages in this page"},
+        messages_count={**_I, "description": "messages matching, before paging"},
+        start=_I,
+        tags=_arr(_S),
+        messages=_arr(_ref("MessageSummary")),
+    ),
+    "Attachment": _obj(
+        PartID=_S,
+        FileName=_S,
+        ContentType=_S,
+        ContentID=_S,
+        Size=_I,
+        Checksums=_obj(MD5=_S, SHA1=_S, SHA256=_S),
+    ),
+    "Part": _obj(
+        PartID=_S,
+        ContentType=_S,
+        FileName=_S,
+        ContentID=_S,
+        Disposition=_S,
+        Size=_I,
+        Parts=_arr(_ref("Part")),
+    ),
+    "Message": {
+        "allOf": [
+            _obj(
+                ID=_S,
+                MessageID=_S,
+                From={"oneOf": [_ref("Address"), {"type": "null"}]},
+                To=_arr(_ref("Address")),
+                Cc=_arr(_ref("Address")),
+                Bcc=_arr(_ref("Address")),
+                ReplyTo=_arr(_ref("Address")),
+                ReturnPath=_S,
+                Subject=_S,
+                Date=_TIME,
+                Created=_TIME,
+                Tags=_arr(_S),
+                Text=_S,
+                HTML=_S,
+                Size=_I,
+                Inline=_arr(_ref("Attachment")),
+                Attachments=_arr(_ref("Attachment")),
+                Read=_B,
+            ),
+            _obj(
+                required=False,
+                Envelope={**_ref("Envelope"), "description": "extra: the SMTP envelope (Bcc shows here)"},
+                Mailboxes=_arr(_S),
+                Structure={"description": "extra: the MIME tree", "oneOf": [_ref("Part"), {"type": "null"}]},
+                ListUnsubscribe={"type": "object"},
+                Username=_S,
+            ),
+        ]
+    },
+    "IDs": _obj(required=False, IDs={**_arr(_S), "description": "message IDs; empty or absent: all"}),
+    "ReadState": _obj(
+        required=False,
+        IDs={**_arr(_S), "description": "message IDs; empty or absent: all"},
+        Read=_B,
+    ),
+    "Mailbox": _obj(Mailbox=_S, Total=_I, Unread=_I),
+    "PreviewInfo": _obj(ID=_S, HTML=_B, RemoteBlocked=_I, RemoteHosts=_arr(_S)),
+    "Error": _obj(Error=_S),
+    "Event": {
+        "description": "One frame of the /api/events WebSocket.",
+        "oneOf": [
+            _obj(Type={"const": "new"}, Data=_ref("MessageSummary")),
+            _obj(Type={"const": "delete"}, Data=_obj(required=False, IDs=_arr(_S), ID=_S)),
+            _obj(Type={"const": "update"}, Data=_obj(required=False, IDs=_arr(_S), ID=_S, Read=_B)),
+            _obj(Type={"enum": ["truncate", "prune"]}, Data={"type": "null"}),
+            _obj(Type={"const": "stats"}, Data=_obj(Total=_I, Unread=_I)),
+            _obj(
+                Type={"const": "delivery"},
+                Data=_obj(ID=_S, Recipient=_S, Host=_S, Code=_I, Status=_S),
+            ),
+        ],
+    },
+}
+
+
+def _param(name: str, where: str, description: str, schema: Schema = _S, required: bool = False) -> Schema:
+    return {
+        "name": name,
+        "in": where,
+        "required": required or where == "path",
+        "description": description,
+        "schema": schema,
+    }
+
+
+_ID = _param("ID", "path", 'message ID, or "latest"')
+_START = _param("start", "query", "offset of the first message", _I)
+_LIMIT = _param("limit", "query", "page size (default 50, at most 1000)", _I)
+_MAILBOX = _param("mailbox", "query", "only messages delivered to this mailbox (address)")
+_QUERY = _param(
+    "query", "query", "search language: from: to: subject: is:unread has:attachment ...", required=True
+)
+
+
+def _json(schema: Schema, description: str = "OK") -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _op(
+    summary: str,
+    responses: Schema,
+    params: list[Schema] | None = None,
+    body: Schema | None = None,
+    tag: str = "messages",
+) -> Schema:
+    op: Schema = {"summary": summary, "tags": [tag], "responses": responses}
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = {"required": False, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+_OK = {"200": _json({"const": "ok"})}
+_404 = {"404": _json(_ref("Error"), "no such message")}
+
+
+def _bytes(media: str, description: str) -> Schema:
+    return {
+        "description": description,
+        "content": {media: {"schema": {"type": "string", "format": "binary"}}},
+    }
+
+
+PATHS: dict[str, Schema] = {
+    "/api/v1/messages": {
+        "get": _op(
+            "List messages, newest first", {"200": _json(_ref("MessagesPage"))}, [_START, _LIMIT, _MAILBOX]
+        ),
+        "delete": _op("Delete these messages (no IDs: all)", _OK, body=_ref("IDs")),
+        "put": _op("Mark these messages read or unread (no IDs: all)", _OK, body=_ref("ReadState")),
+    },
+    "/api/v1/search": {
+        "get": _op("Search", {"200": _json(_ref("MessagesPage"))}, [_QUERY, _START, _LIMIT, _MAILBOX]),
+        "delete": _op("Delete every message matching a search", _OK, [_QUERY, _MAILBOX]),
+    },
+    "/api/v1/message/{ID}": {
+        "get": _op("One message, parsed; marks it read", {"200": _json(_ref("Message")), **_404}, [_ID])
+    },
+    "/api/v1/message/{ID}/raw": {
+        "get": _op(
+            "The message source as received",
+            {"200": _bytes("text/plain", "the raw message (message/rfc822 with dl=1)"), **_404},
+            [_ID, _param("dl", "query", "1: download as an .eml attachment")],
+        )
+    },
+    "/api/v1/message/{ID}/headers": {
+        "get": _op(
+            "Headers, decoded",
+            {"200": _json({"type": "object", "additionalProperties": _arr(_S)}), **_404},
+            [_ID],
+        )
+    },
+    "/api/v1/message/{ID}/part/{PartID}": {
+        "get": _op(
+            "One MIME part, decoded (attachments, inline images)",
+            {"200": _bytes("application/octet-stream", "the part with its own Content-Type"), **_404},
+            [_ID, _param("PartID", "path", 'section number, e.g. "2" or "1.2"')],
+        )
+    },
+    "/api/v1/message/{ID}/trace": {
+        "get": _op(
+            "Relay delivery attempts for a message (extra)",
+            {"200": _json(_arr({"type": "object"})), **_404},
+            [_ID],
+            tag="relay",
+        )
+    },
+    "/api/v1/info": {
+        "get": _op("Version, counts, listeners", {"200": _json({"type": "object"})}, tag="server")
+    },
+    "/view/{ID}.html": {
+        "get": _op(
+            "The HTML body for an iframe, under a CSP sandbox; remote resources removed unless remote=1",
+            {
+                "200": {
+                    "description": "text/html; the X-Blocked-Remote header counts what was removed",
+                    "headers": {"X-Blocked-Remote": {"schema": _I}},
+                    "content": {"text/html": {"schema": _S}},
+                },
+                **_404,
+            },
+            [_ID, _param("remote", "query", "1: allow remote images, styles and fonts")],
+            tag="view",
+        )
+    },
+    "/view/{ID}.txt": {
+        "get": _op("The plain-text body", {"200": _bytes("text/plain", "text"), **_404}, [_ID], tag="view")
+    },
+    "/api/sandbox/mailboxes": {
+        "get": _op("Recipient mailboxes with counts", {"200": _json(_arr(_ref("Mailbox")))}, tag="sandbox")
+    },
+    "/api/sandbox/message/{ID}/preview": {
+        "get": _op(
+            "What the HTML preview blocks", {"200": _json(_ref("PreviewInfo")), **_404}, [_ID], tag="view"
+        )
+    },
+    "/api/sandbox/reset": {
+        "post": _op("Empty every mailbox; reset queue, faults, DNS edits and clock", _OK, tag="sandbox")
+    },
+    "/api/sandbox/openapi.json": {
+        "get": _op("This document", {"200": _json({"type": "object"})}, tag="server")
+    },
+    "/api/events": {
+        "get": _op(
+            "Live events (WebSocket upgrade). Each frame is an Event; see components.schemas.Event",
+            {
+                "101": {
+                    "description": "switching protocols",
+                    "content": {"application/json": {"schema": _ref("Event")}},
+                }
+            },
+            tag="events",
+        )
+    },
+    "/livez": {"get": _op("Liveness", {"200": _bytes("text/plain", "ok")}, tag="server")},
+    "/readyz": {"get": _op("Readiness", {"200": _bytes("text/plain", "ok")}, tag="server")},
+}
+
+
+def document(extra_paths: dict[str, Schema] | None = None, version: str = "0") -> dict[str, Any]:
+    """The whole document; `extra_paths` lets optional parts (relay, DNS) describe their routes."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Mailsandbox API",
+            "version": version,
+            "description": "Mailpit-compatible API v1 plus Mailsandbox extras under /api/sandbox.",
+        },
+        "paths": {**PATHS, **(extra_paths or {})},
+        "components": {"schemas": SCHEMAS},
+    }
+
+
+def openapi_routes(extra_paths: dict[str, Schema] | None = None) -> list[Route]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("mailsandbox")
+    except PackageNotFoundError:
+        ours = "0"
+    body = document(extra_paths, ours)
+
+    async def serve(request: Request) -> Response:
+        return JSONResponse(body)
+
+    return [Route(OPENAPI_PATH, serve, methods=["GET"], name="openapi")]
