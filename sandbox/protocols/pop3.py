@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
 
 # Reply prefixes (RFC 1939 §3; "+ " is the SASL continuation of RFC 5034 §4).
 OK = b"+OK"
@@ -48,13 +49,17 @@ class State(Enum):
     CLOSED = "CLOSED"
 
 
-@dataclass(frozen=True)
-class MaildropItem:
-    """One message of the maildrop as the adapter lists it (an INBOX entry)."""
+class MaildropItem(Protocol):
+    """What the core needs of one maildrop message; `sandbox.models.MailEntry` fits as it is."""
 
-    uid: int
-    message_id: str
-    size: int
+    @property
+    def uid(self) -> int: ...
+
+    @property
+    def message_id(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
 
 
 # -- events: what the adapter must do -------------------------------------------------
@@ -106,6 +111,8 @@ _Check = Callable[[str], bool]  # does this stored secret match what the client 
 _Column = Callable[[int], str]  # one LIST/UIDL column for a 0-based index
 
 _LINE_BREAK = re.compile(rb"\r?\n")
+_UIDL_SAFE = re.compile(r"[!-~]{1,70}")
+_UIDL_UNSAFE = re.compile(r"[^!-~]")
 _DIGITS = re.compile(r"[0-9]{1,9}")
 
 
@@ -121,8 +128,9 @@ def unique_id(item: MaildropItem) -> str:
     Only 0x21-0x7E, at most 70 octets.
     """
     text = f"{item.uid}.{item.message_id}"
-    text = "".join(c if "!" <= c <= "~" else "_" for c in text)
-    return text[:70]
+    if not _UIDL_SAFE.fullmatch(text):
+        text = _UIDL_UNSAFE.sub("_", text)[:70]
+    return text
 
 
 def wire_lines(raw: bytes) -> list[bytes]:
@@ -165,7 +173,8 @@ class Pop3Connection:
         self._pending: str | None = None  # which answer we wait for
         self._sasl = False  # next line is a SASL response (RFC 5034 §4)
         self._candidate: str | None = None  # USER given, PASS awaited
-        self._drop: list[MaildropItem] = []
+        self._drop: Sequence[MaildropItem] = ()
+        self._uidls: list[str] | None = None  # computed on the first UIDL
         self._deleted: set[int] = set()  # 0-based indexes marked by DELE
         self._top_lines: int | None = None  # None: RETR
 
@@ -194,7 +203,8 @@ class Pop3Connection:
         if items is None:
             self.user = None
             return [Reply(refusal + CRLF), *self._run()]
-        self._drop = list(items)
+        self._drop = items
+        self._uidls = None
         self._deleted.clear()
         self.state = State.TRANSACTION  # RFC 1939 §4
         total = sum(i.size for i in self._drop)
@@ -410,7 +420,10 @@ class Pop3Connection:
         return self._scan(rest, lambda i: str(self._drop[i].size))
 
     def _uidl(self, rest: str) -> list[Event]:
-        return self._scan(rest, lambda i: unique_id(self._drop[i]))
+        if self._uidls is None:
+            self._uidls = [unique_id(item) for item in self._drop]
+        uidls = self._uidls
+        return self._scan(rest, lambda i: uidls[i])
 
     def _scan(self, rest: str, column: _Column) -> list[Event]:
         args = rest.split()

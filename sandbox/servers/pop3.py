@@ -9,7 +9,7 @@ import ssl
 import threading
 import weakref
 from collections import deque
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
 from sandbox.protocols.pop3 import (
@@ -157,7 +157,7 @@ class Pop3Protocol(asyncio.Protocol):
             elif isinstance(event, CloseRequested):
                 self._close()
 
-    def _open(self, user: str) -> tuple[list[MaildropItem] | None, bytes]:
+    def _open(self, user: str) -> tuple[Sequence[MaildropItem] | None, bytes]:
         user = normalize_user(user)
         if not self.locks.acquire(user):
             return None, ERR_IN_USE
@@ -168,7 +168,7 @@ class Pop3Protocol(asyncio.Protocol):
             log.exception("POP3: cannot list %s", user)
             self._unlock()
             return None, ERR_SYS_TEMP
-        return [MaildropItem(e.uid, e.message_id, e.size) for e in entries], b""
+        return entries, b""
 
     def _raw(self, message_id: str) -> bytes | None:
         try:

@@ -8,6 +8,7 @@ import hashlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sandbox.models import MailEntry
 from sandbox.protocols.pop3 import (
     ERR_AUTH,
     ERR_DELETED,
@@ -18,7 +19,6 @@ from sandbox.protocols.pop3 import (
     ERR_UNKNOWN,
     CloseRequested,
     Event,
-    MaildropItem,
     MaildropRequested,
     MessageRequested,
     Pop3Connection,
@@ -35,7 +35,10 @@ MESSAGES = {
     "m2": b"Subject: two\n\nbare LF body\nline 2\n",
     "m3": b"Subject: three\r\n\r\n",
 }
-DROP = [MaildropItem(uid, mid, len(MESSAGES[mid])) for uid, mid in ((1, "m1"), (2, "m2"), (5, "m3"))]
+DROP = [
+    MailEntry(uid, mid, frozenset(), 0.0, len(MESSAGES[mid]))
+    for uid, mid in ((1, "m1"), (2, "m2"), (5, "m3"))
+]
 
 
 class Driver:
@@ -228,7 +231,8 @@ def test_line_limit_is_255_octets_with_crlf() -> None:
 
 
 def test_unique_id_is_printable_and_bounded() -> None:
-    assert unique_id(MaildropItem(7, "abc def\x7f" + "z" * 100, 1)) == ("7.abc_def_" + "z" * 100)[:70]
+    odd = MailEntry(7, "abc def\x7f" + "z" * 100, frozenset(), 0.0, 1)
+    assert unique_id(odd) == ("7.abc_def_" + "z" * 100)[:70]
 
 
 def test_wire_lines() -> None:
