@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 import socket
@@ -34,6 +35,18 @@ def _bind_tcp(listen: Listen) -> socket.socket:
     sock.listen(512)
     sock.setblocking(False)
     return sock
+
+
+def _self_addresses(cfg: Config) -> tuple[str, ...]:
+    """The addresses the fake DNS gives the sandbox itself: where its SMTP listener is reachable."""
+    host = cfg.smtp.host if cfg.smtp else "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return ("127.0.0.1",)  # a name such as "localhost"
+    if address.is_unspecified:  # 0.0.0.0 / :: are reached over loopback
+        return ("::1",) if address.version == 6 else ("127.0.0.1",)
+    return (str(address),)
 
 
 class Sandbox:
@@ -112,7 +125,23 @@ class Sandbox:
         self._record(name, server)
 
     async def _start_dns_and_relay(self) -> None:
-        """Wired when sandbox.zone / sandbox.relay land (issue 5)."""
+        from sandbox.servers.dns import start_dns
+        from sandbox.zone import Zone
+
+        cfg = self.config
+        # 2. the zone (zone files are read off the loop); a bad file raises ZoneError naming file and line
+        self.zone = await asyncio.to_thread(
+            Zone.from_files, cfg.zones, cfg.dns_strict, cfg.hostname, _self_addresses(cfg)
+        )
+        # 3. the relay
+        await self._start_relay()
+        if cfg.dns:
+            server = await start_dns(cfg.dns.host, cfg.dns.port, self.zone)
+            self._closers.append(server.close)
+            self._addresses["dns"] = Listen(*server.address)
+
+    async def _start_relay(self) -> None:
+        """Wired when sandbox.relay lands."""
 
     async def _start_mailbox_servers(self) -> None:
         """Wired when POP3 / IMAP land (issue 4)."""

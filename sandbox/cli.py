@@ -46,6 +46,8 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--zone", dest="zones", action="append", metavar="FILE", help="zone file (repeatable)")
     p.add_argument("--dns-strict", dest="dns_strict", action="store_const", const=True,
                    help="unknown domains are NXDOMAIN (mail to them bounces)")  # fmt: skip
+    p.add_argument("--relay", choices=["on", "off"],
+                   help="simulate delivery through the fake DNS's MX hosts (default on)")  # fmt: skip
     p.add_argument("-v", "--verbose", action="store_true")
 
 
@@ -92,9 +94,11 @@ def serve(args: argparse.Namespace) -> int:
             print(f"  {name:<14} {scheme}{addr}", flush=True)
         print("Press Ctrl-C to stop.", flush=True)
 
+    from sandbox.zone import ZoneError
+
     try:
         asyncio.run(Sandbox(config).run_forever(ready))
-    except OSError as exc:  # a port in use, a directory we cannot write
+    except (OSError, ZoneError) as exc:  # a port in use, a directory we cannot write, a bad zone file
         print(f"mailsandbox: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

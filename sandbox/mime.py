@@ -50,6 +50,8 @@ def header_value(msg: Message, name: str) -> str:
 
 
 def addresses(values: list[str]) -> tuple[Address, ...]:
+    if not values:
+        return ()
     out = []
     for name, addr in getaddresses([decode_words(v) if "=?" in v else v for v in values]):
         if addr or name:
@@ -181,9 +183,58 @@ def find_part(raw: bytes, part_id: str) -> Message | None:
 def summarize(raw: bytes) -> Summary:
     """The fields the store keeps per message for listing and full-text search."""
     try:
+        return _fast_summarize(raw)
+    except Exception:  # _fastmime.Unsupported, or anything odd: the full parser decides
+        pass
+    try:
         return _summarize(raw)
     except Exception:  # a message we cannot parse is still stored, just not summarized
         return Summary("", None, (), (), (), (), "", None, len(raw), 0, "", raw[:4096].decode("utf-8", "replace"))
+
+
+def _summary(
+    headers: list[tuple[str, str]], size: int, text: str, html: str, attachments: int, names: list[str]
+) -> Summary:
+    def values(name: str) -> list[str]:
+        lname = name.lower()
+        return [v for k, v in headers if k.lower() == lname]
+
+    def first(name: str) -> str:
+        found = values(name)
+        return found[0] if found else ""
+
+    date: float | None = None
+    if first("Date"):
+        try:
+            date = parsedate_to_datetime(first("Date")).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            date = None
+    body = text or (html_to_text(html) if html else "")
+    froms = addresses(values("From"))
+    return Summary(
+        message_id=first("Message-ID").strip().strip("<>"),
+        from_=froms[0] if froms else None,
+        to=addresses(values("To")),
+        cc=addresses(values("Cc")),
+        bcc=addresses(values("Bcc")),
+        reply_to=addresses(values("Reply-To")),
+        subject=decode_words(first("Subject")),
+        date=date,
+        size=size,
+        attachments=attachments,
+        snippet=_WS.sub(" ", body[:SNIPPET_CHARS * 4]).strip()[:SNIPPET_CHARS],
+        text=body + "".join(" " + decode_words(n) for n in names),
+    )
+
+
+def _fast_summarize(raw: bytes) -> Summary:
+    from sandbox import _fastmime
+
+    head, body = _fastmime.split_head(raw)
+    headers = _fastmime.parse_headers(head)
+    scan = _fastmime.Scan()
+    _fastmime.scan_part(headers, body, scan, 0)
+    return _summary(headers, len(raw), scan.text or "", scan.html or "", scan.attachments, scan.filenames)
 
 
 def _summarize(raw: bytes) -> Summary:

@@ -1,0 +1,207 @@
+"""Capture benchmark: messages/s and MAIL->250 latency over concurrent SMTP connections.
+
+Runs, in one go, the sandbox (durable store, its own process) and a baseline aiosmtpd whose handler
+stores nothing, and prints our rate as a ratio to the baseline, plus the sandbox's peak RSS.
+
+    .venv/bin/python bench/smtp_bench.py [--messages 20000] [--connections 20] [--relay-off]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+BASELINE = """
+import asyncio, sys
+from aiosmtpd.smtp import SMTP
+class Nothing:
+    async def handle_DATA(self, server, session, envelope):
+        return "250 OK"
+async def main():
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(Nothing(), enable_SMTPUTF8=True), "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+
+def message(size: int, attachment: bool) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "bench@example.test"
+    msg["To"] = "sink@example.test"
+    msg["Subject"] = "benchmark message"
+    msg["Message-ID"] = "<bench@example.test>"
+    if attachment:
+        msg.set_content("Please find the report attached.\n")
+        msg.add_attachment(os.urandom(size * 3 // 4), maintype="application", subtype="octet-stream",
+                           filename="report.bin")  # fmt: skip
+    else:
+        line = "The quick brown fox jumps over the lazy dog. " * 2 + "\n"
+        msg.set_content(line * max(1, size // len(line)))
+    return msg.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+class Client:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def reply(self) -> bytes:
+        while True:
+            line = await self.reader.readline()
+            if not line:
+                raise ConnectionError("server closed")
+            if line[3:4] != b"-":
+                return line
+
+    async def command(self, line: bytes, expect: bytes) -> None:
+        self.writer.write(line)
+        got = await self.reply()
+        if not got.startswith(expect):
+            raise RuntimeError(f"{line!r} -> {got!r}")
+
+
+async def connect(port: int) -> Client:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    client = Client(reader, writer)
+    await client.reply()
+    await client.command(b"EHLO bench\r\n", b"250")
+    return client
+
+
+async def send_one(client: Client, body: bytes) -> float:
+    start = time.perf_counter()
+    # Pipelined, as real clients do (RFC 2920): MAIL and RCPT in one write.
+    client.writer.write(b"MAIL FROM:<bench@example.test>\r\nRCPT TO:<sink@example.test>\r\nDATA\r\n")
+    for expect in (b"250", b"250", b"354"):
+        got = await client.reply()
+        if not got.startswith(expect):
+            raise RuntimeError(got)
+    client.writer.write(body + b".\r\n")
+    got = await client.reply()
+    if not got.startswith(b"250"):
+        raise RuntimeError(got)
+    return time.perf_counter() - start
+
+
+async def run_load(port: int, total: int, connections: int, body: bytes, reconnect: bool) -> dict[str, float]:
+    latencies: list[float] = []
+    per_conn = [total // connections + (1 if i < total % connections else 0) for i in range(connections)]
+
+    async def worker(count: int) -> None:
+        client = None if reconnect else await connect(port)
+        for _ in range(count):
+            if reconnect:
+                client = await connect(port)
+            assert client is not None
+            latencies.append(await send_one(client, body))
+            if reconnect:
+                client.writer.write(b"QUIT\r\n")
+                await client.reply()
+                client.writer.close()
+        if client is not None and not reconnect:
+            client.writer.write(b"QUIT\r\n")
+            client.writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(n) for n in per_conn))
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "rate": total / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def peak_rss_mb(pid: int) -> float:
+    text = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"VmHWM:\s+(\d+) kB", text)
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def start_sandbox(data_dir: str, extra: list[str]) -> tuple[subprocess.Popen[str], int, int]:
+    smtp_port, http_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "serve", "--smtp", f"127.0.0.1:{smtp_port}",
+         "--http", f"127.0.0.1:{http_port}", "--pop3", "off", "--imap", "off", "--dns", "off",
+         "--data-dir", data_dir, *extra],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("Press Ctrl-C"):
+            break
+    return proc, smtp_port, http_port
+
+
+def start_baseline() -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen([sys.executable, "-c", BASELINE], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline())
+
+
+def scenario(name: str, port: int, total: int, conns: int, body: bytes, reconnect: bool) -> dict[str, float]:
+    result = asyncio.run(run_load(port, total, conns, body, reconnect))
+    print(f"  {name:<44} {result['rate']:8.0f} msg/s   p50 {result['p50_ms']:6.2f} ms   "
+          f"p99 {result['p99_ms']:6.2f} ms", flush=True)  # fmt: skip
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--connections", type=int, default=20)
+    parser.add_argument("--relay-off", action="store_true", help="start the sandbox without the relay")
+    args = parser.parse_args()
+    small, big = message(2048, False), message(100 * 1024, True)
+    n, c = args.messages, args.connections
+
+    print(f"baseline: aiosmtpd, handler stores nothing ({os.cpu_count()} cores)")
+    base, base_port = start_baseline()
+    try:
+        b_small = scenario(f"2 KB, {c} connections, {n} messages", base_port, n, c, small, False)
+        b_new = scenario("2 KB, new connection per message", base_port, n // 4, c, small, True)
+        b_big = scenario("100 KB MIME with attachment", base_port, n // 10, c, big, False)
+    finally:
+        base.terminate()
+        base.wait()
+
+    extra = ["--relay", "off"] if args.relay_off else []
+    with tempfile.TemporaryDirectory() as data_dir:
+        print(f"mailsandbox: durable SQLite store in {data_dir}" + (" (relay off)" if extra else ""))
+        proc, port, _http = start_sandbox(data_dir, [a for a in extra if a])
+        try:
+            s_small = scenario(f"2 KB, {c} connections, {n} messages", port, n, c, small, False)
+            rss_after = peak_rss_mb(proc.pid)
+            s_new = scenario("2 KB, new connection per message", port, n // 4, c, small, True)
+            s_big = scenario("100 KB MIME with attachment", port, n // 10, c, big, False)
+            rss_end = peak_rss_mb(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait()
+    print("ratios to the do-nothing baseline:")
+    print(f"  2 KB persistent connections: {s_small['rate'] / b_small['rate']:.2f}x")
+    print(f"  2 KB new connection each:    {s_new['rate'] / b_new['rate']:.2f}x")
+    print(f"  100 KB with attachment:      {s_big['rate'] / b_big['rate']:.2f}x")
+    print(f"sandbox peak RSS: {rss_after:.1f} MB after the first {n} messages, {rss_end:.1f} MB at the end")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""A byte-level scanner for the listing summary: finds headers, MIME boundaries and the text parts
+without building a Message tree, so a 100 KB attachment costs a few bytes.find() calls, not a parse.
+Anything it does not understand raises Unsupported and the caller falls back to the full parser."""
+
+from __future__ import annotations
+
+import binascii
+import re
+from email.message import Message
+
+MAX_DEPTH = 8
+
+
+class Unsupported(Exception):
+    pass
+
+
+_FOLD = re.compile(rb"\r?\n[ \t]")
+
+
+def split_head(raw: bytes) -> tuple[bytes, bytes]:
+    """Header block and body, split at the first empty line (CRLF or bare LF)."""
+    if raw.startswith((b"\r\n", b"\n")):
+        return b"", raw[2 if raw.startswith(b"\r\n") else 1 :]
+    crlf, lf = raw.find(b"\r\n\r\n"), raw.find(b"\n\n")
+    if crlf != -1 and (lf == -1 or crlf < lf):
+        return raw[:crlf], raw[crlf + 4 :]
+    if lf != -1:
+        return raw[:lf], raw[lf + 2 :]
+    return raw, b""
+
+
+def parse_headers(block: bytes) -> list[tuple[str, str]]:
+    """RFC 5322 §2.2: unfold, split at the first colon; UTF-8 allowed (RFC 6532)."""
+    out: list[tuple[str, str]] = []
+    for line in _FOLD.sub(b" ", block).split(b"\n"):
+        line = line.rstrip(b"\r")
+        if not line:
+            continue
+        name, sep, value = line.partition(b":")
+        if not sep or not name or b" " in name.strip():
+            if line[:5] == b"From ":  # an mbox separator line
+                continue
+            raise Unsupported("malformed header line")
+        try:
+            text = value.strip().decode("utf-8")
+        except UnicodeDecodeError:
+            text = value.strip().decode("latin-1")
+        out.append((name.decode("ascii", "replace").strip(), text))
+    return out
+
+
+def _get(headers: list[tuple[str, str]], name: str) -> str:
+    lname = name.lower()
+    for key, value in headers:
+        if key.lower() == lname:
+            return value
+    return ""
+
+
+def _content_type(headers: list[tuple[str, str]]) -> Message:
+    # A tiny Message holding only the MIME headers gives RFC 2045/2231 parameter parsing for free.
+    holder = Message()
+    for key in ("Content-Type", "Content-Disposition"):
+        value = _get(headers, key)
+        if value:
+            holder[key] = value
+    return holder
+
+
+def decode_body(body: bytes, cte: str) -> bytes:
+    cte = cte.strip().lower()
+    if cte == "base64":
+        try:
+            return binascii.a2b_base64(body)
+        except binascii.Error as exc:
+            raise Unsupported("bad base64") from exc
+    if cte == "quoted-printable":
+        return binascii.a2b_qp(body)
+    return body
+
+
+def to_text(body: bytes, charset: str | None) -> str:
+    try:
+        text = body.decode(charset or "utf-8", errors="replace")
+    except LookupError:
+        text = body.decode("utf-8", errors="replace")
+    return text.replace("\r\n", "\n")
+
+
+class Scan:
+    def __init__(self) -> None:
+        self.text: str | None = None
+        self.html: str | None = None
+        self.attachments = 0
+        self.filenames: list[str] = []
+
+
+def _is_attachment(ctype: str, disposition: str, filename: str | None) -> bool:
+    if disposition == "attachment":
+        return True
+    if ctype in ("text/plain", "text/html"):
+        return False
+    return filename is not None or disposition == "inline" or not ctype.startswith("text/")
+
+
+def scan_part(headers: list[tuple[str, str]], body: bytes, scan: Scan, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise Unsupported("nested too deep")
+    holder = _content_type(headers)
+    ctype = holder.get_content_type()
+    if ctype.startswith("multipart/"):
+        boundary = holder.get_boundary()
+        if not boundary:
+            raise Unsupported("multipart without boundary")
+        for part in split_multipart(body, boundary.encode("utf-8", "surrogateescape")):
+            head, part_body = split_head(part)
+            scan_part(parse_headers(head), part_body, scan, depth + 1)
+        return
+    if ctype == "message/rfc822":
+        return  # an attached message: not our text, not an attachment file (as the full parser counts it)
+    disposition = (holder.get("Content-Disposition") or "").split(";")[0].strip().lower()
+    filename = holder.get_filename()
+    if _is_attachment(ctype, disposition, filename):
+        content_id = _get(headers, "Content-ID")
+        if not (content_id and disposition != "attachment"):  # inline cid: images are not attachments
+            scan.attachments += 1
+            if filename:
+                scan.filenames.append(filename)
+        return
+    if ctype == "text/plain" and scan.text is None:
+        scan.text = to_text(decode_body(body, _get(headers, "Content-Transfer-Encoding")), holder.get_content_charset())
+    elif ctype == "text/html" and scan.html is None:
+        scan.html = to_text(decode_body(body, _get(headers, "Content-Transfer-Encoding")), holder.get_content_charset())
+
+
+def split_multipart(body: bytes, boundary: bytes) -> list[bytes]:
+    """RFC 2046 §5.1.1: parts lie between "--boundary" delimiter lines; "--boundary--" closes."""
+    delimiter = b"--" + boundary
+    parts: list[bytes] = []
+    pos = 0
+    starts: list[int] = []
+    while True:
+        found = body.find(delimiter, pos)
+        if found == -1:
+            break
+        at_line_start = found == 0 or body[found - 1 : found] == b"\n"
+        end = found + len(delimiter)
+        if at_line_start:
+            starts.append(found)
+            if body[end : end + 2] == b"--":
+                break
+        pos = end
+    if not starts:
+        raise Unsupported("no boundary in body")
+    for this, following in zip(starts, starts[1:], strict=False):
+        line_end = body.find(b"\n", this)
+        part = body[line_end + 1 : following]
+        # The CRLF before a delimiter belongs to the delimiter.
+        if part.endswith(b"\r\n"):
+            part = part[:-2]
+        elif part.endswith(b"\n"):
+            part = part[:-1]
+        parts.append(part)
+    return parts

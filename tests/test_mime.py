@@ -1,0 +1,101 @@
+"""The fast summary scanner must agree with the full MIME parser on every message it accepts."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sandbox import mime
+from sandbox._fastmime import Unsupported, split_multipart
+
+
+def build(
+    subject: str, text: str | None, html: str | None, attachments: list[tuple[str, bytes]], inline: bool, cte: str
+) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "Ann Example <ann@example.test>"
+    msg["To"] = "bob@example.test, Zoë <zoe@example.test>"
+    msg["Cc"] = "cc@example.test"
+    msg["Subject"] = subject
+    msg["Date"] = "Mon, 23 Nov 2026 10:00:00 +0000"
+    msg["Message-ID"] = "<id-1@example.test>"
+    if text is not None:
+        msg.set_content(text, cte=cte if cte != "8bit" or text.isascii() else "8bit")
+    if html is not None:
+        if text is None:
+            msg.set_content(html, subtype="html")
+        else:
+            msg.add_alternative(html, subtype="html")
+    if inline and html is not None:
+        html_part = msg.get_body(preferencelist=("html",))
+        assert html_part is not None
+        html_part.add_related(b"\x89PNG fake", maintype="image", subtype="png", cid="<logo@x>")
+    for name, data in attachments:
+        msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+    return msg.as_bytes()
+
+
+CORPUS = [
+    b"From: a@example.test\r\nTo: b@example.test\r\nSubject: plain\r\n\r\nHello\r\n",
+    b"Subject: =?utf-8?q?caf=C3=A9?=\nFrom: =?utf-8?b?SsO2cmc=?= <j@x.test>\n\nbare LF body\n",
+    "From: Jörg <jörg@exämple.test>\r\nSubject: Grüße\r\n\r\nSchöne Grüße\r\n".encode(),
+    b"Subject: no body",
+    b"\r\nbody without headers\r\n",
+    b"Content-Type: multipart/mixed; boundary=XX\r\nSubject: preamble\r\n\r\npreamble\r\n--XX\r\n"
+    b"Content-Type: text/plain\r\n\r\nfirst\r\n--XX\r\nContent-Type: application/pdf; name=a.pdf\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--XX--\r\nepilogue\r\n",
+    b"Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=iso-8859-1"
+    b"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=E9 soft=\r\nbreak\r\n--b\r\n"
+    b"Content-Type: text/html\r\n\r\n<p>caf&eacute;</p>\r\n--b--\r\n",
+    b"Content-Type: multipart/mixed; boundary=outer\r\n\r\n--outer\r\nContent-Type: multipart/alternative;"
+    b" boundary=inner\r\n\r\n--inner\r\nContent-Type: text/plain\r\n\r\nnested text\r\n--inner\r\n"
+    b"Content-Type: text/html\r\n\r\n<b>nested</b>\r\n--inner--\r\n--outer\r\nContent-Type: message/rfc822\r\n\r\n"
+    b"Subject: inner\r\n\r\nattached message\r\n--outer--\r\n",
+    b"Content-Type: text/html; charset=utf-8\r\n\r\n<html><head><style>p{}</style></head><body><p>Only"
+    b" <a href='x'>HTML</a></p><script>evil()</script></body></html>\r\n",
+]
+
+
+@pytest.mark.parametrize("raw", CORPUS)
+def test_fast_summary_matches_full_parser(raw: bytes) -> None:
+    try:
+        fast = mime._fast_summarize(raw)
+    except Unsupported:
+        return  # the caller falls back to the full parser; nothing to compare
+    assert fast == mime._summarize(raw)
+
+
+texts = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=300)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    subject=st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=60),
+    text=st.none() | texts,
+    html=st.none() | texts.map(lambda t: f"<p>{t}</p>"),
+    attachments=st.lists(st.tuples(st.from_regex(r"[a-z]{1,8}\.(pdf|bin|txt)", fullmatch=True),
+                                   st.binary(max_size=2000)), max_size=3),  # fmt: skip
+    inline=st.booleans(),
+    cte=st.sampled_from(["quoted-printable", "base64", "8bit"]),
+)
+def test_generated_messages_agree(
+    subject: str, text: str | None, html: str | None, attachments: list[tuple[str, bytes]], inline: bool, cte: str
+) -> None:
+    if text is None and html is None:
+        text = ""
+    raw = build(subject, text, html, attachments, inline, cte)
+    assert mime._fast_summarize(raw) == mime._summarize(raw)
+
+
+@given(st.binary(max_size=2000))
+def test_summarize_never_raises(raw: bytes) -> None:
+    summary = mime.summarize(raw)
+    assert summary.size == len(raw)
+
+
+def test_split_multipart_keeps_delimiter_crlf_out_of_parts() -> None:
+    body = b"pre\r\n--b\r\nA: 1\r\n\r\none\r\n--b\r\n\r\ntwo\r\n--b--\r\n"
+    assert split_multipart(body, b"b") == [b"A: 1\r\n\r\none", b"\r\ntwo"]
