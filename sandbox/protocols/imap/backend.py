@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Literal, Protocol
 
 from sandbox.models import FolderInfo, MailEntry
-from sandbox.protocols.imap.message import Header, Message, to_crlf
+from sandbox.protocols.imap.message import Header, Message
 
 
 class Backend(Protocol):
@@ -63,19 +64,25 @@ class MessageCache:
         self._bytes = 0
         self._max_bytes = max_bytes
         self._max_headers = max_headers
+        self._lock = threading.Lock()  # the asyncio adapter runs sessions on worker threads
 
     def message(self, backend: Backend, message_id: str) -> Message:
-        found = self._full.get(message_id)
-        if found is not None:
-            self._full.move_to_end(message_id)
-            return found
-        message = Message(to_crlf(backend.raw(message_id)))
-        self._full[message_id] = message
-        self._bytes += len(message.raw)
-        while self._bytes > self._max_bytes and len(self._full) > 1:
-            _, old = self._full.popitem(last=False)
-            self._bytes -= len(old.raw)
-        self._remember_header(message_id, message.header)
+        with self._lock:
+            found = self._full.get(message_id)
+            if found is not None:
+                self._full.move_to_end(message_id)
+                return found
+        message = Message(backend.raw(message_id))  # served as stored, so sizes match the store's
+        with self._lock:
+            if message_id not in self._full:
+                self._full[message_id] = message
+                self._bytes += len(message.raw)
+            while self._bytes > self._max_bytes and len(self._full) > 1:
+                _, old = self._full.popitem(last=False)
+                self._bytes -= len(old.raw)
+            self._headers[message_id] = message.header
+            if len(self._headers) > self._max_headers:
+                self._headers.popitem(last=False)
         return message
 
     def header(self, backend: Backend, message_id: str) -> Header:
@@ -84,17 +91,13 @@ class MessageCache:
             return found
         return self.message(backend, message_id).header
 
-    def _remember_header(self, message_id: str, header: Header) -> None:
-        self._headers[message_id] = header
-        if len(self._headers) > self._max_headers:
-            self._headers.popitem(last=False)
-
 
 class RecentTracker:
     """\\Recent (RFC 3501 §2.3.2): the first session to see a new UID gets it; shared by a server."""
 
     def __init__(self) -> None:
         self._highest: dict[tuple[str, str], tuple[int, int]] = {}  # (user, folder) -> (uidvalidity, uid)
+        self._lock = threading.Lock()
 
     def _seen(self, user: str, folder: str, uidvalidity: int) -> int:
         validity, highest = self._highest.get((user, folder), (uidvalidity, 0))
@@ -102,11 +105,12 @@ class RecentTracker:
 
     def claim(self, user: str, folder: str, uidvalidity: int, uids: Iterable[int]) -> set[int]:
         """UIDs no session was told about yet; from now on they are this caller's \\Recent."""
-        highest = self._seen(user, folder, uidvalidity)
-        mine = {uid for uid in uids if uid > highest}
-        if mine:
-            self._highest[(user, folder)] = (uidvalidity, max(mine))
-        return mine
+        with self._lock:
+            highest = self._seen(user, folder, uidvalidity)
+            mine = {uid for uid in uids if uid > highest}
+            if mine:
+                self._highest[(user, folder)] = (uidvalidity, max(mine))
+            return mine
 
     def unclaimed(self, user: str, folder: str, uidvalidity: int, uids: Iterable[int]) -> set[int]:
         """Which of `uids` no session has claimed yet (STATUS RECENT, EXAMINE), leaving them unclaimed."""

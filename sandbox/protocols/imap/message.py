@@ -13,17 +13,6 @@ from email.header import decode_header, make_header
 MAX_DEPTH = 32  # hostile nesting stops here; deeper parts are treated as opaque bodies
 _FIELD_SPLIT = re.compile(rb"\r?\n(?![ \t])")
 _UNFOLD = re.compile(rb"\r?\n(?=[ \t])")
-_BARE_LF = re.compile(rb"(?<!\r)\n")
-_CR_LF = re.compile(rb"\r?\n")
-
-
-def to_crlf(raw: bytes) -> bytes:
-    """IMAP literals carry CRLF line ends (RFC 3501 §4.3); a store holding bare LF is fixed on the way out."""
-    if _BARE_LF.search(raw) is None:
-        return raw
-    return _CR_LF.sub(b"\r\n", raw)
-
-
 def _header_end(data: bytes, start: int, end: int) -> tuple[int, int]:
     """(end of the header block including its blank line, start of the body)."""
     if data.startswith(b"\r\n", start):  # no header fields at all

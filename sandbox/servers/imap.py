@@ -1,0 +1,237 @@
+"""Asyncio adapter for the IMAP core: moves bytes, upgrades to TLS, and wakes sessions on store events."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import ssl
+import threading
+import weakref
+from collections.abc import Mapping
+
+from sandbox.events import Event, EventBus, MailboxChanged, MessagesDeleted, MessagesUpdated
+from sandbox.protocols.imap import MAX_LITERAL, ImapConnection, MessageCache, RecentTracker
+from sandbox.protocols.imap.session import Login
+from sandbox.store import Store, normalize_user
+
+log = logging.getLogger(__name__)
+
+AUTOLOGOUT = 30 * 60.0  # RFC 3501 §5.4: at least 30 minutes of inactivity
+_NOTIFY = object()  # a work item: the store changed under the selected mailbox
+
+
+class ImapShared:
+    """State the sessions of one store share: the parsed-message cache and who got \\Recent."""
+
+    def __init__(self) -> None:
+        self.cache = MessageCache()
+        self.recent = RecentTracker()
+
+
+_REGISTRY: weakref.WeakKeyDictionary[object, ImapShared] = weakref.WeakKeyDictionary()
+_REGISTRY_LOCK = threading.Lock()
+
+
+def shared_for(store: Store) -> ImapShared:
+    """One ImapShared per store, so the plain and implicit-TLS listeners agree on \\Recent."""
+    with _REGISTRY_LOCK:
+        found = _REGISTRY.get(store)
+        if found is None:
+            found = _REGISTRY[store] = ImapShared()
+        return found
+
+
+def make_login(credentials: Mapping[str, str] | None) -> Login:
+    """Any password for any address by default; with credentials, only the listed pairs."""
+    table = None if credentials is None else {normalize_user(u): p for u, p in credentials.items()}
+
+    def login(user: str, password: str) -> str | None:
+        owner = normalize_user(user)
+        if not owner:
+            return None
+        if table is None:
+            return owner
+        expected = table.get(owner)
+        if expected is None or not hmac.compare_digest(expected.encode(), password.encode("utf-8", "replace")):
+            return None
+        return owner
+
+    return login
+
+
+class ImapProtocol(asyncio.Protocol):
+    """One IMAP connection. Commands run on a worker thread, one at a time, so store writes never block the loop."""
+
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        shared: ImapShared,
+        login: Login,
+        ssl_context: ssl.SSLContext | None,
+        implicit_tls: bool,
+        max_literal: int = MAX_LITERAL,
+        autologout: float = AUTOLOGOUT,
+    ) -> None:
+        self.bus = bus
+        self.ssl_context = ssl_context
+        self.conn = ImapConnection(
+            store,
+            login=login,
+            tls_available=ssl_context is not None and not implicit_tls,
+            tls_active=implicit_tls,
+            cache=shared.cache,
+            recent=shared.recent,
+            notified=True,
+            max_literal=max_literal,
+            log=self._log_error,
+        )
+        self.transport: asyncio.Transport | None = None
+        self._work: asyncio.Queue[bytes | object] = asyncio.Queue()
+        self._notify_queued = False
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._worker: asyncio.Task[None] | None = None
+        self._unsubscribe = bus.subscribe(self._on_event)
+        self._autologout = autologout
+        self._timer: asyncio.TimerHandle | None = None
+
+    @staticmethod
+    def _log_error(what: str, exc: BaseException) -> None:
+        log.warning("IMAP %s failed: %r", what, exc)
+
+    # -- asyncio callbacks ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        if self.transport is not None:
+            self.transport = transport  # start_tls hands us the TLS transport: the session goes on
+            return
+        self.transport = transport
+        transport.write(self.conn.greeting())
+        self._worker = asyncio.get_running_loop().create_task(self._run())
+        self._touch()
+
+    def data_received(self, data: bytes) -> None:
+        self._touch()
+        self._work.put_nowait(data)
+
+    def eof_received(self) -> bool | None:
+        self._work.put_nowait(b"")
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._unsubscribe()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._work.put_nowait(b"")
+        self.transport = None
+
+    def pause_writing(self) -> None:  # a client not reading a big FETCH: stop producing more
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    # -- the worker: feeds the core one item at a time ----------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        selected = self.conn.selected
+        if selected is None or self._notify_queued:
+            return
+        if isinstance(event, MailboxChanged):
+            relevant = (normalize_user(event.user), event.folder) == selected
+        elif isinstance(event, (MessagesUpdated, MessagesDeleted)):
+            relevant = self.conn.watches(event.ids)
+        else:
+            relevant = False
+        if relevant:
+            self._notify_queued = True
+            self._work.put_nowait(_NOTIFY)
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                item = await self._work.get()
+                if item is _NOTIFY:
+                    self._notify_queued = False
+                    out = await asyncio.to_thread(self.conn.notify)
+                else:
+                    assert isinstance(item, bytes)
+                    if not item:
+                        return
+                    out = await asyncio.to_thread(self.conn.receive_data, item)
+                await self._send(out)
+                if self.conn.starttls_requested:
+                    await self._start_tls()
+                if self.conn.closed:
+                    self._close()
+                    return
+        except Exception:
+            log.exception("IMAP session failed")  # the core answers bad input itself: this is a bug
+            await self._send(b"* BYE Internal server error\r\n")
+            self._close()
+
+    async def _send(self, data: bytes) -> None:
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+            await self._writable.wait()
+
+    async def _start_tls(self) -> None:
+        transport, context = self.transport, self.ssl_context
+        if transport is None or context is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            upgraded = await loop.start_tls(transport, self, context, server_side=True)
+        except (OSError, ssl.SSLError, ConnectionError) as exc:
+            log.info("IMAP STARTTLS handshake failed: %r", exc)
+            transport.close()
+            self.conn.closed = True
+            return
+        if upgraded is None:  # the peer went away during the handshake
+            self.conn.closed = True
+            return
+        self.transport = upgraded
+        self.conn.tls_started()
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def _touch(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(self._autologout, self._expire)
+
+    def _expire(self) -> None:
+        # RFC 2177 §3: IDLE clients re-issue IDLE within 29 minutes, so an idling session counts too.
+        if self.transport is not None:
+            self.transport.write(b"* BYE Autologout; idle for too long\r\n")
+            self._close()
+
+
+async def start_imap(
+    host: str,
+    port: int,
+    store: Store,
+    bus: EventBus,
+    ssl_context: ssl.SSLContext | None = None,
+    implicit_tls: bool = False,
+    credentials: dict[str, str] | None = None,
+    *,
+    max_literal: int = MAX_LITERAL,
+) -> asyncio.Server:
+    """Listen for IMAP (STARTTLS offered when `ssl_context` is given; TLS from the first byte if implicit_tls)."""
+    if implicit_tls and ssl_context is None:
+        raise ValueError("implicit TLS needs an ssl_context")
+    loop = asyncio.get_running_loop()
+    shared = shared_for(store)
+    login = make_login(credentials)
+    return await loop.create_server(
+        lambda: ImapProtocol(store, bus, shared, login, ssl_context, implicit_tls, max_literal),
+        host,
+        port,
+        ssl=ssl_context if implicit_tls else None,
+    )
