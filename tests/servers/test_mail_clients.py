@@ -1,61 +1,43 @@
-"""Independent mail clients from Debian (fetchmail) read the sandbox's mailboxes over loopback."""
+"""Independent mail clients from Debian (fetchmail, mbsync) read what was sent over SMTP."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
-import shutil
-import ssl
+import re
+import smtplib
 import subprocess
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import trustme
 
-from sandbox.models import Envelope
-from sandbox.servers.pop3 import start_pop3
-from sandbox.store.sqlite import SqliteStore
+from sandbox.app import Sandbox
+from sandbox.config import Listen
+from tests.conftest import require_binary
 
 T = TypeVar("T")
 USER = "bob@example.test"
-CERT_NAME = "mail.example.test"  # clients check this name, not the loopback address
 
 
-def need(binary: str) -> str:
-    """The client's path; a missing client skips, except in CI where .ci/run installs it."""
-    path = shutil.which(binary)
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{binary} is not installed; .ci/run must install it")
-        pytest.skip(f"{binary} is not installed")
-    return path
+class _SideLoop:
+    """Until sandbox/app.py starts POP3/IMAP itself: serve them over the sandbox's store on our own loop."""
 
-
-class MailServers:
-    """The store plus a POP3 listener (STLS and implicit TLS) on a loop thread."""
-
-    def __init__(self, ca: trustme.CA) -> None:
+    def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.store = SqliteStore(":memory:")
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert(CERT_NAME, "127.0.0.1", common_name=CERT_NAME).configure_cert(context)
-        self.servers = [
-            self.run(start_pop3("127.0.0.1", 0, self.store, context)),
-            self.run(start_pop3("127.0.0.1", 0, self.store, context, implicit_tls=True)),
-        ]
-        self.pop3_port, self.pop3s_port = (s.sockets[0].getsockname()[1] for s in self.servers)
+        self.servers: list[asyncio.Server] = []
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
-
-    def send(self, raw: bytes, rcpt: str = USER) -> str:
-        """Put a message in `rcpt`'s INBOX; returns its store id."""
-        return self.run(self.store.add_message(raw, Envelope("alice@example.test", (rcpt,)))).id
+    def start(self, starting: Coroutine[Any, Any, asyncio.Server]) -> Listen:
+        server = asyncio.run_coroutine_threadsafe(starting, self.loop).result(10)
+        self.servers.append(server)
+        host, port = server.sockets[0].getsockname()[:2]
+        return Listen(host, port)
 
     def stop(self) -> None:
         async def close() -> None:
@@ -63,19 +45,49 @@ class MailServers:
                 server.close()
                 await server.wait_closed()
 
-        self.run(close())
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
-        self.store.close()
+
+
+@dataclass
+class Mailhost:
+    sandbox: Sandbox
+    listeners: dict[str, Listen]
+    cert: Path  # the sandbox's self-signed certificate: clients trust exactly it
+
+    def send(self, raw: bytes, rcpt: str = USER) -> None:
+        smtp = self.sandbox.address("smtp")
+        with smtplib.SMTP(smtp.host, smtp.port, timeout=10) as client:
+            client.sendmail("alice@example.test", [rcpt], raw)
+
+    def stored(self) -> list[bytes]:
+        """The INBOX as the store holds it, in UID order."""
+        store = self.sandbox.store
+        return [store.raw(e.message_id) for e in store.entries(USER, "INBOX")]
 
 
 @pytest.fixture
-def servers() -> Iterator[tuple[MailServers, trustme.CA]]:
-    ca = trustme.CA()
-    srv = MailServers(ca)
-    yield srv, ca
-    srv.stop()
+def mailhost(sandbox_factory: Callable[..., Sandbox]) -> Iterator[Mailhost]:
+    zero = Listen("127.0.0.1", 0)
+    sandbox = sandbox_factory(pop3_tls_port=zero, imap_tls_port=zero)
+    names = ("pop3", "pop3_tls", "imap")
+    listeners: dict[str, Listen] = {n: sandbox.address(n) for n in names if n in sandbox.addresses}
+    side = _SideLoop()
+    if "pop3" not in listeners:
+        from sandbox.servers.pop3 import start_pop3
+
+        ctx, store = sandbox.ssl_context, sandbox.store
+        listeners["pop3"] = side.start(start_pop3("127.0.0.1", 0, store, ctx))
+        listeners["pop3_tls"] = side.start(start_pop3("127.0.0.1", 0, store, ctx, implicit_tls=True))
+    if "imap" not in listeners and importlib.util.find_spec("sandbox.servers.imap") is not None:
+        start_imap = importlib.import_module("sandbox.servers.imap").start_imap
+        listeners["imap"] = side.start(
+            start_imap("127.0.0.1", 0, sandbox.store, sandbox.bus, sandbox.ssl_context)
+        )
+    yield Mailhost(sandbox, listeners, sandbox.config.data_dir / "tls" / "cert.pem")
+    side.stop()
 
 
 def sample(n: int) -> bytes:
@@ -89,85 +101,133 @@ def sample(n: int) -> bytes:
 
 
 def lf(raw: bytes) -> bytes:
-    return raw.replace(b"\r\n", b"\n")  # an MDA gets Unix line ends from fetchmail
+    return raw.replace(b"\r\n", b"\n")  # both clients hand over messages with Unix line ends
+
+
+def assert_same_mail(got: list[bytes], stored: list[bytes], sent: list[bytes]) -> None:
+    """What the client wrote is what the store holds, which is what SMTP sent plus our Received: line."""
+    assert sorted(got) == sorted(lf(raw) for raw in stored)
+    for raw, original in zip(stored, sent, strict=True):
+        assert raw.endswith(original) and raw.startswith(b"Received: ")
 
 
 class Fetchmail:
-    """Runs Debian's fetchmail against our POP3 port, delivering each message into a directory."""
+    """Debian's fetchmail polling our POP3 port, delivering each message into a directory."""
 
-    def __init__(self, tmp: Path, ca: trustme.CA, port: int, implicit_tls: bool = False) -> None:
-        self.binary = need("fetchmail")
+    def __init__(self, tmp: Path, host: Mailhost, implicit_tls: bool = False) -> None:
+        self.binary = require_binary("fetchmail")
         self.home = tmp / "fetchmail"
         self.home.mkdir(mode=0o700)
         self.out = tmp / "delivered"
         self.out.mkdir()
-        self.ca_file = tmp / "ca.pem"
-        ca.cert_pem.write_to_path(str(self.ca_file))
-        self.port = port
+        self.host = host
+        self.listen = host.listeners["pop3_tls" if implicit_tls else "pop3"]
         self.implicit_tls = implicit_tls
+        self.log = ""
 
     def run(self, options: str) -> tuple[int, list[bytes]]:
         """One poll; returns fetchmail's exit status and the messages delivered by this poll."""
         before = set(self.out.iterdir())
-        tls = "ssl" if self.implicit_tls else "sslproto tls1.2+"
+        tls = "ssl" if self.implicit_tls else "sslproto tls1.2+"  # sslproto alone: STLS, mandatory
+        hostname = self.host.sandbox.config.hostname
         rc = self.home / "fetchmailrc"
         rc.write_text(
             "set no bouncemail\n"
-            f"poll 127.0.0.1 with proto POP3 port {self.port} auth password\n"
+            f"poll {self.listen.host} with proto POP3 port {self.listen.port} auth password\n"
             f'  user "{USER}" there with password "any" is "nobody" here\n'
             f"  options {options} no rewrite {tls}\n"
-            f"  sslcertck sslcertfile {self.ca_file} sslcommonname {CERT_NAME}\n"
+            f"  sslcertck sslcertfile {self.host.cert} sslcommonname {hostname}\n"
             f"  mda \"/bin/sh -c 'cat > $(mktemp {self.out}/msg.XXXXXX)'\"\n"
         )
         rc.chmod(0o600)
         env = {**os.environ, "FETCHMAILHOME": str(self.home), "HOME": str(self.home)}
+        argv = [self.binary, "-f", str(rc), "--idfile", str(self.home / "ids"), "--nodetach", "--nosyslog"]
         done = subprocess.run(  # noqa: S603  # our own fixed argv
-            [self.binary, "-f", str(rc), "--idfile", str(self.home / "ids"), "--nodetach", "--nosyslog",
-             "--invisible", "-v"],
-            env=env, capture_output=True, timeout=60, check=False,
-        )  # fmt: skip
+            [*argv, "--invisible", "-v"], env=env, capture_output=True, timeout=60, check=False
+        )
         self.log = done.stdout.decode() + done.stderr.decode()
         assert done.returncode in (0, 1), self.log  # 1: no mail
         return done.returncode, [p.read_bytes() for p in sorted(set(self.out.iterdir()) - before)]
 
 
-def test_fetchmail_over_stls_keeps_uidl_state_then_deletes(
-    servers: tuple[MailServers, trustme.CA], tmp_path: Path
-) -> None:
-    srv, ca = servers
+def test_fetchmail_over_stls_keeps_uidl_state_then_deletes(mailhost: Mailhost, tmp_path: Path) -> None:
+    fetch = Fetchmail(tmp_path, mailhost)
     sent = [sample(n) for n in range(3)]
-    ids = [srv.send(raw) for raw in sent]
-    stored = [srv.store.raw(i) for i in ids]
-    assert all(raw.endswith(s) for raw, s in zip(stored, sent, strict=True))  # what SMTP sent, maybe traced
-    fetch = Fetchmail(tmp_path, ca, srv.pop3_port)
+    for raw in sent:
+        mailhost.send(raw)
+    stored = mailhost.stored()
 
     status, got = fetch.run("keep")
     assert status == 0
     assert "POP3> STLS" in fetch.log and "POP3> UIDL" in fetch.log
-    assert sorted(got) == sorted(lf(raw) for raw in stored)
+    assert_same_mail(got, stored, sent)
 
     # UIDL tells fetchmail what it already has: only the new message comes down.
-    new = sample(3)
-    ids.append(srv.send(new))
+    mailhost.send(sample(3))
     status, got = fetch.run("keep")
-    assert got == [lf(srv.store.raw(ids[-1]))]
-    assert got[0].endswith(lf(new))
-
+    assert_same_mail(got, mailhost.stored()[3:], [sample(3)])
     status, got = fetch.run("keep")
     assert status == 1 and got == []
 
     # Without "keep" fetchmail deletes what it fetched: DELE, then QUIT makes it so in the store.
+    ids = [e.message_id for e in mailhost.sandbox.store.entries(USER, "INBOX")]
     status, got = fetch.run("fetchall no keep")
     assert len(got) == 4
-    assert srv.store.entries(USER, "INBOX") == []
-    assert all(srv.store.get(i) is None for i in ids)
+    assert mailhost.sandbox.store.entries(USER, "INBOX") == []
+    assert all(mailhost.sandbox.store.get(i) is None for i in ids)
 
 
-def test_fetchmail_over_implicit_tls(servers: tuple[MailServers, trustme.CA], tmp_path: Path) -> None:
-    srv, ca = servers
-    sent = sample(7)
-    mid = srv.send(sent)
-    fetch = Fetchmail(tmp_path, ca, srv.pop3s_port, implicit_tls=True)
+def test_fetchmail_over_implicit_tls(mailhost: Mailhost, tmp_path: Path) -> None:
+    fetch = Fetchmail(tmp_path, mailhost, implicit_tls=True)
+    mailhost.send(sample(7))
     status, got = fetch.run("keep")
-    assert status == 0 and got == [lf(srv.store.raw(mid))]
-    assert got[0].endswith(lf(sent))
+    assert status == 0
+    assert_same_mail(got, mailhost.stored(), [sample(7)])
+
+
+def maildir_messages(folder: Path) -> dict[str, bytes]:
+    # mbsync adds one header of its own, X-TUID, to recognise a message it is still propagating.
+    return {
+        p.name.split(",")[0]: re.sub(rb"\nX-TUID: [^\n]*\n", b"\n", p.read_bytes(), count=1)
+        for sub in ("cur", "new")
+        for p in (folder / sub).iterdir()
+    }
+
+
+def test_mbsync_pulls_inbox_over_starttls(mailhost: Mailhost, tmp_path: Path) -> None:
+    binary = require_binary("mbsync")
+    if "imap" not in mailhost.listeners:
+        pytest.skip("no IMAP server yet")
+    imap = mailhost.listeners["imap"]
+    local = tmp_path / "Mail"
+    local.mkdir()
+    rc = tmp_path / "mbsyncrc"
+    rc.write_text(
+        f"IMAPAccount sandbox\nHost {imap.host}\nPort {imap.port}\nUser {USER}\nPass any\n"
+        f"SSLType STARTTLS\nCertificateFile {mailhost.cert}\nAuthMechs PLAIN\n\n"
+        "IMAPStore far\nAccount sandbox\n\n"
+        f"MaildirStore near\nPath {local}/\nInbox {local}/INBOX\n\n"
+        "Channel inbox\nFar :far:\nNear :near:\nPatterns INBOX\nCreate Near\nSync Pull\n"
+        f"SyncState {tmp_path}/state/\n"
+    )
+    (tmp_path / "state").mkdir()
+
+    def sync() -> None:
+        done = subprocess.run(  # noqa: S603  # our own fixed argv
+            [binary, "-c", str(rc), "-a"], capture_output=True, timeout=60, check=False
+        )
+        assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+
+    sent = [sample(n) for n in range(3)]
+    for raw in sent:
+        mailhost.send(raw)
+    sync()
+    first = maildir_messages(local / "INBOX")
+    assert_same_mail(list(first.values()), mailhost.stored(), sent)
+
+    mailhost.send(sample(3))
+    sync()
+    second = maildir_messages(local / "INBOX")
+    new = [raw for name, raw in second.items() if name not in first]
+    assert_same_mail(new, mailhost.stored()[3:], [sample(3)])
+    assert len(second) == 4
