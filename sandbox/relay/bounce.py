@@ -12,7 +12,7 @@ from typing import Literal
 
 Action = Literal["failed", "delayed", "delivered", "relayed", "expanded"]  # RFC 3464 §2.3.3
 
-_SUBJECT = re.compile(rb"^Subject:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+_SUBJECT = re.compile(rb"^Subject:[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.IGNORECASE | re.MULTILINE)
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -74,7 +74,9 @@ def build_dsn(
     token = hashlib.sha256(original[:4096] + repr((sender, now, recipients)).encode()).hexdigest()
     boundary = f"=_dsn_{token[:24]}"
     subject_match = _SUBJECT.search(head)
-    subject = subject_match.group(1).decode("ascii", "replace").replace("\r\n", "") if subject_match else ""
+    subject = ""
+    if subject_match:  # unfolded (RFC 5322 §2.2.3), still in its encoded-word form if it had one
+        subject = re.sub(r"\r?\n(?=[ \t])", "", subject_match.group(1).decode("ascii", "replace")).strip()
     original_id = _MESSAGE_ID.search(head)
 
     headers = [

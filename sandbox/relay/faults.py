@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
 Mode = Literal["accept", "down", "tempfail", "permfail", "greylist"]
@@ -159,6 +159,8 @@ class Session:
     dialogue: tuple[str, ...]
     connected: bool
     duration: float = 0.0
+    origin: str = ""  # the host whose own verdict this is (a gateway passes on its next hop's)
+    said: str = ""  # that host's reply, as it said it
 
     @property
     def accepted(self) -> bool:
@@ -245,9 +247,11 @@ class Faults:
             inner = forward(now + behaviour.delay)
             if not inner.accepted:
                 code = inner.code if inner.code != NO_CONNECTION else 451
-                enhanced = _enhanced(inner.reply) or ("4.4.1" if code < 500 else "5.0.0")
-                reply = f"{code} {enhanced} {inner.host}: {_text_of(inner.reply)}"
-                return self._end(host, reply, lines, behaviour.delay + inner.duration)
+                origin, said = inner.origin or inner.host, inner.said or inner.reply
+                enhanced = _enhanced(said) or ("4.4.1" if code < 500 else "5.0.0")
+                reply = f"{code} {enhanced} {origin} said: {_text_of(said)}"
+                session = self._end(host, reply, lines, behaviour.delay + inner.duration)
+                return replace(session, origin=origin, said=said)
             return self._end(host, f"{OK} 2.0.0 Ok: queued as {queue_id}", lines,
                              behaviour.delay + inner.duration)
         return self._end(host, f"{OK} 2.0.0 Ok: queued as {queue_id}", lines, behaviour.delay)

@@ -147,10 +147,10 @@ class Router:
             address = addresses[0]
             behaviour = self.faults.get(host)
             queue = queue_id(walk.message_id, walk.recipient, index, host, at)
-            stamp_at = at + behaviour.delay
+            # The host stamps as the data arrives; a slow host then takes its time to pass it on or answer.
             stamp = received_line(
                 helo=helo, address=client_address, by=host, queue=queue, recipient=walk.recipient,
-                at=stamp_at, utf8=walk.utf8,
+                at=at, utf8=walk.utf8,
             )
             loop = walk.received + len(walk.stamps) >= self.max_hops
 
