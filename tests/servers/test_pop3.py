@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 import pytest
 import trustme
 
+from sandbox.events import MessagesDeleted
 from sandbox.models import Envelope
 from sandbox.servers.pop3 import locks_for, start_pop3
 from sandbox.store.sqlite import SqliteStore
@@ -134,6 +135,10 @@ def test_session_commands(server: Pop3Server, user: str) -> None:
 
 def test_deletions_take_effect_only_at_quit(server: Pop3Server, user: str) -> None:
     ids = [server.deliver(user, message(i)) for i in range(3)]
+    deleted: list[str] = []
+    unsubscribe = server.store.bus.subscribe(  # no loop in this thread: called on the publisher's
+        lambda event: deleted.extend(event.ids) if isinstance(event, MessagesDeleted) else None
+    )
     pop = server.login(user)
     pop.dele(1)
     pop.dele(3)
@@ -144,6 +149,9 @@ def test_deletions_take_effect_only_at_quit(server: Pop3Server, user: str) -> No
     assert [e.message_id for e in server.store.entries(user, "INBOX")] == [ids[1]]
     # The message was in no other folder, so it is gone from the store (the web UI sees it go).
     assert server.store.get(ids[0]) is None and server.store.get(ids[2]) is None
+    wait_for(lambda: len(deleted) == 2)  # the store publishes just after its commit
+    unsubscribe()
+    assert sorted(deleted) == sorted([ids[0], ids[2]])  # what the web UI's live stream hears
 
 
 def test_rset_undoes_dele_and_drop_without_quit_deletes_nothing(server: Pop3Server, user: str) -> None:
