@@ -1,0 +1,76 @@
+"""/api/events over a real WebSocket: Mailpit-shaped frames for new, update, delete, truncate, stats."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Origin
+
+Send = Callable[..., None]  # the `send` fixture of conftest.py
+
+
+@pytest.fixture
+def events(base_url: str) -> Iterator[ClientConnection]:
+    with connect(base_url.replace("http://", "ws://") + "/api/events", open_timeout=5) as ws:
+        yield ws
+
+
+def next_of(ws: ClientConnection, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+    """The next frame of this type; frames of other types (stats) are skipped."""
+    while True:
+        frame = json.loads(ws.recv(timeout=timeout))
+        assert set(frame) == {"Type", "Data"}, frame
+        if frame["Type"] == kind:
+            return frame  # type: ignore[no-any-return]
+
+
+def test_new_update_delete_truncate(events: ClientConnection, client: httpx.Client, send: Send) -> None:
+    send(subject="live one", to=("ann@example.test",), bcc=("bcc@example.test",))
+    new = next_of(events, "new")["Data"]
+    assert new["Subject"] == "live one"
+    assert new["Read"] is False
+    assert sorted(new["Mailboxes"]) == ["ann@example.test", "bcc@example.test"]
+    listed = client.get("/api/v1/messages").json()["messages"][0]
+    assert new == listed  # the same MessageSummary shape as the listing
+    stats = next_of(events, "stats")["Data"]
+    assert stats == {"Total": 1, "Unread": 1}
+
+    client.put("/api/v1/messages", json={"IDs": [new["ID"]], "Read": True})
+    update = next_of(events, "update")["Data"]
+    assert update == {"IDs": [new["ID"]], "ID": new["ID"], "Read": True}
+    assert next_of(events, "stats")["Data"] == {"Total": 1, "Unread": 0}
+
+    client.request("DELETE", "/api/v1/messages", json={"IDs": [new["ID"]]})
+    assert next_of(events, "delete")["Data"] == {"IDs": [new["ID"]], "ID": new["ID"]}
+
+    send(subject="two")
+    send(subject="three")
+    next_of(events, "new")
+    next_of(events, "new")
+    client.request("DELETE", "/api/v1/messages")
+    assert next_of(events, "truncate")["Data"] is None
+    assert next_of(events, "stats")["Data"] == {"Total": 0, "Unread": 0}
+
+
+def test_every_client_gets_every_event(base_url: str, send: Send) -> None:
+    url = base_url.replace("http://", "ws://") + "/api/events"
+    with connect(url) as first, connect(url) as second:
+        send(subject="fan out")
+        assert next_of(first, "new")["Data"]["Subject"] == "fan out"
+        assert next_of(second, "new")["Data"]["Subject"] == "fan out"
+
+
+def test_cross_site_pages_may_not_listen(base_url: str) -> None:
+    url = base_url.replace("http://", "ws://") + "/api/events"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, origin=Origin("http://evil.test"))
+    assert refused.value.response.status_code == 403
+    host = base_url.removeprefix("http://")
+    with connect(url, origin=Origin(f"http://{host}")) as ws:
+        ws.ping().wait(5)
