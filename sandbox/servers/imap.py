@@ -53,7 +53,8 @@ def make_login(credentials: Mapping[str, str] | None) -> Login:
         if table is None:
             return owner
         expected = table.get(owner)
-        if expected is None or not hmac.compare_digest(expected.encode(), password.encode("utf-8", "replace")):
+        given = password.encode("utf-8", "surrogateescape")
+        if expected is None or not hmac.compare_digest(expected.encode("utf-8"), given):
             return None
         return owner
 
@@ -61,7 +62,7 @@ def make_login(credentials: Mapping[str, str] | None) -> Login:
 
 
 class ImapProtocol(asyncio.Protocol):
-    """One IMAP connection. Commands run on a worker thread, one at a time, so store writes never block the loop."""
+    """One IMAP connection; commands run on a worker thread, one at a time: store writes never block the loop."""
 
     def __init__(
         self,
@@ -223,7 +224,7 @@ async def start_imap(
     *,
     max_literal: int = MAX_LITERAL,
 ) -> asyncio.Server:
-    """Listen for IMAP (STARTTLS offered when `ssl_context` is given; TLS from the first byte if implicit_tls)."""
+    """Listen for IMAP: STARTTLS is offered when `ssl_context` is given; implicit_tls speaks TLS at once."""
     if implicit_tls and ssl_context is None:
         raise ValueError("implicit TLS needs an ssl_context")
     loop = asyncio.get_running_loop()

@@ -136,7 +136,9 @@ def test_login_with_credentials(store: SqliteStore) -> None:
 def test_authenticate_plain(store: SqliteStore) -> None:
     client = Client(ImapConnection(store))
     assert client("a AUTHENTICATE PLAIN") == ["+ "]
-    assert client(base64.b64encode(f"\0{USER}\0pw".encode())) == [f"a OK [CAPABILITY {CAPS}] AUTHENTICATE completed"]
+    assert client(base64.b64encode(f"\0{USER}\0pw".encode())) == [
+        f"a OK [CAPABILITY {CAPS}] AUTHENTICATE completed"
+    ]
     client = Client(ImapConnection(store))
     assert client("b AUTHENTICATE PLAIN") == ["+ "]
     assert client("*") == ["b BAD Authentication cancelled"]
@@ -147,10 +149,12 @@ def test_authenticate_plain(store: SqliteStore) -> None:
     ]
     assert client("e AUTHENTICATE CRAM-MD5") == ["e NO Unsupported authentication mechanism"]
     ir = base64.b64encode(f"other@x.test\0{USER}\0pw".encode()).decode()
-    assert client(f"f AUTHENTICATE PLAIN {ir}") == ["f NO [AUTHENTICATIONFAILED] Acting as another user is not allowed"]
-    assert client("g AUTHENTICATE PLAIN " + base64.b64encode(f"{USER}\0{USER}\0pw".encode()).decode())[-1].startswith(
-        "g OK"
-    )
+    assert client(f"f AUTHENTICATE PLAIN {ir}") == [
+        "f NO [AUTHENTICATIONFAILED] Acting as another user is not allowed"
+    ]
+    assert client("g AUTHENTICATE PLAIN " + base64.b64encode(f"{USER}\0{USER}\0pw".encode()).decode())[
+        -1
+    ].startswith("g OK")
 
 
 def test_select_and_examine(client: Client) -> None:
@@ -179,7 +183,9 @@ def test_fetch_attributes(client: Client) -> None:
         f'* {n} FETCH (UID {n} FLAGS (\\Recent) INTERNALDATE "14-Nov-2023 22:13:20 +0000" RFC822.SIZE 155)'
         for n in (1, 2, 3)
     ] + ["a OK FETCH completed"]
-    assert client("b FETCH 2 (BODY.PEEK[TEXT]<2.3> BODY.PEEK[HEADER.FIELDS.NOT (To From Date Message-ID)])") == [
+    assert client(
+        "b FETCH 2 (BODY.PEEK[TEXT]<2.3> BODY.PEEK[HEADER.FIELDS.NOT (To From Date Message-ID)])"
+    ) == [
         "* 2 FETCH (BODY[TEXT]<2> {3}",
         "dy  BODY[HEADER.FIELDS.NOT (To From Date Message-ID)] {22}",
         "Subject: message 2",
@@ -187,22 +193,28 @@ def test_fetch_attributes(client: Client) -> None:
         ")",
         "b OK FETCH completed",
     ]
-    assert client("c FETCH 1 (BODY[1] BODY[1.MIME] BODY[HEADER.FIELDS (SUBJECT)])") == [
-        "* 1 FETCH (BODY[1] {8}",
-        "body 1",
-        " BODY[1.MIME] {147}",  # a single-part message's part 1 has the message header
-        *message(1).decode().split("\r\n")[:6],
-        ' BODY[HEADER.FIELDS (SUBJECT)] {22}',
-        "Subject: message 1",
-        "",
-        " FLAGS (\\Seen \\Recent))",  # BODY[] without .PEEK set \Seen, so FLAGS comes too
-        "c OK FETCH completed",
-    ]
+    assert (
+        client("c FETCH 1 (BODY[1] BODY[1.MIME] BODY[HEADER.FIELDS (SUBJECT)])")
+        == [
+            "* 1 FETCH (BODY[1] {8}",
+            "body 1",
+            " BODY[1.MIME] {147}",  # a single-part message's part 1 has the message header
+            *message(1).decode().split("\r\n")[:6],
+            " BODY[HEADER.FIELDS (SUBJECT)] {22}",
+            "Subject: message 1",
+            "",
+            " FLAGS (\\Seen \\Recent))",  # BODY[] without .PEEK set \Seen, so FLAGS comes too
+            "c OK FETCH completed",
+        ]
+    )
     reply = client("d FETCH 3 (ENVELOPE BODY BODYSTRUCTURE RFC822.HEADER)")
     assert reply[0].startswith('* 3 FETCH (ENVELOPE ("Tue, 14 Nov 2023 10:00:03 +0000" "message 3" ')
     assert 'BODY ("text" "plain" ("charset" "us-ascii") NIL NIL "7BIT" 8 1) BODYSTRUCTURE (' in reply[0]
     assert reply[0].endswith("RFC822.HEADER {147}") and reply[-1] == "d OK FETCH completed"
-    assert client("e FETCH 3 FLAGS") == ["* 3 FETCH (FLAGS (\\Recent))", "e OK FETCH completed"]  # HEADER: no \Seen
+    assert client("e FETCH 3 FLAGS") == [
+        "* 3 FETCH (FLAGS (\\Recent))",
+        "e OK FETCH completed",
+    ]  # HEADER: no \Seen
     assert client("f FETCH 4 FLAGS") == ["f BAD Invalid message sequence number"]
     assert client("g UID FETCH 2:9 FLAGS") == [
         "* 2 FETCH (UID 2 FLAGS (\\Recent))",
@@ -222,7 +234,12 @@ def test_fetch_attributes(client: Client) -> None:
 def test_fetch_does_not_set_seen_read_only(client: Client) -> None:
     client.login()
     client("e EXAMINE INBOX")
-    assert client("a FETCH 1 RFC822.TEXT") == ["* 1 FETCH (RFC822.TEXT {8}", "body 1", ")", "a OK FETCH completed"]
+    assert client("a FETCH 1 RFC822.TEXT") == [
+        "* 1 FETCH (RFC822.TEXT {8}",
+        "body 1",
+        ")",
+        "a OK FETCH completed",
+    ]
     assert client("b FETCH 1 FLAGS") == ["* 1 FETCH (FLAGS (\\Recent))", "b OK FETCH completed"]
 
 
@@ -230,14 +247,21 @@ def test_store_and_search(client: Client) -> None:
     client.login()
     client.select()
     assert client("a STORE 1:2 +FLAGS.SILENT (\\Flagged)") == ["a OK STORE completed"]
-    assert client("b UID STORE 3 FLAGS ($A \\Seen)") == ["* 3 FETCH (UID 3 FLAGS ($A \\Seen \\Recent))", "b OK UID STORE completed"]
+    assert client("b UID STORE 3 FLAGS ($A \\Seen)") == [
+        "* 3 FETCH (UID 3 FLAGS ($A \\Seen \\Recent))",
+        "b OK UID STORE completed",
+    ]
     assert client("c STORE 1 -FLAGS \\Flagged") == ["* 1 FETCH (FLAGS (\\Recent))", "c OK STORE completed"]
     assert client("d SEARCH FLAGGED") == ["* SEARCH 2", "d OK SEARCH completed"]
     assert client("e UID SEARCH NOT FLAGGED") == ["* SEARCH 1 3", "e OK UID SEARCH completed"]
-    assert client("f SEARCH CHARSET UTF-8 SUBJECT \"message 2\"") == ["* SEARCH 2", "f OK SEARCH completed"]
+    assert client('f SEARCH CHARSET UTF-8 SUBJECT "message 2"') == ["* SEARCH 2", "f OK SEARCH completed"]
     assert client("g SEARCH CHARSET KOI8-R ALL") == ["g NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset"]
     assert client("h SEARCH OR KEYWORD $A 1") == ["* SEARCH 1 3", "h OK SEARCH completed"]
-    assert client("i SEARCH BODY {6}\r\nbody 3") == ["+ Ready for literal data", "* SEARCH 3", "i OK SEARCH completed"]
+    assert client("i SEARCH BODY {6}\r\nbody 3") == [
+        "+ Ready for literal data",
+        "* SEARCH 3",
+        "i OK SEARCH completed",
+    ]
     assert client("j STORE 9 +FLAGS \\Seen") == ["j BAD Invalid message sequence number"]
     assert client("k STORE 1 +FLAGS (\\Recent)") == ["k BAD \\Recent cannot be stored"]
 
@@ -312,12 +336,19 @@ def test_mailbox_management(client: Client, store: SqliteStore) -> None:
         '* LSUB () "/" "Job/2024"',
         "s OK LSUB completed",
     ]
-    assert client('t LSUB "" %') == ['* LSUB () "/" "INBOX"', '* LSUB (\\Noselect) "/" "Job"', "t OK LSUB completed"]
+    assert client('t LSUB "" %') == [
+        '* LSUB () "/" "INBOX"',
+        '* LSUB (\\Noselect) "/" "Job"',
+        "t OK LSUB completed",
+    ]
     assert client("u SUBSCRIBE work") == ["u OK SUBSCRIBE completed"]
     assert client("v SUBSCRIBE nope") == ["v NO [NONEXISTENT] No such mailbox"]
     assert client("w CREATE &ZeVnLIqe-") == ["w OK CREATE completed"]
     assert "日本語" in {info.name for info in store.folders(USER)}
-    assert client('x LIST "" &ZeVnLIqe-') == ['* LIST (\\HasNoChildren) "/" "&ZeVnLIqe-"', "x OK LIST completed"]
+    assert client('x LIST "" &ZeVnLIqe-') == [
+        '* LIST (\\HasNoChildren) "/" "&ZeVnLIqe-"',
+        "x OK LIST completed",
+    ]
 
 
 def test_rename_inbox_moves_its_mail(client: Client, store: SqliteStore) -> None:
@@ -350,7 +381,9 @@ def test_literals_and_limits(store: SqliteStore) -> None:
     assert client("a LOGIN {16}") == ["+ Ready for literal data"]
     assert client(f"{USER} pw") == [f"a OK [CAPABILITY {CAPS}] LOGIN completed"]
     assert client("b APPEND INBOX {21}") == ["b BAD [TOOBIG] Literal too large"]
-    assert client("c APPEND INBOX {21+}\r\n012345678901234567890 and more") == ["c BAD [TOOBIG] Literal too large"]
+    assert client("c APPEND INBOX {21+}\r\n012345678901234567890 and more") == [
+        "c BAD [TOOBIG] Literal too large"
+    ]
     assert client("d NOOP " + "x" * 200) == ["d BAD Line too long"]
     assert client.raw(b"e NOOP " + b"y" * 150) == b""  # memory stays bounded while the line goes on
     assert client.raw(b"y" * 150 + b"\r\n") == b"e BAD Line too long\r\n"
@@ -358,7 +391,10 @@ def test_literals_and_limits(store: SqliteStore) -> None:
 
 
 def test_pipelined_and_byte_by_byte(store: SqliteStore) -> None:
-    script = b"a LOGIN {16+}\r\nbob@example.test x\r\nb SELECT INBOX\r\nc FETCH 1:2 (FLAGS BODY.PEEK[])\r\nd LOGOUT\r\n"
+    script = (
+        b"a LOGIN {16+}\r\nbob@example.test x\r\nb SELECT INBOX\r\n"
+        b"c FETCH 1:2 (FLAGS BODY.PEEK[])\r\nd LOGOUT\r\n"
+    )
     whole = ImapConnection(store).receive_data(script)
     one_by_one = ImapConnection(store)
     pieces = b"".join(one_by_one.receive_data(script[i : i + 1]) for i in range(len(script)))
@@ -391,13 +427,20 @@ def test_two_sessions_see_each_other(store: SqliteStore) -> None:
         client.login()
     assert "* 3 RECENT" in first.select()
     assert "* 0 RECENT" in second.select()  # \Recent goes to one session only (RFC 3501 §2.3.2)
-    assert first("a STORE 2 +FLAGS (\\Answered)") == ["* 2 FETCH (FLAGS (\\Answered \\Recent))", "a OK STORE completed"]
+    assert first("a STORE 2 +FLAGS (\\Answered)") == [
+        "* 2 FETCH (FLAGS (\\Answered \\Recent))",
+        "a OK STORE completed",
+    ]
     assert second("b NOOP") == ["* 2 FETCH (UID 2 FLAGS (\\Answered))", "b OK NOOP completed"]
     assert first("c STORE 3 +FLAGS.SILENT (\\Deleted)") == ["c OK STORE completed"]
     assert first("d EXPUNGE") == ["* 3 EXPUNGE", "d OK EXPUNGE completed"]
     # RFC 3501 §7.4.1: no EXPUNGE during FETCH by number; the UID command may carry it.
     assert second("e FETCH 1 FLAGS") == ["* 1 FETCH (FLAGS ())", "e OK FETCH completed"]
-    assert second("f UID FETCH 1 FLAGS") == ["* 1 FETCH (UID 1 FLAGS ())", "* 3 EXPUNGE", "f OK UID FETCH completed"]
+    assert second("f UID FETCH 1 FLAGS") == [
+        "* 1 FETCH (UID 1 FLAGS ())",
+        "* 3 EXPUNGE",
+        "f OK UID FETCH completed",
+    ]
     deliver(store, message(5))
     assert second("g NOOP") == ["* 3 EXISTS", "* 1 RECENT", "g OK NOOP completed"]
     assert first("h NOOP") == ["* 3 EXISTS", "* 2 RECENT", "h OK NOOP completed"]  # 2nd saw it first
@@ -422,5 +465,7 @@ def test_store_failure_is_a_no(store: SqliteStore) -> None:
     client.login()
     client.select()
     store.close()
-    assert client("a STORE 1 +FLAGS \\Seen") == ["a NO [SERVERBUG] Server error, the command was not completed"]
+    assert client("a STORE 1 +FLAGS \\Seen") == [
+        "a NO [SERVERBUG] Server error, the command was not completed"
+    ]
     assert errors and client("b LOGOUT")[-1] == "b OK LOGOUT completed"

@@ -23,13 +23,13 @@ INNER = (
 )
 
 NESTED = (
-    b"From: \"Alice A.\" <alice@example.test>\r\n"
+    b'From: "Alice A." <alice@example.test>\r\n'
     b"To: bob@example.test, Team: carol@example.test, dave@example.test;\r\n"
     b"Subject: =?utf-8?q?caf=C3=A9?= report\r\n"
     b"Date: Tue, 2 Jan 2024 10:00:00 +0100\r\n"
     b"Message-ID: <m1@example.test>\r\n"
     b"MIME-Version: 1.0\r\n"
-    b"Content-Type: multipart/mixed; boundary=\"outer\"\r\n"
+    b'Content-Type: multipart/mixed; boundary="outer"\r\n'
     b"\r\n"
     b"preamble\r\n"
     b"--outer\r\n"
@@ -40,8 +40,8 @@ NESTED = (
     b"--outer\r\n"
     b"Content-Type: message/rfc822\r\n"
     b"\r\n" + INNER + b"--outer\r\n"
-    b"Content-Type: application/pdf; name=\"r.pdf\"\r\n"
-    b"Content-Disposition: attachment; filename=\"r.pdf\"\r\n"
+    b'Content-Type: application/pdf; name="r.pdf"\r\n'
+    b'Content-Disposition: attachment; filename="r.pdf"\r\n'
     b"Content-Transfer-Encoding: base64\r\n"
     b"\r\n"
     b"JVBERi0=\r\n"
@@ -118,7 +118,8 @@ def test_bodystructure() -> None:
     assert b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7BIT" 11 1 NIL NIL NIL NIL)' in structure
     assert b'"alternative" ("boundary" "in") NIL NIL NIL)' in structure
     assert structure.endswith(
-        b'("application" "pdf" ("name" "r.pdf") NIL NIL "BASE64" 8 NIL ("attachment" ("filename" "r.pdf")) NIL NIL)'
+        b'("application" "pdf" ("name" "r.pdf") NIL NIL "BASE64" 8 NIL'
+        b' ("attachment" ("filename" "r.pdf")) NIL NIL)'
         b' "mixed" ("boundary" "outer") NIL NIL NIL)'
     )
     body = sexp(body_structure(root, extensible=False))
@@ -132,5 +133,7 @@ def test_degenerate_multipart() -> None:
     assert sexp(body_structure(broken.root, extensible=False)) == (
         b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7BIT" 0 0) "mixed")'
     )
-    deep = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i) for i in range(100))
+    deep = b"".join(
+        b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i) for i in range(100)
+    )
     assert sexp(body_structure(Message(deep).root, extensible=True)).count(b"mixed") <= 40

@@ -62,7 +62,10 @@ def test_modified_utf7_round_trip() -> None:
         (b"a noop", c.Bare("a", "NOOP")),
         (b'a LOGIN bob@x.test "pass word"', c.Login("a", "LOGIN", "bob@x.test", "pass word")),
         (b"a LOGIN {3}\r\nbob {2}\r\npw", c.Login("a", "LOGIN", "bob", "pw")),
-        (b"a AUTHENTICATE PLAIN AGJvYgBwdw==", c.Authenticate("a", "AUTHENTICATE", "PLAIN", b"\x00bob\x00pw")),
+        (
+            b"a AUTHENTICATE PLAIN AGJvYgBwdw==",
+            c.Authenticate("a", "AUTHENTICATE", "PLAIN", b"\x00bob\x00pw"),
+        ),
         (b"a AUTHENTICATE plain", c.Authenticate("a", "AUTHENTICATE", "PLAIN", None)),
         (b"a SELECT inbox", c.MailboxCommand("a", "SELECT", "INBOX")),
         (b'a EXAMINE "Sent Items"', c.MailboxCommand("a", "EXAMINE", "Sent Items")),
@@ -88,7 +91,9 @@ def test_append() -> None:
 
 
 def test_fetch_items() -> None:
-    cmd = parse_command(b"a UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (FROM Subject)]<0.100> BODY[1.2.MIME])")
+    cmd = parse_command(
+        b"a UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (FROM Subject)]<0.100> BODY[1.2.MIME])"
+    )
     assert isinstance(cmd, c.Fetch) and cmd.uid and cmd.name == "UID FETCH"
     assert cmd.items == (
         Attr("FLAGS"),
@@ -102,7 +107,9 @@ def test_fetch_items() -> None:
     )
     assert parse_command(b"a FETCH 2 BODY[]").items == (Section(False),)  # type: ignore[attr-defined]
     assert parse_command(b"a FETCH 2 BODY[3.TEXT]").items == (Section(False, (3,), "TEXT"),)  # type: ignore[attr-defined]
-    assert Section(True, (), "HEADER.FIELDS", (b"From", b"X Y")).label() == b'BODY[HEADER.FIELDS (From "X Y")]'
+    assert (
+        Section(True, (), "HEADER.FIELDS", (b"From", b"X Y")).label() == b'BODY[HEADER.FIELDS (From "X Y")]'
+    )
 
 
 def test_store() -> None:
@@ -118,11 +125,14 @@ def test_copy_and_move() -> None:
 
 
 def test_search_keys() -> None:
-    cmd = parse_command(b'a SEARCH CHARSET UTF-8 OR (FROM alice SINCE 1-Jan-2024) NOT SEEN 2:4 UID 9:*')
+    cmd = parse_command(b"a SEARCH CHARSET UTF-8 OR (FROM alice SINCE 1-Jan-2024) NOT SEEN 2:4 UID 9:*")
     assert isinstance(cmd, c.Search)
     key = cmd.key
     assert isinstance(key, s.And) and len(key.keys) == 3 and cmd.charset == "UTF-8"
-    assert key.keys[1:] == (s.Numbers(SeqSet(((2, 4),)), uid=False), s.Numbers(SeqSet(((9, None),)), uid=True))
+    assert key.keys[1:] == (
+        s.Numbers(SeqSet(((2, 4),)), uid=False),
+        s.Numbers(SeqSet(((9, None),)), uid=True),
+    )
     assert key.keys[0] == s.Or(
         s.And((s.Field("from", "alice"), s.InternalDate("since", datetime.date(2024, 1, 1)))),
         s.Not(s.HasFlag("\\Seen", True)),

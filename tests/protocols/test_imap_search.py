@@ -45,7 +45,7 @@ SCOPE = Scope(largest_seq=5, largest_uid=50)
 
 
 def search(query: str, candidate: Candidate | None = None) -> bool:
-    charset, key = parse_search(Reader(b" " + query.encode("utf-8")))
+    _charset, key = parse_search(Reader(b" " + query.encode("utf-8")))
     return matches(key, candidate or Candidate(), SCOPE)
 
 
