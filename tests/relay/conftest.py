@@ -93,6 +93,7 @@ class World:
         self.http = httpx.Client(base_url=f"http://{http.host}:{http.port}", timeout=20)
 
     def close(self) -> None:
+        """Stop the sandbox (its database stays for a restart); safe to call twice."""
         self.http.close()
         self.thread.stop()
 
@@ -150,13 +151,23 @@ class World:
         return result
 
     # -- mailboxes ----------------------------------------------------------------------------
-    def mailbox(self, user: str) -> list[Message]:
+    def mailbox_ids(self, user: str) -> list[str]:
+        return [e.message_id for e in self.sandbox.store.entries(normalize_user(user), "INBOX")]
+
+    def mailbox(self, user: str) -> list[EmailMessage]:
         """The messages in a user's INBOX as a mail client would read them (child copies included)."""
         store = self.sandbox.store
-        out = []
+        out: list[EmailMessage] = []
         for entry in store.entries(normalize_user(user), "INBOX"):
-            out.append(email.message_from_bytes(store.raw(entry.message_id), policy=email.policy.default))
+            parsed = email.message_from_bytes(store.raw(entry.message_id), policy=email.policy.default)
+            assert isinstance(parsed, EmailMessage)
+            out.append(parsed)
         return out
+
+
+def received(message: Message) -> list[str]:
+    """A message's Received: lines, newest first, unfolded."""
+    return [" ".join(str(value).split()) for value in message.get_all("Received") or []]
 
 
 WorldFactory = Callable[..., World]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from email.utils import parsedate_to_datetime
 
-from tests.relay.conftest import World
+from tests.relay.conftest import World, received
 
 
 def test_primary_mx_down_secondary_accepts(world: World) -> None:
@@ -23,7 +23,7 @@ def test_primary_mx_down_secondary_accepts(world: World) -> None:
     assert "C: RCPT TO:<bob@example.test>" in trace[1]["Dialogue"]
 
     [copy] = world.mailbox("bob@example.test")
-    newest = copy.get_all("Received")[0]
+    newest = received(copy)[0]
     assert "by mx2.example.test with ESMTP" in newest
     assert "from mailsandbox.local (mailsandbox.local [127.0.0.1])" in newest
     assert world.queue() == []
@@ -85,10 +85,10 @@ def test_three_hop_gateway_chain_stamps_three_received_lines_in_order(world: Wor
         (2, "mx.chain.test", 250),
     ]
     [copy] = world.mailbox("bob@chain.test")
-    received = [" ".join(str(r).split()) for r in copy.get_all("Received")]
-    parsed = [re.match(r"from (\S+) \(.*?\) by (\S+) ", r) for r in received]
+    lines = received(copy)
+    parsed = [re.match(r"from (\S+) \(.*?\) by (\S+) ", r) for r in lines]
     pairs = [m.groups() if m else None for m in parsed]
-    hops = [r for r, p in zip(received, pairs, strict=True) if p and p[1].endswith("chain.test")]
+    hops = [r for r, p in zip(lines, pairs, strict=True) if p and p[1].endswith("chain.test")]
     assert pairs[:3] == [
         ("gw2.chain.test", "mx.chain.test"),
         ("gw1.chain.test", "gw2.chain.test"),
@@ -98,7 +98,7 @@ def test_three_hop_gateway_chain_stamps_three_received_lines_in_order(world: Wor
         assert re.search(r" id [0-9A-F]{12} for <bob@chain\.test>; ", line)
         parsedate_to_datetime(line.rsplit(";", 1)[1].strip())  # a valid RFC 5322 date
     # The capture's own trace line stays below the hops.
-    assert "by mailsandbox.local" in received[len(hops)]
+    assert "by mailsandbox.local" in lines[len(hops)]
 
 
 def test_slow_host_shows_in_trace_time(world: World) -> None:
@@ -108,7 +108,7 @@ def test_slow_host_shows_in_trace_time(world: World) -> None:
     trace = world.trace(message_id)
     assert round(trace[1]["Timestamp"] - trace[0]["Timestamp"]) == 45
     [copy] = world.mailbox("bob@chain.test")
-    dates = [parsedate_to_datetime(r.rsplit(";", 1)[1].strip()) for r in copy.get_all("Received")[:3]]
+    dates = [parsedate_to_datetime(r.rsplit(";", 1)[1].strip()) for r in received(copy)[:3]]
     assert round((dates[1] - dates[2]).total_seconds()) == 45  # gw2 saw it 45 s after gw1 began
 
 
