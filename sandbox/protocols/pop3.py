@@ -185,8 +185,8 @@ class Pop3Connection:
 
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes from the peer; b"" means EOF."""
-        if self.state is State.CLOSED:
-            return []
+        if self.state is State.CLOSED or self.state is State.UPDATE:
+            return []  # nothing after QUIT is read; an UPDATE under way still finishes
         if not data:
             # RFC 1939 §6: a session that ends without QUIT never enters UPDATE.
             self.state = State.CLOSED
@@ -308,7 +308,7 @@ class Pop3Connection:
     # -- AUTHORIZATION (RFC 1939 §4, §7) ------------------------------------------------
 
     def _capa(self, rest: str) -> list[Event]:
-        caps = ["TOP", "USER", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "EXPIRE NEVER"]
+        caps = ["TOP", "USER", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]  # RFC 2449 §6
         caps.append("SASL PLAIN")  # RFC 5034 §5
         if self._tls_available and not self.tls_active and self.state is State.AUTHORIZATION:
             caps.append("STLS")  # RFC 2595 §4

@@ -294,3 +294,18 @@ def test_fuzz_whole_and_bytewise_agree(data: bytes, tls: bool) -> None:
     _check_well_formed(bytewise.replies)
     if not tls:  # after STLS, bytes pipelined in plain text are dropped, so timing matters
         assert bytes(whole.out) == bytes(bytewise.out)
+
+
+def test_requests_hold_pipelined_commands_until_answered() -> None:
+    conn = Pop3Connection()
+    conn.greeting()
+    assert conn.receive_data(b"USER a@b\r\nPASS x\r\nSTAT\r\n")[-1] == MaildropRequested("a@b")
+    assert conn.receive_data(b"NOOP\r\n") == []  # still waiting for the maildrop
+    events = conn.answer_maildrop(DROP[:1])
+    assert [e.data[:6] for e in events if isinstance(e, Reply)] == [b"+OK ma", b"+OK 1 ", b"+OK\r\n"]
+    assert conn.receive_data(b"QUIT\r\nNOOP\r\n") == [UpdateRequested("a@b", ())]
+    assert conn.receive_data(b"NOOP\r\n") == []  # nothing after QUIT is read
+    assert conn.answer_update(False) == [
+        Reply(b"-ERR [SYS/TEMP] some deleted messages not removed\r\n"),
+        CloseRequested(),
+    ]
