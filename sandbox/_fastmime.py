@@ -15,7 +15,7 @@ class Unsupported(Exception):
     pass
 
 
-_FOLD = re.compile(rb"\r?\n[ \t]")
+_FOLD = re.compile(rb"\r?\n(?=[ \t])")  # RFC 5322 §2.2.3: unfolding removes the CRLF only
 
 
 def split_head(raw: bytes) -> tuple[bytes, bytes]:
@@ -33,7 +33,7 @@ def split_head(raw: bytes) -> tuple[bytes, bytes]:
 def parse_headers(block: bytes) -> list[tuple[str, str]]:
     """RFC 5322 §2.2: unfold, split at the first colon; UTF-8 allowed (RFC 6532)."""
     out: list[tuple[str, str]] = []
-    for line in _FOLD.sub(b" ", block).split(b"\n"):
+    for line in _FOLD.sub(b"", block).split(b"\n"):
         line = line.rstrip(b"\r")
         if not line:
             continue
@@ -43,9 +43,9 @@ def parse_headers(block: bytes) -> list[tuple[str, str]]:
                 continue
             raise Unsupported("malformed header line")
         try:
-            text = value.strip().decode("utf-8")
+            text = value.lstrip(b" \t").decode("utf-8")
         except UnicodeDecodeError:
-            text = value.strip().decode("latin-1")
+            text = value.lstrip(b" \t").decode("latin-1")
         out.append((name.decode("ascii", "replace").strip(), text))
     return out
 
@@ -56,6 +56,56 @@ def _get(headers: list[tuple[str, str]], name: str) -> str:
         if key.lower() == lname:
             return value
     return ""
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+
+
+def _fast_params(value: str) -> tuple[str, dict[str, str]] | None:
+    """'type/sub; a=b; c="d"' in the plain form; None for anything RFC 2231 or quoted-special."""
+    if "*" in value or "\\" in value or "(" in value:
+        return None
+    pieces = value.split(";")
+    ctype = pieces[0].strip().lower()
+    params: dict[str, str] = {}
+    for piece in pieces[1:]:
+        piece = piece.strip()
+        if not piece:
+            continue
+        key, sep, val = piece.partition("=")
+        key, val = key.strip().lower(), val.strip()
+        if not sep or not _TOKEN.fullmatch(key):
+            return None
+        if val.startswith('"'):
+            if len(val) < 2 or not val.endswith('"') or '"' in val[1:-1]:
+                return None
+            val = val[1:-1]
+        elif not _TOKEN.fullmatch(val) and val:
+            return None
+        params.setdefault(key, val)
+    return ctype, params
+
+
+class _Mime:
+    """Content-Type and Content-Disposition of one part: the fast path, else the stdlib's parser."""
+
+    def __init__(self, headers: list[tuple[str, str]]) -> None:
+        ct, cd = _get(headers, "Content-Type"), _get(headers, "Content-Disposition")
+        fast_ct, fast_cd = _fast_params(ct) if ct else ("", {}), _fast_params(cd) if cd else ("", {})
+        if fast_ct is None or fast_cd is None or (ct and "/" not in fast_ct[0]):
+            holder = _content_type(headers)
+            self.ctype = holder.get_content_type()
+            self.boundary = holder.get_boundary()
+            self.charset = holder.get_content_charset()
+            self.filename = holder.get_filename()
+            self.disposition = (holder.get("Content-Disposition") or "").split(";")[0].strip().lower()
+            return
+        self.ctype = fast_ct[0] or "text/plain"
+        self.boundary = fast_ct[1].get("boundary")
+        charset = fast_ct[1].get("charset")
+        self.charset = charset.lower() if charset else None
+        self.filename = fast_cd[1].get("filename") or fast_ct[1].get("name")
+        self.disposition = fast_cd[0]
 
 
 def _content_type(headers: list[tuple[str, str]]) -> Message:
@@ -107,10 +157,10 @@ def _is_attachment(ctype: str, disposition: str, filename: str | None) -> bool:
 def scan_part(headers: list[tuple[str, str]], body: bytes, scan: Scan, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise Unsupported("nested too deep")
-    holder = _content_type(headers)
-    ctype = holder.get_content_type()
+    holder = _Mime(headers)
+    ctype = holder.ctype
     if ctype.startswith("multipart/"):
-        boundary = holder.get_boundary()
+        boundary = holder.boundary
         if not boundary:
             raise Unsupported("multipart without boundary")
         for part in split_multipart(body, boundary.encode("utf-8", "surrogateescape")):
@@ -119,8 +169,8 @@ def scan_part(headers: list[tuple[str, str]], body: bytes, scan: Scan, depth: in
         return
     if ctype == "message/rfc822":
         return  # an attached message: not our text, not an attachment file (as the full parser counts it)
-    disposition = (holder.get("Content-Disposition") or "").split(";")[0].strip().lower()
-    filename = holder.get_filename()
+    disposition = holder.disposition
+    filename = holder.filename
     if _is_attachment(ctype, disposition, filename):
         content_id = _get(headers, "Content-ID")
         if not (content_id and disposition != "attachment"):  # inline cid: images are not attachments
@@ -129,9 +179,9 @@ def scan_part(headers: list[tuple[str, str]], body: bytes, scan: Scan, depth: in
                 scan.filenames.append(filename)
         return
     if ctype == "text/plain" and scan.text is None:
-        scan.text = to_text(decode_body(body, _get(headers, "Content-Transfer-Encoding")), holder.get_content_charset())
+        scan.text = to_text(decode_body(body, _get(headers, "Content-Transfer-Encoding")), holder.charset)
     elif ctype == "text/html" and scan.html is None:
-        scan.html = to_text(decode_body(body, _get(headers, "Content-Transfer-Encoding")), holder.get_content_charset())
+        scan.html = to_text(decode_body(body, _get(headers, "Content-Transfer-Encoding")), holder.charset)
 
 
 def split_multipart(body: bytes, boundary: bytes) -> list[bytes]:

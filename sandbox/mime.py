@@ -15,6 +15,7 @@ from sandbox.models import Address, Summary
 
 SNIPPET_CHARS = 250
 _WS = re.compile(r"\s+")
+_UNFOLD = re.compile(r"\r?\n(?=[ \t])")  # RFC 5322 §2.2.3
 _TAGS = re.compile(r"<[^>]*>")
 _DROP_BLOCKS = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.I | re.S)
 
@@ -40,7 +41,7 @@ def header_values(msg: Message, name: str) -> list[str]:
                 text = text.encode("ascii", "surrogateescape").decode("utf-8")
             except UnicodeError:
                 text = text.encode("ascii", "surrogateescape").decode("latin-1")
-            out.append(text)
+            out.append(_UNFOLD.sub("", text))
     return out
 
 
@@ -49,9 +50,30 @@ def header_value(msg: Message, name: str) -> str:
     return values[0] if values else ""
 
 
+_ATOM_ADDR = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+# Only plain ASCII shapes take the fast path; quotes, comments, groups and UTF-8 go to the stdlib parser.
+_SIMPLE_ADDR = re.compile(rf"\s*(?:([A-Za-z0-9 ._'-]*?)\s*<({_ATOM_ADDR})>|({_ATOM_ADDR}))\s*")
+
+
+def _simple_addresses(value: str) -> list[Address] | None:
+    """The common shapes ("a@b", "Name <a@b>", comma lists) without the stdlib's general parser."""
+    out = []
+    for item in value.split(","):
+        match = _SIMPLE_ADDR.fullmatch(item)
+        if match is None:
+            return None
+        name, angle, bare = match.groups()
+        out.append(Address((name or "").strip(), angle or bare))
+    return out
+
+
 def addresses(values: list[str]) -> tuple[Address, ...]:
     if not values:
         return ()
+    if len(values) == 1 and "=?" not in values[0]:
+        simple = _simple_addresses(values[0])
+        if simple is not None:
+            return tuple(simple)
     out = []
     for name, addr in getaddresses([decode_words(v) if "=?" in v else v for v in values]):
         if addr or name:
@@ -222,7 +244,7 @@ def _summary(
         date=date,
         size=size,
         attachments=attachments,
-        snippet=_WS.sub(" ", body[:SNIPPET_CHARS * 4]).strip()[:SNIPPET_CHARS],
+        snippet=" ".join(body[: SNIPPET_CHARS * 4].split())[:SNIPPET_CHARS],
         text=body + "".join(" " + decode_words(n) for n in names),
     )
 

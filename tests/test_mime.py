@@ -99,3 +99,29 @@ def test_summarize_never_raises(raw: bytes) -> None:
 def test_split_multipart_keeps_delimiter_crlf_out_of_parts() -> None:
     body = b"pre\r\n--b\r\nA: 1\r\n\r\none\r\n--b\r\n\r\ntwo\r\n--b--\r\n"
     assert split_multipart(body, b"b") == [b"A: 1\r\n\r\none", b"\r\ntwo"]
+
+
+def _stdlib_addresses(value: str) -> list[mime.Address]:
+    from email.utils import getaddresses
+
+    return [mime.Address(n, a) for n, a in getaddresses([value]) if a or n]
+
+
+address_text = st.text(alphabet="abcXYZ09 .-_@<>,\"'()+", max_size=40)
+
+
+@settings(max_examples=400)
+@given(address_text)
+def test_simple_address_path_agrees_with_stdlib(value: str) -> None:
+    simple = mime._simple_addresses(value)
+    if simple is not None:
+        assert simple == _stdlib_addresses(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["bob@example.test", "Bob Example <bob@example.test>", "a@x.test, B <b@y.test>", " spaced@x.test ",
+     "Dr. Who <who@tardis.test>", "o'brien@x.test"],
+)  # fmt: skip
+def test_simple_address_shapes_take_the_fast_path(value: str) -> None:
+    assert mime._simple_addresses(value) == _stdlib_addresses(value)
