@@ -35,7 +35,6 @@ _HEAD = re.compile(r"<head\b[^>]*>", re.I)
 _DOCTYPE = re.compile(r"^\s*<!doctype[^>]*>", re.I)
 _URL_NOISE = re.compile(r"[\t\n\r]")  # browsers drop these inside URLs (WHATWG URL parser)
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
-_BLOCKED = "about:invalid"
 
 
 @dataclass
@@ -70,7 +69,10 @@ class Rewrite:
     def css(self, text: str) -> str:
         def one(match: re.Match[str]) -> str:
             kept = self.url(match.group(2))
-            return match.group(0) if kept == match.group(2) else f'url("{kept or _BLOCKED}")'
+            if kept == match.group(2):
+                return match.group(0)
+            # `none` is what an image-valued property takes for "no image"; it fetches nothing.
+            return f'url("{kept}")' if kept is not None else "none"
 
         def imported(match: re.Match[str]) -> str:
             kept = self.url(match.group(2))
