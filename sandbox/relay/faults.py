@@ -86,7 +86,7 @@ class HostBehaviour:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "behaviour": self.mode, "reply": self.reply or DEFAULT_REPLIES.get(self.mode),
+            "behaviour": self.mode, "reply": self.reply,  # None: the mode's default reply
             "recipients": list(self.recipients), "delay": self.delay, "relay_to": self.relay_to,
             "rules": [r.to_json() for r in self.rules], "greylist_delay": self.greylist_delay,
         }

@@ -165,6 +165,15 @@ class World:
         return out
 
 
+def parts(message: Message) -> list[Message]:
+    """The sub-parts of a multipart (or the field groups of a message/delivery-status part)."""
+    payload = message.get_payload()
+    assert isinstance(payload, list)
+    found = [p for p in payload if isinstance(p, Message)]
+    assert len(found) == len(payload)
+    return found
+
+
 def received(message: Message) -> list[str]:
     """A message's Received: lines, newest first, unfolded."""
     return [" ".join(str(value).split()) for value in message.get_all("Received") or []]

@@ -5,28 +5,20 @@ from __future__ import annotations
 from email.message import EmailMessage, Message
 
 from sandbox.models import Envelope
-from tests.relay.conftest import World, WorldFactory, received
+from tests.relay.conftest import World, WorldFactory, parts, received
 
 DAY = 86400.0
-
-
-def _parts(message: Message) -> list[Message]:
-    payload = message.get_payload()
-    assert isinstance(payload, list)
-    parts = [p for p in payload if isinstance(p, Message)]
-    assert len(parts) == len(payload)
-    return parts
 
 
 def _report(dsn: Message) -> tuple[Message, list[Message], Message]:
     """(the whole DSN, the per-message + per-recipient field groups, the original headers part)."""
     assert dsn.get_content_type() == "multipart/report"
     assert dsn.get_param("report-type") == "delivery-status"
-    human, status, headers = _parts(dsn)
+    human, status, headers = parts(dsn)
     assert human.get_content_type() == "text/plain"
     assert status.get_content_type() == "message/delivery-status"
     assert headers.get_content_type() == "text/rfc822-headers"
-    return dsn, _parts(status), headers
+    return dsn, parts(status), headers
 
 
 def test_permanent_failure_bounces_at_once_with_a_dsn(world: World) -> None:
