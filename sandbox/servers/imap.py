@@ -62,7 +62,7 @@ def make_login(credentials: Mapping[str, str] | None) -> Login:
 
 
 class ImapProtocol(asyncio.Protocol):
-    """One IMAP connection; commands run on a worker thread, one at a time: store writes never block the loop."""
+    """One IMAP connection; commands run one at a time on a worker thread, so store writes spare the loop."""
 
     def __init__(
         self,
@@ -72,6 +72,7 @@ class ImapProtocol(asyncio.Protocol):
         login: Login,
         ssl_context: ssl.SSLContext | None,
         implicit_tls: bool,
+        sessions: set[ImapProtocol],
         max_literal: int = MAX_LITERAL,
         autologout: float = AUTOLOGOUT,
     ) -> None:
@@ -97,6 +98,7 @@ class ImapProtocol(asyncio.Protocol):
         self._unsubscribe = bus.subscribe(self._on_event)
         self._autologout = autologout
         self._timer: asyncio.TimerHandle | None = None
+        self._sessions = sessions
 
     @staticmethod
     def _log_error(what: str, exc: BaseException) -> None:
@@ -110,6 +112,7 @@ class ImapProtocol(asyncio.Protocol):
             self.transport = transport  # start_tls hands us the TLS transport: the session goes on
             return
         self.transport = transport
+        self._sessions.add(self)
         transport.write(self.conn.greeting())
         self._worker = asyncio.get_running_loop().create_task(self._run())
         self._touch()
@@ -123,6 +126,7 @@ class ImapProtocol(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._sessions.discard(self)
         self._unsubscribe()
         if self._timer is not None:
             self._timer.cancel()
@@ -152,27 +156,33 @@ class ImapProtocol(asyncio.Protocol):
             self._work.put_nowait(_NOTIFY)
 
     async def _run(self) -> None:
-        try:
-            while True:
-                item = await self._work.get()
+        while True:
+            item = await self._work.get()
+            if item == b"":
+                return
+            try:
                 if item is _NOTIFY:
                     self._notify_queued = False
                     out = await asyncio.to_thread(self.conn.notify)
                 else:
                     assert isinstance(item, bytes)
-                    if not item:
-                        return
                     out = await asyncio.to_thread(self.conn.receive_data, item)
-                await self._send(out)
-                if self.conn.starttls_requested:
-                    await self._start_tls()
-                if self.conn.closed:
-                    self._close()
-                    return
-        except Exception:
-            log.exception("IMAP session failed")  # the core answers bad input itself: this is a bug
-            await self._send(b"* BYE Internal server error\r\n")
-            self._close()
+            except Exception:
+                log.exception("IMAP session failed")  # the core answers bad input itself: this is a bug
+                self.shutdown("Internal server error")
+                return
+            await self._send(out)
+            if self.conn.starttls_requested:
+                await self._start_tls()
+            if self.conn.closed:
+                self._close()
+                return
+
+    def shutdown(self, reason: str) -> None:
+        """Say goodbye (RFC 3501 §7.1.5 BYE) and hang up: the server is going away."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"* BYE " + reason.encode("ascii") + b"\r\n")
+        self._close()
 
     async def _send(self, data: bytes) -> None:
         if data and self.transport is not None and not self.transport.is_closing():
@@ -208,9 +218,7 @@ class ImapProtocol(asyncio.Protocol):
 
     def _expire(self) -> None:
         # RFC 2177 §3: IDLE clients re-issue IDLE within 29 minutes, so an idling session counts too.
-        if self.transport is not None:
-            self.transport.write(b"* BYE Autologout; idle for too long\r\n")
-            self._close()
+        self.shutdown("Autologout; idle for too long")
 
 
 async def start_imap(
@@ -230,9 +238,20 @@ async def start_imap(
     loop = asyncio.get_running_loop()
     shared = shared_for(store)
     login = make_login(credentials)
-    return await loop.create_server(
-        lambda: ImapProtocol(store, bus, shared, login, ssl_context, implicit_tls, max_literal),
+    sessions: set[ImapProtocol] = set()
+    server = await loop.create_server(
+        lambda: ImapProtocol(store, bus, shared, login, ssl_context, implicit_tls, sessions, max_literal),
         host,
         port,
         ssl=ssl_context if implicit_tls else None,
     )
+    stop_listening = server.close
+
+    def close() -> None:
+        # Python 3.11's Server.close leaves accepted connections open (3.13 adds close_clients()).
+        stop_listening()
+        for session in list(sessions):
+            session.shutdown("Server shutting down")
+
+    server.close = close  # type: ignore[method-assign]
+    return server
