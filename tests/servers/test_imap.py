@@ -52,7 +52,7 @@ class ImapServer:
         self.servers = [
             self.run(start_imap("127.0.0.1", 0, self.store, self.bus, server_ctx, **options)),
             self.run(start_imap("127.0.0.1", 0, self.store, self.bus, server_ctx, implicit_tls=True)),
-            self.run(start_imap("127.0.0.1", 0, self.store, self.bus, credentials={"Alice@X.test": "s3cret"})),
+            self.run(start_imap("127.0.0.1", 0, self.store, self.bus, credentials={"Alice@X.test": "pw1"})),
         ]
         self.port, self.tls_port, self.auth_port = (s.sockets[0].getsockname()[1] for s in self.servers)
 
@@ -124,7 +124,7 @@ def test_login_select_fetch(server: ImapServer) -> None:
     ]
     assert ok(imap.search(None, "UNSEEN")) == [b"1 3"]
     assert ok(imap.uid("SEARCH", "SUBJECT", '"sample 3"')) == [b"3"]
-    imap.literal = "plain 1".encode()  # a synchronizing literal, with CHARSET
+    imap.literal = b"plain 1"  # a synchronizing literal, with CHARSET
     assert ok(imap.search("UTF-8", "BODY")) == [b"1"]
     assert imap.logout()[0] == "BYE"
 
@@ -200,7 +200,7 @@ def test_authenticate_plain_and_credentials(server: ImapServer) -> None:
     imap = imaplib.IMAP4("127.0.0.1", server.auth_port, timeout=10)
     with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
         imap.login("alice@x.test", "wrong")
-    ok(imap.authenticate("PLAIN", lambda _: b"\0ALICE@x.test\0s3cret"))
+    ok(imap.authenticate("PLAIN", lambda _: b"\0ALICE@x.test\0pw1"))
     ok(imap.select())
     assert imap.logout()[0] == "BYE"
 
