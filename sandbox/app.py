@@ -144,7 +144,22 @@ class Sandbox:
         """Wired when sandbox.relay lands."""
 
     async def _start_mailbox_servers(self) -> None:
-        """Wired when POP3 / IMAP land (issue 4)."""
+        from sandbox.servers.pop3 import start_pop3
+
+        cfg = self.config
+        # POP3 and IMAP share SMTP's certificate (STLS/STARTTLS on the plain ports) and credentials.
+        common = {"credentials": cfg.smtp_auth, "hostname": cfg.hostname}
+        if cfg.pop3:
+            await self._serve("pop3", start_pop3(cfg.pop3.host, cfg.pop3.port, self.store, self.ssl_context, **common))
+        if cfg.pop3_tls_port:
+            listen = cfg.pop3_tls_port
+            await self._serve(
+                "pop3_tls", start_pop3(listen.host, listen.port, self.store, self.ssl_context, True, **common)
+            )
+        await self._start_imap()
+
+    async def _start_imap(self) -> None:
+        """Wired when the IMAP server lands."""
 
     async def _start_http(self, listen: Listen) -> None:
         from web.app import create_app

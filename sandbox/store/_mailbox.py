@@ -147,12 +147,18 @@ class MailboxMixin:
         return self._info(user, *row)
 
     def entries(self, user: str, folder: str) -> list[MailEntry]:
-        info = self.folder(user, folder)
+        user, folder = normalize_user(user), canonical_folder(folder)
+        if folder == "INBOX":
+            self._ensure_inbox(user)
+        elif self._db.execute(
+            "SELECT 1 FROM folders WHERE user = ? AND name = ?", (user, folder)
+        ).fetchone() is None:
+            raise NoSuchFolder(folder)
         rows = self._db.execute(
             "SELECT e.uid, m.id, e.flags, e.internaldate, m.size FROM entries e"
             " JOIN folders f ON f.id = e.folder_id JOIN messages m ON m.rowid = e.message"
             " WHERE f.user = ? AND f.name = ? ORDER BY e.uid",
-            (info.user, info.name),
+            (user, folder),
         ).fetchall()
         return [MailEntry(uid, mid, _flags(fl), date, size) for uid, mid, fl, date, size in rows]
 
