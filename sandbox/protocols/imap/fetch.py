@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sandbox.protocols.imap.bodystructure import body_structure, envelope
@@ -123,13 +124,12 @@ def _parse_section(r: Reader, peek: bool) -> Section:
     return Section(peek, part, text, tuple(fields), partial)
 
 
-def _section_data(section: Section, candidate: Candidate) -> bytes | None:
+def _section_data(section: Section, names: frozenset[bytes], candidate: Candidate) -> bytes | None:
     text = section.text
     if not section.part:
         if text == "HEADER":
             return candidate.header().raw
         if text.startswith("HEADER.FIELDS"):
-            names = frozenset(f.lower() for f in section.fields)
             return candidate.header().select(names, exclude=text.endswith(".NOT"))
         message = candidate.message()
         return message.text if text == "TEXT" else message.raw
@@ -146,39 +146,59 @@ def _section_data(section: Section, candidate: Candidate) -> bytes | None:
         return node.message.header.raw
     if text == "TEXT":
         return node.message.body
-    names = frozenset(f.lower() for f in section.fields)
     return node.message.header.select(names, exclude=text.endswith(".NOT"))
 
 
-def render(item: Item, candidate: Candidate) -> bytes:
-    """One "name value" pair of a FETCH response (RFC 3501 §7.4.2 msg-att)."""
-    if isinstance(item, Section):
-        data = _section_data(item, candidate)
-        label = item.label()
-        if item.partial is not None:
-            start, count = item.partial
-            label += b"<%d>" % start
-            if data is not None:
-                data = data[start : start + count]
-        return label + b" " + (b"NIL" if data is None else literal(data))
-    name = item.name
-    if name == "UID":
-        return b"UID %d" % candidate.uid
-    if name == "FLAGS":
-        flags = sorted(candidate.flags) + (["\\Recent"] if candidate.recent else [])
-        return b"FLAGS " + flag_list(flags)
-    if name == "INTERNALDATE":
-        return b"INTERNALDATE " + date_time(candidate.internaldate)
-    if name == "RFC822.SIZE":
-        return b"RFC822.SIZE %d" % candidate.size
-    if name == "ENVELOPE":
-        return b"ENVELOPE " + sexp(envelope(candidate.header()))
-    if name == "RFC822.HEADER":
-        return b"RFC822.HEADER " + literal(candidate.header().raw)
-    message = candidate.message()
-    if name == "RFC822":
-        return b"RFC822 " + literal(message.raw)
-    if name == "RFC822.TEXT":
-        return b"RFC822.TEXT " + literal(message.text)
-    structure = body_structure(message.root, extensible=name == "BODYSTRUCTURE")
-    return name.encode("ascii") + b" " + sexp(structure)
+Renderer = Callable[[Candidate], bytes]
+
+
+def _section_renderer(section: Section) -> Renderer:
+    names = frozenset(f.lower() for f in section.fields)
+    label = section.label()
+    partial = section.partial
+    if partial is not None:
+        label += b"<%d>" % partial[0]
+    head = label + b" "
+
+    def render(candidate: Candidate) -> bytes:
+        data = _section_data(section, names, candidate)
+        if data is None:
+            return head + b"NIL"
+        if partial is not None:
+            data = data[partial[0] : partial[0] + partial[1]]
+        return head + literal(data)
+
+    return render
+
+
+def _flags(candidate: Candidate) -> bytes:
+    flags = sorted(candidate.flags)
+    if candidate.recent:
+        flags.append("\\Recent")
+    return b"FLAGS " + flag_list(flags)
+
+
+def _structure(name: str) -> Renderer:
+    extensible = name == "BODYSTRUCTURE"
+    head = name.encode("ascii") + b" "
+    return lambda candidate: head + sexp(body_structure(candidate.message().root, extensible))
+
+
+_ATTRS: dict[str, Renderer] = {
+    "UID": lambda candidate: b"UID %d" % candidate.uid,
+    "FLAGS": _flags,
+    "INTERNALDATE": lambda candidate: b"INTERNALDATE " + date_time(candidate.internaldate),
+    "RFC822.SIZE": lambda candidate: b"RFC822.SIZE %d" % candidate.size,
+    "ENVELOPE": lambda candidate: b"ENVELOPE " + sexp(envelope(candidate.header())),
+    "RFC822.HEADER": lambda candidate: b"RFC822.HEADER " + literal(candidate.header().raw),
+    "RFC822": lambda candidate: b"RFC822 " + literal(candidate.message().raw),
+    "RFC822.TEXT": lambda candidate: b"RFC822.TEXT " + literal(candidate.message().text),
+    "BODY": _structure("BODY"),
+    "BODYSTRUCTURE": _structure("BODYSTRUCTURE"),
+}
+
+
+def compile_items(items: tuple[Item, ...]) -> Renderer:
+    """The msg-att list of one FETCH response (RFC 3501 §7.4.2), prepared once per command."""
+    parts = [_section_renderer(item) if isinstance(item, Section) else _ATTRS[item.name] for item in items]
+    return lambda candidate: b" ".join([part(candidate) for part in parts])

@@ -6,13 +6,14 @@ import base64
 import binascii
 import quopri
 import re
-from collections.abc import Collection
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 
 MAX_DEPTH = 32  # hostile nesting stops here; deeper parts are treated as opaque bodies
 _FIELD_SPLIT = re.compile(rb"\r?\n(?![ \t])")
 _UNFOLD = re.compile(rb"\r?\n(?=[ \t])")
+
+
 def _header_end(data: bytes, start: int, end: int) -> tuple[int, int]:
     """(end of the header block including its blank line, start of the body)."""
     if data.startswith(b"\r\n", start):  # no header fields at all
@@ -31,10 +32,12 @@ def _header_end(data: bytes, start: int, end: int) -> tuple[int, int]:
 class Header:
     """One header block (RFC 5322 §2.2): the bytes and the fields in order."""
 
-    __slots__ = ("fields", "raw")
+    __slots__ = ("_index", "_selected", "fields", "raw")
 
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
+        self._selected: dict[tuple[frozenset[bytes], bool], bytes] = {}
+        self._index: dict[bytes, list[bytes]] | None = None
         self.fields: list[tuple[bytes, bytes]] = []  # (lower-cased name, the field's lines with CRLF)
         body = raw[:-2] if raw.endswith(b"\r\n\r\n") else raw
         for line in _FIELD_SPLIT.split(body):
@@ -45,13 +48,14 @@ class Header:
             self.fields.append((key, line + b"\r\n"))
 
     def values(self, name: str) -> list[bytes]:
-        key = name.lower().encode("ascii", "replace")
-        out = []
-        for field_name, line in self.fields:
-            if field_name == key:
-                value = line.partition(b":")[2]
-                out.append(_UNFOLD.sub(b"", value).strip())
-        return out
+        """Unfolded values of every field called `name`, in order."""
+        if self._index is None:  # built on first use: SEARCH asks every cached header again and again
+            index: dict[bytes, list[bytes]] = {}
+            for field_name, line in self.fields:
+                value = _UNFOLD.sub(b"", line.partition(b":")[2]).strip()
+                index.setdefault(field_name, []).append(value)
+            self._index = index
+        return self._index.get(name.lower().encode("ascii", "replace"), [])
 
     def get(self, name: str) -> bytes | None:
         found = self.values(name)
@@ -61,11 +65,16 @@ class Header:
         value = self.get(name)
         return None if value is None else value.decode("utf-8", "surrogateescape")
 
-    def select(self, names: Collection[bytes], exclude: bool) -> bytes:
+    def select(self, names: frozenset[bytes], exclude: bool) -> bytes:
         """BODY[HEADER.FIELDS (...)] and .NOT (RFC 3501 §6.4.5): matching lines, then the blank line."""
-        lines = [line for key, line in self.fields if (key in names) != exclude]
-        lines.append(b"\r\n")
-        return b"".join(lines)
+        found = self._selected.get((names, exclude))
+        if found is None:
+            lines = [line for key, line in self.fields if (key in names) != exclude]
+            lines.append(b"\r\n")
+            found = b"".join(lines)
+            if len(self._selected) < 8:  # a client asks for the same few field lists again and again
+                self._selected[(names, exclude)] = found
+        return found
 
 
 def parse_params(value: str) -> tuple[str, list[tuple[str, str]]]:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from sandbox.protocols.imap import commands as c
 from sandbox.protocols.imap import responses as r
-from sandbox.protocols.imap.fetch import Attr, Item, render, sets_seen
+from sandbox.protocols.imap.fetch import Attr, Item, compile_items, sets_seen
 from sandbox.protocols.imap.mailbox import View
 from sandbox.protocols.imap.responses import BAD, OK, flag_list, status, untagged
 from sandbox.protocols.imap.search import Scope, matches
@@ -102,13 +102,16 @@ class MessageCommands(Session):
             if unseen:
                 box.update(self.backend.store_flags(box.user, box.name, unseen, ["\\Seen"], "add"))
                 seen_now = set(unseen)
-        with_flags = (*items, Attr("FLAGS")) if Attr("FLAGS") not in items else items
+        render = compile_items(items)
+        render_with_flags = compile_items((*items, Attr("FLAGS"))) if Attr("FLAGS") not in items else render
         out: Reply = []
         for view in views:
-            view = box.view(view.seq)  # pick up the \Seen just set
-            chosen = with_flags if view.uid in seen_now else items
             try:
-                body = b" ".join(render(item, view) for item in chosen)
+                if view.uid in seen_now:
+                    view = box.view(view.seq)  # pick up the \Seen just set, and report it
+                    body = render_with_flags(view)
+                else:
+                    body = render(view)
             except Exception as exc:  # the message vanished from the store since we listed it
                 self._report("fetch", exc)
                 continue
