@@ -5,6 +5,7 @@ Anything it does not understand raises Unsupported and the caller falls back to 
 from __future__ import annotations
 
 import binascii
+import itertools
 import re
 from email.message import Message
 
@@ -203,7 +204,7 @@ def split_multipart(body: bytes, boundary: bytes) -> list[bytes]:
         pos = end
     if not starts:
         raise Unsupported("no boundary in body")
-    for this, following in zip(starts, starts[1:], strict=False):
+    for this, following in itertools.pairwise(starts):
         line_end = body.find(b"\n", this)
         part = body[line_end + 1 : following]
         # The CRLF before a delimiter belongs to the delimiter.

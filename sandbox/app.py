@@ -11,7 +11,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -47,6 +47,15 @@ def _self_addresses(cfg: Config) -> tuple[str, ...]:
     if address.is_unspecified:  # 0.0.0.0 / :: are reached over loopback
         return ("::1",) if address.version == 6 else ("127.0.0.1",)
     return (str(address),)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn, minus its signal handling: the sandbox owns SIGINT/SIGTERM and stops every server together
+    (uvicorn would otherwise take SIGINT in the main thread and re-raise it after its own shutdown)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class Sandbox:
@@ -148,14 +157,12 @@ class Sandbox:
 
         cfg = self.config
         # POP3 and IMAP share SMTP's certificate (STLS/STARTTLS on the plain ports) and credentials.
-        common = {"credentials": cfg.smtp_auth, "hostname": cfg.hostname}
-        if cfg.pop3:
-            await self._serve("pop3", start_pop3(cfg.pop3.host, cfg.pop3.port, self.store, self.ssl_context, **common))
-        if cfg.pop3_tls_port:
-            listen = cfg.pop3_tls_port
-            await self._serve(
-                "pop3_tls", start_pop3(listen.host, listen.port, self.store, self.ssl_context, True, **common)
-            )
+        for name, listen, implicit in (("pop3", cfg.pop3, False), ("pop3_tls", cfg.pop3_tls_port, True)):
+            if listen:
+                await self._serve(name, start_pop3(
+                    listen.host, listen.port, self.store, self.ssl_context, implicit,
+                    credentials=cfg.smtp_auth, hostname=cfg.hostname,
+                ))  # fmt: skip
         await self._start_imap()
 
     async def _start_imap(self) -> None:
@@ -168,8 +175,7 @@ class Sandbox:
         self._record("http", sock)
         app = create_app(self.store, self.bus, info=self.info, reset=self.reset, extra_routes=self._extra_routes())
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, ws="websockets-sansio")
-        self._uvicorn = uvicorn.Server(config)
-        self._uvicorn.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # we own signals
+        self._uvicorn = _EmbeddedServer(config)
         self._uvicorn_task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
         while not self._uvicorn.started:
             if self._uvicorn_task.done():

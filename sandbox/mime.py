@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import html as html_lib
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
+from typing import cast
 
 from sandbox.models import Address, Summary
 
@@ -198,16 +200,14 @@ def find_part(raw: bytes, part_id: str) -> Message | None:
         index = int(piece) - 1
         if not isinstance(payload, list) or not 0 <= index < len(payload):
             return None
-        part = payload[index]
+        part = cast(Message, payload[index])
     return part
 
 
 def summarize(raw: bytes) -> Summary:
     """The fields the store keeps per message for listing and full-text search."""
-    try:
+    with contextlib.suppress(Exception):  # _fastmime.Unsupported, or anything odd: the full parser decides
         return _fast_summarize(raw)
-    except Exception:  # _fastmime.Unsupported, or anything odd: the full parser decides
-        pass
     try:
         return _summarize(raw)
     except Exception:  # a message we cannot parse is still stored, just not summarized
@@ -289,7 +289,7 @@ def _summarize(raw: bytes) -> Summary:
 def header_pairs(raw: bytes) -> list[tuple[str, str]]:
     msg = parse_bytes(raw)
     seen: set[str] = set()
-    out = []
+    out: list[tuple[str, str]] = []
     for key, _ in msg.raw_items():
         if key.lower() not in seen:
             seen.add(key.lower())

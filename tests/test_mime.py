@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from sandbox import mime
 from sandbox._fastmime import Unsupported, split_multipart
+from sandbox.models import Address
 
 
 def build(
@@ -77,7 +78,7 @@ texts = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_s
     text=st.none() | texts,
     html=st.none() | texts.map(lambda t: f"<p>{t}</p>"),
     attachments=st.lists(st.tuples(st.from_regex(r"[a-z]{1,8}\.(pdf|bin|txt)", fullmatch=True),
-                                   st.binary(max_size=2000)), max_size=3),  # fmt: skip
+                                   st.binary(max_size=2000)), max_size=3),
     inline=st.booleans(),
     cte=st.sampled_from(["quoted-printable", "base64", "8bit"]),
 )
@@ -101,10 +102,10 @@ def test_split_multipart_keeps_delimiter_crlf_out_of_parts() -> None:
     assert split_multipart(body, b"b") == [b"A: 1\r\n\r\none", b"\r\ntwo"]
 
 
-def _stdlib_addresses(value: str) -> list[mime.Address]:
+def _stdlib_addresses(value: str) -> list[Address]:
     from email.utils import getaddresses
 
-    return [mime.Address(n, a) for n, a in getaddresses([value]) if a or n]
+    return [Address(n, a) for n, a in getaddresses([value]) if a or n]
 
 
 address_text = st.text(alphabet="abcXYZ09 .-_@<>,\"'()+", max_size=40)
@@ -122,6 +123,6 @@ def test_simple_address_path_agrees_with_stdlib(value: str) -> None:
     "value",
     ["bob@example.test", "Bob Example <bob@example.test>", "a@x.test, B <b@y.test>", " spaced@x.test ",
      "Dr. Who <who@tardis.test>", "o'brien@x.test"],
-)  # fmt: skip
+)
 def test_simple_address_shapes_take_the_fast_path(value: str) -> None:
     assert mime._simple_addresses(value) == _stdlib_addresses(value)

@@ -15,7 +15,7 @@ from sandbox.store import MailboxStat, Page
 def rfc3339(epoch: float | None) -> str:
     if epoch is None:
         return ""
-    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
+    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

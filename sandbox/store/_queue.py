@@ -74,7 +74,7 @@ class QueueMixin:
                 "INSERT INTO attempts (message, recipient, hop, host, preference, code, reply, at, dialogue)"
                 " VALUES (?,?,?,?,?,?,?,?,?)",
                 (attempt.message_id, attempt.recipient, attempt.hop, attempt.host, attempt.preference,
-                 attempt.code, attempt.reply, attempt.at, json.dumps(list(attempt.dialogue))),  # fmt: skip
+                 attempt.code, attempt.reply, attempt.at, json.dumps(list(attempt.dialogue))),
             )
             return None, []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import secrets
 import shutil
@@ -76,7 +77,7 @@ def _envelope(text: str) -> Envelope:
 
 def row_to_message(row: sqlite3.Row | tuple[Any, ...]) -> StoredMessage:
     (rowid, mid, created, message_id, subject, from_name, from_addr, to_j, cc_j, bcc_j, rt_j, date, size,
-     attachments, snippet, read, env_j, tags, users) = row  # fmt: skip
+     attachments, snippet, read, env_j, tags, users) = row
     summary = Summary(
         message_id=message_id,
         from_=Address(from_name, from_addr) if (from_name or from_addr) else None,
@@ -122,7 +123,7 @@ def insert_message(
             _addrs(summary.to), _addrs(summary.cc), _addrs(summary.bcc), _addrs(summary.reply_to),
             summary.date, len(raw), summary.attachments, summary.snippet, envelope_json(envelope),
             envelope.auth_user or "",
-        ),  # fmt: skip
+        ),
     )
     rowid = int(cur.lastrowid or 0)
     conn.execute("INSERT INTO message_raw (rowid, raw) VALUES (?, ?)", (rowid, raw))
@@ -132,7 +133,7 @@ def insert_message(
         conn.execute(
             "INSERT INTO messages_fts (rowid, subject, sender, recipients, body) VALUES (?,?,?,?,?)",
             (rowid, summary.subject, f"{sender} {envelope.mail_from}",
-             f"{people} {' '.join(envelope.rcpt_tos)}", summary.text),  # fmt: skip
+             f"{people} {' '.join(envelope.rcpt_tos)}", summary.text),
         )
     return rowid, mid
 
@@ -258,12 +259,13 @@ class SqliteStore(MailboxMixin, QueueMixin):
         deliver_to: Sequence[str] | None = None,
         received_at: float | None = None,
     ) -> StoredMessage:
-        return await self._write(self._add_fn(raw, envelope, deliver_to, received_at))
+        message: StoredMessage = await self._write(self._add_fn(raw, envelope, deliver_to, received_at))
+        return message
 
     def add_message_sync(
         self, raw: bytes, envelope: Envelope, deliver_to: Sequence[str] | None = None,
         received_at: float | None = None,
-    ) -> StoredMessage:  # fmt: skip
+    ) -> StoredMessage:
         """For bulk loads and benchmarks outside a loop."""
         result: StoredMessage = self._write_sync(self._add_fn(raw, envelope, deliver_to, received_at))
         return result
@@ -288,7 +290,7 @@ class SqliteStore(MailboxMixin, QueueMixin):
             message = StoredMessage(
                 id=mid, rowid=rowid, created=created, summary=summary, envelope=envelope, read=False,
                 mailboxes=tuple(sorted(seen)),
-            )  # fmt: skip
+            )
             return message, [MessageStored(message), *events]
 
         return write
@@ -380,7 +382,7 @@ class SqliteStore(MailboxMixin, QueueMixin):
         where, params = compile_query(query, self.clock.now())
         return self._page(where, list(params), start, limit, user)
 
-    def search_ids(self, query: str, user: str | None = None) -> list[str]:
+    def search_ids(self, query: str, user: str | None = None) -> builtins.list[str]:
         from sandbox.store._search import compile_query
 
         where, params = compile_query(query, self.clock.now())
@@ -400,7 +402,7 @@ class SqliteStore(MailboxMixin, QueueMixin):
         (unread,) = db.execute("SELECT count(*) FROM messages WHERE parent IS NULL AND read = 0").fetchone()
         return int(total), int(unread)
 
-    def mailboxes(self) -> list[MailboxStat]:
+    def mailboxes(self) -> builtins.list[MailboxStat]:
         rows = self._db.execute(
             "SELECT f.user, count(DISTINCT e.root),"
             " count(DISTINCT CASE WHEN instr(' ' || e.flags || ' ', ' \\Seen ') = 0 THEN e.root END)"
@@ -416,7 +418,7 @@ class SqliteStore(MailboxMixin, QueueMixin):
                 ).fetchall()
                 (n,) = conn.execute("SELECT count(*) FROM messages WHERE parent IS NULL").fetchone()
                 for table in ("entries", "message_raw", "messages_fts", "queue", "attempts"):
-                    conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+                    conn.execute(f"DELETE FROM {table}")
                 conn.execute("DELETE FROM messages WHERE parent IS NOT NULL")
                 conn.execute("DELETE FROM messages")
                 return int(n), [MessagesDeleted((), all=True), *(MailboxChanged(u, f) for u, f in folders)]
