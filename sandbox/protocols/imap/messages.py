@@ -9,7 +9,7 @@ from sandbox.protocols.imap import responses as r
 from sandbox.protocols.imap.fetch import Attr, Item, compile_items, sets_seen
 from sandbox.protocols.imap.mailbox import View
 from sandbox.protocols.imap.responses import BAD, OK, flag_list, status, untagged
-from sandbox.protocols.imap.search import Scope, matches
+from sandbox.protocols.imap.search import Scope, compile_key
 from sandbox.protocols.imap.session import Reply, Session, State
 
 _CHARSETS = ("US-ASCII", "UTF-8")
@@ -76,10 +76,11 @@ class MessageCommands(Session):
             return self._no(cmd.tag, "Unsupported charset", r.BADCHARSET)  # RFC 3501 §6.4.4
         box = self._selected()
         scope = Scope(largest_seq=box.exists, largest_uid=box.uids[-1] if box.uids else 0)
+        test = compile_key(cmd.key, scope)
         found: list[int] = []
         for view in box.views():
             try:
-                hit = matches(cmd.key, view, scope)
+                hit = test(view)
             except Exception as exc:  # a message deleted under us does not match
                 self._report("search", exc)
                 continue

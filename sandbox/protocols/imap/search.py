@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_tz
 from typing import Literal, Protocol
@@ -210,16 +211,20 @@ class Scope:
     largest_uid: int
 
 
+Test = Callable[[Candidate], bool]
+
+
 def _contains(haystack: str, needle: str) -> bool:
-    return needle.casefold() in haystack.casefold()
+    """needle is casefolded already; RFC 3501 leaves case to us and every client expects it ignored."""
+    return needle in haystack.casefold() or ("=?" in haystack and needle in decode_words(haystack).casefold())
 
 
-def _compare(op: DateOp, day: datetime.date, wanted: datetime.date) -> bool:
+def _compare(op: DateOp, wanted: datetime.date) -> Callable[[datetime.date], bool]:
     if op == "before":
-        return day < wanted
+        return lambda day: day < wanted
     if op == "on":
-        return day == wanted
-    return day >= wanted
+        return lambda day: day == wanted
+    return lambda day: day >= wanted
 
 
 def _sent_day(candidate: Candidate) -> datetime.date:
@@ -237,49 +242,71 @@ def _internal_day(candidate: Candidate) -> datetime.date:
     return datetime.datetime.fromtimestamp(candidate.internaldate, datetime.UTC).date()
 
 
-def _field_matches(header: Header, name: str, value: str) -> bool:
-    found = header.values(name)
-    if not found:
-        return False
-    if not value:
-        return True  # HEADER name "" matches every message that has the field
-    for raw in found:
-        text = raw.decode("utf-8", "surrogateescape")
-        if _contains(text, value) or _contains(decode_words(text), value):
+def _field_test(name: str, value: str) -> Test:
+    needle = value.casefold()
+
+    def test(candidate: Candidate) -> bool:
+        found = candidate.header().values(name)
+        if not needle:
+            return bool(found)  # HEADER name "" matches every message that has the field
+        return any(_contains(raw.decode("utf-8", "surrogateescape"), needle) for raw in found)
+
+    return test
+
+
+def _text_test(value: str, body_only: bool) -> Test:
+    needle = value.casefold()
+
+    def test(candidate: Candidate) -> bool:
+        message = candidate.message()
+        if needle in message.body_text().casefold():
             return True
-    return False
+        return not body_only and _contains(message.header.raw.decode("utf-8", "surrogateescape"), needle)
+
+    return test
+
+
+def compile_key(key: Key, scope: Scope) -> Test:
+    """One SEARCH key as a test on one message, built once per command. Cheap keys never load the message."""
+    if isinstance(key, And):
+        tests = [compile_key(k, scope) for k in key.keys]
+        return lambda candidate: all(test(candidate) for test in tests)
+    if isinstance(key, Or):
+        left, right = compile_key(key.left, scope), compile_key(key.right, scope)
+        return lambda candidate: left(candidate) or right(candidate)
+    if isinstance(key, Not):
+        inner = compile_key(key.key, scope)
+        return lambda candidate: not inner(candidate)
+    if isinstance(key, HasFlag):
+        flag, present = key.flag, key.present
+        return lambda candidate: (flag in candidate.flags) == present
+    if isinstance(key, All):
+        return lambda candidate: True
+    if isinstance(key, Numbers):
+        if key.uid:
+            uids = key.numbers.resolve(scope.largest_uid)
+            return lambda candidate: any(a <= candidate.uid <= b for a, b in uids)
+        seqs = key.numbers.resolve(scope.largest_seq)
+        return lambda candidate: any(a <= candidate.seq <= b for a, b in seqs)
+    if isinstance(key, IsRecent):
+        present = key.present
+        return lambda candidate: candidate.recent == present
+    if isinstance(key, Size):
+        size = key.size
+        if key.larger:
+            return lambda candidate: candidate.size > size
+        return lambda candidate: candidate.size < size
+    if isinstance(key, InternalDate):
+        internal = _compare(key.op, key.day)
+        return lambda candidate: internal(_internal_day(candidate))
+    if isinstance(key, SentDate):
+        sent = _compare(key.op, key.day)
+        return lambda candidate: sent(_sent_day(candidate))
+    if isinstance(key, Field):
+        return _field_test(key.name, key.value)
+    return _text_test(key.value, key.body_only)
 
 
 def matches(key: Key, candidate: Candidate, scope: Scope) -> bool:
-    """Does one message satisfy `key`? Cheap keys never load the message."""
-    if isinstance(key, And):
-        return all(matches(k, candidate, scope) for k in key.keys)
-    if isinstance(key, HasFlag):
-        return (key.flag in candidate.flags) == key.present
-    if isinstance(key, All):
-        return True
-    if isinstance(key, Numbers):
-        if key.uid:
-            return key.numbers.contains(candidate.uid, scope.largest_uid)
-        return key.numbers.contains(candidate.seq, scope.largest_seq)
-    if isinstance(key, IsRecent):
-        return candidate.recent == key.present
-    if isinstance(key, Not):
-        return not matches(key.key, candidate, scope)
-    if isinstance(key, Or):
-        return matches(key.left, candidate, scope) or matches(key.right, candidate, scope)
-    if isinstance(key, Size):
-        return candidate.size > key.size if key.larger else candidate.size < key.size
-    if isinstance(key, InternalDate):
-        return _compare(key.op, _internal_day(candidate), key.day)
-    if isinstance(key, SentDate):
-        return _compare(key.op, _sent_day(candidate), key.day)
-    if isinstance(key, Field):
-        return _field_matches(candidate.header(), key.name, key.value)
-    message = candidate.message()
-    if _contains(message.body_text(), key.value):
-        return True
-    if key.body_only:
-        return False
-    header_text = message.header.raw.decode("utf-8", "surrogateescape")
-    return _contains(header_text, key.value) or _contains(decode_words(header_text), key.value)
+    """Does one message satisfy `key`?"""
+    return compile_key(key, scope)(candidate)
