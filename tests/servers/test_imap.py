@@ -124,7 +124,7 @@ def test_login_select_fetch(server: ImapServer) -> None:
     ]
     assert ok(imap.search(None, "UNSEEN")) == [b"1 3"]
     assert ok(imap.uid("SEARCH", "SUBJECT", '"sample 3"')) == [b"3"]
-    imap.literal = b"plain 1"  # a synchronizing literal, with CHARSET
+    imap.literal = b"plain 1"  # type: ignore[assignment]  # typeshed says str; imaplib sends bytes
     assert ok(imap.search("UTF-8", "BODY")) == [b"1"]
     assert imap.logout()[0] == "BYE"
 

@@ -106,7 +106,7 @@ def test_idle_wakes_on_smtp_delivery(world: World) -> None:
     imap.send(b"DONE\r\n")
     assert imap.readline() == b"I1 OK IDLE terminated\r\n"
     status, data = imap.fetch("1", "(BODY.PEEK[])")
-    assert status == "OK"
+    assert status == "OK" and isinstance(data[0], tuple)
     fetched = data[0][1]
     assert fetched.endswith(SENT) and fetched.startswith(b"Received: ")  # SMTP added its trace line
     assert imap.logout()[0] == "BYE"
