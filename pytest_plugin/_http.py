@@ -88,7 +88,7 @@ class ApiClient:
 
     # -- sandbox control ---------------------------------------------------------
     def info(self) -> dict[str, Any] | None:
-        response = self.request("GET", "/api/sandbox/info", ok_missing=True)
+        response = self.request("GET", "/api/v1/info", ok_missing=True)
         return response.json() if response is not None and response.content else None
 
     def reset(self) -> None:

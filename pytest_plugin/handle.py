@@ -226,7 +226,7 @@ class SandboxHandle:
     def connect(
         cls, url: str, *, smtp: str | None = None, tag: str | None = None, timeout: float = 5.0
     ) -> SandboxHandle:
-        """Use a sandbox that is already running; its listeners come from GET /api/sandbox/info."""
+        """Use a sandbox that is already running; its listeners come from GET /api/v1/info."""
         api = ApiClient(url)
         try:
             info = api.info() or {}
@@ -311,7 +311,7 @@ class SandboxHandle:
             return True
         envelope = msg.details.get("Envelope") or {}
         auth = envelope.get("Auth") if isinstance(envelope, Mapping) else None
-        if auth == self.tag:
+        if self.tag in (auth, msg.details.get("Username")):
             return True
         marker = f"+{self.tag}@".lower()
         return any(marker in addr.lower() for addr in msg.envelope_to)
