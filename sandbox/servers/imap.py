@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 AUTOLOGOUT = 30 * 60.0  # RFC 3501 §5.4: at least 30 minutes of inactivity
 _NOTIFY = object()  # a work item: the store changed under the selected mailbox
+_MAX_QUEUED = 64  # received chunks waiting for the worker before we stop reading the socket
 
 
 class ImapShared:
@@ -99,6 +100,7 @@ class ImapProtocol(asyncio.Protocol):
         self._autologout = autologout
         self._timer: asyncio.TimerHandle | None = None
         self._sessions = sessions
+        self._reading_paused = False
 
     @staticmethod
     def _log_error(what: str, exc: BaseException) -> None:
@@ -120,6 +122,9 @@ class ImapProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._touch()
         self._work.put_nowait(data)
+        if self._work.qsize() > _MAX_QUEUED and self.transport is not None and not self._reading_paused:
+            self._reading_paused = True  # a client sending faster than its commands run: stop reading
+            self.transport.pause_reading()
 
     def eof_received(self) -> bool | None:
         self._work.put_nowait(b"")
@@ -158,6 +163,9 @@ class ImapProtocol(asyncio.Protocol):
     async def _run(self) -> None:
         while True:
             item = await self._work.get()
+            if self._reading_paused and self._work.qsize() < _MAX_QUEUED // 2 and self.transport is not None:
+                self._reading_paused = False
+                self.transport.resume_reading()
             if item == b"":
                 return
             try:

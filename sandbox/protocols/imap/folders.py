@@ -19,7 +19,9 @@ def _pattern(pattern: str) -> re.Pattern[str]:
 
 
 def _valid_name(name: str) -> bool:
-    return bool(name) and all(name.split(DELIMITER)) and len(name) <= 1024
+    # Wildcards in a name would make it unlistable by pattern (RFC 3501 §5.1 discourages them).
+    parts = name.split(DELIMITER)
+    return bool(name) and all(parts) and len(name) <= 1024 and "*" not in name and "%" not in name
 
 
 class FolderCommands(Session):
