@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from sandbox.protocols.imap.bodystructure import body_structure, envelope, parse_addresses
 from sandbox.protocols.imap.message import Header, Message
 from sandbox.protocols.imap.responses import sexp
@@ -133,7 +136,29 @@ def test_degenerate_multipart() -> None:
     assert sexp(body_structure(broken.root, extensible=False)) == (
         b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7BIT" 0 0) "mixed")'
     )
-    deep = b"".join(
-        b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i) for i in range(100)
-    )
+    deep = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i) for i in range(100))
     assert sexp(body_structure(Message(deep).root, extensible=True)).count(b"mixed") <= 40
+
+
+MIME_PIECES = [
+    b"Content-Type: multipart/mixed; boundary=x\r\n", b"Content-Type: message/rfc822\r\n",
+    b"Content-Type: text/plain; charset=\"utf-8\"\r\n", b"Content-Type: multipart/digest; boundary=y\r\n",
+    b"Content-Transfer-Encoding: base64\r\n", b"Content-Transfer-Encoding: quoted-printable\r\n",
+    b"Content-Disposition: attachment; filename*=utf-8''%e2%82%ac\r\n", b"Subject: =?utf-8?b?!!?=\r\n",
+    b"From: \"unterminated <a@b>, (comment\r\n", b"To: group: a@b, <c@d>;, e\r\n", b" folded\r\n",
+    b"\r\n", b"\n", b"--x\r\n", b"--x--\r\n", b"--y\r\n", b"body =C3=\r\n", b"QUJD\r\n", b"\x00\xff",
+]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(MIME_PIECES), max_size=30).map(b"".join) | st.binary(max_size=300))
+@settings(max_examples=300, deadline=None)
+def test_any_message_renders(raw: bytes) -> None:
+    """Whatever a sender put in a message, FETCH and SEARCH can describe it."""
+    message = Message(raw)
+    sexp(body_structure(message.root, extensible=True))
+    sexp(envelope(message.header))
+    message.body_text()
+    for path in ((1,), (1, 1), (2, 1, 1), (3,)):
+        part = message.part(path)
+        if part is not None:
+            assert part.body_start <= part.end <= len(raw)
