@@ -8,7 +8,7 @@ import logging
 import ssl
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from sandbox.events import Event, EventBus, MailboxChanged, MessagesDeleted, MessagesUpdated
 from sandbox.protocols.imap import MAX_LITERAL, ImapConnection, MessageCache, RecentTracker
@@ -96,7 +96,7 @@ class ImapProtocol(asyncio.Protocol):
         self._writable = asyncio.Event()
         self._writable.set()
         self._worker: asyncio.Task[None] | None = None
-        self._unsubscribe = bus.subscribe(self._on_event)
+        self._unsubscribe: Callable[[], None] = lambda: None
         self._autologout = autologout
         self._timer: asyncio.TimerHandle | None = None
         self._sessions = sessions
@@ -115,6 +115,8 @@ class ImapProtocol(asyncio.Protocol):
             return
         self.transport = transport
         self._sessions.add(self)
+        # Subscribed only now: a TLS handshake that fails never reaches connection_lost to undo it.
+        self._unsubscribe = self.bus.subscribe(self._on_event)
         transport.write(self.conn.greeting())
         self._worker = asyncio.get_running_loop().create_task(self._run())
         self._touch()
