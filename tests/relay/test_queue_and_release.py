@@ -54,15 +54,15 @@ def upstream(world_factory: WorldFactory, tmp_path: Path) -> World:
 
 def _release_config(upstream: World, **extra: object) -> dict[str, object]:
     smtp = upstream.sandbox.address("smtp")
-    return {"host": smtp.host, "port": smtp.port, "allowed": ["*@partner.test", "ops@*"], **extra}
+    return {"host": smtp.host, "port": smtp.port, "allowed": ["*@partner.example", "ops@*"], **extra}
 
 
 def test_release_to_a_second_sandbox(world_factory: WorldFactory, upstream: World) -> None:
     world = world_factory(release=_release_config(upstream))
     message_id = world.send(["bob@anywhere.example"], subject="Ship it")
 
-    result = world.ok("POST", f"/api/v1/message/{message_id}/release", json={"To": ["x@partner.test"]})
-    assert result["To"] == ["x@partner.test"] and result["Reply"].startswith("250")
+    result = world.ok("POST", f"/api/v1/message/{message_id}/release", json={"To": ["x@partner.example"]})
+    assert result["To"] == ["x@partner.example"] and result["Reply"].startswith("250")
 
     listing = upstream.ok("GET", "/api/v1/messages")
     assert listing["total"] == 1
@@ -70,7 +70,7 @@ def test_release_to_a_second_sandbox(world_factory: WorldFactory, upstream: Worl
     assert released is not None
     assert released.summary.subject == "Ship it"
     assert released.envelope.mail_from == "alice@sender.test"
-    assert released.envelope.rcpt_tos == ("x@partner.test",)
+    assert released.envelope.rcpt_tos == ("x@partner.example",)
 
 
 def test_release_refusals(world_factory: WorldFactory, upstream: World) -> None:
@@ -78,27 +78,27 @@ def test_release_refusals(world_factory: WorldFactory, upstream: World) -> None:
     message_id = world.send(["bob@anywhere.example"])
     path = f"/api/v1/message/{message_id}/release"
 
-    forbidden = world.api("POST", path, json={"To": ["x@partner.test", "evil@elsewhere.test"]})
+    forbidden = world.api("POST", path, json={"To": ["x@partner.example", "evil@elsewhere.test"]})
     assert forbidden.status_code == 403 and "allow-list" in forbidden.json()["Error"]
     assert world.api("POST", path, json={"To": []}).status_code == 400
-    assert world.api("POST", path, json={"To": "x@partner.test"}).status_code == 400
+    assert world.api("POST", path, json={"To": "x@partner.example"}).status_code == 400
     assert world.api("POST", path, json={"To": ["not an address"]}).status_code == 400
     assert world.api("POST", path, content=b"{nope").status_code == 400
-    missing = world.api("POST", "/api/v1/message/nope/release", json={"To": ["x@partner.test"]})
+    missing = world.api("POST", "/api/v1/message/nope/release", json={"To": ["x@partner.example"]})
     assert missing.status_code == 404
     assert upstream.ok("GET", "/api/v1/messages")["total"] == 0  # nothing went out
 
 
 def test_release_is_off_unless_configured(world: World) -> None:
     message_id = world.send(["bob@anywhere.example"])
-    response = world.api("POST", f"/api/v1/message/{message_id}/release", json={"To": ["x@partner.test"]})
+    response = world.api("POST", f"/api/v1/message/{message_id}/release", json={"To": ["x@partner.example"]})
     assert response.status_code == 403 and "not configured" in response.json()["Error"]
 
 
 def test_release_upstream_down_is_a_502(world_factory: WorldFactory) -> None:
     world = world_factory(release={"host": "127.0.0.1", "port": 1, "timeout": 5})
     message_id = world.send(["bob@anywhere.example"])
-    response = world.api("POST", f"/api/v1/message/{message_id}/release", json={"To": ["x@partner.test"]})
+    response = world.api("POST", f"/api/v1/message/{message_id}/release", json={"To": ["x@partner.example"]})
     assert response.status_code == 502
 
 
@@ -117,7 +117,7 @@ def test_release_over_implicit_tls(world_factory: WorldFactory, upstream: World)
     tls = upstream.sandbox.address("smtp_tls")
     world = world_factory(release={"host": tls.host, "port": tls.port, "tls": True, "insecure": True})
     message_id = world.send(["bob@anywhere.example"])
-    world.ok("POST", f"/api/v1/message/{message_id}/release", json={"To": ["x@partner.test"]})
+    world.ok("POST", f"/api/v1/message/{message_id}/release", json={"To": ["x@partner.example"]})
     [summary] = upstream.ok("GET", "/api/v1/messages")["messages"]
     released = upstream.sandbox.store.get(summary["ID"])
     assert released is not None and released.envelope.tls

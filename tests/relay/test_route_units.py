@@ -170,7 +170,7 @@ JSON = st.recursive(
 KEYS = st.sampled_from(["behaviour", "reply", "recipients", "delay", "relay_to", "rules", "greylist_delay"])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.one_of(JSON, st.dictionaries(KEYS, JSON, max_size=5)))
 def test_any_json_is_a_behaviour_or_a_behaviour_error(data: Any) -> None:
     try:
@@ -229,7 +229,7 @@ def test_header_block() -> None:
     assert header_block(b"A: no body at all") == b"A: no body at all\r\n"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=600))
 def test_any_original_gives_a_readable_report(original: bytes) -> None:
     dsn = _dsn(original)
