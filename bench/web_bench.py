@@ -185,7 +185,7 @@ def main() -> None:
         asyncio.run(_load(str(db), args.messages))
         print(f"bulk load: {args.messages:,} messages in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
-    server = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+    server = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(ROOT), str(db)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
