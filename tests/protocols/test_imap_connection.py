@@ -136,9 +136,7 @@ def test_login_with_credentials(store: SqliteStore) -> None:
 def test_authenticate_plain(store: SqliteStore) -> None:
     client = Client(ImapConnection(store))
     assert client("a AUTHENTICATE PLAIN") == ["+ "]
-    assert client(base64.b64encode(f"\0{USER}\0pw".encode())) == [
-        f"a OK [CAPABILITY {CAPS}] AUTHENTICATE completed"
-    ]
+    assert client(base64.b64encode(f"\0{USER}\0pw".encode())) == [f"a OK [CAPABILITY {CAPS}] AUTHENTICATE completed"]
     client = Client(ImapConnection(store))
     assert client("b AUTHENTICATE PLAIN") == ["+ "]
     assert client("*") == ["b BAD Authentication cancelled"]
@@ -149,12 +147,10 @@ def test_authenticate_plain(store: SqliteStore) -> None:
     ]
     assert client("e AUTHENTICATE CRAM-MD5") == ["e NO Unsupported authentication mechanism"]
     ir = base64.b64encode(f"other@x.test\0{USER}\0pw".encode()).decode()
-    assert client(f"f AUTHENTICATE PLAIN {ir}") == [
-        "f NO [AUTHENTICATIONFAILED] Acting as another user is not allowed"
-    ]
-    assert client("g AUTHENTICATE PLAIN " + base64.b64encode(f"{USER}\0{USER}\0pw".encode()).decode())[
-        -1
-    ].startswith("g OK")
+    assert client(f"f AUTHENTICATE PLAIN {ir}") == ["f NO [AUTHENTICATIONFAILED] Acting as another user is not allowed"]
+    assert client("g AUTHENTICATE PLAIN " + base64.b64encode(f"{USER}\0{USER}\0pw".encode()).decode())[-1].startswith(
+        "g OK"
+    )
 
 
 def test_select_and_examine(client: Client) -> None:
@@ -183,9 +179,7 @@ def test_fetch_attributes(client: Client) -> None:
         f'* {n} FETCH (UID {n} FLAGS (\\Recent) INTERNALDATE "14-Nov-2023 22:13:20 +0000" RFC822.SIZE 155)'
         for n in (1, 2, 3)
     ] + ["a OK FETCH completed"]
-    assert client(
-        "b FETCH 2 (BODY.PEEK[TEXT]<2.3> BODY.PEEK[HEADER.FIELDS.NOT (To From Date Message-ID)])"
-    ) == [
+    assert client("b FETCH 2 (BODY.PEEK[TEXT]<2.3> BODY.PEEK[HEADER.FIELDS.NOT (To From Date Message-ID)])") == [
         "* 2 FETCH (BODY[TEXT]<2> {3}",
         "dy  BODY[HEADER.FIELDS.NOT (To From Date Message-ID)] {22}",
         "Subject: message 2",
@@ -381,9 +375,7 @@ def test_literals_and_limits(store: SqliteStore) -> None:
     assert client("a LOGIN {16}") == ["+ Ready for literal data"]
     assert client(f"{USER} pw") == [f"a OK [CAPABILITY {CAPS}] LOGIN completed"]
     assert client("b APPEND INBOX {21}") == ["b BAD [TOOBIG] Literal too large"]
-    assert client("c APPEND INBOX {21+}\r\n012345678901234567890 and more") == [
-        "c BAD [TOOBIG] Literal too large"
-    ]
+    assert client("c APPEND INBOX {21+}\r\n012345678901234567890 and more") == ["c BAD [TOOBIG] Literal too large"]
     assert client("d NOOP " + "x" * 200) == ["d BAD Line too long"]
     assert client.raw(b"e NOOP " + b"y" * 150) == b""  # memory stays bounded while the line goes on
     assert client.raw(b"y" * 150 + b"\r\n") == b"e BAD Line too long\r\n"
@@ -391,10 +383,7 @@ def test_literals_and_limits(store: SqliteStore) -> None:
 
 
 def test_pipelined_and_byte_by_byte(store: SqliteStore) -> None:
-    script = (
-        b"a LOGIN {16+}\r\nbob@example.test x\r\nb SELECT INBOX\r\n"
-        b"c FETCH 1:2 (FLAGS BODY.PEEK[])\r\nd LOGOUT\r\n"
-    )
+    script = b"a LOGIN {16+}\r\nbob@example.test x\r\nb SELECT INBOX\r\nc FETCH 1:2 (FLAGS BODY.PEEK[])\r\nd LOGOUT\r\n"
     whole = ImapConnection(store).receive_data(script)
     one_by_one = ImapConnection(store)
     pieces = b"".join(one_by_one.receive_data(script[i : i + 1]) for i in range(len(script)))
@@ -465,7 +454,5 @@ def test_store_failure_is_a_no(store: SqliteStore) -> None:
     client.login()
     client.select()
     store.close()
-    assert client("a STORE 1 +FLAGS \\Seen") == [
-        "a NO [SERVERBUG] Server error, the command was not completed"
-    ]
+    assert client("a STORE 1 +FLAGS \\Seen") == ["a NO [SERVERBUG] Server error, the command was not completed"]
     assert errors and client("b LOGOUT")[-1] == "b OK LOGOUT completed"

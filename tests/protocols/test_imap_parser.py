@@ -91,9 +91,7 @@ def test_append() -> None:
 
 
 def test_fetch_items() -> None:
-    cmd = parse_command(
-        b"a UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (FROM Subject)]<0.100> BODY[1.2.MIME])"
-    )
+    cmd = parse_command(b"a UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (FROM Subject)]<0.100> BODY[1.2.MIME])")
     assert isinstance(cmd, c.Fetch) and cmd.uid and cmd.name == "UID FETCH"
     assert cmd.items == (
         Attr("FLAGS"),
@@ -107,9 +105,7 @@ def test_fetch_items() -> None:
     )
     assert parse_command(b"a FETCH 2 BODY[]").items == (Section(False),)  # type: ignore[attr-defined]
     assert parse_command(b"a FETCH 2 BODY[3.TEXT]").items == (Section(False, (3,), "TEXT"),)  # type: ignore[attr-defined]
-    assert (
-        Section(True, (), "HEADER.FIELDS", (b"From", b"X Y")).label() == b'BODY[HEADER.FIELDS (From "X Y")]'
-    )
+    assert Section(True, (), "HEADER.FIELDS", (b"From", b"X Y")).label() == b'BODY[HEADER.FIELDS (From "X Y")]'
 
 
 def test_store() -> None:
