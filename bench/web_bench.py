@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import random
 import smtplib
@@ -46,7 +47,7 @@ MAILBOXES = [f"user{n}@example.test" for n in range(50)]
 # most words in few, as in real mail (a 70-word body vocabulary would put every word in every message).
 _SYLLABLES = "ka lo mi ne ru sa ti vo be da fe gi ho ju ly ze pa qu xi wo".split()
 BODY_WORDS = [a + b + c for a in _SYLLABLES for b in _SYLLABLES for c in ("", "n", "s", "t", "r", "l", "m")][:3000]
-BODY_WEIGHTS = [1 / (rank + 1) for rank in range(len(BODY_WORDS))]
+BODY_CUM_WEIGHTS = list(itertools.accumulate(1 / (rank + 1) for rank in range(len(BODY_WORDS))))
 
 # Runs the sandbox in a child process; prints its addresses as JSON, stops when stdin closes.
 SERVER = """
@@ -93,7 +94,7 @@ def make_message(rng: random.Random, n: int) -> tuple[bytes, Envelope]:
     sender = f"sender{rng.randrange(500)}@shop{rng.randrange(20)}.test"
     subject = " ".join(rng.choices(WORDS, k=rng.randint(3, 7))).capitalize() + f" #{n}"
     lines = rng.randint(5, 40)
-    body = "\r\n".join(" ".join(rng.choices(BODY_WORDS, BODY_WEIGHTS, k=12)) for _ in range(lines))
+    body = "\r\n".join(" ".join(rng.choices(BODY_WORDS, cum_weights=BODY_CUM_WEIGHTS, k=12)) for _ in range(lines))
     headers = (
         f"From: Sender {n % 500} <{sender}>\r\nTo: {', '.join(to)}\r\nSubject: {subject}\r\n"
         f"Message-ID: <{n}.bench@example.test>\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n"

@@ -130,6 +130,19 @@ SCHEMAS: dict[str, Schema] = {
     "Mailbox": _obj(Mailbox=_S, Total=_I, Unread=_I),
     "PreviewInfo": _obj(ID=_S, HTML=_B, RemoteBlocked=_I, RemoteHosts=_arr(_S)),
     "Error": _obj(Error=_S),
+    "DnsRecord": _obj(required=False, Name=_S, Type=_S, Value=_S, TTL=_I),
+    "Attempt": _obj(
+        Recipient=_S,
+        Hop=_I,
+        Host=_S,
+        Preference={"type": ["integer", "null"]},
+        Code=_I,
+        Reply=_S,
+        Status={"enum": ["accepted", "deferred", "rejected", "no-connection", "dropped"]},
+        Time=_TIME,
+        Timestamp={"type": "number"},
+        Dialogue=_arr(_S),
+    ),
     "Event": {
         "description": "One frame of the /api/events WebSocket.",
         "oneOf": [
@@ -161,9 +174,7 @@ _ID = _param("ID", "path", 'message ID, or "latest"')
 _START = _param("start", "query", "offset of the first message", _I)
 _LIMIT = _param("limit", "query", "page size (default 50, at most 1000)", _I)
 _MAILBOX = _param("mailbox", "query", "only messages delivered to this mailbox (address)")
-_QUERY = _param(
-    "query", "query", "search language: from: to: subject: is:unread has:attachment ...", required=True
-)
+_QUERY = _param("query", "query", "search language: from: to: subject: is:unread has:attachment ...", required=True)
 
 
 def _json(schema: Schema, description: str = "OK") -> Schema:
@@ -186,6 +197,10 @@ def _op(
 
 
 _OK = {"200": _json({"const": "ok"})}
+_ANY = {"200": _json({"type": "object"})}
+_ANY_LIST = {"200": _json(_arr({"type": "object"}))}
+_RECIPIENT = _param("recipient", "query", "only this recipient")
+_HOST = _param("name", "path", "host name")
 _404 = {"404": _json(_ref("Error"), "no such message")}
 
 
@@ -198,9 +213,7 @@ def _bytes(media: str, description: str) -> Schema:
 
 PATHS: dict[str, Schema] = {
     "/api/v1/messages": {
-        "get": _op(
-            "List messages, newest first", {"200": _json(_ref("MessagesPage"))}, [_START, _LIMIT, _MAILBOX]
-        ),
+        "get": _op("List messages, newest first", {"200": _json(_ref("MessagesPage"))}, [_START, _LIMIT, _MAILBOX]),
         "delete": _op("Delete these messages (no IDs: all)", _OK, body=_ref("IDs")),
         "put": _op("Mark these messages read or unread (no IDs: all)", _OK, body=_ref("ReadState")),
     },
@@ -235,14 +248,12 @@ PATHS: dict[str, Schema] = {
     "/api/v1/message/{ID}/trace": {
         "get": _op(
             "Relay delivery attempts for a message (extra)",
-            {"200": _json(_arr({"type": "object"})), **_404},
+            {"200": _json(_arr(_ref("Attempt"))), **_404},
             [_ID],
             tag="relay",
         )
     },
-    "/api/v1/info": {
-        "get": _op("Version, counts, listeners", {"200": _json({"type": "object"})}, tag="server")
-    },
+    "/api/v1/info": {"get": _op("Version, counts, listeners", {"200": _json({"type": "object"})}, tag="server")},
     "/view/{ID}.html": {
         "get": _op(
             "The HTML body for an iframe, under a CSP sandbox; remote resources removed unless remote=1",
@@ -265,16 +276,12 @@ PATHS: dict[str, Schema] = {
         "get": _op("Recipient mailboxes with counts", {"200": _json(_arr(_ref("Mailbox")))}, tag="sandbox")
     },
     "/api/sandbox/message/{ID}/preview": {
-        "get": _op(
-            "What the HTML preview blocks", {"200": _json(_ref("PreviewInfo")), **_404}, [_ID], tag="view"
-        )
+        "get": _op("What the HTML preview blocks", {"200": _json(_ref("PreviewInfo")), **_404}, [_ID], tag="view")
     },
     "/api/sandbox/reset": {
         "post": _op("Empty every mailbox; reset queue, faults, DNS edits and clock", _OK, tag="sandbox")
     },
-    "/api/sandbox/openapi.json": {
-        "get": _op("This document", {"200": _json({"type": "object"})}, tag="server")
-    },
+    "/api/sandbox/openapi.json": {"get": _op("This document", {"200": _json({"type": "object"})}, tag="server")},
     "/api/events": {
         "get": _op(
             "Live events (WebSocket upgrade). Each frame is an Event; see components.schemas.Event",
@@ -286,6 +293,46 @@ PATHS: dict[str, Schema] = {
             },
             tag="events",
         )
+    },
+    "/api/v1/message/{ID}/release": {
+        "post": _op(
+            "Release (relay) a captured message to real recipients through the configured upstream",
+            {"200": _json({"type": "object"}), **_404, "403": _json(_ref("Error"), "release not configured")},
+            [_ID],
+            body=_obj(To=_arr(_S)),
+            tag="relay",
+        )
+    },
+    "/api/sandbox/queue": {"get": _op("Deferred recipients, soonest retry first", _ANY_LIST, tag="relay")},
+    "/api/sandbox/queue/{ID}/retry": {"post": _op("Retry a queued message now", _ANY, [_ID, _RECIPIENT], tag="relay")},
+    "/api/sandbox/queue/{ID}": {
+        "delete": _op("Drop a queued message without a bounce", _ANY, [_ID, _RECIPIENT], tag="relay")
+    },
+    "/api/sandbox/clock": {
+        "get": _op("The sandbox clock, its offset and the next retry", _ANY, tag="relay"),
+        "post": _op(
+            'Move the clock: {"advance": seconds} or {"next_retry": true}',
+            _ANY,
+            body=_obj(required=False, advance={"type": "number"}, next_retry=_B),
+            tag="relay",
+        ),
+    },
+    "/api/sandbox/dns/records": {
+        "get": _op("Every record of the fake DNS", _ANY_LIST, tag="dns"),
+        "post": _op("Add records", {"201": _json(_arr(_ref("DnsRecord")))}, body=_ref("DnsRecord"), tag="dns"),
+        "delete": _op("Remove records (JSON body or query)", _ANY, body=_ref("DnsRecord"), tag="dns"),
+    },
+    "/api/sandbox/hosts": {"get": _op("Simulated MTA behaviours by host", _ANY, tag="relay")},
+    "/api/sandbox/hosts/{name}": {
+        "get": _op("One host's behaviour", _ANY, [_HOST], tag="relay"),
+        "put": _op(
+            "Set a host's behaviour (down, tempfail, reject, greylist, ...)",
+            _ANY,
+            [_HOST],
+            body={"type": "object"},
+            tag="relay",
+        ),
+        "delete": _op("Remove a host's behaviour", _ANY, [_HOST], tag="relay"),
     },
     "/livez": {"get": _op("Liveness", {"200": _bytes("text/plain", "ok")}, tag="server")},
     "/readyz": {"get": _op("Readiness", {"200": _bytes("text/plain", "ok")}, tag="server")},

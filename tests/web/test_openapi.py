@@ -10,9 +10,11 @@ import pytest
 from starlette.routing import Route, WebSocketRoute
 
 import web.app
+from sandbox.clock import ManualClock
 from sandbox.events import EventBus
 from sandbox.store.sqlite import SqliteStore
 from web.openapi import OPENAPI_PATH, document
+from web.relay_api import relay_routes
 
 
 def _shape(path: str) -> str:
@@ -31,7 +33,8 @@ async def _reset() -> None:
 
 
 def test_every_route_is_documented(store: SqliteStore) -> None:
-    app = web.app.create_app(store, EventBus(), info=dict, reset=_reset)
+    relay = relay_routes(store=store, relay=None, zone=None, clock=ManualClock())
+    app = web.app.create_app(store, EventBus(), info=dict, reset=_reset, extra_routes=relay)
     served = {_shape(r.path) for r in app.routes if isinstance(r, Route | WebSocketRoute) and r.path != "/"}
     documented = {_shape(p) for p in document()["paths"]}
     assert served - documented == set()

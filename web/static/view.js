@@ -387,6 +387,8 @@ export class MessageView {
       const kind = code >= 500 ? "bad" : code >= 400 ? "warn" : code >= 200 ? "ok" : "";
       const dialogue = pick("Dialogue", "dialogue") || [];
       const pref = pick("Preference", "preference");
+      const hop = pick("Hop", "hop");
+      const status = pick("Status", "status");
       list.append(
         h(
           "li",
@@ -397,6 +399,8 @@ export class MessageView {
             h("span", { class: `tag ${kind}` }, code ? String(code) : "—"),
             h("strong", {}, ` ${pick("Host", "host") || "?"}`),
             pref !== undefined ? h("span", { class: "muted small" }, ` MX ${pref}`) : null,
+            hop !== undefined ? h("span", { class: "muted small" }, ` · hop ${hop}`) : null,
+            status ? h("span", { class: `tag ${kind}` }, status) : null,
             h("span", { class: "muted small" }, ` → ${pick("Recipient", "recipient") || ""}`),
             h("span", { class: "spacer" }),
             h("time", { class: "muted small" }, Number.isNaN(when.getTime()) ? "" : when.toLocaleString()),
