@@ -25,6 +25,7 @@ _RECEIVED = re.compile(rb"^Received:", re.IGNORECASE | re.MULTILINE)
 EXPIRED = "4.4.7"  # RFC 3463 X.4.7: delivery time expired (a transient error that persisted)
 _Reports = dict[str, list[RecipientStatus]]  # message id -> recipients for one DSN
 _MAX_IDLE_WAIT = 60.0  # the clock also moves in real time: look again at least this often
+_CACHE_DOMAINS = 10_000  # routing decisions kept; a test minting a domain per message must not grow us
 
 
 class Relay:
@@ -83,7 +84,7 @@ class Relay:
     def is_local_domain(self, domain: str) -> bool:
         """Whether the zone makes this sandbox the domain's final destination (its best MX)."""
         version = self.zone.version  # moves on every zone edit, load, restore or mode change
-        if version != self._local_version:
+        if version != self._local_version or len(self._local) >= _CACHE_DOMAINS:
             self._local.clear()
             self._local_version = version
         hit = self._local.get(domain)

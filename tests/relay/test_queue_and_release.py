@@ -104,7 +104,7 @@ def test_release_upstream_down_is_a_502(world_factory: WorldFactory) -> None:
 
 def test_release_over_starttls_with_auth(world_factory: WorldFactory, upstream: World) -> None:
     world = world_factory(release=_release_config(
-        upstream, starttls=True, insecure=True, username="relay-user", password="secret",  # noqa: S106
+        upstream, starttls=True, insecure=True, username="relay-user", password="secret",
     ))
     message_id = world.send(["bob@anywhere.example"])
     world.ok("POST", f"/api/v1/message/{message_id}/release", json={"To": ["ops@anywhere.example"]})
