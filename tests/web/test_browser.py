@@ -101,6 +101,13 @@ def test_search_and_mailbox_filter(page: Any, send: Send) -> None:
     expect(page.locator("#messages .subject")).to_have_text(["Invoice 8", "Newsletter"])
     page.locator("#all-mail").click()
     expect(rows(page)).to_have_count(3)
+    page.locator(".mailbox", has_text="bob@example.test").click()
+    expect(page.locator("#delete-all")).to_have_text("Delete matching")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#delete-all").click()
+    expect(page.locator("#list-empty")).to_be_visible()
+    page.locator("#all-mail").click()
+    expect(page.locator("#messages .subject")).to_have_text(["Invoice 7"])
 
 
 def test_message_tabs(page: Any, send: Send) -> None:

@@ -336,7 +336,8 @@ async function deleteAll() {
   const what = scoped ? `all ${state.total.toLocaleString()} matching messages` : "every message";
   if (!window.confirm(`Delete ${what}?`)) return;
   try {
-    if (scoped) await api.deleteSearch(state.query, state.mailbox);
+    if (state.query) await api.deleteSearch(state.query, state.mailbox);
+    else if (state.mailbox) await deleteMailbox(state.mailbox);
     else await api.deleteMessages(null);
   } catch (error) {
     toast(`Could not delete: ${error.message}`);
@@ -345,6 +346,17 @@ async function deleteAll() {
   state.start = 0;
   load();
   scheduleMailboxes();
+}
+
+// A whole mailbox: collect its IDs page by page (the search API wants a query), then delete them.
+async function deleteMailbox(mailbox) {
+  const ids = [];
+  for (let start = 0; ; start += 1000) {
+    const page = await api.listMessages({ start, limit: 1000, mailbox });
+    ids.push(...page.messages.map((m) => m.ID));
+    if (page.messages.length < 1000) break;
+  }
+  if (ids.length) await api.deleteMessages(ids);
 }
 
 function search(query) {
