@@ -96,6 +96,7 @@ class EventHub:
         self._clients: set[asyncio.Queue[str | None]] = set()
         self._unsubscribe: Callable[[], None] | None = None
         self._stats_pending = False
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def clients(self) -> int:
@@ -139,10 +140,21 @@ class EventHub:
             asyncio.get_running_loop().call_later(STATS_DELAY, self._send_stats)
 
     def _send_stats(self) -> None:
-        self._stats_pending = False
         if not self._clients:
+            self._stats_pending = False
             return
-        total, unread = self._store.count()
+        task = asyncio.get_running_loop().create_task(self._stats())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _stats(self) -> None:
+        try:
+            # Counting a large store takes milliseconds: do it off the loop SMTP shares.
+            total, unread = await asyncio.to_thread(self._store.count)
+        except Exception:  # a store closing under us: skip this frame, the next change sends one
+            return
+        finally:
+            self._stats_pending = False
         self._broadcast(_frame("stats", {"Total": total, "Unread": unread}))
 
     def add(self) -> asyncio.Queue[str | None]:
