@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +29,17 @@ _MAX_IDLE_WAIT = 60.0  # the clock also moves in real time: look again at least 
 _CACHE_DOMAINS = 10_000  # routing decisions kept; a test minting a domain per message must not grow us
 
 
+def _mapping(value: Mapping[str, Any] | str | None, what: str) -> Mapping[str, Any]:
+    """Config tables arrive as mappings (TOML) or JSON text (an environment variable)."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        value = json.loads(value)
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{what} must be a table / JSON object")
+    return value
+
+
 class Relay:
     """Delivers what SMTP accepted for non-local domains through the simulated MX hosts.
 
@@ -43,12 +55,12 @@ class Relay:
         clock: ManualClock,
         bus: EventBus,
         *,
-        hosts: Mapping[str, Any],
+        hosts: Mapping[str, Any] | str,
         hostname: str,
         retry_interval: float,
         warn_after: float,
         give_up_after: float,
-        release: Mapping[str, Any],
+        release: Mapping[str, Any] | str,
         max_hops: int = MAX_HOPS,
     ) -> None:
         self.store = store
@@ -59,8 +71,8 @@ class Relay:
         self.retry_interval = max(1.0, retry_interval)  # a zero interval would spin the loop
         self.warn_after = warn_after
         self.give_up_after = give_up_after
-        self.releaser = Releaser(store, ReleaseSettings.from_config(release))
-        self.faults = Faults.from_config(hosts)
+        self.releaser = Releaser(store, ReleaseSettings.from_config(_mapping(release, "release")))
+        self.faults = Faults.from_config(_mapping(hosts, "hosts"))
         self.router = Router(zone, self.faults, hostname, max_hops)
         self._local: dict[str, bool] = {}
         self._local_version = -1
