@@ -40,9 +40,7 @@ class ApiClient:
         if ok_missing and response.status_code == 404:
             return None
         if response.is_error:
-            raise SandboxApiError(
-                f"{method} {self.base_url}{path} -> {response.status_code}: {response.text[:500]}"
-            )
+            raise SandboxApiError(f"{method} {self.base_url}{path} -> {response.status_code}: {response.text[:500]}")
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -98,13 +96,23 @@ class ApiClient:
         data = self._json("GET", "/api/sandbox/dns/records")
         if isinstance(data, dict):
             data = data.get("records", data.get("Records", []))
-        return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
+        # The API writes Name/Type/Value/TTL; the plugin speaks lower case.
+        rows = [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
+        return [{str(k).lower(): v for k, v in r.items()} for r in rows]
 
     def dns_add(self, record: Mapping[str, Any]) -> None:
         self.request("POST", "/api/sandbox/dns/records", json=dict(record))
 
-    def dns_remove(self, record: Mapping[str, Any]) -> None:
-        self.request("DELETE", "/api/sandbox/dns/records", json=dict(record))
+    def dns_remove(self, record: Mapping[str, Any]) -> bool:
+        """False when no such record was there (404)."""
+        return self.request("DELETE", "/api/sandbox/dns/records", json=dict(record), ok_missing=True) is not None
+
+    def hosts(self) -> dict[str, dict[str, Any]]:
+        """Every host with a behaviour set, by lower-cased name."""
+        data = self._json("GET", "/api/sandbox/hosts")
+        if not isinstance(data, dict):
+            return {}
+        return {str(k).lower(): v for k, v in data.items() if isinstance(v, dict)}
 
     def host(self, name: str) -> dict[str, Any] | None:
         response = self.request("GET", f"/api/sandbox/hosts/{quote(name, safe='')}", ok_missing=True)

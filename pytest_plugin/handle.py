@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 DEFAULT_SMTP_PORT = 1025  # the CLI's default, used when a remote sandbox does not say where it listens
 _UNSPECIFIED = ("", "0.0.0.0", "::", "[::]")  # noqa: S104 - names to replace, not to bind
 RecordSpec = Mapping[str, Any] | Sequence[Any]
+_DIRECTIVE = re.compile(r"^\$(ORIGIN|TTL)[ \t]+(\S+)", re.IGNORECASE)
 
 
 def record(spec: RecordSpec) -> dict[str, Any]:
@@ -42,25 +44,39 @@ def zone_records(zone: str | Path, origin: str | None = None) -> list[dict[str, 
     """Zone-file text (or a file) -> records; $ORIGIN (or `origin`) makes relative names absolute."""
     import dns.name
     import dns.rdatatype
+    import dns.ttl
     import dns.zonefile
 
     text = zone.read_text() if isinstance(zone, Path) else zone
-    rrsets = dns.zonefile.read_rrsets(
-        text,
-        origin=dns.name.from_text(origin) if origin else dns.name.root,
-        relativize=False,
-        default_ttl=300,
-    )
-    return [
-        {
-            "name": rrset.name.to_text(omit_final_dot=True).lower(),
-            "type": dns.rdatatype.to_text(rrset.rdtype),
-            "value": rdata.to_text(),
-            "ttl": rrset.ttl,
-        }
-        for rrset in rrsets
-        for rdata in rrset
-    ]
+    # dnspython reads bare records only, so the two directives (RFC 1035 §5.1) are applied here.
+    pieces: list[tuple[str | None, int, list[str]]] = [(origin, 300, [])]
+    for line in text.splitlines():
+        directive = _DIRECTIVE.match(line)
+        if directive is None:
+            pieces[-1][2].append(line)
+        elif directive.group(1).upper() == "ORIGIN":
+            pieces.append((directive.group(2), pieces[-1][1], []))
+        else:
+            pieces.append((pieces[-1][0], dns.ttl.from_text(directive.group(2)), []))
+    out: list[dict[str, Any]] = []
+    for piece_origin, ttl, lines in pieces:
+        if not any(line.split(";")[0].strip() for line in lines):
+            continue
+        rrsets = dns.zonefile.read_rrsets(
+            "\n".join(lines),
+            origin=dns.name.from_text(piece_origin) if piece_origin else dns.name.root,
+            relativize=False,
+            default_ttl=ttl,
+            rdclass=None,  # the class may be written (IN) or left out
+            ttl=None,
+        )
+        out += [
+            {"name": rrset.name.to_text(omit_final_dot=True).lower(), "type": dns.rdatatype.to_text(rrset.rdtype),
+             "value": rdata.to_text(), "ttl": rrset.ttl}
+            for rrset in rrsets
+            for rdata in rrset
+        ]  # fmt: skip
+    return out
 
 
 def _zone_source(piece: str | Path) -> str | Path:
@@ -90,24 +106,27 @@ class DnsControl:
     def add(self, name: str, type: str, value: str, ttl: int = 300) -> None:
         self._api.dns_add(record((name, type, value, ttl)))
 
-    def remove(self, name: str, type: str, value: str | None = None) -> None:
+    def remove(self, name: str, type: str, value: str | None = None) -> bool:
+        """Remove that record (every one of the type if `value` is None); False if none was there."""
         body: dict[str, Any] = {"name": name.rstrip(".").lower(), "type": type.upper()}
         if value is not None:
             body["value"] = value
-        self._api.dns_remove(body)
+        return self._api.dns_remove(body)
 
     def apply(self, records: Iterable[RecordSpec]) -> list[dict[str, Any]]:
-        """Add records not already present; returns those added, so `undo` removes only them."""
-        present = {_key(r) for r in self.records() if {"name", "type", "value"} <= set(r)}
-        added: list[dict[str, Any]] = []
-        for spec in records:
-            rec = record(spec)
-            if _key(rec) in present:
-                continue
-            self._api.dns_add(rec)
-            present.add(_key(rec))
-            added.append(rec)
-        return added
+        """Add records; returns those that were not there before (as the sandbox writes them),
+        so `undo` removes exactly those and leaves records the test found in place."""
+        specs = [record(spec) for spec in records]
+        if not specs:
+            return []
+        before = {_key(r) for r in self.records()}
+        try:
+            for rec in specs:
+                self._api.dns_add(rec)
+        except BaseException:
+            self.undo(r for r in self.records() if _key(r) not in before)  # a bad record: none stay
+            raise
+        return [r for r in self.records() if _key(r) not in before]
 
     def undo(self, added: Iterable[Mapping[str, Any]]) -> None:
         for rec in added:
@@ -121,14 +140,17 @@ class HostsControl:
         self._api = api
 
     def get(self, name: str) -> dict[str, Any] | None:
+        """The behaviour a host has (a host nobody configured accepts everything)."""
         return self._api.host(name)
+
+    def all(self) -> dict[str, dict[str, Any]]:
+        """Every host with a behaviour set, by lower-cased name."""
+        return self._api.hosts()
 
     def set(self, name: str, behaviour: str | Mapping[str, Any] | None = None, **settings: Any) -> None:
         """A mode name ("accept", "down", "tempfail", "permfail", "greylist", "slow") or the API's
         behaviour object; keyword settings are merged into it (reply=, delay=, recipients=, ...)."""
-        body: dict[str, Any] = (
-            {"behaviour": behaviour} if isinstance(behaviour, str) else dict(behaviour or {})
-        )
+        body: dict[str, Any] = {"behaviour": behaviour} if isinstance(behaviour, str) else dict(behaviour or {})
         body.update(settings)
         self._api.set_host(name, body)
 
@@ -333,8 +355,10 @@ class SandboxHandle:
         added = self.dns.apply(specs)
         previous: dict[str, dict[str, Any] | None] = {}
         try:
+            configured = self.hosts.all() if hosts else {}
             for name, behaviour in (hosts or {}).items():
-                previous.setdefault(name, self.hosts.get(name))
+                # None: no behaviour was set, so undo deletes rather than pins "accept".
+                previous.setdefault(name, configured.get(name.rstrip(".").lower()))
                 self.hosts.set(name, behaviour)
         except BaseException:
             self._restore(added, previous)
@@ -365,13 +389,16 @@ class SandboxHandle:
         """A view of the mail that arrives from now on (what the `outbox` fixture yields)."""
         return Outbox(self, mailbox=mailbox)
 
-    def fetch(self, message_id: str) -> CapturedMessage | None:
-        """One message by API id, cached (messages never change); None if it went meanwhile."""
+    def fetch(self, message_id: str, summary: Mapping[str, Any] | None = None) -> CapturedMessage | None:
+        """One message by API id, cached (messages never change); None if it went meanwhile.
+
+        A listing entry that already carries the envelope spares the per-message JSON request.
+        """
         cached = self._cache.get(message_id)
         if cached is not None:
             return cached
         try:
-            details = self.api.message(message_id)
+            details = dict(summary) if summary and "Envelope" in summary else self.api.message(message_id)
             raw = self.api.raw(message_id)
         except SandboxApiError:
             return None  # deleted between listing and fetching

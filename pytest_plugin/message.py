@@ -48,28 +48,28 @@ class Hop:
     recipient: str
     code: int
     reply: str
-    at: float
+    at: float  # epoch seconds on the sandbox's clock
+    status: str = ""  # "accepted", "deferred", "rejected", "no-connection", "dropped"
     preference: int | None = None
     dialogue: tuple[str, ...] = ()
     data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Hop:
-        # Accept both snake_case (our schema) and Mailpit-style PascalCase keys.
-        def get(name: str, default: Any = None) -> Any:
-            for key in (name, name[:1].upper() + name[1:], "".join(p.title() for p in name.split("_"))):
-                if key in data:
-                    return data[key]
-            return default
+        lowered = {str(k).lower(): v for k, v in data.items()}
+
+        def get(*names: str) -> Any:
+            return next((lowered[n] for n in names if lowered.get(n) is not None), None)
 
         preference = get("preference")
         return cls(
-            hop=int(get("hop", 0) or 0),
-            host=str(get("host", "") or ""),
-            recipient=str(get("recipient", "") or ""),
-            code=int(get("code", 0) or 0),
-            reply=str(get("reply", "") or ""),
-            at=float(get("at", 0.0) or 0.0),
+            hop=int(get("hop") or 0),
+            host=str(get("host") or ""),
+            recipient=str(get("recipient") or ""),
+            code=int(get("code") or 0),
+            reply=str(get("reply") or ""),
+            at=float(get("timestamp", "at") or 0.0),
+            status=str(get("status") or ""),
             preference=int(preference) if preference is not None else None,
             dialogue=tuple(str(line) for line in (get("dialogue") or ())),
             data=dict(data),

@@ -34,9 +34,7 @@ class Outbox:
     the waits poll it until their condition holds (never a fixed sleep).
     """
 
-    def __init__(
-        self, handle: SandboxHandle, *, mailbox: str | None = None, parent: Outbox | None = None
-    ) -> None:
+    def __init__(self, handle: SandboxHandle, *, mailbox: str | None = None, parent: Outbox | None = None) -> None:
         self._handle = handle
         self._mailbox = mailbox
         self._parent = parent
@@ -50,27 +48,26 @@ class Outbox:
         page = self._handle.api.list_messages(0, PAGE, self._mailbox)
         return frozenset(str(m["ID"]) for m in page.get("messages") or () if "ID" in m)
 
-    def _walk(self, mailbox: str | None, baseline: frozenset[str]) -> list[str]:
-        ids: list[str] = []
+    def _walk(self, mailbox: str | None, baseline: frozenset[str]) -> list[dict[str, Any]]:
+        """Listing entries newer than the baseline, newest first."""
+        found: list[dict[str, Any]] = []
         start = 0
         while True:
             items = self._handle.api.list_messages(start, PAGE, mailbox).get("messages") or []
             for item in items:
-                message_id = str(item.get("ID", ""))
-                if message_id in baseline:
-                    return ids
-                ids.append(message_id)
+                if str(item.get("ID", "")) in baseline:
+                    return found
+                found.append(item)
             if len(items) < PAGE:
-                return ids
+                return found
             start += len(items)
 
     def _collect(self) -> list[CapturedMessage]:
         if self._parent is not None:
-            boxed = set(self._walk(self._mailbox, self._parent._baseline))
+            boxed = {str(item.get("ID")) for item in self._walk(self._mailbox, self._parent._baseline)}
             return [m for m in self._parent._collect() if m.id in boxed]
-        found = [
-            m for m in map(self._handle.fetch, reversed(self._walk(None, self._baseline))) if m is not None
-        ]
+        entries = reversed(self._walk(None, self._baseline))
+        found = [m for m in (self._handle.fetch(str(e.get("ID")), e) for e in entries) if m is not None]
         visible = [m for m in found if self._handle.owns(m)]
         self._hidden = len(found) - len(visible)
         return visible
@@ -122,9 +119,7 @@ class Outbox:
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, _MAX_DELAY)
 
-    async def _poll_async(
-        self, condition: Callable[[list[CapturedMessage]], T | None], timeout: float
-    ) -> T | None:
+    async def _poll_async(self, condition: Callable[[list[CapturedMessage]], T | None], timeout: float) -> T | None:
         deadline = time.monotonic() + timeout
         delay = _FIRST_DELAY
         while True:
@@ -137,9 +132,7 @@ class Outbox:
             delay = min(delay * 2, _MAX_DELAY)
 
     @staticmethod
-    def _at_least(
-        flt: MailFilter, count: int
-    ) -> Callable[[list[CapturedMessage]], list[CapturedMessage] | None]:
+    def _at_least(flt: MailFilter, count: int) -> Callable[[list[CapturedMessage]], list[CapturedMessage] | None]:
         def condition(messages: list[CapturedMessage]) -> list[CapturedMessage] | None:
             matched = [m for m in messages if flt.matches(m)]
             return matched if len(matched) >= count else None
@@ -175,9 +168,7 @@ class Outbox:
             raise self._wait_failed(f"outbox.wait_for({flt})", flt, 1, limit)
         return result[0]
 
-    async def wait_async(
-        self, count: int = 1, timeout: float | None = None, **filters: Any
-    ) -> list[CapturedMessage]:
+    async def wait_async(self, count: int = 1, timeout: float | None = None, **filters: Any) -> list[CapturedMessage]:
         """`wait()` for async tests: `await outbox.wait_async(2, subject="Hi")`; the loop keeps running."""
         __tracebackhide__ = True
         flt, limit = MailFilter.from_kwargs(filters), self.timeout if timeout is None else timeout
@@ -213,9 +204,7 @@ class Outbox:
         if result is None:
             raise self._wait_failed(call, flt, count or 1, limit)
         if count is not None and len(result) != count:
-            raise self._fail(
-                f"{call}: expected {_plural(count, 'matching message')}, got {len(result)}.", flt
-            )
+            raise self._fail(f"{call}: expected {_plural(count, 'matching message')}, got {len(result)}.", flt)
         return result
 
     def assert_nothing_sent(self, **filters: Any) -> None:
@@ -241,9 +230,7 @@ class Outbox:
         if not messages:
             smtp = f"{self._handle.smtp_host}:{self._handle.smtp_port}"
             where = f" in mailbox {self._mailbox}" if self._mailbox else " during this test"
-            lines.append(
-                f"No mail arrived{where}. (The sandbox takes SMTP on {smtp}; is the code sending there?)"
-            )
+            lines.append(f"No mail arrived{where}. (The sandbox takes SMTP on {smtp}; is the code sending there?)")
         else:
             where = f"in mailbox {self._mailbox}" if self._mailbox else "during this test"
             lines.append(f"{_plural(len(messages), 'message')} arrived {where}:")

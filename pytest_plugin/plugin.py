@@ -42,9 +42,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="with --mailsandbox-url: where that sandbox takes SMTP, if its API does not say",
     )
-    parser.addini(
-        "mailsandbox_url", "sandbox HTTP API URL to use instead of starting one (--mailsandbox-url)"
-    )
+    parser.addini("mailsandbox_url", "sandbox HTTP API URL to use instead of starting one (--mailsandbox-url)")
     parser.addini("mailsandbox_smtp", "SMTP HOST:PORT of the sandbox at mailsandbox_url (--mailsandbox-smtp)")
     parser.addini("mailsandbox_timeout", "seconds the outbox waits before failing (default 5)", default="5")
     parser.addini(
@@ -80,9 +78,7 @@ def _worker(config: pytest.Config) -> str | None:
 def _tag(config: pytest.Config) -> str | None:
     isolation = _setting(config, "mailsandbox_isolation") or "auto"
     if isolation not in ISOLATION:
-        raise pytest.UsageError(
-            f"mailsandbox_isolation must be one of {', '.join(ISOLATION)}, not {isolation!r}"
-        )
+        raise pytest.UsageError(f"mailsandbox_isolation must be one of {', '.join(ISOLATION)}, not {isolation!r}")
     worker = _worker(config)
     if isolation == "time" or (isolation == "auto" and worker is None):
         return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # Prepended to every inner test file: a plain-smtplib sender, as an application would have.
-SEND = '''
+SEND = """
 import smtplib
 from email.message import EmailMessage
 
@@ -28,12 +28,12 @@ def send(mail_sandbox, subject="Hello", to=("ann@example.test",), cc=(), bcc=(),
         if login:
             smtp.login(mail_sandbox.smtp_username, mail_sandbox.smtp_password)
         smtp.send_message(msg, to_addrs=[*to, *cc, *bcc])
-'''
+"""
 
 # Every fixture and filter; passes in-process and against a sandbox URL alike.
 BASIC = (
     SEND
-    + '''
+    + """
 import re
 import threading
 
@@ -146,5 +146,5 @@ def test_mailbox(outbox, mail_sandbox):
     assert [m.subject for m in bob] == ["for bob"]
     outbox.wait(2)
     assert len(outbox) == 2
-'''
+"""
 )

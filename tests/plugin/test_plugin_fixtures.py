@@ -6,21 +6,9 @@ import re
 import time
 
 import pytest
-
-import sandbox.app  # noqa: F401
 from _plugin_sources import BASIC, SEND
-from sandbox.tls import ensure_certificate
-
-pytest_plugins = ["pytester"]
 
 STRICT = ("--strict-markers", "-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _imports_before_in_process_runs(tmp_path_factory: pytest.TempPathFactory) -> None:
-    # pytester unloads what an in-process run imported, and cryptography's Rust bindings do
-    # not survive a second import: load everything the sandbox's start imports, once, here.
-    ensure_certificate(tmp_path_factory.mktemp("tls"), "warm.test")
 
 
 def test_fixtures_and_filters(pytester: pytest.Pytester) -> None:
@@ -112,7 +100,7 @@ def test_wrong_header(outbox, mail_sandbox):
         ]
     )
     # The user's line is shown; the plugin's own frames are hidden (__tracebackhide__).
-    result.stdout.fnmatch_lines(["> * outbox.wait_for(to=\"ann@example.test\", subject=\"Welcome\", timeout=0.2)"])
+    result.stdout.fnmatch_lines(['> * outbox.wait_for(to="ann@example.test", subject="Welcome", timeout=0.2)'])
     assert "def wait_for(" not in result.stdout.str()
 
 

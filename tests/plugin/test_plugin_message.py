@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_plugin.filters import MailFilter
+from pytest_plugin.handle import record, zone_records
 from pytest_plugin.message import CapturedMessage, Hop
 
 
@@ -103,12 +104,25 @@ def test_envelope_defaults_to_headers() -> None:
 
 
 def test_trace_is_fetched_through_the_loader() -> None:
-    hop = {"hop": 1, "host": "mx.example.test", "recipient": "ann@example.test", "code": 250, "reply": "ok",
-           "at": 1.5, "preference": 10, "dialogue": ["EHLO x", "250 ok"]}
+    hop = {
+        "Hop": 1,
+        "Host": "mx.example.test",
+        "Recipient": "ann@example.test",
+        "Code": 250,
+        "Reply": "ok",
+        "Timestamp": 1.5,
+        "Preference": 10,
+        "Dialogue": ["EHLO x", "250 ok"],
+        "Status": "accepted",
+    }
     msg = message(trace_loader=lambda: [Hop.from_json(hop)])
     (got,) = msg.trace
     assert (got.hop, got.host, got.code, got.preference, got.dialogue) == (
-        1, "mx.example.test", 250, 10, ("EHLO x", "250 ok"),
+        1,
+        "mx.example.test",
+        250,
+        10,
+        ("EHLO x", "250 ok"),
     )
 
 
@@ -137,8 +151,14 @@ def test_filters_match() -> None:
 def test_filters_explain_mismatches() -> None:
     msg = message()
     flt = MailFilter.from_kwargs(
-        {"to": "zed@example.test", "subject": "Welcome", "contains": "Confirm", "header": {"X-Kind": "welcome"},
-         "cc": "ann@example.test", "bcc": re.compile("nobody")}
+        {
+            "to": "zed@example.test",
+            "subject": "Welcome",
+            "contains": "Confirm",
+            "header": {"X-Kind": "welcome"},
+            "cc": "ann@example.test",
+            "bcc": re.compile("nobody"),
+        }
     )
     why = "\n".join(flt.mismatches(msg))
     assert "to: 'zed@example.test' not among ann@example.test, bob@example.test" in why
@@ -164,3 +184,26 @@ def test_any_bytes_parse_without_escaping_errors(raw: bytes) -> None:
     assert isinstance(msg.summary(), str)
     assert isinstance(msg.links, list) and isinstance(msg.attachments, list)
     MailFilter.from_kwargs({"to": "a@b", "subject": "x", "contains": "y", "header": {"X": "1"}}).mismatches(msg)
+
+
+def test_zone_text_becomes_records() -> None:
+    text = '$ORIGIN marker.test.\n$TTL 1h\n@ IN MX 10 mx\n  IN TXT "v=spf1 -all"\nmx 300 IN A 127.0.0.2 ; the MX\n'
+    assert zone_records(text) == [
+        {"name": "marker.test", "type": "MX", "value": "10 mx.marker.test.", "ttl": 3600},
+        {"name": "marker.test", "type": "TXT", "value": '"v=spf1 -all"', "ttl": 3600},
+        {"name": "mx.marker.test", "type": "A", "value": "127.0.0.2", "ttl": 300},
+    ]
+    assert zone_records("www A 127.0.0.3", origin="other.test") == [
+        {"name": "www.other.test", "type": "A", "value": "127.0.0.3", "ttl": 300}
+    ]
+
+
+def test_record_forms() -> None:
+    assert record(("Example.TEST.", "mx", "10 mx.example.test")) == {
+        "name": "example.test",
+        "type": "MX",
+        "value": "10 mx.example.test",
+    }
+    assert record({"Name": "a.test", "Type": "A", "Value": "127.0.0.1", "TTL": 60})["ttl"] == 60
+    with pytest.raises(TypeError, match="lacks value"):
+        record({"name": "a.test", "type": "A"})

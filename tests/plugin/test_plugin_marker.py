@@ -1,0 +1,77 @@
+"""@pytest.mark.mailsandbox: DNS records and host behaviours for one test, put back after it."""
+
+from __future__ import annotations
+
+import pytest
+
+OPTIONS = ("--strict-markers", "-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function")
+
+MARKED = '''
+import pytest
+
+ZONE = """
+$ORIGIN marker.test.
+@    300 IN MX 10 mx
+mx   300 IN A  127.0.0.2
+"""
+
+
+def records(mail_sandbox):
+    return {(r["name"], r["type"], r["value"].rstrip(".")) for r in mail_sandbox.dns.records()}
+
+
+def test_a_host_behaviour_set_outside_any_marker(mail_sandbox):
+    mail_sandbox.hosts["mx.kept.test"] = "permfail"
+
+
+@pytest.mark.mailsandbox(
+    zone=ZONE,
+    records=[("extra.test", "TXT", "v=spf1 -all"), {"name": "extra.test", "type": "A", "value": "127.0.0.9"}],
+    hosts={"mx.marker.test": "down", "mx.kept.test": {"behaviour": "tempfail", "reply": "451 4.7.1 later"}},
+)
+def test_marker_applies(mail_sandbox):
+    got = records(mail_sandbox)
+    assert ("marker.test", "MX", "10 mx.marker.test") in got
+    assert ("mx.marker.test", "A", "127.0.0.2") in got
+    assert ("extra.test", "TXT", '"v=spf1 -all"') in got
+    assert ("extra.test", "A", "127.0.0.9") in got
+    assert mail_sandbox.hosts["mx.marker.test"]["behaviour"] == "down"
+    assert mail_sandbox.hosts["mx.kept.test"]["reply"] == "451 4.7.1 later"
+
+
+def test_marker_undone(mail_sandbox):
+    # No outbox here, so nothing was reset: only the marker's undo can have cleaned up.
+    names = {name for name, _, _ in records(mail_sandbox)}
+    assert "marker.test" not in names and "mx.marker.test" not in names and "extra.test" not in names
+    hosts = mail_sandbox.hosts.all()
+    assert "mx.marker.test" not in hosts
+    assert hosts["mx.kept.test"]["behaviour"] == "permfail"  # what was there before, restored
+    del mail_sandbox.hosts["mx.kept.test"]
+
+
+@pytest.mark.mailsandbox(hosts={"mx.class.test": "greylist"})
+class TestOnAClass:
+    def test_applies_to_each_method(self, mail_sandbox):
+        assert mail_sandbox.hosts["mx.class.test"]["behaviour"] == "greylist"
+
+    @pytest.mark.mailsandbox(hosts={"mx.class.test": "slow"})
+    def test_the_closest_marker_wins(self, mail_sandbox):
+        assert mail_sandbox.hosts["mx.class.test"]["delay"] == 30
+
+
+@pytest.mark.mailsandbox(host={"mx.typo.test": "down"})
+def test_misspelt_option(mail_sandbox):
+    pass
+'''
+
+
+def test_marker_sets_and_undoes(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_marked=MARKED)
+    result = pytester.runpytest_inprocess(*OPTIONS)
+    result.assert_outcomes(passed=5, failed=1)
+    result.stdout.fnmatch_lines(["*@pytest.mark.mailsandbox: *unexpected keyword argument 'host'*"])
+
+
+def test_marker_is_registered_with_its_signature(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_inprocess("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.mailsandbox(*, zone=None, hosts=None, records=None): *"])
