@@ -224,7 +224,15 @@ class Relay:
         for item in items:
             if self._stopping:
                 break
-            await self._try(item, failed, delayed)
+            try:
+                await self._try(item, failed, delayed)
+            except Exception as exc:  # one poisoned item must not stall the rest of the queue
+                log.exception("relay attempt for %s to %s failed", item.message_id, item.recipient)
+                await self._write(
+                    self.store.update_queue, item.message_id, item.recipient,
+                    next_attempt=self.clock.now() + self.retry_interval,
+                    error=f"internal error: {type(exc).__name__}", warned=item.warned,
+                )
         for reports in (failed, delayed):
             for message_id, statuses in reports.items():
                 await self._notify(message_id, statuses)
