@@ -51,7 +51,7 @@ class Hop:
     at: float  # epoch seconds on the sandbox's clock
     status: str = ""  # "accepted", "deferred", "rejected", "no-connection", "dropped"
     preference: int | None = None
-    dialogue: tuple[str, ...] = ()
+    dialogue: tuple[str, ...] = field(default=(), repr=False)  # the simulated SMTP conversation
     data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod

@@ -172,9 +172,11 @@ def _mailsandbox_marker(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     try:
-        options = _marker_options(*marker.args, **marker.kwargs)
+        options, problem = _marker_options(*marker.args, **marker.kwargs), ""
     except TypeError as exc:
-        pytest.fail(f"@pytest.mark.{MARKER.split(':')[0]}: {exc}", pytrace=False)
+        options, problem = {}, str(exc)
+    if problem:  # failed outside the except block, so the report carries no chained traceback
+        pytest.fail(f"@pytest.mark.{MARKER.split(':')[0]}: {problem}", pytrace=False)
     request.getfixturevalue("outbox")  # reset first, so the marker's changes survive the reset
     handle: SandboxHandle = request.getfixturevalue("mail_sandbox")
     undo: Callable[[], None] = handle.apply(**options)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from _plugin_sources import SEND
 
 OPTIONS = ("--strict-markers", "-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function")
 
-MARKED = '''
+MARKED = (
+    SEND
+    + '''
 import pytest
 
 ZONE = """
@@ -20,8 +23,10 @@ def records(mail_sandbox):
     return {(r["name"], r["type"], r["value"].rstrip(".")) for r in mail_sandbox.dns.records()}
 
 
-def test_a_host_behaviour_set_outside_any_marker(mail_sandbox):
-    mail_sandbox.hosts["mx.kept.test"] = "permfail"
+@pytest.fixture(scope="session")
+def mail_sandbox_config(mail_sandbox_config):
+    # A behaviour from the configuration: resets keep it, and the marker must put it back.
+    return mail_sandbox_config.replace(hosts={"mx.kept.test": "permfail"})
 
 
 @pytest.mark.mailsandbox(
@@ -46,7 +51,6 @@ def test_marker_undone(mail_sandbox):
     hosts = mail_sandbox.hosts.all()
     assert "mx.marker.test" not in hosts
     assert hosts["mx.kept.test"]["behaviour"] == "permfail"  # what was there before, restored
-    del mail_sandbox.hosts["mx.kept.test"]
 
 
 @pytest.mark.mailsandbox(hosts={"mx.class.test": "greylist"})
@@ -59,19 +63,36 @@ class TestOnAClass:
         assert mail_sandbox.hosts["mx.class.test"]["delay"] == 30
 
 
+@pytest.mark.mailsandbox(
+    records=[("remote.test", "MX", "10 mx.remote.test"), ("mx.remote.test", "A", "192.0.2.10")],
+    hosts={"mx.remote.test": "tempfail"},
+)
+def test_relay_trace_clock_and_bounce(mail_sandbox, outbox):
+    send(mail_sandbox, subject="hi", to=("ann@remote.test",))
+    msg = outbox.wait_for(to="ann@remote.test")
+    (hop,) = msg.trace
+    assert (hop.host, hop.code, hop.status, hop.preference) == ("mx.remote.test", 451, "deferred", 10)
+    mail_sandbox.clock.advance(5 * 24 * 3600 + 1)  # past give-up: the relay bounces it
+    bounce = outbox.mailbox("noreply@app.example").wait_for(subject="Mail delivery failed")
+    assert bounce.to == ["noreply@app.example"]
+    assert len(msg.trace) >= 2 and msg.trace[-1].at > hop.at
+
+
 @pytest.mark.mailsandbox(host={"mx.typo.test": "down"})
 def test_misspelt_option(mail_sandbox):
     pass
 '''
+)
 
 
 def test_marker_sets_and_undoes(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_marked=MARKED)
     result = pytester.runpytest_inprocess(*OPTIONS)
-    result.assert_outcomes(passed=5, failed=1)
-    result.stdout.fnmatch_lines(["*@pytest.mark.mailsandbox: *unexpected keyword argument 'host'*"])
+    result.assert_outcomes(passed=5, errors=1)
+    result.stdout.fnmatch_lines(["@pytest.mark.mailsandbox(*, zone=None, *): *unexpected keyword argument 'host'"])
+    assert "During handling" not in result.stdout.str()
 
 
 def test_marker_is_registered_with_its_signature(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_inprocess("--markers")
+    result = pytester.runpytest_inprocess("--markers", *OPTIONS)
     result.stdout.fnmatch_lines(["@pytest.mark.mailsandbox(*, zone=None, hosts=None, records=None): *"])
