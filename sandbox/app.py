@@ -166,7 +166,15 @@ class Sandbox:
         await self._start_imap()
 
     async def _start_imap(self) -> None:
-        """Wired when the IMAP server lands."""
+        from sandbox.servers.imap import start_imap
+
+        cfg = self.config
+        for name, listen, implicit in (("imap", cfg.imap, False), ("imap_tls", cfg.imap_tls_port, True)):
+            if listen:
+                await self._serve(name, start_imap(
+                    listen.host, listen.port, self.store, self.bus, self.ssl_context, implicit,
+                    credentials=cfg.smtp_auth,
+                ))  # fmt: skip
 
     async def _start_http(self, listen: Listen) -> None:
         from web.app import create_app

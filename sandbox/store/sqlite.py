@@ -348,8 +348,13 @@ class SqliteStore(MailboxMixin, QueueMixin):
         return row_to_message(row) if row else None
 
     def raw(self, message_id: str) -> bytes:
-        rowid = self._rowid(message_id)
-        row = self._db.execute("SELECT raw FROM message_raw WHERE rowid = ?", (rowid,)).fetchone()
+        if message_id == "latest":
+            rowid = self._rowid(message_id)
+            row = self._db.execute("SELECT raw FROM message_raw WHERE rowid = ?", (rowid,)).fetchone()
+        else:  # one query: IMAP FETCH and SEARCH call this per message
+            row = self._db.execute(
+                "SELECT r.raw FROM message_raw r JOIN messages m ON m.rowid = r.rowid WHERE m.id = ?", (message_id,)
+            ).fetchone()
         if row is None:
             raise NoSuchMessage(message_id)
         return bytes(row[0])
