@@ -49,7 +49,9 @@ class _Walk:
 
 
 def domain_of(address: str) -> str:
-    return address.strip().strip("<>").rpartition("@")[2].rstrip(".").lower()
+    """The domain of an address, lower-cased; "" for a bare local part such as "postmaster"."""
+    local, at, domain = address.strip().strip("<>").rpartition("@")
+    return domain.rstrip(".").lower() if at else ""
 
 
 def queue_id(*parts: object) -> str:

@@ -154,3 +154,27 @@ def test_clock_endpoint(world: World) -> None:
     after = world.advance(90)
     assert after["Offset"] - before["Offset"] == 90
     assert world.next_retry()["Queued"] == 0  # nothing queued: the clock stays put
+
+
+def test_relay_off_keeps_trace_clock_and_release(world_factory: WorldFactory, upstream: World) -> None:
+    world = world_factory(relay=False, release=_release_config(upstream))
+    assert world.sandbox.relay is None
+    message_id = world.send(["bob@single.test"])  # no relay: captured and delivered locally
+    assert len(world.mailbox("bob@single.test")) == 1
+    assert world.trace(message_id) == []
+    assert world.queue() == []
+    assert world.advance(60)["Offset"] == 60
+    assert world.api("POST", "/api/sandbox/clock", json={"next_retry": True}).status_code == 404
+    assert world.api("POST", f"/api/sandbox/queue/{message_id}/retry").status_code == 404
+    assert world.api("DELETE", f"/api/sandbox/queue/{message_id}").status_code == 404
+    assert world.api("GET", "/api/sandbox/hosts").status_code == 404
+    assert world.api("PUT", "/api/sandbox/hosts/x.test", json="down").status_code == 404
+    assert world.ok("GET", "/api/sandbox/dns/records")  # the zone is still there
+    world.ok("POST", f"/api/v1/message/{message_id}/release", json={"To": ["x@partner.example"]})
+    assert upstream.ok("GET", "/api/v1/messages")["total"] == 1
+
+
+def test_postmaster_without_a_domain_is_local_in_strict_mode(world_factory: WorldFactory) -> None:
+    world = world_factory(dns_strict=True)
+    world.send(["postmaster"])
+    assert world.queue() == [] and len(world.mailbox("postmaster")) == 1

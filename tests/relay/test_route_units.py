@@ -31,6 +31,7 @@ backup   MX 20 mx2
 ghost    MX 10 nowhere.example.test.
 v6       MX 10 mx6
 mx6      AAAA 2001:db8::25
+txtonly  TXT "v=spf1 -all"
 """
 
 # RFC 5321 §4.4 Time-stamp-line, simplified to what we emit: From-domain, By-domain, With, ID, For, date.
@@ -97,6 +98,12 @@ def test_mx_host_without_address_and_ipv6_hosts() -> None:
     v6 = attempt(router(), "bob@v6.example.test")
     assert v6.status == "delivered" and b"[IPv6:" not in v6.prefix  # the client side is us, on IPv4
     assert v6.attempts[0].dialogue[0] == "C: connect mx6.example.test [2001:db8::25]:25"
+
+
+def test_domain_without_mx_or_address_fails_permanently() -> None:
+    delivery = attempt(router(), "bob@txtonly.example.test")
+    assert delivery.status == "failed" and delivery.reply.startswith("550 5.1.2")  # RFC 5321 §5.1
+    assert attempt(router(), "bob").reply.startswith("550 5.1.3")
 
 
 def test_greylist_memory_is_per_triplet_and_delay() -> None:
