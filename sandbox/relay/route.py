@@ -50,7 +50,7 @@ class _Walk:
 
 def domain_of(address: str) -> str:
     """The domain of an address, lower-cased; "" for a bare local part such as "postmaster"."""
-    local, at, domain = address.strip().strip("<>").rpartition("@")
+    _, at, domain = address.strip().strip("<>").rpartition("@")
     return domain.rstrip(".").lower() if at else ""
 
 
