@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+# Options of every inner run: strict markers as a careful project has them; no cache files; and
+# no hypothesis plugin, whose import costs each xdist worker over a second.
+INNER_OPTIONS = (
+    "--strict-markers",
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:hypothesispytest",
+    "-o",
+    "asyncio_default_fixture_loop_scope=function",
+)
+
 # Prepended to every inner test file: a plain-smtplib sender, as an application would have.
 SEND = """
 import smtplib

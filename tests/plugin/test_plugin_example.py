@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _plugin_sources import INNER_OPTIONS
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "password_reset"
 
@@ -13,7 +14,5 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "password_reset"
 def test_example_app_end_to_end(pytester: pytest.Pytester) -> None:
     for path in EXAMPLE.glob("*.py"):
         shutil.copy(path, pytester.path / path.name)
-    result = pytester.runpytest_inprocess(
-        "--strict-markers", "-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function"
-    )
+    result = pytester.runpytest_inprocess(*INNER_OPTIONS)
     result.assert_outcomes(passed=3)

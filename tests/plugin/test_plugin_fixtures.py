@@ -6,9 +6,9 @@ import re
 import time
 
 import pytest
-from _plugin_sources import BASIC, SEND
+from _plugin_sources import BASIC, INNER_OPTIONS, SEND
 
-STRICT = ("--strict-markers", "-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function")
+STRICT = INNER_OPTIONS
 
 
 def test_fixtures_and_filters(pytester: pytest.Pytester) -> None:

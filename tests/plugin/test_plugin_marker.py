@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from _plugin_sources import SEND
+from _plugin_sources import INNER_OPTIONS, SEND
 
-OPTIONS = ("--strict-markers", "-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function")
+OPTIONS = INNER_OPTIONS
 
 MARKED = (
     SEND

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _plugin_sources import BASIC, SEND
+from _plugin_sources import BASIC, INNER_OPTIONS, SEND
 
-OPTIONS = ("-p", "no:cacheprovider", "--strict-markers", "-o", "asyncio_default_fixture_loop_scope=function")
+OPTIONS = INNER_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def test_own_outbox(outbox, mail_sandbox, n):
     assert [m.subject for m in outbox.wait(1)] == [f"n{n}"]
 """
     )
-    result = pytester.runpytest_subprocess(*OPTIONS, "-p", "xdist", "-n", "2")
+    result = pytester.runpytest_inprocess(*OPTIONS, "-p", "xdist", "-n", "2")
     result.assert_outcomes(passed=6)
     ports: dict[str, set[str]] = {}
     for path in pytester.path.glob("port-*"):
@@ -81,7 +81,7 @@ def test_url_mode_same_fixtures(pytester: pytest.Pytester, cli_sandbox: CliSandb
         smtp.sendmail("old@example.test", ["ann@example.test"], b"Subject: before\r\n\r\nold\r\n")
     before = httpx.get(cli_sandbox.url + "/api/v1/messages", trust_env=False).json()["messages"]
     pytester.makepyfile(test_basic=BASIC)
-    result = pytester.runpytest_subprocess(*OPTIONS, "--mailsandbox-url", cli_sandbox.url)
+    result = pytester.runpytest_inprocess(*OPTIONS, "--mailsandbox-url", cli_sandbox.url)
     result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines([f"mailsandbox: using {cli_sandbox.url}"])
     for message in before:
@@ -110,5 +110,5 @@ def test_sees_only_its_own_mail(outbox, mail_sandbox, n):
     assert "from other test sessions hidden" in outbox.report()
 """
     )
-    result = pytester.runpytest_subprocess(*OPTIONS, "-p", "xdist", "-n", "2")
+    result = pytester.runpytest_inprocess(*OPTIONS, "-p", "xdist", "-n", "2")
     result.assert_outcomes(passed=8)
