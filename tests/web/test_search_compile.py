@@ -129,7 +129,7 @@ def db() -> Iterator[sqlite3.Connection]:
 def search(conn: sqlite3.Connection, query: str) -> list[str]:
     where, params = compile_query(query, NOW)
     rows = conn.execute(
-        f"SELECT m.id FROM messages m WHERE m.parent IS NULL AND ({where})"  # noqa: S608 - compiled SQL
+        f"SELECT m.id FROM messages m WHERE m.parent IS NULL AND ({where})"
         " ORDER BY m.created DESC, m.rowid DESC",
         params,
     ).fetchall()
@@ -230,7 +230,7 @@ def test_search_uses_the_fts_index(db: sqlite3.Connection) -> None:
     where, params = compile_query("from:bob invoice -paid", NOW)
     plan = " ".join(
         str(r[3])
-        for r in db.execute(f"EXPLAIN QUERY PLAN SELECT m.id FROM messages m WHERE {where}", params)  # noqa: S608
+        for r in db.execute(f"EXPLAIN QUERY PLAN SELECT m.id FROM messages m WHERE {where}", params)
     )
     assert "VIRTUAL TABLE INDEX" in plan and "messages_fts" in plan
 
@@ -242,7 +242,7 @@ def test_any_text_compiles_and_runs(query: str) -> None:
     try:
         conn.executescript(SCHEMA)
         where, params = compile_query(query, NOW)
-        conn.execute(f"SELECT m.id FROM messages m WHERE {where}", params).fetchall()  # noqa: S608
+        conn.execute(f"SELECT m.id FROM messages m WHERE {where}", params).fetchall()
     finally:
         conn.close()
 
@@ -291,6 +291,6 @@ def test_fts_syntax_in_user_input_never_breaks_match(pieces: list[str]) -> None:
     try:
         conn.executescript(SCHEMA)
         where, params = compile_query("".join(pieces), NOW)
-        conn.execute(f"SELECT m.id FROM messages m WHERE {where}", params).fetchall()  # noqa: S608
+        conn.execute(f"SELECT m.id FROM messages m WHERE {where}", params).fetchall()
     finally:
         conn.close()
