@@ -240,6 +240,9 @@ class SandboxHandle:
         thread = SandboxThread(config)
         sandbox = thread.start()
         listeners = {name: (listen.host, listen.port) for name, listen in sandbox.addresses.items()}
+        if "http" not in listeners:
+            thread.stop()
+            raise ValueError("mail_sandbox_config turned the HTTP API off; the plugin reaches the sandbox through it")
         host, port = listeners["http"]
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         return cls(url, listeners, thread=thread, timeout=timeout, started_in=time.perf_counter() - began)

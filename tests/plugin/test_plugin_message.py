@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from email.message import EmailMessage
 
 import pytest
@@ -207,3 +209,20 @@ def test_record_forms() -> None:
     assert record({"Name": "a.test", "Type": "A", "Value": "127.0.0.1", "TTL": 60})["ttl"] == 60
     with pytest.raises(TypeError, match="lacks value"):
         record({"name": "a.test", "type": "A"})
+
+
+def test_exported_names() -> None:
+    import pytest_plugin
+
+    assert pytest_plugin.__all__ == sorted(pytest_plugin.__all__)
+    for name in pytest_plugin.__all__:
+        assert getattr(pytest_plugin, name).__name__ == name
+    with pytest.raises(AttributeError):
+        pytest_plugin.Nothing  # noqa: B018
+
+
+def test_loading_the_plugin_imports_neither_httpx_nor_the_sandbox() -> None:
+    # Every pytest run of a project that installed the package loads the plugin: keep that cheap.
+    code = "import sys, pytest_plugin.plugin; print(sorted({'httpx', 'sandbox.app'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
