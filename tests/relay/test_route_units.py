@@ -12,11 +12,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sandbox.clock import ManualClock
+from sandbox.events import EventBus
+from sandbox.relay import Relay, Releaser
 from sandbox.relay.bounce import RecipientStatus, build_dsn, header_block
 from sandbox.relay.faults import BehaviourError, Faults, HostBehaviour, status_of
 from sandbox.relay.route import Router, received_line
+from sandbox.store.sqlite import SqliteStore
 from sandbox.zone import Zone
 from tests.relay.conftest import parts
+from web.relay_api import RelayLike, ReleaserLike
 
 ZONE = """\
 $ORIGIN example.test.
@@ -242,3 +247,17 @@ def test_any_original_gives_a_readable_report(original: bytes) -> None:
     dsn = _dsn(original)
     assert dsn.get_content_type() == "multipart/report"
     assert len(parts(dsn)) == 3
+
+
+def test_relay_and_releaser_fit_the_web_layer_protocols() -> None:
+    # mypy checks these assignments: the web layer states what it needs without importing the relay.
+    store = SqliteStore(":memory:")
+    try:
+        relay = Relay(store, Zone(), ManualClock(), EventBus(), hosts='{"mx.test": "down"}', hostname="h",
+                      retry_interval=0, warn_after=1, give_up_after=2, release="")
+        as_web: RelayLike = relay
+        releaser: ReleaserLike = Releaser(store, {"host": "smtp.example.com"})
+        assert as_web.host("mx.test")["behaviour"] == "down" and releaser is not None
+        assert relay.retry_interval == 1.0  # a zero interval would spin the loop
+    finally:
+        store.close()
