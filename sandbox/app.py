@@ -31,6 +31,8 @@ def _bind_tcp(listen: Listen) -> socket.socket:
     family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Made with proto 0, so asyncio would not set NODELAY: keep-alive replies would wait on delayed ACKs.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((listen.host, listen.port))
     sock.listen(512)
     sock.setblocking(False)

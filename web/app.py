@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
@@ -15,8 +15,8 @@ from starlette.routing import BaseRoute
 from sandbox.events import EventBus
 from sandbox.store import Store
 from web.api import Api
-
-STATIC = Path(__file__).parent / "static"
+from web.security import SecurityHeaders
+from web.ui import web_routes
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -36,8 +36,9 @@ def create_app(
     reset: Callable[[], Awaitable[None]],
     extra_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
-    routes: list[BaseRoute] = [*Api(store, info, reset).routes(), *extra_routes]
+    routes: list[BaseRoute] = [*Api(store, info, reset).routes(), *extra_routes, *web_routes(store, bus)]
     return Starlette(
         routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
         exception_handlers={HTTPException: _http_error, 500: _server_error},
     )

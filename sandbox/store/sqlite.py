@@ -372,10 +372,13 @@ class SqliteStore(MailboxMixin, QueueMixin):
             " ORDER BY m.created DESC, m.rowid DESC LIMIT ? OFFSET ?",
             [*params, max(0, limit), max(0, start)],
         ).fetchall()
-        (total,) = db.execute(
-            f"SELECT count(*) FROM messages m WHERE m.parent IS NULL AND ({where})", params
-        ).fetchone()
-        _, unread = self.count()
+        everything, unread = self.count()
+        if where == "1" and not user:
+            total = everything
+        else:
+            (total,) = db.execute(
+                f"SELECT count(*) FROM messages m WHERE m.parent IS NULL AND ({where})", params
+            ).fetchone()
         return Page([row_to_message(r) for r in rows], int(total), unread, start)
 
     def list(self, start: int = 0, limit: int = 50, user: str | None = None) -> Page:
@@ -403,8 +406,14 @@ class SqliteStore(MailboxMixin, QueueMixin):
 
     def count(self) -> tuple[int, int]:
         db = self._db
+        # PRAGMA data_version moves whenever another connection commits: recount only then.
+        (version,) = db.execute("PRAGMA data_version").fetchone()
+        cached: tuple[int, int, int] | None = getattr(self._local, "count", None)
+        if cached is not None and cached[0] == version:
+            return cached[1], cached[2]
         (total,) = db.execute("SELECT count(*) FROM messages WHERE parent IS NULL").fetchone()
         (unread,) = db.execute("SELECT count(*) FROM messages WHERE parent IS NULL AND read = 0").fetchone()
+        self._local.count = (version, int(total), int(unread))
         return int(total), int(unread)
 
     def mailboxes(self) -> builtins.list[MailboxStat]:
