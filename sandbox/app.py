@@ -152,7 +152,18 @@ class Sandbox:
             self._addresses["dns"] = Listen(*server.address)
 
     async def _start_relay(self) -> None:
-        """Wired when sandbox.relay lands."""
+        from sandbox.relay import Relay
+
+        cfg = self.config
+        if not cfg.relay:
+            return
+        self.relay = Relay(
+            self.store, self.zone, self.clock, self.bus, hosts=cfg.hosts, hostname=cfg.hostname,
+            retry_interval=cfg.retry_interval, warn_after=cfg.warn_after, give_up_after=cfg.give_up_after,
+            release=cfg.release,
+        )  # fmt: skip
+        await self.relay.start()
+        self._closers.append(self.relay.stop)
 
     async def _start_mailbox_servers(self) -> None:
         from sandbox.servers.pop3 import start_pop3
@@ -194,8 +205,12 @@ class Sandbox:
             await asyncio.sleep(0.005)  # uvicorn offers no started event to await
 
     def _extra_routes(self) -> list[Any]:
-        """Routes of the optional parts (relay, DNS, UI), mounted as they land."""
-        return []
+        """Routes of the relay, queue, clock, DNS records, host behaviours and release."""
+        from sandbox.relay import Releaser
+        from web.relay_api import relay_routes
+
+        releaser = self.relay or Releaser(self.store, self.config.release)
+        return relay_routes(store=self.store, relay=self.relay, zone=self.zone, clock=self.clock, releaser=releaser)
 
     def info(self) -> dict[str, Any]:
         """GET /api/v1/info: Mailpit's fields, plus where each listener is."""

@@ -118,16 +118,17 @@ class Relay:
         self._local_version = -1
 
     def accepted(self, message: StoredMessage, queued: Sequence[str]) -> None:
-        """Called on the loop once the message is committed: queue the rest, try them at once."""
-        if not queued:
-            return
-        self.store.enqueue(message.id, list(queued), self.clock.now())
-        self.wake()
+        """Called on the loop once the message and its queue rows are committed (add_message's
+        `queue=`, one transaction): try the queued recipients at once."""
+        if queued:
+            self.wake()
 
     async def submit(self, raw: bytes, envelope: Envelope) -> StoredMessage:
         """Inject a message as SMTP would (used for DSNs): local recipients now, the rest queued."""
         local, queued = self.split(envelope.rcpt_tos)
-        message = await self.store.add_message(raw, envelope, deliver_to=local, received_at=self.clock.now())
+        message = await self.store.add_message(
+            raw, envelope, deliver_to=local, received_at=self.clock.now(), queue=queued
+        )
         self.accepted(message, queued)
         return message
 

@@ -63,7 +63,10 @@ class CaptureHandler:
     async def handle_MAIL(
         self, server: SMTP, session: Any, envelope: Any, address: str, mail_options: list[str]
     ) -> str:
-        # RFC 5321 §4.1.2: Mailbox = Local-part "@" Domain; "<>" (null reverse-path) is allowed.
+        # RFC 5321 §4.1.2: Mailbox = Local-part "@" Domain; "<>", the null reverse-path of bounces,
+        # must be accepted (§4.5.5). aiosmtpd hands it over with its brackets.
+        if address == "<>":
+            address = ""
         if address and "@" not in address:
             return "501 5.1.7 Bad sender address syntax"
         envelope.mail_from = address
@@ -104,7 +107,7 @@ class CaptureHandler:
         raw = self._received(env, queue_id, session) + content
         local, queued = (list(env.rcpt_tos), []) if self.relay is None else self.relay.split(env.rcpt_tos)
         try:
-            message = await self.store.add_message(raw, env, deliver_to=local)
+            message = await self.store.add_message(raw, env, deliver_to=local, queue=queued)
         except Exception:
             log.exception("storing a message failed")
             self.stats.errors += 1

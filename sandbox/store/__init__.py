@@ -84,10 +84,12 @@ class Store(Protocol):
         envelope: Envelope,
         deliver_to: Sequence[str] | None = None,
         received_at: float | None = None,
+        queue: Sequence[str] = (),
     ) -> StoredMessage:
         """Store `raw` and put it in the INBOX of each of `deliver_to` (default: every envelope
         recipient). Returns after commit. `deliver_to=[]` stores without delivering (the relay
-        delivers later with `deliver`)."""
+        delivers later with `deliver`); `queue` recipients enter the relay's queue in the same
+        transaction, so a 250 never leaves a queued recipient behind."""
         ...
 
     async def deliver(self, message_id: str, user: str, folder: str = "INBOX", prefix: bytes = b"") -> MailEntry:

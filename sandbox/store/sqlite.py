@@ -258,8 +258,9 @@ class SqliteStore(MailboxMixin, QueueMixin):
         envelope: Envelope,
         deliver_to: Sequence[str] | None = None,
         received_at: float | None = None,
+        queue: Sequence[str] = (),
     ) -> StoredMessage:
-        message: StoredMessage = await self._write(self._add_fn(raw, envelope, deliver_to, received_at))
+        message: StoredMessage = await self._write(self._add_fn(raw, envelope, deliver_to, received_at, queue))
         return message
 
     def add_message_sync(
@@ -271,7 +272,12 @@ class SqliteStore(MailboxMixin, QueueMixin):
         return result
 
     def _add_fn(
-        self, raw: bytes, envelope: Envelope, deliver_to: Sequence[str] | None, received_at: float | None
+        self,
+        raw: bytes,
+        envelope: Envelope,
+        deliver_to: Sequence[str] | None,
+        received_at: float | None,
+        queue: Sequence[str] = (),
     ) -> WriteFn:
         summary = mime.summarize(raw)
         created = received_at if received_at is not None else self.clock.now()
@@ -287,6 +293,11 @@ class SqliteStore(MailboxMixin, QueueMixin):
                 seen.add(user)
                 deliver_entry(conn, user, "INBOX", rowid, rowid, (), created)
                 events.append(MailboxChanged(user, "INBOX"))
+            if queue:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO queue (message, recipient, next_attempt, first_attempt) VALUES (?,?,?,?)",
+                    [(mid, r, created, created) for r in queue],
+                )
             message = StoredMessage(
                 id=mid, rowid=rowid, created=created, summary=summary, envelope=envelope, read=False,
                 mailboxes=tuple(sorted(seen)),
