@@ -6,8 +6,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pytest_plugin.controls import ClockControl, DnsControl, HostsControl
     from pytest_plugin.filters import MailFilter
-    from pytest_plugin.handle import ClockControl, DnsControl, HostsControl, SandboxHandle
+    from pytest_plugin.handle import SandboxHandle
     from pytest_plugin.message import Attachment, CapturedMessage, Headers, Hop
     from pytest_plugin.outbox import MailAssertionError, Outbox
 
@@ -29,9 +30,9 @@ __all__ = [
 # the sandbox only when a name is used keeps that free for projects that never touch mail.
 _HOMES = {
     "MailFilter": "filters",
-    "ClockControl": "handle",
-    "DnsControl": "handle",
-    "HostsControl": "handle",
+    "ClockControl": "controls",
+    "DnsControl": "controls",
+    "HostsControl": "controls",
     "SandboxHandle": "handle",
     "Attachment": "message",
     "CapturedMessage": "message",

@@ -85,7 +85,7 @@ def test_message_fields(outbox, mail_sandbox):
     assert (att.filename, att.content_type, bytes(att)) == ("notes.bin", "application/octet-stream", b"\\x00\\x01")
     assert msg.raw.startswith(b"From: ") or b"\\r\\nFrom: " in msg.raw
     assert msg.email["Subject"] == "Reset your password"
-    assert msg.trace == []  # nothing relayed
+    assert all(hop.code == 250 for hop in msg.trace)  # delivered locally at once, if traced at all
     assert len(outbox) == 1 and list(outbox) == outbox.messages and outbox[0].id == msg.id
 
 

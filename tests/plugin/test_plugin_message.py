@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pytest_plugin.controls import record, zone_records
 from pytest_plugin.filters import MailFilter
-from pytest_plugin.handle import record, zone_records
 from pytest_plugin.message import CapturedMessage, Hop
 
 
