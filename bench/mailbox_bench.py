@@ -134,7 +134,7 @@ def serve(db: str) -> None:
 @contextlib.contextmanager
 def ours(db: Path) -> Iterator[dict[str, int]]:
     argv = [sys.executable, __file__, "--serve", str(db)]
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # noqa: S603
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         yield json.loads(proc.stdout.readline())
@@ -236,7 +236,7 @@ def dovecot(tmp: Path, messages: list[bytes]) -> Iterator[dict[str, int]]:
     group = grp.getgrgid(pwd.getpwnam(internal).pw_gid).gr_name
     settings = {"internal": internal, "internal_group": group, "login": login, "uid": uid, "gid": gid}
     conf.write_text(DOVECOT_CONF.format(tmp=tmp, **settings, **ports))
-    proc = subprocess.Popen([binary, "-F", "-c", str(conf)])  # noqa: S603  # fixed argv
+    proc = subprocess.Popen([binary, "-F", "-c", str(conf)])  # fixed argv
     try:
         wait_port(ports["pop3"], proc)
         wait_port(ports["imap"], proc)

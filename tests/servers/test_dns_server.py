@@ -276,7 +276,7 @@ def dig(srv: Running) -> Iterator[list[str]]:
 
 
 def run(cmd: list[str]) -> str:
-    return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=30).stdout  # noqa: S603
+    return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=30).stdout
 
 
 @pytest.mark.parametrize("transport", ["+notcp", "+tcp"])

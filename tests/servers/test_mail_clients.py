@@ -142,7 +142,7 @@ class Fetchmail:
         rc.chmod(0o600)
         env = {**os.environ, "FETCHMAILHOME": str(self.home), "HOME": str(self.home)}
         argv = [self.binary, "-f", str(rc), "--idfile", str(self.home / "ids"), "--nodetach", "--nosyslog"]
-        done = subprocess.run(  # noqa: S603  # our own fixed argv
+        done = subprocess.run(  # our own fixed argv
             [*argv, "--invisible", "-v"], env=env, capture_output=True, timeout=60, check=False
         )
         self.log = done.stdout.decode() + done.stderr.decode()
@@ -213,7 +213,7 @@ def test_mbsync_pulls_inbox_over_starttls(mailhost: Mailhost, tmp_path: Path) ->
     (tmp_path / "state").mkdir()
 
     def sync() -> None:
-        done = subprocess.run(  # noqa: S603  # our own fixed argv
+        done = subprocess.run(  # our own fixed argv
             [binary, "-c", str(rc), "-a"], capture_output=True, timeout=60, check=False
         )
         assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
