@@ -1,0 +1,95 @@
+"""The command line: serve with a config file and environment, send, and max-messages pruning."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sandbox.app import Sandbox
+from sandbox.cli import main
+
+
+def test_send_composes_a_message_with_attachment(running_sandbox: Sandbox, tmp_path: Path) -> None:
+    attachment = tmp_path / "notes.txt"
+    attachment.write_text("attached words")
+    smtp = running_sandbox.address("smtp")
+    code = main(["send", "--server", str(smtp), "--from", "ann@example.test", "-t", "bob@example.test",
+                 "-s", "From the CLI", "--body", "hello", "--html", "<p>hello</p>", "--attach", str(attachment)])  # fmt: skip
+    assert code == 0
+    with httpx.Client(base_url=f"http://{running_sandbox.address('http')}") as client:
+        message = client.get("/api/v1/message/latest").json()
+    assert message["Subject"] == "From the CLI" and message["Text"] == "hello\n"
+    assert message["HTML"] == "<p>hello</p>\n"
+    assert [a["FileName"] for a in message["Attachments"]] == ["notes.txt"]
+    assert message["Envelope"]["RcptTo"] == ["bob@example.test"]
+
+
+def test_send_reads_a_whole_message_from_stdin(running_sandbox: Sandbox, monkeypatch: Any) -> None:
+    import io
+
+    raw = b"From: a@example.test\r\nTo: b@example.test\r\nBcc: hidden@example.test\r\nSubject: piped\r\n\r\nbody\r\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw)))
+    assert main(["send", "--server", str(running_sandbox.address("smtp"))]) == 0
+    with httpx.Client(base_url=f"http://{running_sandbox.address('http')}") as client:
+        message = client.get("/api/v1/message/latest").json()
+    assert message["Subject"] == "piped"
+    assert sorted(message["Envelope"]["RcptTo"]) == ["b@example.test", "hidden@example.test"]
+
+
+def test_send_reports_a_refused_connection(capsys: Any) -> None:
+    assert main(["send", "--server", "127.0.0.1:1", "-t", "x@example.test", "-s", "s", "--body", "b"]) == 1
+    assert "mailsandbox send:" in capsys.readouterr().err
+
+
+def test_max_messages_prunes_the_oldest(sandbox_factory: Any) -> None:
+    sb = sandbox_factory(max_messages=3)
+    smtp = str(sb.address("smtp"))
+    for i in range(5):
+        assert main(["send", "--server", smtp, "-t", "x@example.test", "-s", f"m{i}", "--body", "b"]) == 0
+    with httpx.Client(base_url=f"http://{sb.address('http')}") as client:
+        listing = client.get("/api/v1/messages").json()
+    assert listing["total"] == 3
+    assert [m["Subject"] for m in listing["messages"]] == ["m4", "m3", "m2"]
+
+
+def test_serve_reads_config_file_and_environment_and_stops_cleanly(tmp_path: Path) -> None:
+    config = tmp_path / "sandbox.toml"
+    config.write_text('smtp = "127.0.0.1:0"\npop3 = "off"\nimap = "off"\ndns = "off"\n')
+    env = {**os.environ, "MAILSANDBOX_HTTP": "127.0.0.1:0", "MAILSANDBOX_DATA_DIR": str(tmp_path / "d")}
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "serve", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("Press Ctrl-C"):
+            break
+    listeners = {line.split()[0]: line.split()[1] for line in lines[1:-1]}
+    assert set(listeners) == {"smtp", "http"}, lines
+    assert str(tmp_path / "d" / "mailsandbox.db") in lines[0]
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "Traceback" not in err and "stopped" in out
+
+
+def test_serve_reports_a_port_in_use(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "sandbox", "serve", "--smtp", f"127.0.0.1:{port}", "--http", "off",
+             "--pop3", "off", "--imap", "off", "--dns", "off", "--data-dir", str(tmp_path)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == 1
+    assert "mailsandbox:" in proc.stderr and "Traceback" not in proc.stderr
