@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -69,10 +68,12 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 
 def _worker(config: pytest.Config) -> str | None:
+    # Only this session's own config says it is an xdist worker: PYTEST_XDIST_WORKER is also
+    # inherited by sessions a worker starts (pytester), which are no workers themselves.
     workerinput = getattr(config, "workerinput", None)
     if isinstance(workerinput, Mapping) and workerinput.get("workerid"):
         return str(workerinput["workerid"])
-    return os.environ.get("PYTEST_XDIST_WORKER") or None
+    return None
 
 
 def _tag(config: pytest.Config) -> str | None:

@@ -12,7 +12,7 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "password_reset"
 
 
 def test_example_app_end_to_end(pytester: pytest.Pytester) -> None:
-    for path in EXAMPLE.glob("*.py"):
+    for path in [*EXAMPLE.glob("*.py"), EXAMPLE / "pytest.ini"]:
         shutil.copy(path, pytester.path / path.name)
     result = pytester.runpytest_inprocess(*INNER_OPTIONS)
     result.assert_outcomes(passed=3)
