@@ -14,8 +14,7 @@ from pytest_plugin.message import CapturedMessage, Hop
 from pytest_plugin.outbox import Outbox
 
 if TYPE_CHECKING:
-    from sandbox.app import SandboxThread
-    from sandbox.config import Config
+    from sandbox import Config, SandboxThread
 
 DEFAULT_SMTP_PORT = 1025  # the CLI's default, used when a remote sandbox does not say where it listens
 _UNSPECIFIED = ("", "0.0.0.0", "::", "[::]")  # noqa: S104 - names to replace, not to bind
@@ -72,7 +71,7 @@ class SandboxHandle:
     @classmethod
     def start(cls, config: Config, *, timeout: float = 5.0) -> SandboxHandle:
         """Start a sandbox in this process, on its own loop in a thread."""
-        from sandbox.app import SandboxThread
+        from sandbox import SandboxThread
 
         began = time.perf_counter()
         thread = SandboxThread(config)

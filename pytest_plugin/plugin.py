@@ -14,7 +14,7 @@ import pytest
 if TYPE_CHECKING:
     from pytest_plugin.handle import SandboxHandle
     from pytest_plugin.outbox import Outbox
-    from sandbox.config import Config
+    from sandbox import Config
 
 MARKER = (
     "mailsandbox(*, zone=None, hosts=None, records=None): for this test only, load zone-file text "
@@ -96,7 +96,7 @@ def mail_sandbox_config(tmp_path_factory: pytest.TempPathFactory) -> Config:
         def mail_sandbox_config(mail_sandbox_config):
             return mail_sandbox_config.replace(zones=["tests/example.zone"], dns_strict=True)
     """
-    from sandbox.config import Config, Listen
+    from sandbox import Config, Listen
 
     free = Listen("127.0.0.1", 0)  # the OS picks the port; the sandbox reports what it bound
     return Config(
