@@ -251,6 +251,7 @@ class Sandbox:
         for part in (self.relay, self.zone):
             if part is not None and hasattr(part, "reset"):
                 part.reset()
+        self.clock.reset()
 
     async def stop(self) -> None:
         """Stop accepting, let running sessions finish their commit, then close the store."""

@@ -17,7 +17,7 @@ class SystemClock:
 
 
 class ManualClock:
-    """Real time plus an offset that tests and the API advance; never goes backwards."""
+    """Real time plus an offset that tests and the API advance; only reset() moves it back."""
 
     def __init__(self, base: Clock | None = None, offset: float = 0.0) -> None:
         self._base = base or SystemClock()
@@ -31,6 +31,11 @@ class ManualClock:
     @property
     def offset(self) -> float:
         return self._offset
+
+    def reset(self) -> None:
+        """Back to real time: a test's skipped hours must not leak into the next test."""
+        with self._lock:
+            self._offset = 0.0
 
     def advance(self, seconds: float) -> float:
         if seconds < 0:

@@ -61,6 +61,7 @@ def summary(m: StoredMessage) -> dict[str, Any]:
         "Snippet": s.snippet,
         # extras
         "Mailboxes": list(m.mailboxes),
+        "Envelope": envelope(m.envelope),
     }
 
 
