@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import imaplib
 import smtplib
 import ssl
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
 
 from sandbox.app import Sandbox
 from sandbox.config import Listen
-from sandbox.servers.imap import start_imap
 
 USER = "bob@example.test"
 SENT = (
@@ -48,47 +44,11 @@ class World:
         return httpx.Client(base_url=f"http://{http.host}:{http.port}", timeout=10)
 
 
-class _SideLoop:
-    """Until sandbox/app.py starts IMAP itself: IMAP over the sandbox's store and bus on a loop of our own."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.servers: list[asyncio.Server] = []
-
-    def start(self, starting: Coroutine[Any, Any, asyncio.Server]) -> Listen:
-        server = asyncio.run_coroutine_threadsafe(starting, self.loop).result(10)
-        self.servers.append(server)
-        host, port = server.sockets[0].getsockname()[:2]
-        return Listen(host, port)
-
-    def stop(self) -> None:
-        async def close() -> None:
-            for server in self.servers:
-                server.close()
-            for server in self.servers:
-                await server.wait_closed()
-
-        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
 @pytest.fixture
-def world(sandbox_factory: Callable[..., Sandbox]) -> Iterator[World]:
+def world(sandbox_factory: Callable[..., Sandbox]) -> World:
     sandbox = sandbox_factory(imap_tls_port=Listen("127.0.0.1", 0))
     client_ctx = ssl.create_default_context(cafile=str(sandbox.config.data_dir / "tls" / "cert.pem"))
-    if "imap" in sandbox.addresses:
-        yield World(sandbox, sandbox.address("imap"), sandbox.address("imap_tls"), client_ctx)
-        return
-    side = _SideLoop()
-    store, bus, ctx = sandbox.store, sandbox.bus, sandbox.ssl_context
-    plain = side.start(start_imap("127.0.0.1", 0, store, bus, ctx))
-    implicit = side.start(start_imap("127.0.0.1", 0, store, bus, ctx, implicit_tls=True))
-    yield World(sandbox, plain, implicit, client_ctx)
-    side.stop()
+    return World(sandbox, sandbox.address("imap"), sandbox.address("imap_tls"), client_ctx)
 
 
 def test_idle_wakes_on_smtp_delivery(world: World) -> None:

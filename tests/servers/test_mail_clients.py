@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import importlib
 import os
 import re
 import smtplib
 import subprocess
-import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 
@@ -22,33 +19,6 @@ from tests.conftest import require_binary
 
 T = TypeVar("T")
 USER = "bob@example.test"
-
-
-class _SideLoop:
-    """Until sandbox/app.py starts POP3/IMAP itself: serve them over the sandbox's store on our own loop."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.servers: list[asyncio.Server] = []
-
-    def start(self, starting: Coroutine[Any, Any, asyncio.Server]) -> Listen:
-        server = asyncio.run_coroutine_threadsafe(starting, self.loop).result(10)
-        self.servers.append(server)
-        host, port = server.sockets[0].getsockname()[:2]
-        return Listen(host, port)
-
-    def stop(self) -> None:
-        async def close() -> None:
-            for server in self.servers:
-                server.close()
-                await server.wait_closed()
-
-        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
 
 
 @dataclass
@@ -69,25 +39,11 @@ class Mailhost:
 
 
 @pytest.fixture
-def mailhost(sandbox_factory: Callable[..., Sandbox]) -> Iterator[Mailhost]:
+def mailhost(sandbox_factory: Callable[..., Sandbox]) -> Mailhost:
     zero = Listen("127.0.0.1", 0)
     sandbox = sandbox_factory(pop3_tls_port=zero, imap_tls_port=zero)
-    names = ("pop3", "pop3_tls", "imap")
-    listeners: dict[str, Listen] = {n: sandbox.address(n) for n in names if n in sandbox.addresses}
-    side = _SideLoop()
-    if "pop3" not in listeners:
-        from sandbox.servers.pop3 import start_pop3
-
-        ctx, store = sandbox.ssl_context, sandbox.store
-        listeners["pop3"] = side.start(start_pop3("127.0.0.1", 0, store, ctx))
-        listeners["pop3_tls"] = side.start(start_pop3("127.0.0.1", 0, store, ctx, implicit_tls=True))
-    if "imap" not in listeners and importlib.util.find_spec("sandbox.servers.imap") is not None:
-        start_imap = importlib.import_module("sandbox.servers.imap").start_imap
-        listeners["imap"] = side.start(
-            start_imap("127.0.0.1", 0, sandbox.store, sandbox.bus, sandbox.ssl_context)
-        )
-    yield Mailhost(sandbox, listeners, sandbox.config.data_dir / "tls" / "cert.pem")
-    side.stop()
+    listeners = {n: sandbox.address(n) for n in ("pop3", "pop3_tls", "imap")}
+    return Mailhost(sandbox, listeners, sandbox.config.data_dir / "tls" / "cert.pem")
 
 
 def sample(n: int) -> bytes:
