@@ -49,6 +49,16 @@ export const getPreviewInfo = (id) => getJSON(`/api/sandbox/message/${enc(id)}/p
 export const getTrace = (id) => getJSON(`/api/v1/message/${enc(id)}/trace`);
 export const getMailboxes = () => getJSON("/api/sandbox/mailboxes");
 
+// The relay's queue (one item per deferred recipient) and the sandbox clock it runs on.
+export const getQueue = () => getJSON("/api/sandbox/queue");
+export const retryQueued = (id, recipient) =>
+  request("POST", withParams(`/api/sandbox/queue/${enc(id)}/retry`, { recipient })).then((r) => r.json());
+export const dropQueued = (id, recipient) =>
+  request("DELETE", withParams(`/api/sandbox/queue/${enc(id)}`, { recipient })).then((r) => r.json());
+export const getClock = () => getJSON("/api/sandbox/clock");
+/** {advance: seconds} or {next_retry: true}; answers once the queue has worked through what came due. */
+export const setClock = (body) => request("POST", "/api/sandbox/clock", body).then((r) => r.json());
+
 export const deleteMessages = (ids) => request("DELETE", "/api/v1/messages", ids ? { IDs: ids } : undefined);
 export const deleteSearch = (query, mailbox) =>
   request("DELETE", withParams("/api/v1/search", { query, mailbox }));

@@ -1,8 +1,9 @@
-// Mailsandbox UI: the message list, mailboxes, search, live events and keyboard moves.
+// Mailsandbox UI: the message list, mailboxes, the relay queue, search, live events and keyboard moves.
 import * as api from "./api.js";
 import { h, clear, icon } from "./dom.js";
 import { relative, fullDate, size, who } from "./format.js";
 import { MessageView } from "./view.js";
+import { QueueView } from "./queue.js";
 
 const PAGE = 50;
 const $ = (id) => document.getElementById(id);
@@ -15,14 +16,34 @@ const state = {
   unread: 0,
   messages: [],
   selected: null,
+  mode: "mail", // "mail": the message list; "queue": the relay's deferred recipients
   seq: 0, // guards against an older listing response landing after a newer one
 };
 
 const list = $("messages");
+const queue = new QueueView(
+  {
+    list: $("queue"),
+    empty: $("queue-empty"),
+    clock: $("queue-clock"),
+    skip: $("skip-30"),
+    next: $("skip-next"),
+    badge: $("queue-count"),
+    entry: $("queue-section"),
+  },
+  {
+    open: (id) => select(id, true, "delivery"),
+    changed: (id) => view.onDelivery(id),
+    toast,
+  },
+);
 const view = new MessageView($("view"), $("view-empty"), {
   onClose: () => select(null),
-  onDeleted: (id) => removeAndAdvance(id),
+  onDeleted: (id) => (state.mode === "queue" ? removeIds([id]) : removeAndAdvance(id)),
   onRead: (id, read) => applyRead([id], read),
+  relayOn: () => queue.relayOn,
+  retry: (id, recipient) => queue.retry(id, recipient),
+  drop: (id, recipient) => queue.drop(id, recipient),
   toast,
 });
 
@@ -119,8 +140,9 @@ function scheduleReload(delay = 150) {
 
 // -- selection and navigation ----------------------------------------------------------------------
 
-function select(id, open = true) {
+function select(id, open = true, tab = undefined) {
   state.selected = id;
+  queue.highlight(id);
   for (const el of list.children) {
     const on = el.dataset.id === id;
     el.classList.toggle("selected", on);
@@ -133,11 +155,12 @@ function select(id, open = true) {
     setHash();
     return;
   }
-  if (open) view.open(id);
+  if (open) view.open(id, tab);
   setHash();
 }
 
 function move(delta) {
+  if (state.mode === "queue") return queue.move(delta);
   if (!state.messages.length) return;
   const index = state.messages.findIndex((m) => m.ID === state.selected);
   const next = index < 0 ? 0 : index + delta;
@@ -231,6 +254,7 @@ function onEvent(event) {
     case "delete":
       removeIds(data && data.IDs ? data.IDs : data && data.ID ? [data.ID] : []);
       scheduleMailboxes();
+      queue.schedule();
       break;
     case "update":
       if (data && typeof data.Read === "boolean") {
@@ -245,10 +269,12 @@ function onEvent(event) {
       renderList();
       scheduleReload(50);
       scheduleMailboxes();
+      queue.schedule();
       break;
     case "prune":
       scheduleReload(50);
       scheduleMailboxes();
+      queue.schedule();
       break;
     case "stats":
       if (data && typeof data.Unread === "number") {
@@ -258,6 +284,7 @@ function onEvent(event) {
       break;
     case "delivery":
       if (data) view.onDelivery(data.ID);
+      queue.schedule();
       break;
     default:
       break;
@@ -271,6 +298,7 @@ function onLive(up) {
   if (up && onLive.wasDown) {
     load();
     loadMailboxes();
+    queue.load();
   }
   onLive.wasDown = !up;
 }
@@ -290,7 +318,7 @@ async function loadMailboxes() {
       "button",
       {
         type: "button",
-        class: `mailbox${box.Mailbox === state.mailbox ? " active" : ""}`,
+        class: `mailbox${state.mode === "mail" && box.Mailbox === state.mailbox ? " active" : ""}`,
         dataset: { mailbox: box.Mailbox },
         title: `${box.Total} messages, ${box.Unread} unread`,
         onclick: () => chooseMailbox(box.Mailbox),
@@ -309,7 +337,25 @@ function scheduleMailboxes() {
   mailboxTimer = setTimeout(loadMailboxes, 400);
 }
 
+// The list pane shows either the messages or the queue; the message view works the same for both.
+function setMode(mode) {
+  state.mode = mode;
+  $("list-pane").hidden = mode !== "mail";
+  $("queue-pane").hidden = mode !== "queue";
+  $("queue-button").classList.toggle("active", mode === "queue");
+  $("queue-button").setAttribute("aria-current", mode === "queue" ? "page" : "false");
+}
+
+function showQueue() {
+  setMode("queue");
+  for (const el of document.querySelectorAll(".mailbox[data-mailbox]")) el.classList.remove("active");
+  closeSidebar();
+  setHash();
+  queue.load();
+}
+
 function chooseMailbox(mailbox) {
+  setMode("mail");
   state.mailbox = mailbox;
   state.start = 0;
   for (const el of document.querySelectorAll(".mailbox")) {
@@ -360,6 +406,12 @@ async function deleteMailbox(mailbox) {
 }
 
 function search(query) {
+  if (state.mode === "queue") {
+    setMode("mail");
+    for (const el of document.querySelectorAll(".mailbox[data-mailbox]")) {
+      el.classList.toggle("active", el.dataset.mailbox === state.mailbox);
+    }
+  }
   state.query = query.trim();
   state.start = 0;
   setHash();
@@ -372,6 +424,7 @@ function setHash() {
   const params = new URLSearchParams();
   if (state.query) params.set("q", state.query);
   if (state.mailbox) params.set("mailbox", state.mailbox);
+  if (state.mode === "queue") params.set("view", "queue");
   if (state.selected) params.set("id", state.selected);
   const hash = params.toString();
   history.replaceState(null, "", hash ? `#${hash}` : location.pathname);
@@ -381,6 +434,7 @@ function readHash() {
   const params = new URLSearchParams(location.hash.slice(1));
   state.query = params.get("q") || "";
   state.mailbox = params.get("mailbox") || "";
+  state.mode = params.get("view") === "queue" ? "queue" : "mail";
   return params.get("id");
 }
 
@@ -442,6 +496,7 @@ function init() {
   $("menu-button").addEventListener("click", openSidebar);
   $("scrim").addEventListener("click", closeSidebar);
   $("all-mail").addEventListener("click", () => chooseMailbox(""));
+  $("queue-button").addEventListener("click", showQueue);
   $("page-prev").addEventListener("click", () => page(-1));
   $("page-next").addEventListener("click", () => page(1));
   $("mark-all-read").addEventListener("click", markAllRead);
@@ -463,14 +518,17 @@ function init() {
   });
   document.addEventListener("keydown", onKey);
   setInterval(refreshTimes, 30000);
+  setInterval(() => queue.tick(), 15000);
 
   const id = readHash();
   input.value = state.query;
-  for (const el of document.querySelectorAll(".mailbox")) el.classList.toggle("active", el.dataset.mailbox === state.mailbox);
+  if (state.mode === "queue") showQueue();
+  else for (const el of document.querySelectorAll(".mailbox")) el.classList.toggle("active", el.dataset.mailbox === state.mailbox);
   load().then(() => {
     if (id) select(id);
   });
   loadMailboxes();
+  if (state.mode !== "queue") queue.load();
   api.connectEvents(onEvent, onLive);
 }
 

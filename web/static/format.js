@@ -55,3 +55,38 @@ export function who(a) {
 export function addresses(list) {
   return (list || []).map(address).join(", ");
 }
+
+/** A length of time: "12 s", "4 min 5 s", "30 min", "2 h 10 min", "5 d 4 h". */
+export function span(seconds) {
+  const s = Math.max(0, Math.round(Number(seconds) || 0));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  const hours = Math.floor(m / 60);
+  const days = Math.floor(hours / 24);
+  if (days) return hours % 24 ? `${days} d ${hours % 24} h` : `${days} d`;
+  if (hours) return m % 60 ? `${hours} h ${m % 60} min` : `${hours} h`;
+  return m < 10 && s % 60 ? `${m} min ${s % 60} s` : `${m} min`;
+}
+
+/** Time left until a moment on the sandbox clock: "in 29 min", or "due now". */
+export function until(seconds) {
+  return seconds > 0.5 ? `in ${span(seconds)}` : "due now";
+}
+
+const CLOCK = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+const CLOCK_DAY = new Intl.DateTimeFormat(undefined, {
+  month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+});
+
+/** An instant given in epoch seconds: the time of day, with the date when it is not on `sameDayAs`'s day. */
+export function clockTime(epoch, sameDayAs = Date.now() / 1000) {
+  const date = new Date(epoch * 1000);
+  if (Number.isNaN(date.getTime())) return "";
+  const same = date.toDateString() === new Date(sameDayAs * 1000).toDateString();
+  return (same ? CLOCK : CLOCK_DAY).format(date);
+}
+
+export function fullEpoch(epoch) {
+  const date = new Date(epoch * 1000);
+  return Number.isNaN(date.getTime()) ? "" : FULL.format(date);
+}

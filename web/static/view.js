@@ -2,6 +2,7 @@
 import * as api from "./api.js";
 import { h, clear, icon } from "./dom.js";
 import { address, addresses, fullDate, size } from "./format.js";
+import { renderDelivery } from "./trace.js";
 
 const RAW_LIMIT = 2_000_000; // characters of source shown inline; the download has everything
 
@@ -22,13 +23,19 @@ export class MessageView {
     this.empty = empty;
     this.hooks = hooks;
     this.message = null;
-    this.trace = null;
-    this.tab = "html";
+    this.delivery = null; // {attempts, queued, now} once loaded for the open message
+    this.expanded = new Set(); // SMTP dialogues the user opened, kept across live refreshes
+    this.tab = "html"; // the tab the user last chose: it stays chosen from message to message
+    this.current = "html"; // the tab shown (the chosen one may not exist for this message)
+    this.traceSeq = 0;
+    this.traceTimer = 0;
     this.remoteAllowed = new Set(); // message IDs whose remote content the user allowed
     this.token = 0;
   }
 
-  async open(id) {
+  /** Shows a message; `tab` (e.g. "delivery" from the queue) becomes the chosen tab. */
+  async open(id, tab) {
+    if (tab) this.tab = tab;
     const token = ++this.token;
     let message;
     try {
@@ -39,7 +46,8 @@ export class MessageView {
     }
     if (token !== this.token) return;
     this.message = message;
-    this.trace = null;
+    this.delivery = null;
+    this.expanded.clear();
     this.render();
     // GET /api/v1/message/{ID} marks the message read (as Mailpit does); reflect it in the list now.
     this.hooks.onRead(message.ID, true);
@@ -48,29 +56,47 @@ export class MessageView {
 
   close() {
     this.token += 1;
+    clearTimeout(this.traceTimer);
     this.message = null;
     clear(this.root);
     this.root.hidden = true;
     this.empty.hidden = false;
   }
 
+  // The trace, with this message's queue items and the sandbox clock (times in the trace are on it).
   async loadTrace(token) {
     const id = this.message.ID;
-    let trace = null;
-    try {
-      trace = await api.getTrace(id);
-    } catch {
-      trace = null; // no relay, or nothing was relayed
-    }
-    if (token !== this.token) return;
-    const attempts = Array.isArray(trace) ? trace : trace && Array.isArray(trace.Attempts) ? trace.Attempts : [];
-    this.trace = attempts;
-    this.tabButtons.delivery.hidden = attempts.length === 0;
-    if (this.tab === "delivery") this.showTab(attempts.length ? "delivery" : "html");
+    const seq = ++this.traceSeq;
+    const [trace, queue, clock] = await Promise.all([
+      api.getTrace(id).catch(() => []), // no relay, or nothing was relayed
+      api.getQueue().catch(() => []),
+      api.getClock().catch(() => null),
+    ]);
+    if (token !== this.token || seq !== this.traceSeq) return;
+    this.delivery = {
+      attempts: Array.isArray(trace) ? trace : [],
+      queued: (Array.isArray(queue) ? queue : []).filter((item) => item.ID === id),
+      now: clock && typeof clock.Now === "number" ? clock.Now : Date.now() / 1000,
+      recipients: (this.message.Envelope && this.message.Envelope.RcptTo) || [],
+    };
+    const has = this.available("delivery");
+    this.tabButtons.delivery.hidden = !has;
+    if (this.current === "delivery" && !has) this.showTab(this.fallbackTab(), false);
+    else if (this.tab === "delivery" && has) this.showTab("delivery", false);
   }
 
+  /** A "delivery" event, or a queue or clock action: redraw the open message's timeline. */
   onDelivery(id) {
-    if (this.message && this.message.ID === id) this.loadTrace(this.token);
+    if (!this.message || (id && this.message.ID !== id)) return;
+    // A pass through the queue sends a burst of events: one reload for the lot.
+    clearTimeout(this.traceTimer);
+    const token = this.token;
+    this.traceTimer = setTimeout(() => token === this.token && this.loadTrace(token), 60);
+  }
+
+  async queueAction(recipient, drop) {
+    if (!this.message) return;
+    await (drop ? this.hooks.drop : this.hooks.retry)(this.message.ID, recipient); // then redraws us
   }
 
   setRead(ids, read) {
@@ -162,7 +188,11 @@ export class MessageView {
       tabs,
       this.panel,
     );
-    this.showTab(this.available(this.tab) ? this.tab : m.HTML ? "html" : "text");
+    this.showTab(this.available(this.tab) ? this.tab : this.fallbackTab(), false);
+  }
+
+  fallbackTab() {
+    return this.message.HTML ? "html" : "text";
   }
 
   renderReadButton() {
@@ -177,16 +207,25 @@ export class MessageView {
     const m = this.message;
     if (key === "html") return Boolean(m.HTML);
     if (key === "attachments") return (m.Attachments || []).length + (m.Inline || []).length > 0;
-    if (key === "delivery") return Boolean(this.trace && this.trace.length);
+    if (key === "delivery") {
+      // Shown while the trace loads when the relay is on (then nearly every message has one).
+      if (!this.delivery) return this.hooks.relayOn();
+      return this.delivery.attempts.length + this.delivery.queued.length > 0;
+    }
     if (key === "envelope") return Boolean(m.Envelope);
     return true;
   }
 
-  showTab(key) {
-    this.tab = key;
+  showTab(key, chosen = true) {
+    if (chosen) this.tab = key;
+    const redraw = this.current === key && key === "delivery";
+    const scroll = this.panel.scrollTop;
+    this.current = key;
     for (const [name, button] of Object.entries(this.tabButtons)) {
       button.classList.toggle("active", name === key);
       button.setAttribute("aria-selected", name === key ? "true" : "false");
+      // On a phone the tab row scrolls sideways: keep the chosen tab in sight.
+      if (name === key) button.scrollIntoView({ block: "nearest", inline: "nearest" });
     }
     clear(this.panel);
     this.panel.dataset.tab = key;
@@ -201,20 +240,21 @@ export class MessageView {
       delivery: () => this.renderDelivery(),
     }[key];
     render();
+    if (redraw) this.panel.scrollTop = scroll; // a live refresh keeps the reader's place
   }
 
   // Fills the panel when an async load finishes, unless the user moved on meanwhile.
   later(promise, build) {
     const token = this.token;
-    const tab = this.tab;
+    const tab = this.current;
     const slot = h("div", { class: "loading muted" }, "Loading…");
     this.panel.append(slot);
     promise.then(
       (value) => {
-        if (token === this.token && tab === this.tab) slot.replaceWith(build(value));
+        if (token === this.token && tab === this.current) slot.replaceWith(build(value));
       },
       (error) => {
-        if (token === this.token && tab === this.tab) slot.replaceWith(h("p", { class: "muted" }, `Could not load: ${error.message}`));
+        if (token === this.token && tab === this.current) slot.replaceWith(h("p", { class: "muted" }, `Could not load: ${error.message}`));
       },
     );
   }
@@ -378,38 +418,16 @@ export class MessageView {
   }
 
   renderDelivery() {
-    const list = h("ol", { class: "timeline" });
-    for (const a of this.trace || []) {
-      const pick = (...keys) => keys.map((k) => a[k]).find((v) => v !== undefined && v !== null);
-      const code = Number(pick("Code", "code")) || 0;
-      const at = pick("At", "at", "Time");
-      const when = typeof at === "number" ? new Date(at * 1000) : new Date(at);
-      const kind = code >= 500 ? "bad" : code >= 400 ? "warn" : code >= 200 ? "ok" : "";
-      const dialogue = pick("Dialogue", "dialogue") || [];
-      const pref = pick("Preference", "preference");
-      const hop = pick("Hop", "hop");
-      const status = pick("Status", "status");
-      list.append(
-        h(
-          "li",
-          { class: `step ${kind}` },
-          h(
-            "div",
-            { class: "step-head" },
-            h("span", { class: `tag ${kind}` }, code ? String(code) : "—"),
-            h("strong", {}, ` ${pick("Host", "host") || "?"}`),
-            pref !== undefined ? h("span", { class: "muted small" }, ` MX ${pref}`) : null,
-            hop !== undefined ? h("span", { class: "muted small" }, ` · hop ${hop}`) : null,
-            status ? h("span", { class: `tag ${kind}` }, status) : null,
-            h("span", { class: "muted small" }, ` → ${pick("Recipient", "recipient") || ""}`),
-            h("span", { class: "spacer" }),
-            h("time", { class: "muted small" }, Number.isNaN(when.getTime()) ? "" : when.toLocaleString()),
-          ),
-          h("div", { class: "small" }, pick("Reply", "reply") || ""),
-          dialogue.length ? h("details", {}, h("summary", { class: "small muted" }, "SMTP dialogue"), h("pre", { class: "raw-body" }, dialogue.join("\n"))) : null,
-        ),
-      );
+    if (!this.delivery) {
+      this.panel.append(h("div", { class: "loading muted" }, "Loading…"));
+      return;
     }
-    this.panel.append(list);
+    this.panel.append(
+      renderDelivery(this.delivery, {
+        expanded: this.expanded,
+        onRetry: (recipient) => this.queueAction(recipient, false),
+        onDrop: (recipient) => this.queueAction(recipient, true),
+      }),
+    );
   }
 }
