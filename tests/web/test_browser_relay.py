@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import smtplib
@@ -60,6 +61,14 @@ class Relayed:
         return reply.decode().rsplit(" ", 1)[-1]
 
 
+def _running_browser() -> Any:
+    """The Chromium test_browser.py's session fixture launched, if it is up: a thread can drive only
+    one sync Playwright at a time, so a second launch beside it fails."""
+    from playwright.sync_api import Browser
+
+    return next((o for o in gc.get_objects() if isinstance(o, Browser) and o.is_connected()), None)
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not os.path.exists(CHROMIUM):
@@ -68,6 +77,10 @@ def browser() -> Iterator[Any]:
         pytest.skip(f"{CHROMIUM} is not installed")
     from playwright.sync_api import sync_playwright
 
+    shared = _running_browser()
+    if shared is not None:
+        yield shared  # its owner closes it at the end of the session
+        return
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
@@ -88,18 +101,27 @@ def open_page(browser: Any, url: str, **context: Any) -> Any:
     ctx = browser.new_context(**(context or {"viewport": {"width": 1280, "height": 800}}))
     page = ctx.new_page()
     page.set_default_timeout(5000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(url + "/")
     expect(page.locator("#live")).to_have_text("live")  # the event stream is connected
     page.evaluate("window.sameDocument = true")  # gone if anything reloads the page
+    page.script_errors = errors
     return page
+
+
+def close_page(page: Any) -> None:
+    """The page never reloaded and no script of ours threw."""
+    assert page.evaluate("window.sameDocument") is True
+    assert page.script_errors == []
+    page.context.close()
 
 
 @pytest.fixture
 def page(browser: Any, relayed: Relayed) -> Iterator[Any]:
     pg = open_page(browser, relayed.url)
     yield pg
-    assert pg.evaluate("window.sameDocument") is True
-    pg.context.close()
+    close_page(pg)
 
 
 def recipient(page: Any, address: str) -> Any:
@@ -244,5 +266,19 @@ def test_queue_on_a_phone(browser: Any, relayed: Relayed) -> None:
     expect(steps(page, RCPT)).to_have_count(2)
     page.get_by_label("Back to the list").click()
     expect(page.locator("#queue-pane")).to_be_visible()
-    assert page.evaluate("window.sameDocument") is True
-    page.context.close()
+    close_page(page)
+
+
+def test_relay_off_hides_the_queue_and_the_delivery_tab(browser: Any, sandbox_factory: Callable[..., Sandbox]) -> None:
+    from playwright.sync_api import expect
+
+    relayed = Relayed(sandbox_factory(relay=False))
+    relayed.send("No relay", to=("ann@example.test",))
+    page = open_page(browser, relayed.url)
+    page.locator("#messages > li", has_text="No relay").click()
+    expect(page.locator(".view-subject")).to_have_text("No relay")
+    expect(page.locator(".tab", has_text="Envelope")).to_be_visible()
+    expect(page.locator(".tab", has_text="Delivery")).to_be_hidden()
+    expect(page.locator("#queue-section")).to_be_hidden()
+    close_page(page)
+    relayed.api.close()

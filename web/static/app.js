@@ -518,7 +518,10 @@ function init() {
   });
   document.addEventListener("keydown", onKey);
   setInterval(refreshTimes, 30000);
-  setInterval(() => queue.tick(), 15000);
+  setInterval(() => {
+    queue.tick();
+    view.tick();
+  }, 15000);
 
   const id = readHash();
   input.value = state.query;

@@ -112,6 +112,13 @@ function step(a, index, group, first, rcpt, ui) {
   );
 }
 
+const nextAt = (at, now) => `${until(at - now)} · ${clockTime(at, now)}`;
+
+/** Moves the "Next retry in …" labels on as the sandbox clock runs (no request, no redraw). */
+export function tickDelivery(root, now) {
+  for (const el of root.querySelectorAll("time.next-at")) el.textContent = nextAt(Number(el.dataset.at), now);
+}
+
 function pending(item, now) {
   const at = item.NextAttemptTimestamp;
   return h(
@@ -123,7 +130,7 @@ function pending(item, now) {
       h("span", { class: "step-host" }, "Next retry"),
       h("span", { class: "muted small" }, `attempt ${item.Attempts + 1}`),
       h("span", { class: "spacer" }),
-      h("time", { class: "step-time small muted", title: fullEpoch(at) }, `${until(at - now)} · ${clockTime(at, now)}`),
+      h("time", { class: "step-time small muted next-at", dataset: { at: String(at) }, title: fullEpoch(at) }, nextAt(at, now)),
     ),
     item.Warned ? h("div", { class: "small muted" }, "A delay warning went to the sender.") : null,
   );

@@ -2,7 +2,7 @@
 import * as api from "./api.js";
 import { h, clear, icon } from "./dom.js";
 import { address, addresses, fullDate, size } from "./format.js";
-import { renderDelivery } from "./trace.js";
+import { renderDelivery, tickDelivery } from "./trace.js";
 
 const RAW_LIMIT = 2_000_000; // characters of source shown inline; the download has everything
 
@@ -78,6 +78,7 @@ export class MessageView {
       queued: (Array.isArray(queue) ? queue : []).filter((item) => item.ID === id),
       now: clock && typeof clock.Now === "number" ? clock.Now : Date.now() / 1000,
       recipients: (this.message.Envelope && this.message.Envelope.RcptTo) || [],
+      readAt: Date.now(),
     };
     const has = this.available("delivery");
     this.tabButtons.delivery.hidden = !has;
@@ -92,6 +93,12 @@ export class MessageView {
     clearTimeout(this.traceTimer);
     const token = this.token;
     this.traceTimer = setTimeout(() => token === this.token && this.loadTrace(token), 60);
+  }
+
+  /** The sandbox clock runs in real time: keep "next retry in …" true between refreshes. */
+  tick() {
+    if (!this.delivery || this.current !== "delivery") return;
+    tickDelivery(this.panel, this.delivery.now + (Date.now() - this.delivery.readAt) / 1000);
   }
 
   async queueAction(recipient, drop) {
