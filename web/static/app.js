@@ -478,8 +478,8 @@ function onKey(event) {
     Delete: () => view.deleteCurrent(),
     "#": () => view.deleteCurrent(),
     u: () => view.toggleRead(),
-    "]": () => page(1),
-    "[": () => page(-1),
+    "]": () => state.mode === "mail" && page(1), // the queue view has no pages
+    "[": () => state.mode === "mail" && page(-1),
     Escape: () => (document.body.classList.contains("sidebar-open") ? closeSidebar() : select(null)),
   };
   const action = keys[event.key];
