@@ -95,7 +95,9 @@ class Sandbox:
     async def start(self) -> None:
         cfg = self.config
         # 1. the store
-        self.store = SqliteStore(cfg.db_path, bus=self.bus, clock=self.clock, max_messages=cfg.max_messages)
+        self.store = SqliteStore(
+            cfg.db_path, bus=self.bus, clock=self.clock, max_messages=cfg.max_messages, durable=cfg.fsync
+        )
         try:
             await self._start_rest()
         except BaseException:

@@ -34,6 +34,8 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--max-message-size", dest="max_message_size", type=int, metavar="BYTES")
     p.add_argument("--max-messages", dest="max_messages", type=int, metavar="N",
                    help="keep at most N messages, pruning the oldest")  # fmt: skip
+    p.add_argument("--fsync", action="store_const", const=True,
+                   help="fsync every commit, so even a power cut loses no accepted message (slower)")  # fmt: skip
     p.add_argument("--hostname", help="the name the sandbox gives itself in greetings and Received: lines")
     p.add_argument("--tls-cert", dest="tls_cert", help="PEM certificate (default: self-signed, generated)")
     p.add_argument("--tls-key", dest="tls_key", help="PEM private key")

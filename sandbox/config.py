@@ -82,6 +82,7 @@ class Config:
     db: str | None = None  # default: data_dir/mailsandbox.db; ":memory:" for a throw-away store
     max_message_size: int = 25 * 1024 * 1024
     max_messages: int = 0  # 0: keep everything
+    fsync: bool = False  # fsync every group commit (power-loss safe); off: safe against process crashes
     hostname: str = "mailsandbox.local"
 
     tls_cert: Path | None = None

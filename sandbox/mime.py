@@ -26,6 +26,8 @@ def decode_words(value: str | None) -> str:
     """RFC 2047 encoded-words -> text; never raises on junk."""
     if not value:
         return ""
+    if "=?" not in value:
+        return value  # no encoded-words: nothing to decode (the common case)
     try:
         return str(make_header(decode_header(value)))
     except Exception:

@@ -181,10 +181,12 @@ class SqliteStore(MailboxMixin, QueueMixin):
         bus: EventBus | None = None,
         clock: Clock | None = None,
         max_messages: int = 0,
-        durable: bool = True,
+        durable: bool = False,
     ) -> None:
         self._tempdir: str | None = None
-        synchronous = "FULL" if durable else "OFF"
+        # WAL + NORMAL: a commit has been written to the WAL file before COMMIT returns, so it survives
+        # any crash of this process (kill -9); FULL also fsyncs each group commit, surviving power loss.
+        synchronous = "FULL" if durable else "NORMAL"
         if path == ":memory:":
             # A throw-away store still needs several connections (writer + readers), so it lives in a
             # private temp file that close() removes.
