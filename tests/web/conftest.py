@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import smtplib
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
@@ -9,31 +10,30 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.routing import Route, WebSocketRoute
 
-import web.app
 from sandbox.app import Sandbox
-from sandbox.events import EventBus
-from sandbox.store import Store
-from web.security import SecurityHeaders
-from web.ui import web_routes
+
+CHROMIUM = "/usr/bin/chromium"
+# Headless, and nothing that reaches for the network this machine does not have.
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _ui_wired(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until create_app mounts web_routes and SecurityHeaders itself, add them here (a no-op after)."""
-    original = web.app.create_app
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One Chromium for the session: a thread can drive only one sync Playwright at a time."""
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is missing; .ci/run must apt-get install chromium")
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
 
-    def create_app(store: Store, bus: EventBus, **kwargs: Any) -> Starlette:
-        app = original(store, bus, **kwargs)
-        paths = {r.path for r in app.routes if isinstance(r, Route | WebSocketRoute)}
-        if "/api/events" not in paths:
-            app.router.routes.extend(web_routes(store, bus))
-            app.add_middleware(SecurityHeaders)
-        return app
-
-    monkeypatch.setattr(web.app, "create_app", create_app)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
 
 
 @pytest.fixture

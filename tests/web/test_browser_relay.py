@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-import os
 import re
 import smtplib
 from collections.abc import Callable, Iterator
@@ -18,11 +16,6 @@ from sandbox.app import Sandbox
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 ZONE = Path(__file__).parents[1] / "data" / "example.zone"  # example.test: MX 10 mx1, MX 20 mx2
 MX1, MX2 = "mx1.example.test", "mx2.example.test"
 RCPT = "someone@example.test"
@@ -59,32 +52,6 @@ class Relayed:
             code, reply = client.data(msg.as_bytes())
         assert code == 250, reply
         return reply.decode().rsplit(" ", 1)[-1]
-
-
-def _running_browser() -> Any:
-    """The Chromium test_browser.py's session fixture launched, if it is up: a thread can drive only
-    one sync Playwright at a time, so a second launch beside it fails."""
-    from playwright.sync_api import Browser
-
-    return next((o for o in gc.get_objects() if isinstance(o, Browser) and o.is_connected()), None)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing; .ci/run must apt-get install chromium")
-        pytest.skip(f"{CHROMIUM} is not installed")
-    from playwright.sync_api import sync_playwright
-
-    shared = _running_browser()
-    if shared is not None:
-        yield shared  # its owner closes it at the end of the session
-        return
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
