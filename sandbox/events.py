@@ -43,7 +43,7 @@ class DeliveryAttempted:
     recipient: str
     host: str
     code: int
-    status: str  # "delivered" | "deferred" | "bounced"
+    status: str  # "delivered" | "deferred" | "bounced" | "dropped"
 
 
 Event = MessageStored | MessagesDeleted | MessagesUpdated | MailboxChanged | DeliveryAttempted

@@ -339,6 +339,8 @@ class Relay:
                 )
                 await self._write(self.store.dequeue, item.message_id, item.recipient)
                 await self._write(self.store.add_attempt, note)
+                # Every open UI tab and API client hears of it, as of any other end of a delivery.
+                self.bus.publish(DeliveryAttempted(item.message_id, item.recipient, self.hostname, 0, "dropped"))
             return len(items)
 
     def advance(self, seconds: float) -> float:

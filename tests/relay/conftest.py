@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.app import Sandbox, SandboxThread
+from sandbox.app import SandboxThread
 from sandbox.clock import ManualClock
 from sandbox.config import Config, Listen
 from sandbox.store import normalize_user
@@ -42,45 +42,6 @@ CHAIN = {
     "gw1.chain.test": {"relay_to": "gw2.chain.test"},
     "gw2.chain.test": {"relay_to": "mx.chain.test"},
 }
-
-
-class RelaySandbox(Sandbox):
-    """Sandbox with the zone and relay wired in as proposed to the lead for sandbox/app.py.
-
-    Used only while app.py's _start_dns_and_relay is still the empty stub."""
-
-    async def _start_dns_and_relay(self) -> None:
-        from sandbox.relay import Relay
-        from sandbox.zone import Zone
-
-        cfg = self.config
-        self.zone = Zone.from_files(cfg.zones, strict=cfg.dns_strict, self_host=cfg.hostname)
-        if cfg.relay:
-            self.relay = Relay(
-                self.store, self.zone, self.clock, self.bus, hosts=cfg.hosts, hostname=cfg.hostname,
-                retry_interval=cfg.retry_interval, warn_after=cfg.warn_after, give_up_after=cfg.give_up_after,
-                release=cfg.release,
-            )
-            await self.relay.start()
-            self._closers.append(self.relay.stop)
-
-    def _extra_routes(self) -> list[Any]:
-        from sandbox.relay import Releaser
-        from web.relay_api import relay_routes
-
-        releaser = self.relay or Releaser(self.store, self.config.release)
-        routes = relay_routes(
-            store=self.store, relay=self.relay, zone=self.zone, clock=self.clock, releaser=releaser
-        )
-        return [*super()._extra_routes(), *routes]
-
-
-def _app_wires_relay() -> bool:
-    """Once the lead's app.py builds the relay itself, the tests use it unchanged."""
-    import inspect
-
-    source = inspect.getsource(Sandbox._start_dns_and_relay)
-    return "Relay(" in source
 
 
 class World:
@@ -199,14 +160,12 @@ def world_factory(tmp_path: Path) -> Iterator[WorldFactory]:
     zone_file = tmp_path / "world.zone"
     zone_file.write_text(ZONE)
     worlds: list[World] = []
-    sandbox_type = Sandbox if _app_wires_relay() else RelaySandbox
 
     def start(clock: ManualClock | None = None, **overrides: Any) -> World:
         overrides.setdefault("zones", (zone_file,))
         overrides.setdefault("hosts", dict(CHAIN))
         settings = _config(tmp_path, **overrides)
         thread = SandboxThread(settings, clock)
-        thread.sandbox = sandbox_type(settings, thread.sandbox.clock)
         thread.start()
         world = World(thread)
         worlds.append(world)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from email.utils import parsedate_to_datetime
 
+from sandbox.events import DeliveryAttempted
 from tests.relay.conftest import World, received
 
 
@@ -185,7 +186,13 @@ def test_queue_retry_now_and_drop(world: World) -> None:
     assert result == {"Tried": 1, "Queued": []}
     assert len(world.mailbox("bob@single.test")) == 1
 
+    heard: list[object] = []
+    unsubscribe = world.sandbox.bus.subscribe(heard.append)  # no loop here: called on the publisher's thread
     assert world.ok("DELETE", f"/api/sandbox/queue/{second}") == {"Dropped": 1}
+    unsubscribe()
+    assert [(e.message_id, e.recipient, e.status) for e in heard if isinstance(e, DeliveryAttempted)] == [
+        (second, "carol@single.test", "dropped")
+    ]  # open UI tabs hear of it
     assert world.queue() == []
     assert world.trace(second)[-1]["Status"] == "dropped"
     assert world.mailbox("alice@sender.test") == []  # dropping sends no bounce
