@@ -81,31 +81,18 @@ class GroupWriter:
             conn.close()
 
     def _commit(self, conn: sqlite3.Connection, batch: list[tuple[WriteFn, Future[Any]]]) -> None:
-        outcomes: list[tuple[Future[Any], bool, Any]] = []
-        events: list[Event] = []
+        # Optimistic: the whole batch in one transaction, no savepoint per request (they cost as much as
+        # the inserts). If any request fails, undo the batch and replay it one request per transaction,
+        # so a failure never takes its neighbours down. Write functions are pure closures: safe to re-run.
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for fn, future in batch:
-                # A savepoint per request: one failing request must not undo the others in the batch.
-                conn.execute("SAVEPOINT req")
-                try:
-                    result, new_events = fn(conn)
-                except BaseException as exc:
-                    conn.execute("ROLLBACK TO req")
-                    conn.execute("RELEASE req")
-                    outcomes.append((future, False, exc))
-                    continue
-                conn.execute("RELEASE req")
-                outcomes.append((future, True, result))
-                events.extend(new_events)
-            if self._after_batch is not None:
-                events.extend(self._after_batch(conn))
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
+            outcomes, events = self._run_batch(conn, batch)
+        except _Failed as failed:
+            if len(batch) > 1:
+                for item in batch:
+                    self._commit(conn, [item])
+                return
+            outcomes, events = [(batch[0][1], False, failed.error)], []
+        except BaseException as exc:  # the database itself failed (disk full, I/O error)
             for _fn, future in batch:
                 if not future.done():
                     future.set_exception(exc)
@@ -118,3 +105,36 @@ class GroupWriter:
                 future.set_exception(value)
         for event in events:
             self._publish(event)
+
+    def _run_batch(
+        self, conn: sqlite3.Connection, batch: list[tuple[WriteFn, Future[Any]]]
+    ) -> tuple[list[tuple[Future[Any], bool, Any]], list[Event]]:
+        outcomes: list[tuple[Future[Any], bool, Any]] = []
+        events: list[Event] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for fn, future in batch:
+                try:
+                    result, new_events = fn(conn)
+                except Exception as exc:
+                    raise _Failed(exc) from exc
+                outcomes.append((future, True, result))
+                events.extend(new_events)
+            if self._after_batch is not None:
+                events.extend(self._after_batch(conn))
+            conn.execute("COMMIT")
+        except BaseException:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise
+        return outcomes, events
+
+
+class _Failed(Exception):
+    """A request of the batch raised (its own error, e.g. NoSuchFolder); the batch is replayed singly."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
