@@ -21,9 +21,11 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One Chromium for the session: a thread can drive only one sync Playwright at a time."""
+    """One Chromium per browser test module. A thread can drive only one sync Playwright at a time, and
+    while one is open its event loop runs in the main thread: it must not outlive the module, or later
+    tests that start an event loop (pytest-asyncio, asyncio.run) fail."""
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI") == "true":
             pytest.fail(f"{CHROMIUM} is missing; .ci/run must apt-get install chromium")
