@@ -20,8 +20,9 @@ test: $(STAMP)
 	$(VENV)/bin/pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check sandbox web pytest_plugin tests
+	$(VENV)/bin/ruff check sandbox web pytest_plugin tests bench examples
 	$(VENV)/bin/mypy
+	MYPYPATH=tests/plugin:examples/password_reset $(VENV)/bin/mypy --strict --explicit-package-bases tests examples
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/smtp_bench.py
