@@ -39,6 +39,30 @@ def ui_csp(host: str | None) -> str:
     )
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _cross_site(headers: Headers, host: str | None) -> bool:
+    """A browser request sent from another site's page (CSRF): a form or a no-preflight fetch that
+    could delete mail, reset the sandbox or release a message. Non-browser clients send neither header."""
+    if headers.get("sec-fetch-site") == "cross-site":
+        return True
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    return origin == "null" or origin.split("://", 1)[-1] != host
+
+
+async def _forbid(send: Send) -> None:
+    body = b'{"Error":"cross-site request refused"}'
+    await send({
+        "type": "http.response.start",
+        "status": 403,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+    })  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
 class SecurityHeaders:
     """Pure ASGI middleware (streaming responses pass through untouched)."""
 
@@ -50,7 +74,11 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        host = Headers(scope=scope).get("host")
+        request_headers = Headers(scope=scope)
+        host = request_headers.get("host")
+        if scope.get("method", "GET") not in SAFE_METHODS and _cross_site(request_headers, host):
+            await _forbid(send)
+            return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
