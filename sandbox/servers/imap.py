@@ -6,13 +6,12 @@ import asyncio
 import hmac
 import logging
 import ssl
-import threading
-import weakref
 from collections.abc import Callable, Mapping
 
 from sandbox.events import Event, EventBus, MailboxChanged, MessagesDeleted, MessagesUpdated
 from sandbox.protocols.imap import MAX_LITERAL, ImapConnection, MessageCache, RecentTracker
 from sandbox.protocols.imap.session import Login
+from sandbox.servers._per_store import PerStore
 from sandbox.store import Store, normalize_user
 
 log = logging.getLogger(__name__)
@@ -30,17 +29,8 @@ class ImapShared:
         self.recent = RecentTracker()
 
 
-_REGISTRY: weakref.WeakKeyDictionary[object, ImapShared] = weakref.WeakKeyDictionary()
-_REGISTRY_LOCK = threading.Lock()
-
-
-def shared_for(store: Store) -> ImapShared:
-    """One ImapShared per store, so the plain and implicit-TLS listeners agree on \\Recent."""
-    with _REGISTRY_LOCK:
-        found = _REGISTRY.get(store)
-        if found is None:
-            found = _REGISTRY[store] = ImapShared()
-        return found
+# One ImapShared per store, so the plain and implicit-TLS listeners agree on \Recent.
+shared_for: PerStore[ImapShared] = PerStore(ImapShared)
 
 
 def make_login(credentials: Mapping[str, str] | None) -> Login:

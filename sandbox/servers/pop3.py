@@ -7,7 +7,6 @@ import logging
 import secrets
 import ssl
 import threading
-import weakref
 from collections import deque
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
@@ -26,6 +25,7 @@ from sandbox.protocols.pop3 import (
     StartTlsRequested,
     UpdateRequested,
 )
+from sandbox.servers._per_store import PerStore
 from sandbox.store import Store, StoreError, normalize_user
 
 log = logging.getLogger(__name__)
@@ -52,17 +52,8 @@ class MaildropLocks:
             self._held.discard(user)
 
 
-_REGISTRY: weakref.WeakKeyDictionary[object, MaildropLocks] = weakref.WeakKeyDictionary()
-_REGISTRY_MUTEX = threading.Lock()
-
-
-def locks_for(store: Store) -> MaildropLocks:
-    """The lock table of `store`, so the plain and implicit-TLS listeners refuse each other."""
-    with _REGISTRY_MUTEX:
-        locks = _REGISTRY.get(store)
-        if locks is None:
-            locks = _REGISTRY[store] = MaildropLocks()
-        return locks
+# The lock table of each store, so the plain and implicit-TLS listeners refuse each other.
+locks_for: PerStore[MaildropLocks] = PerStore(MaildropLocks)
 
 
 class Pop3Protocol(asyncio.Protocol):
