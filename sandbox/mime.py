@@ -16,7 +16,6 @@ from typing import cast
 from sandbox.models import Address, Summary
 
 SNIPPET_CHARS = 250
-_WS = re.compile(r"\s+")
 _UNFOLD = re.compile(r"\r?\n(?=[ \t])")  # RFC 5322 §2.2.3
 _TAGS = re.compile(r"<[^>]*>")
 _DROP_BLOCKS = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.I | re.S)
@@ -37,21 +36,16 @@ def decode_words(value: str | None) -> str:
 def header_values(msg: Message, name: str) -> list[str]:
     """Raw header values as text: UTF-8 headers (RFC 6532) arrive as surrogate-escaped bytes."""
     lname = name.lower()
-    out = []
-    for key, value in msg.raw_items():
-        if key.lower() == lname:
-            text = str(value)
-            try:
-                text = text.encode("ascii", "surrogateescape").decode("utf-8")
-            except UnicodeError:
-                text = text.encode("ascii", "surrogateescape").decode("latin-1")
-            out.append(_UNFOLD.sub("", text))
-    return out
+    return [_header_text(value) for key, value in msg.raw_items() if key.lower() == lname]
 
 
-def header_value(msg: Message, name: str) -> str:
-    values = header_values(msg, name)
-    return values[0] if values else ""
+def _header_text(value: object) -> str:
+    text = str(value)
+    try:
+        text = text.encode("ascii", "surrogateescape").decode("utf-8")
+    except UnicodeError:
+        text = text.encode("ascii", "surrogateescape").decode("latin-1")
+    return _UNFOLD.sub("", text)
 
 
 _ATOM_ADDR = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
@@ -263,29 +257,9 @@ def _fast_summarize(raw: bytes) -> Summary:
 
 def _summarize(raw: bytes) -> Summary:
     parsed = parse(raw)
-    msg = parsed.message
-    date: float | None = None
-    if header_value(msg, "Date"):
-        try:
-            date = parsedate_to_datetime(header_value(msg, "Date")).timestamp()
-        except (TypeError, ValueError, IndexError, OverflowError):
-            date = None
-    text = parsed.text or (html_to_text(parsed.html) if parsed.html else "")
-    froms = addresses(header_values(msg, "From"))
-    return Summary(
-        message_id=header_value(msg, "Message-ID").strip().strip("<>"),
-        from_=froms[0] if froms else None,
-        to=addresses(header_values(msg, "To")),
-        cc=addresses(header_values(msg, "Cc")),
-        bcc=addresses(header_values(msg, "Bcc")),
-        reply_to=addresses(header_values(msg, "Reply-To")),
-        subject=decode_words(header_value(msg, "Subject")),
-        date=date,
-        size=len(raw),
-        attachments=len(parsed.attachments),
-        snippet=_WS.sub(" ", text).strip()[:SNIPPET_CHARS],
-        text=text + "".join(" " + a.filename for a in parsed.attachments),
-    )
+    headers = [(key, _header_text(value)) for key, value in parsed.message.raw_items()]
+    names = [a.filename for a in parsed.attachments]
+    return _summary(headers, len(raw), parsed.text, parsed.html, len(parsed.attachments), names)
 
 
 def header_pairs(raw: bytes) -> list[tuple[str, str]]:
