@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
 from typing import Any
 
 from sandbox.events import Event
@@ -27,16 +26,6 @@ class QueueMixin:
 
     def _write_sync(self, fn: WriteFn) -> Any:
         raise NotImplementedError
-
-    def enqueue(self, message_id: str, recipients: Sequence[str], at: float) -> None:
-        def write(conn: sqlite3.Connection) -> tuple[None, list[Event]]:
-            conn.executemany(
-                "INSERT OR IGNORE INTO queue (message, recipient, next_attempt, first_attempt) VALUES (?,?,?,?)",
-                [(message_id, r, at, at) for r in recipients],
-            )
-            return None, []
-
-        self._write_sync(write)
 
     def queue(self) -> list[QueueItem]:
         rows = self._db.execute(f"SELECT {_QUEUE_COLUMNS} FROM queue ORDER BY next_attempt, message, recipient")
