@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sandbox.protocols.imap.bodystructure import body_structure, envelope, parse_addresses
@@ -152,6 +152,7 @@ MIME_PIECES = [
 
 @given(st.lists(st.sampled_from(MIME_PIECES), max_size=30).map(b"".join) | st.binary(max_size=300))
 @settings(max_examples=300, deadline=None)
+@example(raw=b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: message/rfc822\r\n--x\r\n")
 def test_any_message_renders(raw: bytes) -> None:
     """Whatever a sender put in a message, FETCH and SEARCH can describe it."""
     message = Message(raw)

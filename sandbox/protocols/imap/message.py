@@ -16,9 +16,10 @@ _UNFOLD = re.compile(rb"\r?\n(?=[ \t])")
 
 def _header_end(data: bytes, start: int, end: int) -> tuple[int, int]:
     """(end of the header block including its blank line, start of the body)."""
-    if data.startswith(b"\r\n", start):  # no header fields at all
+    # Bounded by `end` like the finds below: an empty part must not claim its next delimiter's CRLF.
+    if data.startswith(b"\r\n", start, end):  # no header fields at all
         return start + 2, start + 2
-    if data.startswith(b"\n", start):
+    if data.startswith(b"\n", start, end):
         return start + 1, start + 1
     blank = data.find(b"\r\n\r\n", start, end)
     if blank >= 0:
