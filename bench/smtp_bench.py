@@ -168,11 +168,13 @@ def start_baseline() -> tuple[subprocess.Popen[str], int]:
 def scenario(
     name: str, port: int, total: int, conns: int, body: bytes, reconnect: bool, pid: int
 ) -> dict[str, float]:
-    cpu_before = cpu_seconds(pid)
+    cpu_before, client_before = cpu_seconds(pid), time.process_time()
     result = asyncio.run(run_load(port, total, conns, body, reconnect))
     result["cpu_us"] = (cpu_seconds(pid) - cpu_before) / total * 1e6
+    result["client_us"] = (time.process_time() - client_before) / total * 1e6
     print(f"  {name:<40} {result['rate']:7.0f} msg/s  p50 {result['p50_ms']:6.2f} ms  "
-          f"p99 {result['p99_ms']:6.2f} ms  server CPU {result['cpu_us']:5.0f} us/msg", flush=True)  # fmt: skip
+          f"p99 {result['p99_ms']:6.2f} ms  server CPU {result['cpu_us']:5.0f} us/msg  "
+          f"(client {result['client_us']:4.0f})", flush=True)  # fmt: skip
     return result
 
 

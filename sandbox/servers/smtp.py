@@ -1,4 +1,4 @@
-"""SMTP capture: an aiosmtpd handler that commits each message before its 250, and the server factory."""
+"""SMTP capture: the asyncio adapter for the SMTP core, and the handler that commits each message before its 250."""
 
 from __future__ import annotations
 
@@ -7,23 +7,26 @@ import email.utils
 import logging
 import secrets
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
-
 from sandbox.models import Envelope, StoredMessage
+from sandbox.protocols.smtp import (
+    TEMP_ERROR,
+    CloseRequested,
+    Event,
+    MessageReceived,
+    Reply,
+    SmtpConnection,
+    StartTlsRequested,
+)
 from sandbox.store import Store
 
 log = logging.getLogger("mailsandbox.smtp")
 
-# Reply codes (RFC 5321 §4.2.3, enhanced codes RFC 3463).
-OK_QUEUED = "250 2.0.0 Ok: queued as {id}"
-RCPT_OK = "250 2.1.5 Ok"
-TEMP_ERROR = "451 4.3.0 Error: local problem, message not stored; try again"
-AUTH_FAILED = "535 5.7.8 Authentication credentials invalid"
-BAD_ADDRESS = "501 5.1.3 Bad recipient address syntax"
+IDLE_TIMEOUT = 300.0  # RFC 5321 §4.5.3.2.7: the server waits at least 5 minutes for the next command
+MAX_BUFFERED = 1 << 20  # pipelined input held while a message commits; beyond it, stop reading
 
 
 class RelayHook(Protocol):
@@ -44,67 +47,27 @@ class SmtpStats:
 
 @dataclass
 class CaptureHandler:
-    """aiosmtpd hooks (found by name): RCPT, DATA and exceptions."""
+    """Turns a received message into a stored one: envelope, our Received: line, commit, relay hand-off."""
 
     store: Store
     hostname: str
     relay: RelayHook | None = None
     stats: SmtpStats = field(default_factory=SmtpStats)
 
-    async def handle_EHLO(
-        self, server: SMTP, session: Any, envelope: Any, hostname: str, responses: list[str]
-    ) -> list[str]:
-        session.host_name = hostname
-        # aiosmtpd reads commands in order from one buffered stream, so pipelined batches already work
-        # (RFC 2920); it just never says so. ENHANCEDSTATUSCODES is not advertised: aiosmtpd's own
-        # replies lack enhanced codes, and RFC 2034 requires them on every reply once advertised.
-        return [*responses[:-1], "250-PIPELINING", responses[-1]]
-
-    async def handle_MAIL(
-        self, server: SMTP, session: Any, envelope: Any, address: str, mail_options: list[str]
-    ) -> str:
-        # RFC 5321 §4.1.2: Mailbox = Local-part "@" Domain; "<>", the null reverse-path of bounces,
-        # must be accepted (§4.5.5). aiosmtpd hands it over with its brackets.
-        if address == "<>":
-            address = ""
-        if address and "@" not in address:
-            return "501 5.1.7 Bad sender address syntax"
-        envelope.mail_from = address
-        envelope.mail_options.extend(mail_options)
-        return "250 2.1.0 Ok"
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Any, envelope: Any, address: str, rcpt_options: list[str]
-    ) -> str:
-        if "@" not in address and address.lower() != "postmaster":  # RFC 5321 §4.5.1 postmaster
-            return BAD_ADDRESS
-        envelope.rcpt_tos.append(address)
-        envelope.rcpt_options.extend(rcpt_options)
-        return RCPT_OK
-
-    async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
-        content = envelope.original_content or b""
-        # Covers STARTTLS and the implicit-TLS port alike (aiosmtpd sets session.ssl only for STARTTLS).
-        transport = server.transport
-        tls = transport is not None and transport.get_extra_info("ssl_object") is not None
-        auth = session.auth_data
-        auth_user = None
-        if isinstance(auth, LoginPassword):
-            auth_user = auth.login.decode("utf-8", "replace")
-        elif auth is not None:
-            auth_user = str(auth)
+    async def handle_message(self, event: MessageReceived, peer: str) -> bytes:
+        """The reply to the end of DATA: 250 only once the message is committed (a kill -9 keeps it)."""
+        txn = event.transaction
         env = Envelope(
-            mail_from=envelope.mail_from or "",
-            rcpt_tos=tuple(envelope.rcpt_tos),
-            peer=_peer(session.peer),
-            helo=session.host_name or "",
-            tls=tls,
-            auth_user=auth_user,
-            smtputf8=bool(envelope.smtp_utf8),
-            body_8bit="BODY=8BITMIME" in [o.upper() for o in envelope.mail_options],
+            mail_from=txn.mail_from,
+            rcpt_tos=tuple(txn.rcpt_tos),
+            peer=peer,
+            helo=event.helo,
+            tls=event.tls,
+            auth_user=event.auth_user,
+            smtputf8=txn.smtputf8,
+            body_8bit=txn.body_8bit,
         )
-        queue_id = secrets.token_hex(6)
-        raw = self._received(env, queue_id, session) + content
+        raw = self._received(env, secrets.token_hex(6)) + event.content
         local, queued = (list(env.rcpt_tos), []) if self.relay is None else self.relay.split(env.rcpt_tos)
         try:
             message = await self.store.add_message(raw, env, deliver_to=local, queue=queued)
@@ -116,56 +79,24 @@ class CaptureHandler:
             self.relay.accepted(message, queued)
         self.stats.accepted += 1
         self.stats.accepted_size += len(raw)
-        return OK_QUEUED.format(id=message.id)
+        return f"250 2.0.0 Ok: queued as {message.id}\r\n".encode()
 
-    async def handle_exception(self, error: Exception) -> str:
-        # aiosmtpd's default leaks "(ExceptionName) text"; say only that it is our fault and temporary.
-        log.exception("SMTP session error", exc_info=error)
-        self.stats.errors += 1
-        return "451 4.3.0 Error: local problem"
-
-    def _received(self, env: Envelope, queue_id: str, session: Any) -> bytes:
+    def _received(self, env: Envelope, queue_id: str) -> bytes:
         # RFC 5321 §4.4: the trace line every MTA prepends; "with" per RFC 3848.
-        proto = "ESMTP"
-        if env.smtputf8:
-            proto = "UTF8SMTP"
+        proto = "UTF8SMTP" if env.smtputf8 else "ESMTP"
         if env.tls:
             proto += "S"
         if env.auth_user:
             proto += "A"
-        host, _, _port = env.peer.rpartition(":")
+        host = env.peer.rpartition(":")[0].strip("[]")
         rcpt = env.rcpt_tos[0] if len(env.rcpt_tos) == 1 else None
         line = (
-            f"Received: from {env.helo or 'unknown'} ({host.strip('[]') or 'unknown'} [{host.strip('[]')}])\r\n"
+            f"Received: from {env.helo or 'unknown'} ({host or 'unknown'} [{host}])\r\n"
             f"\tby {self.hostname} (Mailsandbox) with {proto} id {queue_id}"
             + (f"\r\n\tfor <{rcpt}>" if rcpt else "")
             + f"; {email.utils.formatdate(localtime=False)}\r\n"
         )
         return line.encode("utf-8", "replace")
-
-
-def _peer(peer: Any) -> str:
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        host = str(peer[0])
-        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
-    return str(peer or "")
-
-
-def make_authenticator(credentials: dict[str, str] | None) -> Callable[..., AuthResult]:
-    """Any login works and is recorded unless real credentials are configured (535 on a mismatch)."""
-
-    def authenticator(server: SMTP, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
-        if not isinstance(auth_data, LoginPassword):
-            return AuthResult(success=False, handled=False)
-        if credentials is None:
-            return AuthResult(success=True, auth_data=auth_data)
-        user = auth_data.login.decode("utf-8", "replace")
-        password = auth_data.password.decode("utf-8", "replace")
-        if user in credentials and secrets.compare_digest(credentials[user], password):
-            return AuthResult(success=True, auth_data=auth_data)
-        return AuthResult(success=False, handled=False, message=AUTH_FAILED)
-
-    return authenticator
 
 
 @dataclass
@@ -176,29 +107,137 @@ class SmtpOptions:
     require_tls: bool = False
     credentials: dict[str, str] | None = None
     allow_insecure_auth: bool = False
+    idle_timeout: float = IDLE_TIMEOUT
 
 
-def smtp_factory(handler: CaptureHandler, options: SmtpOptions, implicit_tls: bool = False) -> Callable[[], SMTP]:
-    def factory() -> SMTP:
-        smtp = SMTP(
-            handler,
-            data_size_limit=options.max_message_size,
-            enable_SMTPUTF8=True,
-            decode_data=False,
-            hostname=options.hostname,
-            ident="Mailsandbox ESMTP",
+class SmtpProtocol(asyncio.Protocol):
+    """One SMTP connection: feeds the core, writes its replies in one write per read, stores messages."""
+
+    def __init__(self, handler: CaptureHandler, options: SmtpOptions, implicit_tls: bool) -> None:
+        self.handler = handler
+        self.options = options
+        self.conn = SmtpConnection(
+            options.hostname,
+            max_message_size=options.max_message_size,
             # With implicit TLS the transport is already encrypted; STARTTLS is offered only on plain ports.
-            tls_context=None if implicit_tls else options.tls_context,
-            require_starttls=options.require_tls and not implicit_tls,
-            auth_required=False,
-            # On the implicit-TLS port the whole connection is encrypted already.
-            auth_require_tls=not (options.allow_insecure_auth or implicit_tls),
-            authenticator=make_authenticator(options.credentials),
-            timeout=300,
+            tls_available=options.tls_context is not None and not implicit_tls,
+            tls_active=implicit_tls,
+            require_tls=options.require_tls and not implicit_tls,
+            credentials=options.credentials,
+            allow_insecure_auth=options.allow_insecure_auth,
+            challenge=f"<{secrets.token_hex(8)}@{options.hostname}>",
         )
-        return smtp
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self._loop = asyncio.get_running_loop()
+        self._last_active = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._paused = False
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    return factory
+    # -- asyncio callbacks -------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.peer = _peer(transport.get_extra_info("peername"))
+        self._last_active = self._loop.time()
+        self._timer = self._loop.call_later(self.options.idle_timeout, self._check_idle)
+        self._process(self.conn.greeting())
+
+    def data_received(self, data: bytes) -> None:
+        self._last_active = self._loop.time()
+        self._process(self.conn.receive_data(data))
+        if self.conn.buffered > MAX_BUFFERED and not self._paused and self.transport is not None:
+            self._paused = True  # a client pipelining far ahead of our commits: stop reading for a while
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool | None:
+        self.conn.receive_data(b"")
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # A message already handed to the store still commits; only its 250 has nowhere to go.
+        self.conn.receive_data(b"")
+        if self._timer is not None:
+            self._timer.cancel()
+        self.transport = None
+
+    # -- driving the core -------------------------------------------------------
+    def _process(self, events: list[Event]) -> None:
+        out: list[bytes] = []
+        try:
+            for event in events:
+                if isinstance(event, Reply):
+                    out.append(event.data)
+                elif isinstance(event, MessageReceived):
+                    self._spawn(self._store(event))
+                elif isinstance(event, StartTlsRequested):
+                    self._write(out)
+                    self._spawn(self._start_tls())
+                elif isinstance(event, CloseRequested):
+                    self._write(out)
+                    self._close()
+        except Exception:
+            # The core never raises on input; this is a programming error: don't leak it, don't go on.
+            log.exception("SMTP session failed")
+            self.handler.stats.errors += 1
+            out.append(b"421 4.3.0 Error: local problem, closing connection\r\n")
+            self._write(out)
+            self._close()
+        self._write(out)
+
+    async def _store(self, event: MessageReceived) -> None:
+        reply = await self.handler.handle_message(event, self.peer)
+        self._last_active = self._loop.time()
+        self._process(self.conn.message_stored(reply))
+        if self._paused and self.transport is not None and self.conn.buffered <= MAX_BUFFERED:
+            self._paused = False
+            self.transport.resume_reading()
+
+    async def _start_tls(self) -> None:
+        transport, context = self.transport, self.options.tls_context
+        if transport is None or context is None:
+            return
+        try:
+            new = await self._loop.start_tls(transport, self, context, server_side=True)
+        except (OSError, ssl.SSLError, ConnectionError):
+            log.info("SMTP STARTTLS handshake failed", exc_info=True)
+            transport.abort()
+            return
+        if new is None:
+            return
+        self.transport = new
+        self._process(self.conn.tls_started())
+
+    def _check_idle(self) -> None:
+        # One timer per connection, re-armed for the remainder, instead of a new timer per read.
+        idle = self._loop.time() - self._last_active
+        if idle >= self.options.idle_timeout and not self._tasks:
+            self._process(self.conn.timed_out())
+        elif self.transport is not None:
+            self._timer = self._loop.call_later(self.options.idle_timeout - idle, self._check_idle)
+
+    # -- small helpers ------------------------------------------------------------
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _write(self, out: list[bytes]) -> None:
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _peer(peer: object) -> str:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = str(peer[0])
+        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
+    return str(peer or "")
 
 
 async def start_smtp(
@@ -208,8 +247,9 @@ async def start_smtp(
     options: SmtpOptions,
     implicit_tls: bool = False,
 ) -> asyncio.Server:
+    """Listen for SMTP on host:port (port 0: any free port); `implicit_tls` speaks TLS from the first byte."""
     loop = asyncio.get_running_loop()
     ssl_context = options.tls_context if implicit_tls else None
     return await loop.create_server(
-        smtp_factory(handler, options, implicit_tls), host=host, port=port, ssl=ssl_context, reuse_address=True
+        lambda: SmtpProtocol(handler, options, implicit_tls), host=host, port=port, ssl=ssl_context, reuse_address=True
     )

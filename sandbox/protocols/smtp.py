@@ -1,0 +1,604 @@
+"""Sans-IO ESMTP server core (RFC 5321 with PIPELINING, SIZE, 8BITMIME, SMTPUTF8, STARTTLS, AUTH, CHUNKING)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+CRLF = b"\r\n"
+MAX_COMMAND = 2048  # RFC 5321 §4.5.3.1.4 says 512, plus room for extension parameters (§4.5.3.1.2)
+MAX_AUTH_LINE = 12288  # RFC 4954 §4: SASL responses may be long
+MAX_RECIPIENTS = 1000  # RFC 5321 §4.5.3.1.8 asks for at least 100
+
+# Replies, named so tests and the adapter share them (enhanced codes: RFC 3463, RFC 2034).
+OK = b"250 2.0.0 Ok\r\n"
+SENDER_OK = b"250 2.1.0 Ok\r\n"
+RCPT_OK = b"250 2.1.5 Ok\r\n"
+START_DATA = b"354 End data with <CR><LF>.<CR><LF>\r\n"
+BYE = b"221 2.0.0 Bye\r\n"
+AUTH_OK = b"235 2.7.0 Authentication successful\r\n"
+READY_TLS = b"220 2.0.0 Ready to start TLS\r\n"
+VRFY_REPLY = b"252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery\r\n"
+TIMEOUT = b"421 4.4.2 Timeout: closing connection\r\n"
+TEMP_ERROR = b"451 4.3.0 Error: local problem, message not stored; try again\r\n"
+TOO_MANY_RCPTS = b"452 4.5.3 Too many recipients\r\n"
+TLS_UNAVAILABLE = b"454 4.7.0 TLS not available\r\n"
+UNKNOWN = b"500 5.5.2 Error: command not recognized\r\n"
+TOO_LONG = b"500 5.5.2 Error: line too long\r\n"
+BAD_SYNTAX = b"501 5.5.4 Syntax error in parameters or arguments\r\n"
+BAD_SENDER = b"501 5.1.7 Bad sender address syntax\r\n"
+BAD_RECIPIENT = b"501 5.1.3 Bad recipient address syntax\r\n"
+BAD_BASE64 = b"501 5.5.2 Cannot decode response\r\n"
+AUTH_CANCELLED = b"501 5.7.0 Authentication cancelled\r\n"
+NOT_IMPLEMENTED = b"502 5.5.1 Command not implemented\r\n"
+NEED_HELO = b"503 5.5.1 Error: send HELO first\r\n"
+NEED_EHLO = b"503 5.5.1 Error: send EHLO first\r\n"
+NEED_MAIL = b"503 5.5.1 Error: need MAIL command\r\n"
+NEED_RCPT = b"503 5.5.1 Error: need RCPT command\r\n"
+NESTED_MAIL = b"503 5.5.1 Error: nested MAIL command\r\n"
+ALREADY_AUTH = b"503 5.5.1 Error: already authenticated\r\n"
+AUTH_IN_TX = b"503 5.5.1 Error: AUTH not permitted during a mail transaction\r\n"
+ALREADY_TLS = b"503 5.5.1 Error: TLS already active\r\n"
+RCPT_AFTER_BDAT = b"503 5.5.1 Error: RCPT after BDAT\r\n"
+BDAT_MIXED = b"503 5.5.1 Error: DATA after BDAT\r\n"
+BAD_MECHANISM = b"504 5.5.4 Unrecognized authentication type\r\n"
+NEED_TLS = b"530 5.7.0 Must issue a STARTTLS command first\r\n"
+AUTH_FAILED = b"535 5.7.8 Authentication credentials invalid\r\n"
+AUTH_NEEDS_TLS = b"538 5.7.11 Encryption required for requested authentication mechanism\r\n"
+TOO_BIG = b"552 5.3.4 Error: message too big\r\n"
+NEEDS_SMTPUTF8 = b"553 5.6.7 Non-ASCII address needs SMTPUTF8\r\n"
+BAD_PARAMETER = b"555 5.5.4 Unsupported MAIL/RCPT parameter\r\n"
+
+
+class State(Enum):
+    COMMAND = "COMMAND"  # reading command lines
+    DATA = "DATA"  # reading a dot-terminated message (RFC 5321 §4.1.1.4)
+    BDAT = "BDAT"  # reading a counted chunk (RFC 3030 §2)
+    AUTH = "AUTH"  # reading a SASL response line (RFC 4954 §4)
+    WAITING = "WAITING"  # an answer from the adapter is due; input stays buffered
+    CLOSED = "CLOSED"
+
+
+@dataclass
+class Transaction:
+    """One mail transaction: MAIL, its RCPTs, then the content (RFC 5321 §3.3)."""
+
+    mail_from: str
+    mail_options: list[str] = field(default_factory=list)
+    rcpt_tos: list[str] = field(default_factory=list)
+    rcpt_options: list[str] = field(default_factory=list)
+    smtputf8: bool = False
+    body_8bit: bool = False
+
+
+# -- events: what the adapter must do -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    data: bytes
+
+
+@dataclass(frozen=True)
+class MessageReceived:
+    """Content complete: store it, then call `message_stored` with the reply to send (the 250 only after
+    commit). `content` has the transparency dots removed; line endings are as the client sent them."""
+
+    transaction: Transaction
+    content: bytes
+    helo: str
+    auth_user: str | None
+    tls: bool
+
+
+@dataclass(frozen=True)
+class StartTlsRequested:
+    """Run the server side of the TLS handshake (RFC 3207), then call `tls_started`."""
+
+
+@dataclass(frozen=True)
+class CloseRequested:
+    """Close the connection once the replies before it are written."""
+
+
+Event = Reply | MessageReceived | StartTlsRequested | CloseRequested
+
+_Check = Callable[[str], bool]  # does a stored secret match what the client proved?
+_MAIL_PARAMS = frozenset({"SIZE", "BODY", "SMTPUTF8", "AUTH"})
+
+
+class SmtpConnection:
+    """One SMTP session. Feed bytes to `receive_data`; act on the events it returns.
+
+    Nothing here does I/O: the adapter answers `MessageReceived` with `message_stored` and
+    `StartTlsRequested` with `tls_started`. Pipelined input (RFC 2920) waits in the buffer meanwhile.
+    `credentials` None accepts any login (recorded as the user); otherwise user -> password.
+    """
+
+    def __init__(
+        self,
+        hostname: str = "mailsandbox.local",
+        *,
+        max_message_size: int = 0,
+        tls_available: bool = False,
+        tls_active: bool = False,
+        require_tls: bool = False,
+        credentials: Mapping[str, str] | None = None,
+        allow_insecure_auth: bool = False,
+        ident: str = "Mailsandbox ESMTP",
+        challenge: str = "<0@mailsandbox.local>",
+    ) -> None:
+        self.hostname = hostname
+        self.max_message_size = max_message_size
+        self.tls_active = tls_active
+        self.state = State.COMMAND
+        self.helo: str | None = None
+        self.extended = False  # EHLO (not HELO) was used
+        self.auth_user: str | None = None
+        self.transaction: Transaction | None = None
+        self._tls_available = tls_available
+        self._require_tls = require_tls
+        self._credentials = credentials
+        self._allow_insecure_auth = allow_insecure_auth
+        self._ident = ident
+        self._challenge = challenge  # CRAM-MD5 (RFC 2195) challenge; unique per session
+        self._buffer = bytearray()
+        self._discarding = False  # inside an over-long command line, dropping up to its LF
+        self._body = bytearray()  # DATA or BDAT content so far
+        self._scanned = 0  # DATA: where the terminator search resumes
+        self._too_big = False  # content over the limit: keep reading, store nothing, say 552
+        self._chunk_left = 0  # BDAT: octets of the current chunk still to come
+        self._chunk_last = False
+        self._chunk_error: bytes | None = None  # the chunk is read, then this is the reply
+        self._bdat = False  # this transaction's content comes by BDAT
+        self._sasl: tuple[str, str | None] | None = None  # mechanism, LOGIN user given so far
+
+    # -- public API ------------------------------------------------------------------
+
+    def greeting(self) -> list[Event]:
+        return [Reply(f"220 {self.hostname} {self._ident}\r\n".encode())]
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed bytes from the peer; b"" means EOF (an unfinished transaction is dropped)."""
+        if self.state is State.CLOSED:
+            return []
+        if not data:
+            self.state = State.CLOSED
+            return []
+        self._buffer += data
+        if self.state is State.WAITING:
+            return []
+        return self._run()
+
+    def message_stored(self, reply: bytes) -> list[Event]:
+        """The store's answer to `MessageReceived`: "250 ..." once committed, or a 4xx."""
+        self._expect_waiting()
+        self.state = State.COMMAND
+        self.transaction = None
+        self._bdat = False
+        return [Reply(reply), *self._run()]
+
+    def tls_started(self) -> list[Event]:
+        """Handshake done: the session starts over (RFC 3207 §4.2), nothing learned in clear is kept."""
+        self._expect_waiting()
+        self.state = State.COMMAND
+        self._buffer.clear()  # bytes that came in clear before the handshake are not trusted
+        self.tls_active = True
+        self.helo = None
+        self.extended = False
+        self.auth_user = None
+        self.transaction = None
+        return self._run()
+
+    def timed_out(self) -> list[Event]:
+        """The adapter's idle timer fired (RFC 5321 §4.5.3.2)."""
+        self.state = State.CLOSED
+        return [Reply(TIMEOUT), CloseRequested()]
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer) + len(self._body)
+
+    # -- engine ----------------------------------------------------------------------
+
+    def _expect_waiting(self) -> None:
+        if self.state is not State.WAITING:
+            raise RuntimeError(f"no answer is awaited (state {self.state.value})")
+
+    def _run(self) -> list[Event]:
+        events: list[Event] = []
+        while True:
+            state = self.state
+            if state is State.COMMAND or state is State.AUTH:
+                line = self._next_line(events)
+                if line is None:
+                    return events
+                if state is State.AUTH:
+                    events.extend(self._sasl_response(line))
+                else:
+                    events.extend(self._dispatch(line))
+            elif state is State.DATA:
+                if not self._read_data(events):
+                    return events
+            elif state is State.BDAT:
+                if not self._read_chunk(events):
+                    return events
+            else:
+                return events
+
+    def _next_line(self, events: list[Event]) -> bytes | None:
+        buffer = self._buffer
+        while True:
+            end = buffer.find(b"\n")
+            if self._discarding:
+                if end < 0:
+                    buffer.clear()
+                    return None
+                del buffer[: end + 1]
+                self._discarding = False
+                continue
+            limit = MAX_AUTH_LINE if self.state is State.AUTH or buffer[:5].upper() == b"AUTH " else MAX_COMMAND
+            if end < 0:
+                if len(buffer) > limit:  # no LF within the limit: refuse now, drop up to the LF
+                    buffer.clear()
+                    self._discarding = True
+                    self._reset_sasl()
+                    events.append(Reply(TOO_LONG))
+                return None
+            line = bytes(buffer[:end])
+            del buffer[: end + 1]
+            if end < limit:
+                return line[:-1] if line.endswith(b"\r") else line
+            self._reset_sasl()
+            events.append(Reply(TOO_LONG))
+
+    def _reset_sasl(self) -> None:
+        if self.state is State.AUTH:
+            self.state = State.COMMAND
+            self._sasl = None
+
+    def _dispatch(self, line: bytes) -> list[Event]:
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            return [Reply(BAD_SYNTAX)]
+        verb, _, arg = text.partition(" ")
+        handler = _COMMANDS.get(verb.upper())
+        if handler is None:
+            return [Reply(UNKNOWN)]
+        return handler(self, arg.strip())
+
+    # -- content: DATA (RFC 5321 §4.1.1.4, §4.5.2) and BDAT (RFC 3030) ---------------
+
+    def _read_data(self, events: list[Event]) -> bool:
+        """Move buffered bytes into the body up to CRLF.CRLF; False when more input is needed."""
+        body, buffer = self._body, self._buffer
+        body += buffer
+        buffer.clear()
+        # The body began with the CRLF that ended "DATA", so ".\r\n" right away is an empty message.
+        end = body.find(b"\r\n.\r\n", max(0, self._scanned - 4))
+        if end < 0:
+            if self._too_big or (self.max_message_size and len(body) - 2 > self.max_message_size):
+                self._too_big = True  # keep only enough to find the terminator across reads
+                del body[: len(body) - 4]
+            self._scanned = len(body)
+            return False
+        buffer += body[end + 5 :]  # pipelined commands after the message
+        del body[end + 2 :]
+        self._scanned = 0
+        if self._too_big or (self.max_message_size and len(body) - 2 > self.max_message_size):
+            body.clear()
+            self._too_big = False
+            self.transaction = None
+            events.append(Reply(TOO_BIG))
+            self.state = State.COMMAND
+            return True
+        content = bytes(body)
+        body.clear()
+        if b"\r\n." in content:  # RFC 5321 §4.5.2: drop the dot the client added to lines starting with one
+            content = content.replace(b"\r\n.", b"\r\n")
+        events.append(self._complete(content[2:]))
+        return True
+
+    def _read_chunk(self, events: list[Event]) -> bool:
+        buffer = self._buffer
+        take = min(self._chunk_left, len(buffer))
+        if self._chunk_error is None and not self._too_big:
+            self._body += buffer[:take]
+            if self.max_message_size and len(self._body) > self.max_message_size:
+                self._too_big = True  # keep reading the chunks, keep nothing
+                self._body.clear()
+        del buffer[:take]
+        self._chunk_left -= take
+        if self._chunk_left:
+            return False
+        self.state = State.COMMAND
+        if self._chunk_error is not None:
+            events.append(Reply(self._chunk_error))
+            self._chunk_error = None
+        elif not self._chunk_last:
+            received = f"250 2.0.0 {len(self._body)} octets received\r\n".encode()
+            events.append(Reply(TOO_BIG if self._too_big else received))
+        elif self._too_big:  # RFC 3030 §2: the error is reported once the chunk has been read
+            self._too_big = self._bdat = False
+            self.transaction = None
+            events.append(Reply(TOO_BIG))
+        else:
+            content = bytes(self._body)
+            self._body.clear()
+            events.append(self._complete(content))
+        return True
+
+    def _complete(self, content: bytes) -> MessageReceived:
+        assert self.transaction is not None
+        self.state = State.WAITING
+        return MessageReceived(self.transaction, content, self.helo or "", self.auth_user, self.tls_active)
+
+    # -- commands --------------------------------------------------------------------
+
+    def _helo(self, arg: str) -> list[Event]:
+        if not arg:
+            return [Reply(b"501 5.5.4 Syntax: HELO hostname\r\n")]
+        self.helo, self.extended, self.transaction = arg, False, None  # RFC 5321 §4.1.4: resets state
+        return [Reply(f"250 {self.hostname}\r\n".encode())]
+
+    def _ehlo(self, arg: str) -> list[Event]:
+        if not arg:
+            return [Reply(b"501 5.5.4 Syntax: EHLO hostname\r\n")]
+        self.helo, self.extended, self.transaction = arg, True, None
+        lines = [self.hostname, "PIPELINING", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "CHUNKING"]
+        if self.max_message_size:
+            lines.append(f"SIZE {self.max_message_size}")
+        else:
+            lines.append("SIZE")
+        if self._tls_available and not self.tls_active:
+            lines.append("STARTTLS")
+        if self._auth_offered():
+            lines.append("AUTH PLAIN LOGIN CRAM-MD5")
+        lines.append("HELP")
+        text = "".join(f"250-{line}\r\n" for line in lines[:-1]) + f"250 {lines[-1]}\r\n"
+        return [Reply(text.encode())]
+
+    def _auth_offered(self) -> bool:
+        return self.tls_active or self._allow_insecure_auth
+
+    def _mail(self, arg: str) -> list[Event]:
+        if self.helo is None:
+            return [Reply(NEED_HELO)]
+        if self._require_tls and not self.tls_active:
+            return [Reply(NEED_TLS)]
+        if self.transaction is not None:
+            return [Reply(NESTED_MAIL)]
+        if arg[:5].upper() != "FROM:":
+            return [Reply(b"501 5.5.4 Syntax: MAIL FROM:<address>\r\n")]
+        parsed = _path(arg[5:])
+        if parsed is None:
+            return [Reply(BAD_SENDER)]
+        address, params = parsed
+        if address and "@" not in address:
+            return [Reply(BAD_SENDER)]
+        txn = Transaction(address)
+        for param in params:
+            key, _, value = param.partition("=")
+            key = key.upper()
+            if key not in _MAIL_PARAMS or not self.extended:  # RFC 5321 §4.1.1.11: only after EHLO
+                return [Reply(BAD_PARAMETER)]
+            if key == "SIZE":  # RFC 1870 §6
+                if not value.isdigit():
+                    return [Reply(BAD_SYNTAX)]
+                if self.max_message_size and int(value) > self.max_message_size:
+                    return [Reply(TOO_BIG)]
+            elif key == "BODY":  # RFC 6152
+                if value.upper() not in ("7BIT", "8BITMIME"):
+                    return [Reply(BAD_SYNTAX)]
+                txn.body_8bit = value.upper() == "8BITMIME"
+            elif key == "SMTPUTF8":  # RFC 6531 §3.4
+                if value:
+                    return [Reply(BAD_SYNTAX)]
+                txn.smtputf8 = True
+            txn.mail_options.append(param)
+        if not txn.smtputf8 and not address.isascii():  # RFC 6531 §3.7.4.1 (5.6.7, RFC 6533 §3)
+            return [Reply(NEEDS_SMTPUTF8)]
+        self.transaction = txn
+        return [Reply(SENDER_OK)]
+
+    def _rcpt(self, arg: str) -> list[Event]:
+        txn = self.transaction
+        if txn is None:
+            return [Reply(NEED_MAIL)]
+        if self._bdat:
+            return [Reply(RCPT_AFTER_BDAT)]
+        if arg[:3].upper() != "TO:":
+            return [Reply(b"501 5.5.4 Syntax: RCPT TO:<address>\r\n")]
+        parsed = _path(arg[3:])
+        if parsed is None:
+            return [Reply(BAD_RECIPIENT)]
+        address, params = parsed
+        if params:
+            return [Reply(BAD_PARAMETER)]  # DSN's NOTIFY/ORCPT are not offered
+        # RFC 5321 §4.5.1: "postmaster" without a domain must be accepted.
+        if "@" not in address and address.lower() != "postmaster":
+            return [Reply(BAD_RECIPIENT)]
+        if not txn.smtputf8 and not address.isascii():
+            return [Reply(NEEDS_SMTPUTF8)]
+        if len(txn.rcpt_tos) >= MAX_RECIPIENTS:
+            return [Reply(TOO_MANY_RCPTS)]
+        txn.rcpt_tos.append(address)
+        return [Reply(RCPT_OK)]
+
+    def _data(self, arg: str) -> list[Event]:
+        if arg:
+            return [Reply(b"501 5.5.4 Syntax: DATA\r\n")]
+        if self.transaction is None:
+            return [Reply(NEED_MAIL)]
+        if self._bdat:
+            return [Reply(BDAT_MIXED)]  # RFC 3030 §2: DATA and BDAT never mix in one transaction
+        if not self.transaction.rcpt_tos:
+            return [Reply(NEED_RCPT)]
+        self.state = State.DATA
+        self._body += CRLF
+        self._scanned = 0
+        self._too_big = False
+        return [Reply(START_DATA)]
+
+    def _bdat_command(self, arg: str) -> list[Event]:
+        words = arg.split()
+        if not words or not words[0].isdigit() or len(words) > 2 or (len(words) == 2 and words[1].upper() != "LAST"):
+            return [Reply(b"501 5.5.4 Syntax: BDAT size [LAST]\r\n")]
+        # RFC 3030 §2: the chunk follows whatever the reply will be, so it is read (and dropped) on errors too.
+        self._chunk_left = int(words[0])
+        self._chunk_last = len(words) == 2
+        self.state = State.BDAT
+        if self.transaction is None:
+            self._chunk_error = NEED_MAIL
+        elif not self.transaction.rcpt_tos:
+            self._chunk_error = NEED_RCPT
+        elif not self._bdat:
+            self._bdat = True
+            self._too_big = False
+            self._body.clear()
+        return []
+
+    def _rset(self, arg: str) -> list[Event]:
+        self.transaction = None
+        self._bdat = False
+        self._body.clear()
+        return [Reply(OK)]
+
+    def _noop(self, arg: str) -> list[Event]:
+        return [Reply(OK)]
+
+    def _vrfy(self, arg: str) -> list[Event]:
+        return [Reply(VRFY_REPLY if arg else b"501 5.5.4 Syntax: VRFY address\r\n")]
+
+    def _help(self, arg: str) -> list[Event]:
+        return [Reply(b"214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY STARTTLS AUTH HELP\r\n")]
+
+    def _quit(self, arg: str) -> list[Event]:
+        self.state = State.CLOSED
+        return [Reply(BYE), CloseRequested()]
+
+    def _starttls(self, arg: str) -> list[Event]:
+        if arg:
+            return [Reply(b"501 5.5.4 Syntax: STARTTLS\r\n")]
+        if self.tls_active:
+            return [Reply(ALREADY_TLS)]
+        if not self._tls_available:
+            return [Reply(TLS_UNAVAILABLE)]
+        # RFC 3207 §4.2 / CVE-2011-0411: anything pipelined after STARTTLS came in clear; drop it.
+        self._buffer.clear()
+        self.state = State.WAITING
+        return [Reply(READY_TLS), StartTlsRequested()]
+
+    # -- AUTH (RFC 4954; PLAIN RFC 4616, LOGIN, CRAM-MD5 RFC 2195) ---------------------
+
+    def _auth(self, arg: str) -> list[Event]:
+        if self.helo is None or not self.extended:  # AUTH is an ESMTP extension (RFC 4954 §4)
+            return [Reply(NEED_EHLO)]
+        if self.auth_user is not None:
+            return [Reply(ALREADY_AUTH)]
+        if self.transaction is not None:
+            return [Reply(AUTH_IN_TX)]
+        if not self._auth_offered():
+            return [Reply(AUTH_NEEDS_TLS)]
+        mechanism, _, initial = arg.partition(" ")
+        mechanism, initial = mechanism.upper(), initial.strip()
+        if mechanism not in ("PLAIN", "LOGIN", "CRAM-MD5") or (initial and mechanism == "CRAM-MD5"):
+            return [Reply(BAD_MECHANISM)]
+        self._sasl = (mechanism, None)
+        if mechanism == "CRAM-MD5":
+            return self._challenge_reply(self._challenge)
+        if not initial:
+            return self._challenge_reply("" if mechanism == "PLAIN" else "Username:")
+        return self._sasl_step(initial)
+
+    def _challenge_reply(self, text: str) -> list[Event]:
+        self.state = State.AUTH
+        return [Reply(b"334 " + base64.b64encode(text.encode()) + CRLF)]
+
+    def _sasl_response(self, line: bytes) -> list[Event]:
+        self.state = State.COMMAND
+        return self._sasl_step(line.decode("ascii", "replace").strip())
+
+    def _sasl_step(self, answer: str) -> list[Event]:
+        assert self._sasl is not None
+        mechanism, login_user = self._sasl
+        self._sasl = None
+        if answer == "*":  # RFC 4954 §4
+            return [Reply(AUTH_CANCELLED)]
+        try:
+            decoded = b"" if answer == "=" else base64.b64decode(answer, validate=True)
+        except (binascii.Error, ValueError):
+            return [Reply(BAD_BASE64)]
+        text = decoded.decode("utf-8", "replace")
+        if mechanism == "PLAIN":
+            parts = text.split("\0")
+            if len(parts) != 3:
+                return [Reply(BAD_BASE64)]
+            _authzid, user, password = parts
+            return self._login(user, lambda secret: hmac.compare_digest(secret.encode(), password.encode()))
+        if mechanism == "LOGIN":
+            if login_user is None:
+                self._sasl = ("LOGIN", text)
+                return self._challenge_reply("Password:")
+            password = text
+            return self._login(login_user, lambda secret: hmac.compare_digest(secret.encode(), password.encode()))
+        user, _, digest = text.rpartition(" ")  # CRAM-MD5: "user hex-digest"
+
+        def check(secret: str) -> bool:
+            expected = hmac.new(secret.encode(), self._challenge.encode(), hashlib.md5).hexdigest()
+            return hmac.compare_digest(expected, digest.lower())
+
+        return self._login(user, check)
+
+    def _login(self, user: str, check: _Check) -> list[Event]:
+        if not user:
+            return [Reply(AUTH_FAILED)]
+        if self._credentials is not None:
+            secret = self._credentials.get(user)
+            if secret is None or not check(secret):
+                return [Reply(AUTH_FAILED)]
+        self.auth_user = user  # with no credentials configured, any login works and is recorded
+        return [Reply(AUTH_OK)]
+
+
+def _path(text: str) -> tuple[str, list[str]] | None:
+    """RFC 5321 §4.1.2 Reverse-path / Forward-path and its parameters; None if malformed.
+    Lenient as deployed servers are: a space after the colon, or no angle brackets."""
+    text = text.lstrip()
+    if text.startswith("<"):
+        end = text.find(">")
+        if end < 0:
+            return None
+        address, rest = text[1:end], text[end + 1 :]
+        if rest and not rest.startswith(" "):
+            return None
+        if address.startswith("@"):  # RFC 5321 §4.1.2 source route: ignored (§C)
+            address = address.partition(":")[2]
+    else:
+        address, _, rest = text.partition(" ")
+    if any(c in address for c in " <>\t"):
+        return None
+    return address, rest.split()
+
+
+_COMMANDS: dict[str, Callable[[SmtpConnection, str], list[Event]]] = {
+    "HELO": SmtpConnection._helo,
+    "EHLO": SmtpConnection._ehlo,
+    "MAIL": SmtpConnection._mail,
+    "RCPT": SmtpConnection._rcpt,
+    "DATA": SmtpConnection._data,
+    "BDAT": SmtpConnection._bdat_command,
+    "RSET": SmtpConnection._rset,
+    "NOOP": SmtpConnection._noop,
+    "VRFY": SmtpConnection._vrfy,
+    "HELP": SmtpConnection._help,
+    "QUIT": SmtpConnection._quit,
+    "STARTTLS": SmtpConnection._starttls,
+    "AUTH": SmtpConnection._auth,
+}
