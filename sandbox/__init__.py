@@ -25,7 +25,7 @@ _HOMES = {
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy (PEP 562): importing sandbox.models from a protocol core must not start up uvicorn and aiosmtpd.
+    # Lazy (PEP 562): importing sandbox.models from a protocol core must not start up uvicorn and the servers.
     if name in _HOMES:
         import importlib
 

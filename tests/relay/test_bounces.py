@@ -72,8 +72,7 @@ def test_permfail_for_listed_recipients_only(world: World) -> None:
 
 def test_a_bounce_never_bounces(world: World) -> None:
     world.set_host("mx.single.test", "permfail")
-    # A message with the null reverse path, as a DSN arriving from elsewhere. (Injected through the
-    # relay: aiosmtpd answers "MAIL FROM:<>" with 501, which the capture server should accept.)
+    # A message with the null reverse path, as a DSN arriving from elsewhere, injected through the relay.
     raw = b"From: MAILER-DAEMON@elsewhere.test\r\nTo: bob@single.test\r\nSubject: bounce\r\n\r\nx\r\n"
     envelope = Envelope(mail_from="", rcpt_tos=("bob@single.test",))
     message_id = world.thread.call(world.sandbox.relay.submit(raw, envelope)).id
