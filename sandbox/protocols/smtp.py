@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -131,7 +132,7 @@ class SmtpConnection:
         credentials: Mapping[str, str] | None = None,
         allow_insecure_auth: bool = False,
         ident: str = "Mailsandbox ESMTP",
-        challenge: str = "<0@mailsandbox.local>",
+        challenge: str | None = None,
     ) -> None:
         self.hostname = hostname
         self.max_message_size = max_message_size
@@ -146,7 +147,7 @@ class SmtpConnection:
         self._credentials = credentials
         self._allow_insecure_auth = allow_insecure_auth
         self._ident = ident
-        self._challenge = challenge  # CRAM-MD5 (RFC 2195) challenge; unique per session
+        self._challenge = challenge  # CRAM-MD5 (RFC 2195); made when first needed: urandom costs a syscall
         self._buffer = bytearray()
         self._discarding = False  # inside an over-long command line, dropping up to its LF
         self._body = bytearray()  # DATA or BDAT content so far
@@ -512,6 +513,8 @@ class SmtpConnection:
             return [Reply(BAD_MECHANISM)]
         self._sasl = (mechanism, None)
         if mechanism == "CRAM-MD5":
+            if self._challenge is None:
+                self._challenge = f"<{secrets.token_hex(8)}@{self.hostname}>"
             return self._challenge_reply(self._challenge)
         if not initial:
             return self._challenge_reply("" if mechanism == "PLAIN" else "Username:")
@@ -551,7 +554,7 @@ class SmtpConnection:
         user, _, digest = text.rpartition(" ")  # CRAM-MD5: "user hex-digest"
 
         def check(secret: str) -> bool:
-            expected = hmac.new(secret.encode(), self._challenge.encode(), hashlib.md5).hexdigest()
+            expected = hmac.new(secret.encode(), (self._challenge or "").encode(), hashlib.md5).hexdigest()
             return hmac.compare_digest(expected, digest.lower())
 
         return self._login(user, check)

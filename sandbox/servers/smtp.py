@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import itertools
 import logging
 import secrets
 import ssl
@@ -26,7 +27,10 @@ from sandbox.store import Store
 log = logging.getLogger("mailsandbox.smtp")
 
 IDLE_TIMEOUT = 300.0  # RFC 5321 §4.5.3.2.7: the server waits at least 5 minutes for the next command
-MAX_BUFFERED = 1 << 20  # pipelined input held while a message commits; beyond it, stop reading
+MAX_BUFFERED = 1 << 20
+# Queue IDs for the Received: line: unique within a run without a urandom syscall per message.
+_QUEUE_PREFIX = secrets.token_hex(3).upper()
+_queue_numbers = itertools.count(1)  # pipelined input held while a message commits; beyond it, stop reading
 
 
 class RelayHook(Protocol):
@@ -67,7 +71,7 @@ class CaptureHandler:
             smtputf8=txn.smtputf8,
             body_8bit=txn.body_8bit,
         )
-        raw = self._received(env, secrets.token_hex(6)) + event.content
+        raw = self._received(env, f"{_QUEUE_PREFIX}{next(_queue_numbers):06X}") + event.content
         local, queued = (list(env.rcpt_tos), []) if self.relay is None else self.relay.split(env.rcpt_tos)
         try:
             message = await self.store.add_message(raw, env, deliver_to=local, queue=queued)
@@ -125,7 +129,6 @@ class SmtpProtocol(asyncio.Protocol):
             require_tls=options.require_tls and not implicit_tls,
             credentials=options.credentials,
             allow_insecure_auth=options.allow_insecure_auth,
-            challenge=f"<{secrets.token_hex(8)}@{options.hostname}>",
         )
         self.transport: asyncio.Transport | None = None
         self.peer = ""
