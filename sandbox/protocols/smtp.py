@@ -193,7 +193,7 @@ class SmtpConnection:
         self.helo = None
         self.extended = False
         self.auth_user = None
-        self.transaction = None
+        self._reset_transaction()
         return self._run()
 
     def timed_out(self) -> list[Event]:
@@ -284,7 +284,8 @@ class SmtpConnection:
         # The body began with the CRLF that ended "DATA", so ".\r\n" right away is an empty message.
         end = body.find(b"\r\n.\r\n", max(0, self._scanned - 4))
         if end < 0:
-            if self._too_big or (self.max_message_size and len(body) - 2 > self.max_message_size):
+            # Not counted yet: the leading CRLF and the ".\r" a split terminator may have left at the end.
+            if self._too_big or (self.max_message_size and len(body) - 4 > self.max_message_size):
                 self._too_big = True  # keep only enough to find the terminator across reads
                 del body[: len(body) - 4]
             self._scanned = len(body)
@@ -345,13 +346,15 @@ class SmtpConnection:
     def _helo(self, arg: str) -> list[Event]:
         if not arg:
             return [Reply(b"501 5.5.4 Syntax: HELO hostname\r\n")]
-        self.helo, self.extended, self.transaction = arg, False, None  # RFC 5321 §4.1.4: resets state
+        self.helo, self.extended = arg, False
+        self._reset_transaction()  # RFC 5321 §4.1.4
         return [Reply(f"250 {self.hostname}\r\n".encode())]
 
     def _ehlo(self, arg: str) -> list[Event]:
         if not arg:
             return [Reply(b"501 5.5.4 Syntax: EHLO hostname\r\n")]
-        self.helo, self.extended, self.transaction = arg, True, None
+        self.helo, self.extended = arg, True
+        self._reset_transaction()
         lines = [self.hostname, "PIPELINING", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "CHUNKING"]
         if self.max_message_size:
             lines.append(f"SIZE {self.max_message_size}")
@@ -390,7 +393,7 @@ class SmtpConnection:
             if key not in _MAIL_PARAMS or not self.extended:  # RFC 5321 §4.1.1.11: only after EHLO
                 return [Reply(BAD_PARAMETER)]
             if key == "SIZE":  # RFC 1870 §6
-                if not value.isdigit():
+                if not _is_number(value):
                     return [Reply(BAD_SYNTAX)]
                 if self.max_message_size and int(value) > self.max_message_size:
                     return [Reply(TOO_BIG)]
@@ -449,7 +452,7 @@ class SmtpConnection:
 
     def _bdat_command(self, arg: str) -> list[Event]:
         words = arg.split()
-        if not words or not words[0].isdigit() or len(words) > 2 or (len(words) == 2 and words[1].upper() != "LAST"):
+        if not words or not _is_number(words[0]) or len(words) > 2 or (len(words) == 2 and words[1].upper() != "LAST"):
             return [Reply(b"501 5.5.4 Syntax: BDAT size [LAST]\r\n")]
         # RFC 3030 §2: the chunk follows whatever the reply will be, so it is read (and dropped) on errors too.
         self._chunk_left = int(words[0])
@@ -466,10 +469,13 @@ class SmtpConnection:
         return []
 
     def _rset(self, arg: str) -> list[Event]:
-        self.transaction = None
-        self._bdat = False
-        self._body.clear()
+        self._reset_transaction()
         return [Reply(OK)]
+
+    def _reset_transaction(self) -> None:
+        self.transaction = None
+        self._bdat = False  # a half-sent BDAT transaction goes too, or RCPT stays refused and its chunks linger
+        self._body.clear()
 
     def _noop(self, arg: str) -> list[Event]:
         return [Reply(OK)]
@@ -568,6 +574,10 @@ class SmtpConnection:
                 return [Reply(AUTH_FAILED)]
         self.auth_user = user  # with no credentials configured, any login works and is recorded
         return [Reply(AUTH_OK)]
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # str.isdigit alone takes "²", which int() refuses
 
 
 def _path(text: str) -> tuple[str, list[str]] | None:

@@ -137,6 +137,7 @@ class SmtpProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._paused = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._tls_pending: bytearray | None = None  # what came through TLS before `tls_started`
 
     # -- asyncio callbacks -------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -149,6 +150,11 @@ class SmtpProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._last_active = self._loop.time()
+        if self._tls_pending is not None:
+            # The handshake is done but _start_tls has not resumed yet (a client's first command may share
+            # a segment with its Finished): hold it, or tls_started would drop it as if sent in clear.
+            self._tls_pending += data
+            return
         self._process(self.conn.receive_data(data))
         if self.conn.buffered > MAX_BUFFERED and not self._paused and self.transport is not None:
             self._paused = True  # a client pipelining far ahead of our commits: stop reading for a while
@@ -201,6 +207,7 @@ class SmtpProtocol(asyncio.Protocol):
         transport, context = self.transport, self.options.tls_context
         if transport is None or context is None:
             return
+        self._tls_pending = bytearray()  # start_tls swaps the protocol before it first awaits
         try:
             new = await self._loop.start_tls(transport, self, context, server_side=True)
         except (OSError, ssl.SSLError, ConnectionError):
@@ -210,7 +217,10 @@ class SmtpProtocol(asyncio.Protocol):
         if new is None:
             return
         self.transport = new
+        pending, self._tls_pending = self._tls_pending, None
         self._process(self.conn.tls_started())
+        if pending:
+            self.data_received(bytes(pending))
 
     def _check_idle(self) -> None:
         # One timer per connection, re-armed for the remainder, instead of a new timer per read.
