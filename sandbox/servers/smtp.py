@@ -227,8 +227,9 @@ class SmtpProtocol(asyncio.Protocol):
         idle = self._loop.time() - self._last_active
         if idle >= self.options.idle_timeout and not self._tasks:
             self._process(self.conn.timed_out())
-        elif self.transport is not None:
-            self._timer = self._loop.call_later(self.options.idle_timeout - idle, self._check_idle)
+        elif self.transport is not None:  # a commit still running counts as activity: wait a full period
+            wait = self.options.idle_timeout - idle if idle < self.options.idle_timeout else self.options.idle_timeout
+            self._timer = self._loop.call_later(wait, self._check_idle)
 
     # -- small helpers ------------------------------------------------------------
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import shutil
 import smtplib
 import socket
 import ssl
@@ -22,6 +21,7 @@ import trustme
 
 from sandbox.servers.smtp import CaptureHandler, SmtpOptions, start_smtp
 from sandbox.store.sqlite import SqliteStore
+from tests.conftest import require_binary
 
 T = TypeVar("T")
 HOST = "mx.test"
@@ -364,9 +364,7 @@ def test_parallel_clients_all_get_stored(serve: Callable[..., SmtpServer]) -> No
 
 
 def test_msmtp_over_starttls_with_cram_md5(serve: Callable[..., SmtpServer], ca: trustme.CA, tmp_path: Path) -> None:
-    msmtp = shutil.which("msmtp")
-    if msmtp is None:
-        pytest.skip("msmtp is not installed (Debian package msmtp)")
+    msmtp = require_binary("msmtp")  # Debian package msmtp, installed by .ci/run
     server = serve(credentials={"alice": "s3cret"})
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
