@@ -24,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # after PYTHONPATH, so it can override
+sys.path.append(str(Path(__file__).resolve().parent.parent))  # last: PYTHONPATH can name another checkout
 
 from smtp_bench import message as smtp_message  # bench/ is sys.path[0]
 

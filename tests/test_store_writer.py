@@ -40,3 +40,32 @@ def test_one_failure_in_a_batch_spares_the_rest(tmp_path: Path) -> None:
     writer.close()
     rows = sqlite3.connect(path).execute("SELECT v FROM t ORDER BY v").fetchall()
     assert rows == [(1,), (2,), (3,)]
+
+
+@pytest.mark.asyncio
+async def test_async_callers_settle_on_their_loop_and_may_give_up(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("CREATE TABLE IF NOT EXISTS t (v INTEGER UNIQUE)")
+        return conn
+
+    writer = GroupWriter(connect, lambda event: None)
+    gate = threading.Event()
+    blocker = writer.submit(lambda conn: (gate.wait(5), []))
+
+    def insert(value: int) -> Any:
+        return lambda conn: (conn.execute("INSERT INTO t VALUES (?)", (value,)).rowcount, [])
+
+    futures = [writer.submit_async(insert(v)) for v in (1, 2, 1)]
+    futures[1].cancel()  # a caller that stops waiting: its write still commits, the writer lives on
+    gate.set()
+    blocker.result(5)
+    assert await futures[0] == 1
+    with pytest.raises(sqlite3.IntegrityError):
+        await futures[2]
+    assert await writer.submit_async(insert(3)) == 1
+    writer.close()
+    rows = sqlite3.connect(path).execute("SELECT v FROM t ORDER BY v").fetchall()
+    assert rows == [(1,), (2,), (3,)]

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 from sandbox.events import Event
 
 # A write request: runs inside the batch transaction, returns (result, events to publish after commit).
 WriteFn = Callable[[sqlite3.Connection], tuple[Any, list[Event]]]
+# A caller's handle: a thread's concurrent Future, or a loop's asyncio Future (settled on its loop).
+AnyFuture = Future[Any] | asyncio.Future[Any]
+Outcome = tuple[AnyFuture, bool, Any]  # (future, succeeded, result or exception)
 _STOP = object()
 MAX_BATCH = 512
 
@@ -39,6 +43,16 @@ class GroupWriter:
 
     def submit(self, fn: WriteFn) -> Future[Any]:
         future: Future[Any] = Future()
+        if not self._thread.is_alive():
+            future.set_exception(RuntimeError("store is closed"))
+            return future
+        self._queue.put((fn, future))
+        return future
+
+    def submit_async(self, fn: WriteFn) -> asyncio.Future[Any]:
+        """Like submit, for a caller on a running loop: a batch settles all of a loop's futures in one
+        call_soon_threadsafe, not one cross-thread wake-up (a self-pipe write) per request."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if not self._thread.is_alive():
             future.set_exception(RuntimeError("store is closed"))
             return future
@@ -80,7 +94,7 @@ class GroupWriter:
         finally:
             conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[tuple[WriteFn, Future[Any]]]) -> None:
+    def _commit(self, conn: sqlite3.Connection, batch: list[tuple[WriteFn, AnyFuture]]) -> None:
         # Optimistic: the whole batch in one transaction, no savepoint per request (they cost as much as
         # the inserts). If any request fails, undo the batch and replay it one request per transaction,
         # so a failure never takes its neighbours down. Write functions are pure closures: safe to re-run.
@@ -93,23 +107,17 @@ class GroupWriter:
                 return
             outcomes, events = [(batch[0][1], False, failed.error)], []
         except BaseException as exc:  # the database itself failed (disk full, I/O error)
-            for _fn, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            _settle_all([(future, False, exc) for _fn, future in batch])
             return
         # Only now, after COMMIT, do callers learn their write is durable.
-        for future, ok, value in outcomes:
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+        _settle_all(outcomes)
         for event in events:
             self._publish(event)
 
     def _run_batch(
-        self, conn: sqlite3.Connection, batch: list[tuple[WriteFn, Future[Any]]]
-    ) -> tuple[list[tuple[Future[Any], bool, Any]], list[Event]]:
-        outcomes: list[tuple[Future[Any], bool, Any]] = []
+        self, conn: sqlite3.Connection, batch: list[tuple[WriteFn, AnyFuture]]
+    ) -> tuple[list[Outcome], list[Event]]:
+        outcomes: list[Outcome] = []
         events: list[Event] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -130,6 +138,39 @@ class GroupWriter:
                 pass
             raise
         return outcomes, events
+
+
+def _settle_all(outcomes: list[Outcome]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
+    for outcome in outcomes:
+        future = outcome[0]
+        if isinstance(future, asyncio.Future):
+            by_loop.setdefault(future.get_loop(), []).append(outcome)
+        else:
+            _settle(outcome)
+    for loop, some in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle_many, some)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
+
+
+def _settle_many(outcomes: list[Outcome]) -> None:
+    for outcome in outcomes:
+        _settle(outcome)
+
+
+def _settle(outcome: Outcome) -> None:
+    future, ok, value = outcome
+    if future.done():  # the caller gave up (cancelled); the write itself stands
+        return
+    try:
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+    except (InvalidStateError, asyncio.InvalidStateError):  # cancelled from another thread just now
+        pass
 
 
 class _Failed(Exception):

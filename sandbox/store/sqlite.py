@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import json
 import secrets
@@ -11,7 +10,6 @@ import sqlite3
 import tempfile
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -250,8 +248,7 @@ class SqliteStore(MailboxMixin, QueueMixin):
         return self._writer.submit(fn).result()
 
     async def _write(self, fn: WriteFn) -> Any:
-        future: Future[Any] = self._writer.submit(fn)
-        return await asyncio.wrap_future(future)
+        return await self._writer.submit_async(fn)
 
     # -- capture ---------------------------------------------------------------
     async def add_message(
