@@ -11,7 +11,7 @@ from sandbox.clock import Clock
 from sandbox.events import Event, MailboxChanged, MessagesDeleted, MessagesUpdated
 from sandbox.models import Envelope, FolderInfo, MailEntry
 from sandbox.store import FlagMode, FolderExists, NoSuchFolder, NoSuchMessage, StoreError, normalize_user
-from sandbox.store._writer import WriteFn
+from sandbox.store._writer import WriteFn, insert_rows
 
 SEEN = "\\Seen"
 
@@ -53,14 +53,40 @@ def deliver_entry(
     conn: sqlite3.Connection, user: str, folder: str, message: int, root: int, flags: Iterable[str], date: float
 ) -> int:
     """Append one entry with the folder's next UID; INBOX (or the folder) is created on first use."""
-    fid = folder_id(conn, user, folder, create=True, now=date)
-    (uid,) = conn.execute("SELECT uidnext FROM folders WHERE id = ?", (fid,)).fetchone()
-    conn.execute("UPDATE folders SET uidnext = ? WHERE id = ?", (uid + 1, fid))
-    conn.execute(
-        "INSERT INTO entries (folder_id, uid, message, root, flags, internaldate) VALUES (?,?,?,?,?,?)",
-        (fid, uid, message, root, _flag_text(flags), date),
+    return deliver_entries(conn, [(user, folder, message, root, _flag_text(flags), date)])[0]
+
+
+# One entry to append: (user, folder, message rowid, root rowid, flag text, internaldate).
+NewEntry = tuple[str, str, int, int, str, float]
+
+
+def deliver_entries(conn: sqlite3.Connection, entries: Sequence[NewEntry]) -> list[int]:
+    """Append entries in order, as deliver_entry would one by one, and return their UIDs: one UPDATE per
+    folder reserves a run of UIDs, one multi-row INSERT writes the entries."""
+    runs: dict[tuple[str, str], list[int]] = {}
+    for i, entry in enumerate(entries):
+        runs.setdefault((entry[0], canonical_folder(entry[1])), []).append(i)
+    fids, uids = [0] * len(entries), [0] * len(entries)
+    for (user, folder), indexes in runs.items():
+        n = len(indexes)
+        row = conn.execute(
+            "UPDATE folders SET uidnext = uidnext + ? WHERE user = ? AND name = ? RETURNING id, uidnext - ?",
+            (n, user, folder, n),
+        ).fetchall()
+        if not row:
+            fid = folder_id(conn, user, folder, create=True, now=entries[indexes[0]][5])
+            row = conn.execute(
+                "UPDATE folders SET uidnext = uidnext + ? WHERE id = ? RETURNING id, uidnext - ?", (n, fid, n)
+            ).fetchall()
+        fid, first = row[0]
+        for k, i in enumerate(indexes):
+            fids[i], uids[i] = fid, first + k
+    insert_rows(
+        conn,
+        "INSERT INTO entries (folder_id, uid, message, root, flags, internaldate) VALUES ",
+        [(fid, uid, e[2], e[3], e[4], e[5]) for fid, uid, e in zip(fids, uids, entries, strict=True)],
     )
-    return int(uid)
+    return uids
 
 
 def _sync_read(conn: sqlite3.Connection, roots: Iterable[int]) -> list[Event]:
@@ -355,4 +381,4 @@ def _drop_orphans(conn: sqlite3.Connection, roots: Iterable[int]) -> list[Event]
     return [e for e in delete_rows(conn, orphans) if isinstance(e, MessagesDeleted)]
 
 
-__all__ = ["MailboxMixin", "NoSuchMessage", "canonical_folder", "deliver_entry", "folder_id"]
+__all__ = ["MailboxMixin", "NoSuchMessage", "canonical_folder", "deliver_entries", "deliver_entry", "folder_id"]

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 from sandbox.events import Event
 
 # A write request: runs inside the batch transaction, returns (result, events to publish after commit).
+# A request with a `group` attribute, a function (conn, [requests]) -> [(result, events)], runs together
+# with its like neighbours in the batch (fewer statements); alone (the replay path) it is called as usual.
 WriteFn = Callable[[sqlite3.Connection], tuple[Any, list[Event]]]
 # A caller's handle: a thread's concurrent Future, or a loop's asyncio Future (settled on its loop).
 AnyFuture = Future[Any] | asyncio.Future[Any]
@@ -121,13 +124,21 @@ class GroupWriter:
         events: list[Event] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for fn, future in batch:
+            i = 0
+            while i < len(batch):
+                fn = batch[i][0]
+                group: Any = getattr(fn, "group", None)
+                j = i + 1
+                while group is not None and j < len(batch) and getattr(batch[j][0], "group", None) is group:
+                    j += 1
                 try:
-                    result, new_events = fn(conn)
+                    results = group(conn, [f for f, _ in batch[i:j]]) if j > i + 1 else [fn(conn)]
                 except Exception as exc:
                     raise _Failed(exc) from exc
-                outcomes.append((future, True, result))
-                events.extend(new_events)
+                for (_fn, future), (result, new_events) in zip(batch[i:j], results, strict=True):
+                    outcomes.append((future, True, result))
+                    events.extend(new_events)
+                i = j
             if self._after_batch is not None:
                 events.extend(self._after_batch(conn))
             conn.execute("COMMIT")
@@ -138,6 +149,26 @@ class GroupWriter:
                 pass
             raise
         return outcomes, events
+
+
+MAX_ROWS = 64  # rows per multi-row INSERT: 7 statement shapes (1, 2, 4 ... 64) per table in the cache
+
+
+def insert_rows(conn: sqlite3.Connection, head: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """`head` ("INSERT INTO t (a, b) VALUES ") for all `rows` in a few multi-row statements: each
+    statement is one sqlite3_step, one GIL release, where executemany releases it once a row."""
+    i = 0
+    while i < len(rows):
+        size = min(MAX_ROWS, 1 << ((len(rows) - i).bit_length() - 1))
+        chunk = rows[i : i + size]
+        conn.execute(head + _placeholders(len(chunk[0]), size), [value for row in chunk for value in row])
+        i += size
+
+
+@functools.cache
+def _placeholders(width: int, count: int) -> str:
+    row = "(" + ",".join("?" * width) + ")"
+    return ",".join([row] * count)
 
 
 def _settle_all(outcomes: list[Outcome]) -> None:

@@ -18,10 +18,10 @@ from sandbox.clock import Clock, SystemClock
 from sandbox.events import Event, EventBus, MailboxChanged, MessagesDeleted, MessageStored, MessagesUpdated
 from sandbox.models import Address, Envelope, MailEntry, StoredMessage, Summary
 from sandbox.store import MailboxStat, NoSuchMessage, Page, normalize_user
-from sandbox.store._mailbox import MailboxMixin, deliver_entry
+from sandbox.store._mailbox import MailboxMixin, deliver_entries, deliver_entry
 from sandbox.store._queue import QueueMixin
 from sandbox.store._schema import migrate
-from sandbox.store._writer import GroupWriter, WriteFn
+from sandbox.store._writer import GroupWriter, WriteFn, insert_rows
 
 _COLUMNS = (
     "m.rowid, m.id, m.created, m.message_id, m.subject, m.from_name, m.from_addr, m.to_json, m.cc_json, "
@@ -35,8 +35,11 @@ def new_id() -> str:
     return secrets.token_urlsafe(16)  # 22 URL-safe characters, like Mailpit's IDs
 
 
+_encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False) builds one per call
+
+
 def _addrs(items: Sequence[Address]) -> str:
-    return json.dumps([[a.name, a.address] for a in items], ensure_ascii=False)
+    return _encode([[a.name, a.address] for a in items]) if items else "[]"
 
 
 def _unaddrs(text: str) -> tuple[Address, ...]:
@@ -44,7 +47,7 @@ def _unaddrs(text: str) -> tuple[Address, ...]:
 
 
 def envelope_json(env: Envelope) -> str:
-    return json.dumps(
+    return _encode(
         {
             "mail_from": env.mail_from,
             "rcpt_tos": list(env.rcpt_tos),
@@ -54,8 +57,7 @@ def envelope_json(env: Envelope) -> str:
             "auth_user": env.auth_user,
             "smtputf8": env.smtputf8,
             "body_8bit": env.body_8bit,
-        },
-        ensure_ascii=False,
+        }
     )
 
 
@@ -110,30 +112,47 @@ def insert_message(
     created: float,
     parent: int | None = None,
 ) -> tuple[int, str]:
-    mid = new_id()
-    cur = conn.execute(
-        "INSERT INTO messages (id, parent, created, message_id, subject, from_name, from_addr, to_json, cc_json,"
-        " bcc_json, reply_to_json, date, size, attachments, snippet, envelope_json, username)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            mid, parent, created, summary.message_id, summary.subject,
-            summary.from_.name if summary.from_ else "", summary.from_.address if summary.from_ else "",
+    return insert_messages(conn, [(raw, summary, envelope, created, parent)])[0]
+
+
+# One message to insert: (raw, summary, envelope, created, parent rowid for a relay copy).
+NewMessage = tuple[bytes, Summary, Envelope, float, "int | None"]
+
+
+def insert_messages(conn: sqlite3.Connection, items: Sequence[NewMessage]) -> list[tuple[int, str]]:
+    """Insert messages (raw bytes, full-text row) with one multi-row INSERT per table; returns (rowid, id)
+    of each. The rowids are the ones SQLite would pick one insert at a time: the largest so far, plus one."""
+    (top,) = conn.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()
+    out: list[tuple[int, str]] = []
+    rows: list[tuple[Any, ...]] = []
+    raws: list[tuple[int, bytes]] = []
+    texts: list[tuple[int, str, str, str, str]] = []
+    for rowid, (raw, summary, envelope, created, parent) in enumerate(items, int(top) + 1):
+        mid = new_id()
+        out.append((rowid, mid))
+        sender = summary.from_
+        rows.append((
+            rowid, mid, parent, created, summary.message_id, summary.subject,
+            sender.name if sender else "", sender.address if sender else "",
             _addrs(summary.to), _addrs(summary.cc), _addrs(summary.bcc), _addrs(summary.reply_to),
             summary.date, len(raw), summary.attachments, summary.snippet, envelope_json(envelope),
             envelope.auth_user or "",
-        ),
+        ))  # fmt: skip
+        raws.append((rowid, raw))
+        if parent is None:
+            people = " ".join(f"{a.name} {a.address}" for a in (*summary.to, *summary.cc, *summary.bcc))
+            from_text = f"{sender.name} {sender.address}" if sender else ""
+            texts.append((rowid, summary.subject, f"{from_text} {envelope.mail_from}",
+                          f"{people} {' '.join(envelope.rcpt_tos)}", summary.text))  # fmt: skip
+    insert_rows(
+        conn,
+        "INSERT INTO messages (rowid, id, parent, created, message_id, subject, from_name, from_addr, to_json,"
+        " cc_json, bcc_json, reply_to_json, date, size, attachments, snippet, envelope_json, username) VALUES ",
+        rows,
     )
-    rowid = int(cur.lastrowid or 0)
-    conn.execute("INSERT INTO message_raw (rowid, raw) VALUES (?, ?)", (rowid, raw))
-    if parent is None:
-        people = " ".join(f"{a.name} {a.address}" for a in (*summary.to, *summary.cc, *summary.bcc))
-        sender = f"{summary.from_.name} {summary.from_.address}" if summary.from_ else ""
-        conn.execute(
-            "INSERT INTO messages_fts (rowid, subject, sender, recipients, body) VALUES (?,?,?,?,?)",
-            (rowid, summary.subject, f"{sender} {envelope.mail_from}",
-             f"{people} {' '.join(envelope.rcpt_tos)}", summary.text),
-        )
-    return rowid, mid
+    insert_rows(conn, "INSERT INTO message_raw (rowid, raw) VALUES ", raws)
+    insert_rows(conn, "INSERT INTO messages_fts (rowid, subject, sender, recipients, body) VALUES ", texts)
+    return out
 
 
 def delete_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[Event]:
@@ -168,6 +187,45 @@ def delete_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[Event]:
     events.append(MessagesDeleted(tuple(ids)))
     events.extend(MailboxChanged(u, f) for u, f in sorted(folders))
     return events
+
+
+class _Add:
+    """One add_message request. The writer runs a batch's consecutive ones together (`group`)."""
+
+    __slots__ = ("created", "envelope", "queue", "raw", "summary", "users")
+
+    def __init__(
+        self, raw: bytes, summary: Summary, envelope: Envelope, created: float, users: tuple[str, ...],
+        queue: tuple[str, ...],
+    ) -> None:  # fmt: skip
+        self.raw, self.summary, self.envelope, self.created = raw, summary, envelope, created
+        self.users, self.queue = users, queue  # users: normalized, each once
+
+    def __call__(self, conn: sqlite3.Connection) -> tuple[StoredMessage, list[Event]]:
+        return _write_adds(conn, [self])[0]
+
+    @staticmethod
+    def group(conn: sqlite3.Connection, adds: list[_Add]) -> list[tuple[StoredMessage, list[Event]]]:
+        return _write_adds(conn, adds)
+
+
+def _write_adds(conn: sqlite3.Connection, adds: list[_Add]) -> list[tuple[StoredMessage, list[Event]]]:
+    ids = insert_messages(conn, [(a.raw, a.summary, a.envelope, a.created, None) for a in adds])
+    pairs = list(zip(adds, ids, strict=True))
+    deliver_entries(conn, [(user, "INBOX", rowid, rowid, "", a.created) for a, (rowid, _) in pairs for user in a.users])
+    queued = [(mid, r, a.created, a.created) for a, (_, mid) in pairs for r in a.queue]
+    if queued:
+        conn.executemany(
+            "INSERT OR IGNORE INTO queue (message, recipient, next_attempt, first_attempt) VALUES (?,?,?,?)", queued
+        )
+    out: list[tuple[StoredMessage, list[Event]]] = []
+    for a, (rowid, mid) in pairs:
+        message = StoredMessage(
+            id=mid, rowid=rowid, created=a.created, summary=a.summary, envelope=a.envelope, read=False,
+            mailboxes=tuple(sorted(a.users)),
+        )  # fmt: skip
+        out.append((message, [MessageStored(message), *(MailboxChanged(user, "INBOX") for user in a.users)]))
+    return out
 
 
 class SqliteStore(MailboxMixin, QueueMixin):
@@ -278,32 +336,9 @@ class SqliteStore(MailboxMixin, QueueMixin):
         received_at: float | None,
         queue: Sequence[str] = (),
     ) -> WriteFn:
-        summary = mime.summarize(raw)
         created = received_at if received_at is not None else self.clock.now()
-        users = [normalize_user(u) for u in (envelope.rcpt_tos if deliver_to is None else deliver_to)]
-
-        def write(conn: sqlite3.Connection) -> tuple[StoredMessage, list[Event]]:
-            rowid, mid = insert_message(conn, raw, summary, envelope, created)
-            events: list[Event] = []
-            seen: set[str] = set()
-            for user in users:
-                if user in seen:
-                    continue
-                seen.add(user)
-                deliver_entry(conn, user, "INBOX", rowid, rowid, (), created)
-                events.append(MailboxChanged(user, "INBOX"))
-            if queue:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO queue (message, recipient, next_attempt, first_attempt) VALUES (?,?,?,?)",
-                    [(mid, r, created, created) for r in queue],
-                )
-            message = StoredMessage(
-                id=mid, rowid=rowid, created=created, summary=summary, envelope=envelope, read=False,
-                mailboxes=tuple(sorted(seen)),
-            )
-            return message, [MessageStored(message), *events]
-
-        return write
+        users = (normalize_user(u) for u in (envelope.rcpt_tos if deliver_to is None else deliver_to))
+        return _Add(raw, mime.summarize(raw), envelope, created, tuple(dict.fromkeys(users)), tuple(queue))
 
     async def deliver(self, message_id: str, user: str, folder: str = "INBOX", prefix: bytes = b"") -> MailEntry:
         user = normalize_user(user)
