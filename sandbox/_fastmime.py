@@ -17,6 +17,8 @@ class Unsupported(Exception):
 
 
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")  # RFC 5322 §2.2.3: unfolding removes the CRLF only
+_FOLD_TEXT = re.compile(r"\r?\n(?=[ \t])")
+_ASCII_SPACE = " \t\n\r\x0b\x0c"  # what bytes.strip() strips (str.strip() strips \x1c-\x1f too)
 
 
 def split_head(raw: bytes) -> tuple[bytes, bytes]:
@@ -33,6 +35,23 @@ def split_head(raw: bytes) -> tuple[bytes, bytes]:
 
 def parse_headers(block: bytes) -> list[tuple[str, str]]:
     """RFC 5322 §2.2: unfold, split at the first colon; UTF-8 allowed (RFC 6532)."""
+    try:
+        text = block.decode("utf-8")  # the common case: one decode, not one a line
+    except UnicodeDecodeError:
+        return _parse_header_bytes(block)
+    out: list[tuple[str, str]] = []
+    for line in _FOLD_TEXT.sub("", text).split("\n"):
+        line = line.rstrip("\r")
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name or not name.isascii() or " " in name.strip(_ASCII_SPACE):
+            return _parse_header_bytes(block)  # the byte-wise loop decides (and names non-ASCII alike)
+        out.append((name.strip(), value.lstrip(" \t")))
+    return out
+
+
+def _parse_header_bytes(block: bytes) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for line in _FOLD.sub(b"", block).split(b"\n"):
         line = line.rstrip(b"\r")

@@ -13,6 +13,7 @@ from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import cast
 
+from sandbox import _fastmime
 from sandbox.models import Address, Summary
 
 SNIPPET_CHARS = 250
@@ -213,41 +214,52 @@ def summarize(raw: bytes) -> Summary:
 def _summary(
     headers: list[tuple[str, str]], size: int, text: str, html: str, attachments: int, names: list[str]
 ) -> Summary:
+    index: dict[str, list[str]] = {}  # lower-case name -> values, in order
+    for key, value in headers:
+        index.setdefault(key.lower(), []).append(value)
+
     def values(name: str) -> list[str]:
-        lname = name.lower()
-        return [v for k, v in headers if k.lower() == lname]
+        return index.get(name, [])
 
     def first(name: str) -> str:
-        found = values(name)
+        found = index.get(name)
         return found[0] if found else ""
 
     date: float | None = None
-    if first("Date"):
+    if first("date"):
         try:
-            date = parsedate_to_datetime(first("Date")).timestamp()
+            date = parsedate_to_datetime(first("date")).timestamp()
         except (TypeError, ValueError, IndexError, OverflowError):
             date = None
     body = text or (html_to_text(html) if html else "")
-    froms = addresses(values("From"))
+    froms = addresses(values("from"))
     return Summary(
-        message_id=first("Message-ID").strip().strip("<>"),
+        message_id=first("message-id").strip().strip("<>"),
         from_=froms[0] if froms else None,
-        to=addresses(values("To")),
-        cc=addresses(values("Cc")),
-        bcc=addresses(values("Bcc")),
-        reply_to=addresses(values("Reply-To")),
-        subject=decode_words(first("Subject")),
+        to=addresses(values("to")),
+        cc=addresses(values("cc")),
+        bcc=addresses(values("bcc")),
+        reply_to=addresses(values("reply-to")),
+        subject=decode_words(first("subject")),
         date=date,
         size=size,
         attachments=attachments,
-        snippet=" ".join(body[: SNIPPET_CHARS * 4].split())[:SNIPPET_CHARS],
+        snippet=_snippet(body),
         text=body + "".join(" " + decode_words(n) for n in names),
     )
 
 
-def _fast_summarize(raw: bytes) -> Summary:
-    from sandbox import _fastmime
+def _snippet(body: str) -> str:
+    # The words of the first SNIPPET_CHARS * 4 characters, one space apart, cut at SNIPPET_CHARS. The words
+    # of a shorter prefix give a prefix of that text (a cut word is a prefix of its word): when that prefix
+    # is long enough, it is the answer, without splitting the rest.
+    short = " ".join(body[: SNIPPET_CHARS + SNIPPET_CHARS // 2].split())
+    if len(short) >= SNIPPET_CHARS or len(body) <= SNIPPET_CHARS + SNIPPET_CHARS // 2:
+        return short[:SNIPPET_CHARS]
+    return " ".join(body[: SNIPPET_CHARS * 4].split())[:SNIPPET_CHARS]
 
+
+def _fast_summarize(raw: bytes) -> Summary:
     head, body = _fastmime.split_head(raw)
     headers = _fastmime.parse_headers(head)
     scan = _fastmime.Scan()

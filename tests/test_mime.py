@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sandbox import mime
-from sandbox._fastmime import Unsupported, split_multipart
+from sandbox._fastmime import Unsupported, _parse_header_bytes, parse_headers, split_multipart
 from sandbox.models import Address
 
 
@@ -95,6 +95,30 @@ def test_generated_messages_agree(
 def test_summarize_never_raises(raw: bytes) -> None:
     summary = mime.summarize(raw)
     assert summary.size == len(raw)
+
+
+header_pieces = st.sampled_from(
+    [b"a", b"B", b":", b" ", b"\t", b"\r", b"\n", b"\r\n", b"From ", b"\xc3\xa9", b"\xe9", b"\x1c", b"\x0b", b"=?"]
+)
+
+
+@settings(max_examples=500)
+@given(st.lists(header_pieces, max_size=30).map(b"".join))
+def test_header_text_path_agrees_with_the_byte_loop(block: bytes) -> None:
+    try:
+        expected: list[tuple[str, str]] | None = _parse_header_bytes(block)
+    except Unsupported:
+        expected = None
+    if expected is None:
+        with pytest.raises(Unsupported):
+            parse_headers(block)
+    else:
+        assert parse_headers(block) == expected
+
+
+@given(st.text(alphabet="ab \n\t\r\u00a0", max_size=1200))
+def test_snippet_is_the_start_of_the_first_words(body: str) -> None:
+    assert mime._snippet(body) == " ".join(body[: mime.SNIPPET_CHARS * 4].split())[: mime.SNIPPET_CHARS]
 
 
 def test_split_multipart_keeps_delimiter_crlf_out_of_parts() -> None:
