@@ -46,17 +46,22 @@ def thread_cpu(tid: int) -> float:
     return int(Path(f"/proc/self/task/{tid}/schedstat").read_text().split()[0]) / 1e9
 
 
-async def load(store: SqliteStore, raw: bytes, total: int, concurrency: int) -> None:
+async def load(store: SqliteStore, raw: bytes, total: int, concurrency: int) -> list[float]:
     env = Envelope(
         mail_from="bench@example.test", rcpt_tos=("sink@example.test",), peer="127.0.0.1:40000", helo="bench"
     )
     per_worker = [total // concurrency + (1 if i < total % concurrency else 0) for i in range(concurrency)]
 
+    latencies: list[float] = []
+
     async def worker(count: int) -> None:
         for _ in range(count):
+            start = time.perf_counter()
             await store.add_message(raw, env, deliver_to=list(env.rcpt_tos), queue=[])
+            latencies.append(time.perf_counter() - start)
 
     await asyncio.gather(*(worker(n) for n in per_worker))
+    return sorted(latencies)
 
 
 def run(total: int, concurrency: int, raw: bytes) -> dict[str, float]:
@@ -68,12 +73,14 @@ def run(total: int, concurrency: int, raw: bytes) -> dict[str, float]:
             assert writer is not None
             cpu, wall = time.process_time(), time.perf_counter()
             loop_cpu, writer_cpu = thread_cpu(loop_tid), thread_cpu(writer)
-            asyncio.run(load(store, raw, total, concurrency))
+            latencies = asyncio.run(load(store, raw, total, concurrency))
             figures = {
                 "rate": total / (time.perf_counter() - wall),
                 "cpu_us": (time.process_time() - cpu) / total * 1e6,
                 "loop_us": (thread_cpu(loop_tid) - loop_cpu) / total * 1e6,
                 "writer_us": (thread_cpu(writer) - writer_cpu) / total * 1e6,
+                "p50_ms": latencies[len(latencies) // 2] * 1000,
+                "p99_ms": latencies[len(latencies) * 99 // 100] * 1000,
             }
         finally:
             store.close()
@@ -93,11 +100,15 @@ def main() -> None:
     for i in range(args.runs):
         r = run(args.messages, args.concurrency, raw)
         results.append(r)
-        print(f"  run {i + 1}: {r['rate']:6.0f} msg/s  process CPU {r['cpu_us']:4.0f} us/msg  "
-              f"(loop thread {r['loop_us']:4.0f}, writer thread {r['writer_us']:4.0f})", flush=True)  # fmt: skip
-    med = {k: statistics.median(r[k] for r in results) for k in results[0]}
-    print(f"median: {med['rate']:6.0f} msg/s  process CPU {med['cpu_us']:4.0f} us/msg  "
-          f"(loop thread {med['loop_us']:4.0f}, writer thread {med['writer_us']:4.0f})")  # fmt: skip
+        print(f"  run {i + 1}: {line(r)}", flush=True)
+    print(f"median: {line({k: statistics.median(r[k] for r in results) for k in results[0]})}")
+
+
+def line(r: dict[str, float]) -> str:
+    return (
+        f"{r['rate']:6.0f} msg/s  process CPU {r['cpu_us']:4.0f} us/msg  (loop thread {r['loop_us']:4.0f}, "
+        f"writer thread {r['writer_us']:4.0f})  latency p50 {r['p50_ms']:5.1f} ms, p99 {r['p99_ms']:5.1f} ms"
+    )
 
 
 if __name__ == "__main__":
