@@ -12,7 +12,7 @@ import pytest
 
 from sandbox.events import Event, MailboxChanged, MessageStored
 from sandbox.models import Envelope, StoredMessage
-from sandbox.store._writer import GroupWriter
+from sandbox.store._writer import GroupWriter, insert_rows
 from sandbox.store.sqlite import SqliteStore
 
 
@@ -128,3 +128,12 @@ def test_a_failing_add_spares_the_adds_batched_with_it(tmp_path: Path) -> None:
         assert store.count() == (2, 2)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("count", [0, 1, 15, 16, 17, 100, 200])
+def test_insert_rows_writes_every_row_in_order(count: int) -> None:
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (i INTEGER, s TEXT)")
+    rows = [(i, f"row {i}") for i in range(count)]
+    insert_rows(conn, "INSERT INTO t (i, s) VALUES ", rows)
+    assert conn.execute("SELECT i, s FROM t ORDER BY rowid").fetchall() == rows

@@ -151,7 +151,9 @@ class GroupWriter:
         return outcomes, events
 
 
-MAX_ROWS = 64  # rows per multi-row INSERT: 7 statement shapes (1, 2, 4 ... 64) per table in the cache
+# Rows per multi-row INSERT: any count up to 16 (a batch's usual size: one statement), then 32 or 64;
+# 18 statement shapes per table in the statement cache.
+EXACT_ROWS, MAX_ROWS = 16, 64
 
 
 def insert_rows(conn: sqlite3.Connection, head: str, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -159,7 +161,8 @@ def insert_rows(conn: sqlite3.Connection, head: str, rows: Sequence[tuple[Any, .
     statement is one sqlite3_step, one GIL release, where executemany releases it once a row."""
     i = 0
     while i < len(rows):
-        size = min(MAX_ROWS, 1 << ((len(rows) - i).bit_length() - 1))
+        left = len(rows) - i
+        size = left if left <= EXACT_ROWS else min(MAX_ROWS, 1 << (left.bit_length() - 1))
         chunk = rows[i : i + size]
         conn.execute(head + _placeholders(len(chunk[0]), size), [value for row in chunk for value in row])
         i += size
