@@ -4,8 +4,8 @@ Feeds --messages 2 KB messages (as bench/smtp_bench.py sends them, with the Rece
 handler prepends) from one asyncio loop, --concurrency add_message() calls in flight (like that many
 SMTP sessions), into a SqliteStore on a temp file (WAL, synchronous=NORMAL), and prints per run:
 messages/s, process CPU per message, and the CPU of the loop thread and of the writer thread per
-message (from /proc/self/task/<tid>/schedstat). Each run uses a fresh store; the figures after the
-runs are medians.
+message (from /proc/self/task/<tid>/schedstat), and add_message latency (p50, p99). Each run uses a
+fresh store; the figures after the runs are medians.
 
     .venv/bin/python bench/store_bench.py [--messages 20000] [--concurrency 20] [--runs 3]
 
