@@ -1,9 +1,7 @@
-"""Sans-IO POP3 server core (RFC 1939, RFC 2449 CAPA, RFC 2595 STLS, RFC 5034 AUTH PLAIN)."""
+"""Sans-IO POP3 server core (RFC 1939, RFC 2449 CAPA, RFC 2595 STLS, RFC 5034 AUTH)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import re
@@ -11,6 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
+
+from sandbox.protocols import sasl
 
 # Reply prefixes (RFC 1939 §3; "+ " is the SASL continuation of RFC 5034 §4).
 OK = b"+OK"
@@ -171,7 +171,7 @@ class Pop3Connection:
         self._buffer = bytearray()
         self._discarding = False  # inside an over-long line, dropping bytes up to its LF
         self._pending: str | None = None  # which answer we wait for
-        self._sasl = False  # next line is a SASL response (RFC 5034 §4)
+        self._sasl: sasl.SaslServer | None = None  # next line is a SASL response (RFC 5034 §4)
         self._candidate: str | None = None  # USER given, PASS awaited
         self._drop: Sequence[MaildropItem] = ()
         self._uidls: list[str] | None = None  # computed on the first UIDL
@@ -194,9 +194,7 @@ class Pop3Connection:
         self._buffer += data
         return self._run()
 
-    def answer_maildrop(
-        self, items: Sequence[MaildropItem] | None, refusal: bytes = ERR_IN_USE
-    ) -> list[Event]:
+    def answer_maildrop(self, items: Sequence[MaildropItem] | None, refusal: bytes = ERR_IN_USE) -> list[Event]:
         """The maildrop; or None and the `-ERR` reply when it can't be opened (another session
         holds its lock, RFC 1939 §4; or the store failed: ERR_SYS_TEMP)."""
         self._expect("maildrop")
@@ -268,27 +266,26 @@ class Pop3Connection:
                 del self._buffer[: end + 1]
                 self._discarding = False
                 continue
-            long_ok = self._sasl or self._buffer[:5].upper() == b"AUTH "
+            long_ok = self._sasl is not None or self._buffer[:5].upper() == b"AUTH "
             limit = MAX_SASL_LINE if long_ok else MAX_COMMAND
             if end < 0:
                 if len(self._buffer) >= limit:  # no LF within the limit: refuse, skip to the LF
                     self._buffer.clear()
                     self._discarding = True
-                    self._sasl = False
+                    self._sasl = None
                     events.append(Reply(ERR_TOO_LONG + CRLF))
                 return None
             line = bytes(self._buffer[:end])
             del self._buffer[: end + 1]
             if len(line) + 1 <= limit:  # counting the LF; a CR is inside `line`
                 return line.removesuffix(b"\r")
-            self._sasl = False
+            self._sasl = None
             events.append(Reply(ERR_TOO_LONG + CRLF))
 
     def _dispatch(self, line: bytes) -> list[Event]:
         text = line.decode("utf-8", "surrogateescape")
-        if self._sasl:
-            self._sasl = False
-            return self._sasl_response(text.strip())
+        if self._sasl is not None:
+            return self._sasl_result(self._sasl.step(text))
         keyword, _, rest = text.partition(" ")
         keyword = keyword.upper()
         table = _AUTH_COMMANDS if self.state is State.AUTHORIZATION else _TX_COMMANDS
@@ -309,7 +306,7 @@ class Pop3Connection:
 
     def _capa(self, rest: str) -> list[Event]:
         caps = ["TOP", "USER", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]  # RFC 2449 §6
-        caps.append("SASL PLAIN")  # RFC 5034 §5
+        caps.append("SASL " + " ".join(sasl.MECHANISMS))  # RFC 5034 §5
         if self._tls_available and not self.tls_active and self.state is State.AUTHORIZATION:
             caps.append("STLS")  # RFC 2595 §4
         caps.append("IMPLEMENTATION mailsandbox")
@@ -355,25 +352,23 @@ class Pop3Connection:
     def _auth(self, rest: str) -> list[Event]:
         args = rest.split()
         if not args:  # RFC 5034 §4 allows listing mechanisms with a bare AUTH
-            return [Reply(OK + CRLF + b"PLAIN" + CRLF + TERMINATOR, multiline=True)]
-        if args[0].upper() != "PLAIN" or len(args) > 2:
+            listing = b"".join(m.encode() + CRLF for m in sasl.MECHANISMS)
+            return [Reply(OK + CRLF + listing + TERMINATOR, multiline=True)]
+        mechanism = args[0].upper()
+        if mechanism not in sasl.MECHANISMS or len(args) > 2:
             return self._err(ERR_MECHANISM)
-        if len(args) == 1:
-            self._sasl = True
-            return [Reply(CONTINUE + CRLF)]  # RFC 5034 §4: empty challenge
-        return self._sasl_response(args[1])
+        self._sasl = sasl.SaslServer(mechanism, self.hostname)
+        return self._sasl_result(self._sasl.start(args[1] if len(args) == 2 else ""))
 
-    def _sasl_response(self, answer: str) -> list[Event]:
-        if answer == "*":  # RFC 5034 §4: the client cancels
-            return self._err(ERR_CANCELLED)
-        try:
-            decoded = b"" if answer == "=" else base64.b64decode(answer.encode("ascii"), validate=True)
-            authzid, authcid, password = decoded.decode("utf-8").split("\0")
-        except (ValueError, UnicodeError, binascii.Error):
-            return self._err(b"-ERR invalid SASL response")
-        if not authcid or (authzid and _fold(authzid) != _fold(authcid)):  # RFC 4616 §2: no proxying
-            return self._err(ERR_AUTH)
-        return self._login(authcid, lambda secret: hmac.compare_digest(secret.encode(), password.encode()))
+    def _sasl_result(self, step: sasl.Step) -> list[Event]:
+        if isinstance(step, sasl.Challenge):
+            return [Reply(CONTINUE + step.data + CRLF)]  # RFC 5034 §4
+        self._sasl = None
+        if isinstance(step, sasl.Failed):
+            if step.reason == "cancelled":
+                return self._err(ERR_CANCELLED)
+            return self._err(b"-ERR invalid SASL response" if step.reason == "malformed" else ERR_AUTH)
+        return self._login(step.user, step.check)
 
     def _login(self, user: str, check: _Check) -> list[Event]:
         user = _fold(user)

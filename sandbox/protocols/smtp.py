@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+
+from sandbox.protocols import sasl
 
 CRLF = b"\r\n"
 MAX_COMMAND = 2048  # RFC 5321 §4.5.3.1.4 says 512, plus room for extension parameters (§4.5.3.1.2)
@@ -109,7 +106,6 @@ class CloseRequested:
 
 Event = Reply | MessageReceived | StartTlsRequested | CloseRequested
 
-_Check = Callable[[str], bool]  # does a stored secret match what the client proved?
 _MAIL_PARAMS = frozenset({"SIZE", "BODY", "SMTPUTF8", "AUTH"})
 
 
@@ -147,7 +143,7 @@ class SmtpConnection:
         self._credentials = credentials
         self._allow_insecure_auth = allow_insecure_auth
         self._ident = ident
-        self._challenge = challenge  # CRAM-MD5 (RFC 2195); made when first needed: urandom costs a syscall
+        self._challenge = challenge  # CRAM-MD5's, for tests; by default each exchange makes its own
         self._buffer = bytearray()
         self._discarding = False  # inside an over-long command line, dropping up to its LF
         self._body = bytearray()  # DATA or BDAT content so far
@@ -157,7 +153,7 @@ class SmtpConnection:
         self._chunk_last = False
         self._chunk_error: bytes | None = None  # the chunk is read, then this is the reply
         self._bdat = False  # this transaction's content comes by BDAT
-        self._sasl: tuple[str, str | None] | None = None  # mechanism, LOGIN user given so far
+        self._sasl: sasl.SaslServer | None = None  # an AUTH exchange under way
 
     # -- public API ------------------------------------------------------------------
 
@@ -219,7 +215,7 @@ class SmtpConnection:
                 line = self._next_line(events)
                 if line is None:
                     return events
-                if state is State.AUTH:
+                if self.state is State.AUTH:  # not `state`: an over-long line in between ends the exchange
                     events.extend(self._sasl_response(line))
                 else:
                     events.extend(self._dispatch(line))
@@ -502,7 +498,7 @@ class SmtpConnection:
         self.state = State.WAITING
         return [Reply(READY_TLS), StartTlsRequested()]
 
-    # -- AUTH (RFC 4954; PLAIN RFC 4616, LOGIN, CRAM-MD5 RFC 2195) ---------------------
+    # -- AUTH (RFC 4954; the mechanisms are in protocols/sasl.py) --------------------------
 
     def _auth(self, arg: str) -> list[Event]:
         if self.helo is None or not self.extended:  # AUTH is an ESMTP extension (RFC 4954 §4)
@@ -514,65 +510,32 @@ class SmtpConnection:
         if not self._auth_offered():
             return [Reply(AUTH_NEEDS_TLS)]
         mechanism, _, initial = arg.partition(" ")
-        mechanism, initial = mechanism.upper(), initial.strip()
-        if mechanism not in ("PLAIN", "LOGIN", "CRAM-MD5") or (initial and mechanism == "CRAM-MD5"):
+        mechanism = mechanism.upper()
+        initial = initial.strip()
+        if mechanism not in sasl.MECHANISMS or (initial and mechanism == "CRAM-MD5"):  # RFC 2195: server first
             return [Reply(BAD_MECHANISM)]
-        self._sasl = (mechanism, None)
-        if mechanism == "CRAM-MD5":
-            if self._challenge is None:
-                self._challenge = f"<{secrets.token_hex(8)}@{self.hostname}>"
-            return self._challenge_reply(self._challenge)
-        if not initial:
-            return self._challenge_reply("" if mechanism == "PLAIN" else "Username:")
-        return self._sasl_step(initial)
-
-    def _challenge_reply(self, text: str) -> list[Event]:
-        self.state = State.AUTH
-        return [Reply(b"334 " + base64.b64encode(text.encode()) + CRLF)]
+        self._sasl = sasl.SaslServer(mechanism, self.hostname, self._challenge)
+        return self._sasl_result(self._sasl.start(initial))
 
     def _sasl_response(self, line: bytes) -> list[Event]:
         self.state = State.COMMAND
-        return self._sasl_step(line.decode("ascii", "replace").strip())
-
-    def _sasl_step(self, answer: str) -> list[Event]:
         assert self._sasl is not None
-        mechanism, login_user = self._sasl
+        return self._sasl_result(self._sasl.step(line.decode("ascii", "replace")))
+
+    def _sasl_result(self, step: sasl.Step) -> list[Event]:
+        if isinstance(step, sasl.Challenge):
+            self.state = State.AUTH
+            return [Reply(b"334 " + step.data + CRLF)]
         self._sasl = None
-        if answer == "*":  # RFC 4954 §4
-            return [Reply(AUTH_CANCELLED)]
-        try:
-            decoded = b"" if answer == "=" else base64.b64decode(answer, validate=True)
-        except (binascii.Error, ValueError):
-            return [Reply(BAD_BASE64)]
-        text = decoded.decode("utf-8", "replace")
-        if mechanism == "PLAIN":
-            parts = text.split("\0")
-            if len(parts) != 3:
-                return [Reply(BAD_BASE64)]
-            _authzid, user, password = parts
-            return self._login(user, lambda secret: hmac.compare_digest(secret.encode(), password.encode()))
-        if mechanism == "LOGIN":
-            if login_user is None:
-                self._sasl = ("LOGIN", text)
-                return self._challenge_reply("Password:")
-            password = text
-            return self._login(login_user, lambda secret: hmac.compare_digest(secret.encode(), password.encode()))
-        user, _, digest = text.rpartition(" ")  # CRAM-MD5: "user hex-digest"
-
-        def check(secret: str) -> bool:
-            expected = hmac.new(secret.encode(), (self._challenge or "").encode(), hashlib.md5).hexdigest()
-            return hmac.compare_digest(expected, digest.lower())
-
-        return self._login(user, check)
-
-    def _login(self, user: str, check: _Check) -> list[Event]:
-        if not user:
-            return [Reply(AUTH_FAILED)]
+        if isinstance(step, sasl.Failed):
+            if step.reason == "cancelled":  # RFC 4954 §4
+                return [Reply(AUTH_CANCELLED)]
+            return [Reply(BAD_BASE64 if step.reason == "malformed" else AUTH_FAILED)]
         if self._credentials is not None:
-            secret = self._credentials.get(user)
-            if secret is None or not check(secret):
+            secret = self._credentials.get(step.user)
+            if secret is None or not step.check(secret):
                 return [Reply(AUTH_FAILED)]
-        self.auth_user = user  # with no credentials configured, any login works and is recorded
+        self.auth_user = step.user  # with no credentials configured, any login works and is recorded
         return [Reply(AUTH_OK)]
 
 

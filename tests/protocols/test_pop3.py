@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -180,9 +181,25 @@ def test_auth_plain_with_continuation_and_initial_response() -> None:
     d = Driver(Pop3Connection())
     assert d.feed(b"AUTH PLAIN\r\n*\r\n") == b"+ \r\n-ERR AUTH cancelled\r\n"
     assert d.feed(b"AUTH PLAIN !!!\r\n") == b"-ERR invalid SASL response\r\n"
-    assert d.feed(b"AUTH CRAM-MD5\r\n") == b"-ERR unsupported SASL mechanism\r\n"
+    assert d.feed(b"AUTH GSSAPI\r\n") == b"-ERR unsupported SASL mechanism\r\n"
     other = base64.b64encode(b"eve@x.test\0bob@x.test\0pw")
     assert d.feed(b"AUTH PLAIN " + other + b"\r\n") == ERR_AUTH + b"\r\n"
+
+
+def test_auth_login_and_cram_md5() -> None:
+    # The same SASL mechanisms as SMTP (sandbox/protocols/sasl.py).
+    d = Driver(Pop3Connection(credentials={"bob@x.test": "pw"}))
+    assert d.feed(b"AUTH LOGIN\r\n") == b"+ " + base64.b64encode(b"Username:") + b"\r\n"
+    assert d.feed(base64.b64encode(b"bob@x.test") + b"\r\n") == b"+ " + base64.b64encode(b"Password:") + b"\r\n"
+    assert d.feed(base64.b64encode(b"pw") + b"\r\n").startswith(b"+OK maildrop")
+    d = Driver(Pop3Connection(credentials={"bob@x.test": "pw"}))
+    challenge = base64.b64decode(d.feed(b"AUTH CRAM-MD5\r\n")[2:-2])
+    wrong = hmac.new(b"nope", challenge, hashlib.md5).hexdigest()
+    assert d.feed(base64.b64encode(f"bob@x.test {wrong}".encode()) + b"\r\n") == ERR_AUTH + b"\r\n"
+    challenge = base64.b64decode(d.feed(b"AUTH CRAM-MD5\r\n")[2:-2])
+    assert challenge.startswith(b"<") and challenge.endswith(b">")
+    digest = hmac.new(b"pw", challenge, hashlib.md5).hexdigest()
+    assert d.feed(base64.b64encode(f"bob@x.test {digest}".encode()) + b"\r\n").startswith(b"+OK maildrop")
 
 
 def test_apop() -> None:
@@ -196,7 +213,8 @@ def test_capa_and_stls() -> None:
     d = Driver(Pop3Connection(tls_available=True))
     capa = d.feed(b"CAPA\r\n")
     assert capa.startswith(b"+OK") and capa.endswith(b"\r\n.\r\n")
-    for cap in (b"TOP", b"UIDL", b"USER", b"RESP-CODES", b"PIPELINING", b"SASL PLAIN", b"STLS"):
+    caps = (b"TOP", b"UIDL", b"USER", b"RESP-CODES", b"PIPELINING", b"SASL PLAIN LOGIN CRAM-MD5", b"STLS")
+    for cap in caps:
         assert b"\r\n" + cap + b"\r\n" in capa
     # Commands pipelined behind STLS in plain text are dropped (RFC 2595 §4).
     assert d.feed(b"STLS\r\nUSER evil\r\n") == b"+OK begin TLS negotiation\r\n"

@@ -391,6 +391,9 @@ def test_auth_responses_may_be_long_but_not_endless() -> None:
     assert d.feed(b"A" * (MAX_AUTH_LINE + 1)) == TOO_LONG
     assert d.conn.state is State.COMMAND  # the exchange is abandoned
     assert d.feed(b"A\r\nNOOP\r\n") == OK
+    # The over-long line and the next command in one read: the command is a command, not a SASL answer.
+    d.feed(b"AUTH LOGIN\r\n")
+    assert d.feed(b"A" * (MAX_AUTH_LINE + 1) + b"\r\nNOOP\r\n") == TOO_LONG + OK
 
 
 def test_starttls_drops_pipelined_commands_and_resets_the_session() -> None:
