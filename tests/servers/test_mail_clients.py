@@ -187,3 +187,23 @@ def test_mbsync_pulls_inbox_over_starttls(mailhost: Mailhost, tmp_path: Path) ->
     new = [raw for name, raw in second.items() if name not in first]
     assert_same_mail(new, mailhost.stored()[3:], [sample(3)])
     assert len(second) == 4
+
+
+def test_swaks_pipelines_over_starttls_with_auth(mailhost: Mailhost, tmp_path: Path) -> None:
+    # swaks (Perl, OpenSSL through Net::SSLeay), the tool the README suggests, as a third-party SMTP client.
+    swaks = require_binary("swaks")
+    smtp = mailhost.sandbox.address("smtp")
+    message = tmp_path / "message.eml"
+    message.write_bytes(sample(7))
+    done = subprocess.run(
+        [swaks, "--server", f"{smtp.host}:{smtp.port}", "--from", "alice@example.test", "--to", USER,
+         "--tls", "--pipeline", "--auth", "LOGIN", "--auth-user", "app", "--auth-password", "secret",
+         "--data", str(message), "--timeout", "10"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    [stored] = mailhost.stored()
+    # Dot-stuffed by swaks, unstuffed by us: the lines come back exactly (swaks ends DATA with a CRLF of its own).
+    assert stored.endswith(sample(7) + b"\r\n")
+    [summary] = mailhost.sandbox.store.list().messages
+    assert summary.envelope.tls and summary.envelope.auth_user == "app"
