@@ -174,6 +174,8 @@ class SmtpConnection:
 
     def message_stored(self, reply: bytes) -> list[Event]:
         """The store's answer to `MessageReceived`: "250 ..." once committed, or a 4xx."""
+        if self.state is State.CLOSED:  # the client left first (sent QUIT and hung up): nobody to tell
+            return []
         self._expect_waiting()
         self.state = State.COMMAND
         self.transaction = None
@@ -182,6 +184,8 @@ class SmtpConnection:
 
     def tls_started(self) -> list[Event]:
         """Handshake done: the session starts over (RFC 3207 §4.2), nothing learned in clear is kept."""
+        if self.state is State.CLOSED:
+            return []
         self._expect_waiting()
         self.state = State.COMMAND
         self._buffer.clear()  # bytes that came in clear before the handshake are not trusted

@@ -72,15 +72,18 @@ class CaptureHandler:
             body_8bit=txn.body_8bit,
         )
         raw = self._received(env, f"{_QUEUE_PREFIX}{next(_queue_numbers):06X}") + event.content
-        local, queued = (list(env.rcpt_tos), []) if self.relay is None else self.relay.split(env.rcpt_tos)
         try:
+            local, queued = (list(env.rcpt_tos), []) if self.relay is None else self.relay.split(env.rcpt_tos)
             message = await self.store.add_message(raw, env, deliver_to=local, queue=queued)
         except Exception:
             log.exception("storing a message failed")
             self.stats.errors += 1
             return TEMP_ERROR  # nothing was committed: the client must keep it and retry
         if self.relay is not None and queued:
-            self.relay.accepted(message, queued)
+            try:  # committed, with its queue rows: the relay's next pass finds it even if this hand-off fails
+                self.relay.accepted(message, queued)
+            except Exception:
+                log.exception("handing a message to the relay failed")
         self.stats.accepted += 1
         self.stats.accepted_size += len(raw)
         return f"250 2.0.0 Ok: queued as {message.id}\r\n".encode()
@@ -198,7 +201,12 @@ class SmtpProtocol(asyncio.Protocol):
     async def _store(self, event: MessageReceived) -> None:
         reply = await self.handler.handle_message(event, self.peer)
         self._last_active = self._loop.time()
-        self._process(self.conn.message_stored(reply))
+        try:
+            events = self.conn.message_stored(reply)
+        except Exception:  # a core bug: never leave the client waiting for an answer that cannot come
+            log.exception("SMTP session failed after a message")
+            events = [Reply(b"421 4.3.0 Error: local problem, closing connection\r\n"), CloseRequested()]
+        self._process(events)
         if self._paused and self.transport is not None and self.conn.buffered <= MAX_BUFFERED:
             self._paused = False
             self.transport.resume_reading()

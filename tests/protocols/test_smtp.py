@@ -452,3 +452,14 @@ def test_reply_constants_carry_a_matching_enhanced_code(name: str) -> None:
     match = REPLY_LINE.fullmatch(reply)
     assert match is not None, reply
     assert match[1] == match[2], reply
+
+
+def test_a_client_that_leaves_before_the_250_ends_the_session_quietly() -> None:
+    # Fire-and-forget clients send the message and QUIT and hang up; the commit finishes after that.
+    d = session()
+    d.conn.receive_data(b"EHLO x\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n")
+    events = d.conn.receive_data(b"Subject: s\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+    assert any(isinstance(e, MessageReceived) for e in events)
+    assert d.conn.receive_data(b"") == []  # EOF while the store commits
+    assert d.conn.message_stored(b"250 2.0.0 Ok\r\n") == []
+    assert d.conn.state is State.CLOSED
