@@ -483,6 +483,9 @@ class SmtpConnection:
     def _vrfy(self, arg: str) -> list[Event]:
         return [Reply(VRFY_REPLY if arg else b"501 5.5.4 Syntax: VRFY address\r\n")]
 
+    def _expn(self, arg: str) -> list[Event]:
+        return [Reply(NOT_IMPLEMENTED)]  # RFC 5321 §7.3: mailing lists are not expanded to strangers
+
     def _help(self, arg: str) -> list[Event]:
         return [Reply(b"214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY STARTTLS AUTH HELP\r\n")]
 
@@ -577,6 +580,7 @@ _COMMANDS: dict[str, Callable[[SmtpConnection, str], list[Event]]] = {
     "RSET": SmtpConnection._rset,
     "NOOP": SmtpConnection._noop,
     "VRFY": SmtpConnection._vrfy,
+    "EXPN": SmtpConnection._expn,
     "HELP": SmtpConnection._help,
     "QUIT": SmtpConnection._quit,
     "STARTTLS": SmtpConnection._starttls,

@@ -463,3 +463,9 @@ def test_a_client_that_leaves_before_the_250_ends_the_session_quietly() -> None:
     assert d.conn.receive_data(b"") == []  # EOF while the store commits
     assert d.conn.message_stored(b"250 2.0.0 Ok\r\n") == []
     assert d.conn.state is State.CLOSED
+
+
+def test_expn_is_not_implemented_and_vrfy_neither_confirms_nor_denies() -> None:
+    d = session()
+    assert d.feed(b"EXPN staff\r\n") == smtp.NOT_IMPLEMENTED
+    assert d.feed(b"VRFY bob\r\n") == smtp.VRFY_REPLY  # RFC 5321 §3.5.3: 252
