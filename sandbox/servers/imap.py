@@ -12,6 +12,7 @@ from sandbox.events import Event, EventBus, MailboxChanged, MessagesDeleted, Mes
 from sandbox.protocols.imap import MAX_LITERAL, ImapConnection, MessageCache, RecentTracker
 from sandbox.protocols.imap.session import Login
 from sandbox.servers._per_store import PerStore
+from sandbox.servers._starttls import upgrade
 from sandbox.store import Store, normalize_user
 
 log = logging.getLogger(__name__)
@@ -193,15 +194,8 @@ class ImapProtocol(asyncio.Protocol):
         transport, context = self.transport, self.ssl_context
         if transport is None or context is None:
             return
-        loop = asyncio.get_running_loop()
-        try:
-            upgraded = await loop.start_tls(transport, self, context, server_side=True)
-        except (OSError, ssl.SSLError, ConnectionError) as exc:
-            log.info("IMAP STARTTLS handshake failed: %r", exc)
-            transport.close()
-            self.conn.closed = True
-            return
-        if upgraded is None:  # the peer went away during the handshake
+        upgraded = await upgrade(transport, self, context, "IMAP STARTTLS")
+        if upgraded is None:  # failed (aborted), or the peer went away during the handshake
             self.conn.closed = True
             return
         self.transport = upgraded

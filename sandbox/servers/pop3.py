@@ -26,6 +26,7 @@ from sandbox.protocols.pop3 import (
     UpdateRequested,
 )
 from sandbox.servers._per_store import PerStore
+from sandbox.servers._starttls import upgrade
 from sandbox.store import Store, StoreError, normalize_user
 
 log = logging.getLogger(__name__)
@@ -183,13 +184,7 @@ class Pop3Protocol(asyncio.Protocol):
         transport, context = self.transport, self.ssl_context
         if transport is None or context is None:
             return
-        loop = asyncio.get_running_loop()
-        try:
-            new = await loop.start_tls(transport, self, context, server_side=True)
-        except (OSError, ssl.SSLError, ConnectionError):
-            log.info("POP3 STLS handshake failed", exc_info=True)
-            transport.abort()
-            return
+        new = await upgrade(transport, self, context, "POP3 STLS")
         if new is None:
             return
         self.transport = new

@@ -22,6 +22,7 @@ from sandbox.protocols.smtp import (
     SmtpConnection,
     StartTlsRequested,
 )
+from sandbox.servers._starttls import upgrade
 from sandbox.store import Store
 
 log = logging.getLogger("mailsandbox.smtp")
@@ -216,12 +217,7 @@ class SmtpProtocol(asyncio.Protocol):
         if transport is None or context is None:
             return
         self._tls_pending = bytearray()  # start_tls swaps the protocol before it first awaits
-        try:
-            new = await self._loop.start_tls(transport, self, context, server_side=True)
-        except (OSError, ssl.SSLError, ConnectionError):
-            log.info("SMTP STARTTLS handshake failed", exc_info=True)
-            transport.abort()
-            return
+        new = await upgrade(transport, self, context, "SMTP STARTTLS")
         if new is None:
             return
         self.transport = new
