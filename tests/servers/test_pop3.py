@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import poplib
 import socket
 import ssl
@@ -259,6 +261,26 @@ def test_auth_plain_and_credentials(server: Pop3Server) -> None:
     pop.quit()
     pop = poplib.POP3("127.0.0.1", server.auth_port, timeout=10)
     assert command(pop, f"AUTH PLAIN {good}").startswith(b"+OK")
+    pop.quit()
+
+
+def test_auth_login_and_cram_md5_with_credentials(server: Pop3Server) -> None:
+    # The SASL mechanisms POP3 shares with SMTP (sandbox/protocols/sasl.py), over a real socket.
+    server.deliver("alice@x.test", message(1))
+    pop = poplib.POP3("127.0.0.1", server.auth_port, timeout=10)
+    assert command(pop, "AUTH LOGIN") == b"+ " + base64.b64encode(b"Username:")
+    assert command(pop, base64.b64encode(b"alice@x.test").decode()) == b"+ " + base64.b64encode(b"Password:")
+    assert command(pop, base64.b64encode(b"s3cret").decode()).startswith(b"+OK maildrop has 1 messages")
+    pop.quit()
+    pop = poplib.POP3("127.0.0.1", server.auth_port, timeout=10)
+    challenge = base64.b64decode(command(pop, "AUTH CRAM-MD5")[2:])
+    wrong = hmac.new(b"nope", challenge, hashlib.md5).hexdigest()
+    with pytest.raises(poplib.error_proto, match=r"\[AUTH\]"):
+        command(pop, base64.b64encode(f"alice@x.test {wrong}".encode()).decode())
+    challenge = base64.b64decode(command(pop, "AUTH CRAM-MD5")[2:])
+    digest = hmac.new(b"s3cret", challenge, hashlib.md5).hexdigest()
+    assert command(pop, base64.b64encode(f"alice@x.test {digest}".encode()).decode()).startswith(b"+OK maildrop")
+    assert pop.stat()[0] == 1
     pop.quit()
 
 

@@ -263,3 +263,8 @@ def test_many_recipients_and_pipelined_transactions(running_sandbox: Sandbox) ->
             client.sendmail("a@example.test", recipients, f"Subject: n{i}\r\n\r\nbody\r\n".encode())
     assert api(running_sandbox, "/api/v1/messages")["total"] == 5
     assert len(api(running_sandbox, "/api/sandbox/mailboxes")) == 25
+
+
+def test_expn_and_vrfy_reveal_nothing(running_sandbox: Sandbox) -> None:
+    replies = raw_session(running_sandbox, [b"EHLO raw\r\n", b"EXPN staff\r\n", b"VRFY bob\r\n", b"QUIT\r\n"])
+    assert [r[:9] for r in replies[2:]] == [b"502 5.5.1", b"252 2.5.0", b"221 2.0.0"]
