@@ -19,6 +19,7 @@ import uvicorn
 from sandbox.clock import ManualClock
 from sandbox.config import Config, Listen
 from sandbox.events import EventBus
+from sandbox.servers._limits import ConnectionLimiter, install_loop_error_throttle, raise_fd_limit
 from sandbox.servers.smtp import CaptureHandler, SmtpOptions, start_smtp
 from sandbox.store import Store
 from sandbox.store.sqlite import SqliteStore
@@ -51,6 +52,9 @@ def _self_addresses(cfg: Config) -> tuple[str, ...]:
     return (str(address),)
 
 
+_TCP_LISTENERS = ("smtp", "smtp_tls_port", "http", "pop3", "pop3_tls_port", "imap", "imap_tls_port", "dns")
+
+
 class _EmbeddedServer(uvicorn.Server):
     """uvicorn, minus its signal handling: the sandbox owns SIGINT/SIGTERM and stops every server together
     (uvicorn would otherwise take SIGINT in the main thread and re-raise it after its own shutdown)."""
@@ -78,6 +82,16 @@ class Sandbox:
         self._addresses: dict[str, Listen] = {}
         self._uvicorn: uvicorn.Server | None = None
         self._uvicorn_task: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop it runs on, set by start()
+        self.limiters: dict[str, ConnectionLimiter] = {}
+
+    def limiter(self, name: str) -> ConnectionLimiter:
+        """The connection limits of one listener (made on first use, so tests can read its counts)."""
+        found = self.limiters.get(name)
+        if found is None:
+            cfg = self.config
+            found = self.limiters[name] = ConnectionLimiter(name, cfg.max_connections, cfg.max_connections_per_client)
+        return found
 
     def address(self, name: str) -> Listen:
         """The address a listener really bound (port 0 becomes the port the OS chose)."""
@@ -94,6 +108,14 @@ class Sandbox:
 
     async def start(self) -> None:
         cfg = self.config
+        self.loop = asyncio.get_running_loop()
+        install_loop_error_throttle(self.loop)
+        # Room for every listener's connection limit, so the limits answer before the fd table runs out.
+        listeners = sum(1 for name in _TCP_LISTENERS if getattr(cfg, name) is not None)
+        fds = raise_fd_limit(listeners * (cfg.max_connections or 4096) + 512)
+        if cfg.max_connections and fds < listeners * cfg.max_connections:
+            log.warning("open-file limit %d is below %d listeners x %d connections", fds, listeners,
+                        cfg.max_connections)  # fmt: skip
         # 1. the store
         self.store = SqliteStore(
             cfg.db_path, bus=self.bus, clock=self.clock, max_messages=cfg.max_messages, durable=cfg.fsync

@@ -34,6 +34,10 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--max-message-size", dest="max_message_size", type=int, metavar="BYTES")
     p.add_argument("--max-messages", dest="max_messages", type=int, metavar="N",
                    help="keep at most N messages, pruning the oldest")  # fmt: skip
+    p.add_argument("--max-connections", dest="max_connections", type=int, metavar="N",
+                   help="connections each listener accepts at once (default 1000; 0: no limit)")  # fmt: skip
+    p.add_argument("--max-connections-per-client", dest="max_connections_per_client", type=int, metavar="N",
+                   help="connections one client address may hold per listener (default 200; 0: none)")  # fmt: skip
     p.add_argument("--fsync", action="store_const", const=True,
                    help="fsync every commit, so even a power cut loses no accepted message (slower)")  # fmt: skip
     p.add_argument("--hostname", help="the name the sandbox gives itself in greetings and Received: lines")

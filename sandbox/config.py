@@ -82,6 +82,9 @@ class Config:
     db: str | None = None  # default: data_dir/mailsandbox.db; ":memory:" for a throw-away store
     max_message_size: int = 25 * 1024 * 1024
     max_messages: int = 0  # 0: keep everything
+    # every TCP listener: at most this many connections, and this many from one client address (0: no limit)
+    max_connections: int = 1000
+    max_connections_per_client: int = 200
     fsync: bool = False  # fsync every group commit (power-loss safe); off: safe against process crashes
     hostname: str = "mailsandbox.local"
 
@@ -131,7 +134,7 @@ class Config:
 _LISTENERS = {f.name for f in fields(Config) if "Listen" in str(f.type)}
 _BOOLS = {f.name for f in fields(Config) if f.type in ("bool", bool)}
 _FLOATS = {"retry_interval", "warn_after", "give_up_after"}
-_INTS = {"max_message_size", "max_messages"}
+_INTS = {"max_message_size", "max_messages", "max_connections", "max_connections_per_client"}
 _PATHS = {"data_dir", "tls_cert", "tls_key"}
 NAMES = {f.name for f in fields(Config)}
 

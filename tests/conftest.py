@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from sandbox.app import Sandbox, SandboxThread
@@ -54,3 +58,96 @@ def require_binary(name: str) -> str:
             pytest.fail(f"{name} is not installed; .ci/run must install it")
         pytest.skip(f"{name} is not installed")
     return path
+
+
+class LoopWatch:
+    """The longest stall of a running sandbox's event loop: a heartbeat every `interval` seconds on that
+    loop records how late each beat ran. Use as a context manager around the hostile work."""
+
+    def __init__(self, sandbox: Sandbox, interval: float = 0.005) -> None:
+        assert sandbox.loop is not None, "the sandbox is not running"
+        self.loop = sandbox.loop
+        self.interval = interval
+        self.max_stall = 0.0
+        self.beats = 0
+        self._handle: asyncio.TimerHandle | None = None
+        self._due = 0.0
+        self._running = False
+
+    def _beat(self) -> None:
+        now = self.loop.time()
+        if self._due:
+            self.max_stall = max(self.max_stall, now - self._due)
+        self.beats += 1
+        if self._running:
+            self._due = now + self.interval
+            self._handle = self.loop.call_later(self.interval, self._beat)
+
+    def __enter__(self) -> LoopWatch:
+        self._running = True
+        self.loop.call_soon_threadsafe(self._beat)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        done = threading.Event()
+
+        def stop() -> None:
+            self._running = False
+            if self._handle is not None:
+                self._handle.cancel()
+            self._beat()  # a stall still under way when the work ends counts too
+            done.set()
+
+        self.loop.call_soon_threadsafe(stop)
+        done.wait(60)
+
+
+def probe(sandbox: Sandbox, http_client: httpx.Client | None = None, timeout: float = 10.0) -> dict[str, float]:
+    """Seconds a small SMTP send (connect to 250 after DATA) and a GET /livez take right now."""
+    import smtplib
+
+    out: dict[str, float] = {}
+    smtp = sandbox.address("smtp")
+    started = time.perf_counter()
+    with smtplib.SMTP(smtp.host, smtp.port, timeout=timeout) as client:
+        client.sendmail("probe@example.test", ["probe@example.test"], b"Subject: probe\r\n\r\nprobe\r\n")
+    out["smtp"] = time.perf_counter() - started
+    if "http" in sandbox.addresses:
+        http = sandbox.address("http")
+        started = time.perf_counter()
+        client = http_client or httpx.Client(timeout=timeout)
+        client.get(f"http://{http.host}:{http.port}/livez").raise_for_status()
+        out["livez"] = time.perf_counter() - started
+    return out
+
+
+def probe_during(sandbox: Sandbox, work: Callable[[], object], *, budget: float = 0.1) -> dict[str, float]:
+    """Run `work` (the hostile input) in a thread and probe the sandbox while it runs; the slowest probe
+    and the loop's longest stall. Asserts that each probe and the stall stayed within `budget` seconds."""
+    finished = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+        finally:
+            finished.set()
+
+    worst: dict[str, float] = {}
+    with LoopWatch(sandbox) as watch, httpx.Client(timeout=10) as client:
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        probes = 0
+        while not finished.is_set() or probes == 0:
+            for key, seconds in probe(sandbox, client).items():
+                worst[key] = max(worst.get(key, 0.0), seconds)
+            probes += 1
+        thread.join(60)
+    if errors:
+        raise errors[0]
+    worst["stall"] = watch.max_stall
+    slow = {k: round(v, 3) for k, v in worst.items() if v > budget}
+    assert not slow, f"over the {budget * 1000:.0f} ms budget while the hostile input ran: {slow}"
+    return worst
