@@ -52,6 +52,9 @@ def _self_addresses(cfg: Config) -> tuple[str, ...]:
     return (str(address),)
 
 
+# Descriptors kept for everything that is not a client connection (SQLite, listeners, TLS, an embedding
+# test process's own sockets and files); a quarter of the limit when that is smaller.
+_FD_RESERVE = 256
 _TCP_LISTENERS = ("smtp", "smtp_tls_port", "http", "pop3", "pop3_tls_port", "imap", "imap_tls_port", "dns")
 
 
@@ -84,14 +87,32 @@ class Sandbox:
         self._uvicorn_task: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop it runs on, set by start()
         self.limiters: dict[str, ConnectionLimiter] = {}
+        self._max_connections = config.max_connections
 
     def limiter(self, name: str) -> ConnectionLimiter:
         """The connection limits of one listener (made on first use, so tests can read its counts)."""
         found = self.limiters.get(name)
         if found is None:
-            cfg = self.config
-            found = self.limiters[name] = ConnectionLimiter(name, cfg.max_connections, cfg.max_connections_per_client)
+            per_client = self.config.max_connections_per_client
+            found = self.limiters[name] = ConnectionLimiter(name, self._max_connections, per_client)
         return found
+
+    def _fit_connection_limit(self) -> int:
+        """Every listener's connection limit, lowered if need be so that all of them fit in the open-file
+        limit: a limit answers with the protocol's refusal, while running out of descriptors makes every
+        listener fail its accepts (and asyncio then retries them in a busy loop)."""
+        cfg = self.config
+        listeners = sum(1 for name in _TCP_LISTENERS if getattr(cfg, name) is not None) or 1
+        wanted = cfg.max_connections or 4096
+        fds = raise_fd_limit(listeners * wanted + _FD_RESERVE)
+        fit = max(1, (fds - min(_FD_RESERVE, fds // 4)) // listeners)
+        if fit < wanted:
+            log.warning(
+                "the open-file limit (%d) leaves room for %d connections per listener, not %d: using %d"
+                " (raise it with ulimit -n)", fds, fit, wanted, fit,
+            )  # fmt: skip
+            return fit
+        return cfg.max_connections
 
     def address(self, name: str) -> Listen:
         """The address a listener really bound (port 0 becomes the port the OS chose)."""
@@ -111,11 +132,7 @@ class Sandbox:
         self.loop = asyncio.get_running_loop()
         install_loop_error_throttle(self.loop)
         # Room for every listener's connection limit, so the limits answer before the fd table runs out.
-        listeners = sum(1 for name in _TCP_LISTENERS if getattr(cfg, name) is not None)
-        fds = raise_fd_limit(listeners * (cfg.max_connections or 4096) + 512)
-        if cfg.max_connections and fds < listeners * cfg.max_connections:
-            log.warning("open-file limit %d is below %d listeners x %d connections", fds, listeners,
-                        cfg.max_connections)  # fmt: skip
+        self._max_connections = self._fit_connection_limit()
         # 1. the store
         self.store = SqliteStore(
             cfg.db_path, bus=self.bus, clock=self.clock, max_messages=cfg.max_messages, durable=cfg.fsync
