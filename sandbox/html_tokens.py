@@ -26,6 +26,13 @@ _TAG_REST = re.compile(rf"{_TAG_BODY}(/?)>")
 # or "<!" / "<?" / "</" + other. Any other "<" is text. A tag cut off by the end of input still
 # matches (without its ">"), so the search never retries from a later "<" over the same text.
 _NEXT = re.compile(rf"<(/?)([A-Za-z][^{_WS}/>]*+)(?:{_TAG_BODY}(/?)(>))?|<[/!?]")
+_START = re.compile(r"<[A-Za-z/!?]")
+_TAG_ITEM = re.compile(_TAG_BODY[:-2])  # one step of _TAG_BODY
+# A regex call holds the GIL until it returns, and the event loop shares that GIL with the thread that
+# renders a preview: no single call may scan more than this many characters (a few milliseconds).
+WINDOW = 1 << 16
+
+
 _TAG_NAME = re.compile(rf"[A-Za-z][^{_WS}/>]*+")
 _ATTR = re.compile(rf"""([^{_WS}/>][^{_WS}/>=]*+)(?:[{_WS}]*+=[{_WS}]*+("[^"]*+"|'[^']*+'|[^{_WS}>]*+))?|[{_WS}]++|/""")
 _COMMENT_END = re.compile(r"--!?>")
@@ -44,6 +51,40 @@ _BREAKOUT = frozenset(
 )
 _SVG_HTML_POINTS = frozenset({"foreignobject", "desc", "title"})
 _MATH_TEXT_POINTS = frozenset({"mi", "mo", "mn", "ms", "mtext"})
+
+
+def _search(pattern: re.Pattern[str], markup: str, pos: int, longest: int) -> re.Match[str] | None:
+    """pattern.search in windows of WINDOW characters; `longest`: the most a match of it can span."""
+    size = len(markup)
+    while True:
+        end = min(size, pos + WINDOW)
+        found = pattern.search(markup, pos, end)
+        if found is not None or end == size:
+            return found
+        pos = end - longest + 1
+
+
+def _tag(markup: str, at: int) -> tuple[str | None, bool, bool, int]:
+    """The markup at `at` (a "<" that _START found): (tag name or None, end tag, self-closing, end; -1
+    when input ends inside the tag). A tag longer than WINDOW is stepped one attribute at a time."""
+    found = _NEXT.match(markup, at, min(len(markup), at + WINDOW))
+    assert found is not None, "not at markup"
+    name = found.group(2)
+    if name is None:
+        return None, False, False, found.end()
+    if found.group(4) is not None:
+        return name, bool(found.group(1)), found.group(3) == "/", found.end()
+    if at + WINDOW >= len(markup):
+        return name, bool(found.group(1)), False, -1
+    pos = found.start(2) + len(name)
+    while True:
+        step = _TAG_ITEM.match(markup, pos)
+        if step is None or step.end() == pos:
+            break
+        pos = step.end()
+    if markup.startswith("/>", pos):
+        return name, bool(found.group(1)), True, pos + 2
+    return name, bool(found.group(1)), False, pos + 1 if markup.startswith(">", pos) else -1
 
 
 class Kind(Enum):
@@ -108,7 +149,7 @@ def _script_end(markup: str, pos: int) -> int:
     """Where the script data starting at `pos` ends: §13.2.5.4 and its escape states."""
     state = _SCRIPT_DATA
     while True:
-        found = state.search(markup, pos)
+        found = _search(state, markup, pos, 9)
         if found is None:
             return len(markup)
         text = found.group()
@@ -136,7 +177,7 @@ def _raw_end(markup: str, name: str, pos: int) -> int:
         return len(markup)
     if name == "script":
         return _script_end(markup, pos)
-    found = _RAW_CLOSE[name].search(markup, pos)
+    found = _search(_RAW_CLOSE[name], markup, pos, len(name) + 3)
     return len(markup) if found is None else found.start()
 
 
@@ -203,9 +244,8 @@ def tokens(markup: str) -> Iterator[Token]:
     pos = 0
     context = _Context()
     frames = context.frames
-    search = _NEXT.search
     while pos < size:
-        found = search(markup, pos)
+        found = _search(_START, markup, pos, 2)
         foreign = bool(frames) and frames[-1][1]
         if found is None:
             yield Token(Kind.TEXT, pos, size, foreign=foreign)
@@ -213,15 +253,13 @@ def tokens(markup: str) -> Iterator[Token]:
         at = found.start()
         if at > pos:
             yield Token(Kind.TEXT, pos, at, foreign=foreign)
-        name = found.group(2)
+        name, end_tag, closing, pos = _tag(markup, at)
         if name is not None:
-            if found.group(4) is None:
+            if pos == -1:
                 yield Token(Kind.OPEN, at, size)  # the end of input inside a tag: a browser drops it
                 return
-            pos = found.end()
             lname = name if name.islower() else ascii_lower(name)
-            closing = found.group(3) == "/"
-            if found.group(1):
+            if end_tag:
                 yield Token(Kind.END, at, pos, lname, closing, foreign=foreign)
                 if frames:
                     context.end(lname)
@@ -235,12 +273,11 @@ def tokens(markup: str) -> Iterator[Token]:
                     yield Token(Kind.RAW, pos, end, lname)
                 pos = end
                 if end < size:
-                    close = _TAG_REST.match(markup, end + 2 + len(lname))
-                    if close is None:
+                    _, _, closing, pos = _tag(markup, end)
+                    if pos == -1:
                         yield Token(Kind.OPEN, end, size)
                         return
-                    pos = close.end()
-                    yield Token(Kind.END, end, pos, lname, close.group(1) == "/", closes_raw=True)
+                    yield Token(Kind.END, end, pos, lname, closing, closes_raw=True)
             continue
         second = markup[at + 1]
         if second == "/":  # "</" not followed by a letter
@@ -256,7 +293,7 @@ def tokens(markup: str) -> Iterator[Token]:
                 elif markup.startswith("->", body):
                     pos = body + 2
                 else:
-                    close = _COMMENT_END.search(markup, body)
+                    close = _search(_COMMENT_END, markup, body, 4)
                     pos = size if close is None else close.end()
             elif foreign and markup.startswith("[CDATA[", at + 2):
                 close_at = markup.find("]]>", at + 9)

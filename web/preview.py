@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from starlette.concurrency import run_in_threadpool
+import anyio
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -230,7 +231,7 @@ class Prepared:
     hosts: tuple[str, ...]
 
 
-def prepare(raw: bytes, message_id: str, allow_remote: bool) -> Prepared:
+def prepare(raw: bytes, message_id: str, allow_remote: bool, want_text: bool = True) -> Prepared:
     parsed = mime.parse(raw)
     markup: str | None = None
     blocked = 0
@@ -239,8 +240,15 @@ def prepare(raw: bytes, message_id: str, allow_remote: bool) -> Prepared:
         cids = {p.content_id: p.part_id for p in [*parsed.inline, *parsed.attachments] if p.content_id}
         markup, rewrite = rewrite_html(parsed.html, message_id, cids, allow_remote)
         blocked, hosts = rewrite.blocked, tuple(sorted(rewrite.hosts))
-    text = parsed.text or (mime.html_to_text(parsed.html) if parsed.html else "")
+    text = ""
+    if want_text:
+        text = parsed.text or (mime.html_to_text(parsed.html) if parsed.html else "")
     return Prepared(markup, text, blocked, hosts)
+
+
+# Renders at once: each is CPU work holding the GIL in turns with the event loop, so more threads than
+# cores would only make the loop wait longer for its turn.
+RENDER_THREADS = 2
 
 
 class Preview:
@@ -248,23 +256,33 @@ class Preview:
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._renders: anyio.CapacityLimiter | None = None  # made on the app's own loop, at first use
 
-    async def _load(self, request: Request, allow_remote: bool) -> tuple[str, Prepared] | Response:
-        key = request.path_params["id"]
+    def _prepare(self, key: str, allow_remote: bool, want_text: bool) -> tuple[str, Prepared] | None:
         message = self._store.get(key)
         if message is None:
-            return PlainTextResponse("message not found", status_code=404)
+            return None
         try:
             raw = self._store.raw(message.id)
         except NoSuchMessage:
+            return None
+        return message.id, prepare(raw, message.id, allow_remote, want_text)
+
+    async def _load(
+        self, request: Request, allow_remote: bool, want_text: bool = True
+    ) -> tuple[str, Prepared] | Response:
+        # Reading and parsing a large message is blocking work: off the loop the SMTP server shares.
+        key = request.path_params["id"]
+        if self._renders is None:
+            self._renders = anyio.CapacityLimiter(RENDER_THREADS)
+        loaded = await anyio.to_thread.run_sync(self._prepare, key, allow_remote, want_text, limiter=self._renders)
+        if loaded is None:
             return PlainTextResponse("message not found", status_code=404)
-        # Parsing a large message is CPU work: keep it off the loop the SMTP server shares.
-        prepared = await run_in_threadpool(prepare, raw, message.id, allow_remote)
-        return message.id, prepared
+        return loaded
 
     async def html(self, request: Request) -> Response:
         allow_remote = request.query_params.get("remote", "") in ("1", "true", "yes")
-        loaded = await self._load(request, allow_remote)
+        loaded = await self._load(request, allow_remote, want_text=False)
         if isinstance(loaded, Response):
             return loaded
         message_id, prepared = loaded
@@ -288,7 +306,7 @@ class Preview:
 
     async def info(self, request: Request) -> Response:
         """GET /api/sandbox/message/{ID}/preview: what the HTML preview blocked."""
-        loaded = await self._load(request, False)
+        loaded = await self._load(request, False, want_text=False)
         if isinstance(loaded, Response):
             return loaded
         message_id, prepared = loaded
