@@ -26,7 +26,6 @@ _TAG_REST = re.compile(rf"{_TAG_BODY}(/?)>")
 # or "<!" / "<?" / "</" + other. Any other "<" is text. A tag cut off by the end of input still
 # matches (without its ">"), so the search never retries from a later "<" over the same text.
 _NEXT = re.compile(rf"<(/?)([A-Za-z][^{_WS}/>]*+)(?:{_TAG_BODY}(/?)(>))?|<[/!?]")
-_START = re.compile(r"<[A-Za-z/!?]")
 _TAG_ITEM = re.compile(_TAG_BODY[:-2])  # one step of _TAG_BODY
 # A regex call holds the GIL until it returns, and the event loop shares that GIL with the thread that
 # renders a preview: no single call may scan more than this many characters (a few milliseconds).
@@ -61,7 +60,7 @@ def _search(pattern: re.Pattern[str], markup: str, pos: int, longest: int) -> re
         found = pattern.search(markup, pos, end)
         if found is not None or end == size:
             return found
-        pos = end - longest + 1
+        pos = max(pos + 1, end - longest + 1)
 
 
 def _tag(markup: str, at: int) -> tuple[str | None, bool, bool, int]:
@@ -76,7 +75,10 @@ def _tag(markup: str, at: int) -> tuple[str | None, bool, bool, int]:
         return name, bool(found.group(1)), found.group(3) == "/", found.end()
     if at + WINDOW >= len(markup):
         return name, bool(found.group(1)), False, -1
-    pos = found.start(2) + len(name)
+    whole = _TAG_NAME.match(markup, found.start(2))  # a character class runs at memory speed
+    assert whole is not None
+    name = whole.group()
+    pos = whole.end()
     while True:
         step = _TAG_ITEM.match(markup, pos)
         if step is None or step.end() == pos:
@@ -244,8 +246,15 @@ def tokens(markup: str) -> Iterator[Token]:
     pos = 0
     context = _Context()
     frames = context.frames
+    search = _NEXT.search
     while pos < size:
-        found = _search(_START, markup, pos, 2)
+        scan = pos
+        while True:  # the common case in one call: the next "<" and, when a tag, all of it
+            window = min(size, scan + WINDOW)
+            found = search(markup, scan, window)
+            if found is not None or window == size:
+                break
+            scan = window - 1
         foreign = bool(frames) and frames[-1][1]
         if found is None:
             yield Token(Kind.TEXT, pos, size, foreign=foreign)
@@ -253,7 +262,11 @@ def tokens(markup: str) -> Iterator[Token]:
         at = found.start()
         if at > pos:
             yield Token(Kind.TEXT, pos, at, foreign=foreign)
-        name, end_tag, closing, pos = _tag(markup, at)
+        name = found.group(2)
+        if (name is not None and found.group(4) is None) or found.end() == window < size:
+            name, end_tag, closing, pos = _tag(markup, at)  # cut off by the window or the input
+        elif name is not None:
+            end_tag, closing, pos = bool(found.group(1)), found.group(3) == "/", found.end()
         if name is not None:
             if pos == -1:
                 yield Token(Kind.OPEN, at, size)  # the end of input inside a tag: a browser drops it

@@ -261,3 +261,19 @@ def test_html_to_text_keeps_reading_order_and_lines() -> None:
 
 def test_text_after_an_unclosed_head_is_kept() -> None:
     assert mime.html_to_text("<html><head><title>T</title><p>shown</p>").split() == ["shown"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(html_text, st.integers(16, 64))
+def test_tokens_do_not_depend_on_the_search_window(markup: str, window: int) -> None:
+    import sandbox.html_tokens as html_tokens
+
+    def shape() -> list[tuple[object, ...]]:
+        return [(t.kind, t.start, t.end, t.name, t.self_closing, t.closes_raw) for t in tokens(markup)]
+
+    expected = shape()
+    saved, html_tokens.WINDOW = html_tokens.WINDOW, window
+    try:
+        assert shape() == expected
+    finally:
+        html_tokens.WINDOW = saved
