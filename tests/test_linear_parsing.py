@@ -161,37 +161,36 @@ def test_linear_header_decoder_agrees_with_the_stdlib(value: str) -> None:
         assert got == expected
 
 
-HTML_PIECES = st.sampled_from(
-    [
-        *"<>\"'=/ !-?&;\n\tabxs",
-        "<a",
-        "<img src=",
-        "https://t.test/i.png",
-        "<base>",
-        "<meta http-equiv=refresh content=0>",
-        "<style>",
-        "</style>",
-        "<script>",
-        "</script>",
-        "<!--",
-        "-->",
-        "<svg>",
-        "</svg>",
-        "<foreignObject>",
-        "<textarea>",
-        "</textarea>",
-        "<![CDATA[",
-        "]]>",
-        "url(",
-        ")",
-        "<head>",
-        "<p>",
-        "</p>",
-        "<br/>",
-        "&lt;",
-        "<iframe srcdoc=",
-    ]
-)
+MARKUP_PIECES = [
+    *"<>\"'=/ !-?&;\n\tabxs",
+    "<a",
+    "<img src=",
+    "https://t.test/i.png",
+    "<base>",
+    "<meta http-equiv=refresh content=0>",
+    "<style>",
+    "</style>",
+    "<script>",
+    "</script>",
+    "<!--",
+    "-->",
+    "<svg>",
+    "</svg>",
+    "<foreignObject>",
+    "<textarea>",
+    "</textarea>",
+    "<![CDATA[",
+    "]]>",
+    "url(",
+    ")",
+    "<head>",
+    "<p>",
+    "</p>",
+    "<br/>",
+    "&lt;",
+    "<iframe srcdoc=",
+]
+HTML_PIECES = st.sampled_from(MARKUP_PIECES)
 html_text = st.lists(HTML_PIECES, max_size=50).map("".join)
 
 
