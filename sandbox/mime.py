@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import email
+import email.base64mime
+import email.parser
 import email.policy
+import email.quoprimime
 import html as html_lib
 import re
 from dataclasses import dataclass, field
-from email.header import decode_header, make_header
+from email.header import make_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import cast
 
-from sandbox import _fastmime
+from sandbox import _fastmime, html_tokens
+from sandbox.html_tokens import Kind
 from sandbox.models import Address, Summary
 
 SNIPPET_CHARS = 250
 _UNFOLD = re.compile(r"\r?\n(?=[ \t])")  # RFC 5322 §2.2.3
-_TAGS = re.compile(r"<[^>]*>")
-_DROP_BLOCKS = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.I | re.S)
 
 
 def decode_words(value: str | None) -> str:
@@ -29,9 +31,58 @@ def decode_words(value: str | None) -> str:
     if "=?" not in value:
         return value  # no encoded-words: nothing to decode (the common case)
     try:
-        return str(make_header(decode_header(value)))
+        return str(make_header(_decode_header(value)))
     except Exception:
         return str(value)
+
+
+# email.header.ecre; searched only up to the last "?=", where its lazy part can still end.
+_ENCODED_WORD = re.compile(r"=\?(?P<charset>[^?]*?)\?(?P<encoding>[qQbB])\?(?P<encoded>.*?)\?=", re.M)
+
+
+def _decode_header(header: str) -> list[tuple[bytes | str, str | None]]:
+    """email.header.decode_header in linear time: the stdlib's pops list heads, re-joins bytes and lets
+    its lazy pattern rescan to the end of the line from every "=?" that no "?=" follows (quadratic
+    on a long Subject of encoded words). Same steps, same result."""
+    last = header.rfind("?=")
+    if last == -1 or not _ENCODED_WORD.search(header, 0, last + 2):
+        return [(header, None)]
+    words: list[tuple[str, str | None, str | None]] = []  # (text, encoding, charset)
+    for line in header.splitlines():
+        last = line.rfind("?=")
+        pos = 0
+        for match in _ENCODED_WORD.finditer(line, 0, last + 2 if last != -1 else 0):
+            unencoded = line[pos : match.start()]
+            if pos == 0:
+                unencoded = unencoded.lstrip()
+            if unencoded:
+                words.append((unencoded, None, None))
+            words.append((match.group("encoded"), match.group("encoding").lower(), match.group("charset").lower()))
+            pos = match.end()
+        rest = line[pos:].lstrip() if pos == 0 else line[pos:]
+        if rest:
+            words.append((rest, None, None))
+    # Whitespace between two encoded words goes (RFC 2047 §6.2).
+    drop = {n - 1 for n, w in enumerate(words) if n > 1 and w[1] and words[n - 2][1] and words[n - 1][0].isspace()}
+    collapsed: list[tuple[bytes | str, str | None]] = []
+    run: list[bytes] = []
+    run_charset: str | None = None
+    for n, (text, encoding, charset) in enumerate(words):
+        if n in drop:
+            continue
+        if encoding is None:
+            word = text.encode("raw-unicode-escape")
+        elif encoding == "q":
+            word = email.quoprimime.header_decode(text).encode("raw-unicode-escape")
+        else:
+            word = email.base64mime.decode(text + "==="[: (4 - len(text) % 4) % 4])
+        if run and charset != run_charset:
+            collapsed.append(((b" " if run_charset is None else b"").join(run), run_charset))
+            run = []
+        run.append(word)
+        run_charset = charset
+    collapsed.append(((b" " if run_charset is None else b"").join(run), run_charset))
+    return collapsed
 
 
 def header_values(msg: Message, name: str) -> list[str]:
@@ -49,16 +100,19 @@ def _header_text(value: object) -> str:
     return _UNFOLD.sub("", text)
 
 
-_ATOM_ADDR = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_ATOM_ADDR = (
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]++(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]++)*+@[A-Za-z0-9-]++(?:\.[A-Za-z0-9-]++)*+"
+)
 # Only plain ASCII shapes take the fast path; quotes, comments, groups and UTF-8 go to the stdlib parser.
-_SIMPLE_ADDR = re.compile(rf"\s*(?:([A-Za-z0-9 ._'-]*?)\s*<({_ATOM_ADDR})>|({_ATOM_ADDR}))\s*")
+# Possessive, and the name's spaces apart from the other whitespace: a run of spaces has one reading.
+_SIMPLE_ADDR = re.compile(rf"(?:([A-Za-z0-9 ._'-]*+)\s*+<({_ATOM_ADDR})>|({_ATOM_ADDR}))")
 
 
 def _simple_addresses(value: str) -> list[Address] | None:
     """The common shapes ("a@b", "Name <a@b>", comma lists) without the stdlib's general parser."""
     out = []
     for item in value.split(","):
-        match = _SIMPLE_ADDR.fullmatch(item)
+        match = _SIMPLE_ADDR.fullmatch(item.strip())
         if match is None:
             return None
         name, angle, bare = match.groups()
@@ -80,10 +134,53 @@ def addresses(values: list[str]) -> tuple[Address, ...]:
     return tuple(out)
 
 
+# What a reader of the rendered HTML does not see, and what ends a line.
+_HIDDEN_RAW = frozenset({"script", "style", "title", "iframe", "noembed", "noframes"})
+_HEAD_CONTENT = frozenset({"title", "style", "script", "meta", "link", "base", "noscript", "template", "basefont"})
+_LINE_ENDS = frozenset({"p", "div", "tr", "li", "br", *(f"h{i}" for i in range(10))})
+
+
 def html_to_text(markup: str) -> str:
-    text = _DROP_BLOCKS.sub(" ", markup)
-    text = re.sub(r"<(br|/p|/div|/tr|/h\d|/li)\b[^>]*>", "\n", text, flags=re.I)
-    return html_lib.unescape(_TAGS.sub(" ", text))
+    """The text a reader sees: <head>, scripts and styles dropped, each tag a space, the ends of
+    paragraphs, blocks and rows and each <br> a newline, character references decoded."""
+    pieces: list[str] = []
+    in_head = False
+    head_possible = True  # a <head> after body content is ignored (HTML §13.2.6.4.7)
+    hidden = ""  # the element whose content is dropped, while inside it
+    for token in html_tokens.tokens(markup):
+        kind, name = token.kind, token.name
+        if kind is Kind.TEXT:
+            text = markup[token.start : token.end]
+            if in_head and text.strip(" \t\n\r\x0c"):
+                in_head = False  # text ends the head; a browser shows it
+            if not in_head:
+                pieces.append(text)
+                head_possible = head_possible and not text.strip()
+        elif kind is Kind.RAW:
+            if not in_head and name not in _HIDDEN_RAW:
+                pieces.append(markup[token.start : token.end])
+        elif kind is Kind.START:
+            if in_head and name not in _HEAD_CONTENT:
+                in_head = False
+            if in_head:
+                continue
+            if name == "head" and head_possible:
+                in_head, head_possible = True, False
+            elif name not in ("html", "head"):
+                head_possible = False
+            if name in _HIDDEN_RAW and not token.foreign:
+                hidden = name
+            pieces.append("\n" if name == "br" else " ")
+        elif kind is Kind.END:
+            if in_head:
+                in_head = name != "head"
+            elif token.closes_raw and name == hidden:
+                hidden = ""  # the dropped element with its tags counts as one space
+            else:
+                pieces.append("\n" if name in _LINE_ENDS else " ")
+        elif kind is Kind.OTHER and not in_head:
+            pieces.append(" ")
+    return html_lib.unescape("".join(pieces))
 
 
 def _payload_text(part: Message) -> str:
@@ -134,7 +231,11 @@ class Parsed:
 
 
 def parse_bytes(raw: bytes) -> Message:
-    return email.message_from_bytes(raw, policy=email.policy.compat32)
+    try:
+        return email.message_from_bytes(raw, policy=email.policy.compat32)
+    except RecursionError:
+        # Multiparts nested deeper than the stdlib parser recurses: the top headers, the rest one body.
+        return email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw, headersonly=True)
 
 
 def _walk(part: Message, part_id: str, parsed: Parsed) -> PartInfo:

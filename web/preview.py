@@ -14,25 +14,26 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from starlette.concurrency import run_in_threadpool
+import anyio
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from sandbox import mime
+from sandbox.html_tokens import Kind, Token, ascii_lower, attributes, tokens
 from sandbox.store import NoSuchMessage, Store
 
 # Attributes whose value is a URL the browser fetches by itself when the page renders.
 _FETCH_ATTRS = {"src", "background", "poster", "lowsrc", "dynsrc", "data", "profile", "longdesc"}
 _HREF_FETCH_TAGS = {"link", "image", "use", "feimage"}  # an href these tags load without a click
 _SRCSET_ATTRS = {"srcset", "imagesrcset"}
-_TAG = re.compile(r"<([a-zA-Z][^\s/>]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>")
-_ATTR = re.compile(r"""([^\s"'>/=]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s"'>]+))?""")
-_STYLE_BLOCK = re.compile(r"(<style\b[^>]*>)(.*?)(</style\s*>)", re.I | re.S)
-_CSS_URL = re.compile(r"""url\(\s*(["']?)(.*?)\1\s*\)""", re.I | re.S)
-_CSS_IMPORT = re.compile(r"""@import\s+(["'])(.*?)\1""", re.I)
-_HEAD = re.compile(r"<head\b[^>]*>", re.I)
-_DOCTYPE = re.compile(r"^\s*<!doctype[^>]*>", re.I)
+# CSS url() and @import, after CSS Syntax §4.3.6 (url token) and §4.3.5 (string): possessive, so a value
+# that never closes ends at the end of the text in one step (a browser closes it there too).
+_CSS_URL = re.compile(r"""url\(\s*+("[^"\n]*+"?|'[^'\n]*+'?|[^)\s"']*+)\s*+\)?""", re.I)
+_CSS_IMPORT = re.compile(r"""@import\s*+("[^"\n]*+"?|'[^'\n]*+'?)""", re.I)
+_CSS_ESCAPE = re.compile(r"\\(?:([0-9a-fA-F]{1,6})[ \t\n\r\f]?|(.))", re.S)
+_SRCDOC_DEPTH = 2  # an iframe's srcdoc is a document of its own; deeper ones are dropped, not rewritten
 _URL_NOISE = re.compile(r"[\t\n\r]")  # browsers drop these inside URLs (WHATWG URL parser)
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
 
@@ -68,14 +69,15 @@ class Rewrite:
 
     def css(self, text: str) -> str:
         def one(match: re.Match[str]) -> str:
-            kept = self.url(match.group(2))
-            if kept == match.group(2):
+            value = _css_value(match.group(1))
+            kept = self.url(value)
+            if kept == value:
                 return match.group(0)
             # `none` is what an image-valued property takes for "no image"; it fetches nothing.
             return f'url("{kept}")' if kept is not None else "none"
 
         def imported(match: re.Match[str]) -> str:
-            kept = self.url(match.group(2))
+            kept = self.url(_css_value(match.group(1)))
             return match.group(0) if kept is not None else ""
 
         return _CSS_URL.sub(one, _CSS_IMPORT.sub(imported, text))
@@ -91,75 +93,107 @@ class Rewrite:
                 kept.append(" ".join([url, *pieces[1:]]))
         return ", ".join(kept) if kept else None
 
-    def tag(self, match: re.Match[str]) -> str:
-        name = match.group(1).lower()
-        attrs = match.group(2)
-        pairs = [(a.group(1), a.group(2)) for a in _ATTR.finditer(attrs)]
-        lowered = {k.lower(): _unquote(v) for k, v in pairs if v is not None}
+    def tag(self, markup: str, token: Token, depth: int) -> str:
+        """A start tag as the browser would see it, with what fetches by itself removed ("" drops it)."""
+        name = token.name
         if name == "base":
             return ""  # ours sets the link target; a sender's base could retarget relative URLs
-        if name == "meta" and lowered.get("http-equiv", "").lower() == "refresh":
+        attrs = attributes(markup, token)
+        first: dict[str, str] = {}  # a browser keeps the first of duplicate attributes
+        for attr in attrs:
+            first.setdefault(attr.lname, attr.value or "")
+        if name == "meta" and ascii_lower(html.unescape(first.get("http-equiv", ""))) == "refresh":
             # A refresh can send the frame to a tracking URL without any script.
             if not self.allow_remote:
                 self.blocked += 1
             return ""
         out: list[str] = []
-        for key, raw_value in pairs:
-            low = key.lower()
-            if low == "ping":
-                continue  # <a ping> reports clicks to a remote host
-            if raw_value is None:
-                out.append(key)
-                continue
-            value = _unquote(raw_value)
+        changed = False
+        for attr in attrs:
+            low, value = attr.lname, attr.value
             new: str | None = value
-            if low in _FETCH_ATTRS or (low in ("href", "xlink:href") and name in _HREF_FETCH_TAGS):
+            if low == "ping":
+                new = None  # <a ping> reports clicks to a remote host
+            elif value is None:
+                pass
+            elif low in _FETCH_ATTRS or (low in ("href", "xlink:href") and name in _HREF_FETCH_TAGS):
                 new = self.url(value)
             elif low in _SRCSET_ATTRS:
                 new = self.srcset(value)
             elif low == "style":
                 new = self.css(html.unescape(value))
-            if new is None:
-                continue
-            out.append(f"{key}={raw_value}" if new == value else f'{key}="{html.escape(new)}"')
-        return f"<{match.group(1)}{''.join(' ' + a for a in out)}>"
+            elif low == "srcdoc" and name == "iframe":
+                new = self.markup(html.unescape(value), depth + 1) if depth < _SRCDOC_DEPTH else None
+            if new == value:
+                out.append(markup[attr.start : attr.end])
+            else:
+                changed = True
+                if new is not None:
+                    out.append(f'{attr.name}="{html.escape(new)}"')
+        if not changed:
+            return markup[token.start : token.end]
+        start = markup[token.start : token.start + 1 + len(name)]
+        return f"{start}{''.join(' ' + a for a in out)}{' /' if token.self_closing else ''}>"
+
+    def markup(self, markup: str, depth: int = 0) -> str:
+        """The rewritten markup (for a srcdoc: no <base> of ours)."""
+        return "".join(self._pieces(markup, depth)[0])
+
+    def _pieces(self, markup: str, depth: int) -> tuple[list[str], int]:
+        parts: list[str] = []
+        head_at: int | None = None  # where our <base> goes: after the first <head>,
+        doctype_at = 0  # else after a leading doctype, else first
+        leading = True  # only whitespace so far (a doctype may follow it)
+        in_svg_style = False
+        for token in tokens(markup):
+            kind = token.kind
+            source = markup[token.start : token.end]
+            if kind is Kind.START:
+                piece = self.tag(markup, token, depth)
+                if not piece and parts and parts[-1].endswith("<"):
+                    # "<" + "<base>" + "img ..." must not become a tag once <base> is gone.
+                    parts[-1] = parts[-1][:-1] + "&lt;"
+                parts.append(piece)
+                if token.name == "head" and head_at is None and not token.foreign:
+                    head_at = len(parts)
+                in_svg_style = token.foreign and token.name == "style" and not token.self_closing
+            elif (kind is Kind.RAW and token.name == "style") or (kind is Kind.TEXT and in_svg_style):
+                parts.append(self.css(source))  # an SVG <style> is CSS too, read in the data state
+            else:
+                if kind is Kind.END:
+                    in_svg_style = False
+                parts.append(source)
+                if leading and kind is Kind.OTHER and ascii_lower(source[:9]) == "<!doctype":
+                    doctype_at = len(parts)
+            leading = leading and kind is Kind.TEXT and not source.strip()
+        return parts, doctype_at if head_at is None else head_at
 
     def document(self, markup: str) -> str:
-        parts: list[str] = []
-        # Style blocks first (their text is CSS, not tags), then tags everywhere else.
-        last = 0
-        for block in _STYLE_BLOCK.finditer(markup):
-            parts.append(_TAG.sub(self.tag, markup[last : block.start()]))
-            parts.append(_TAG.sub(self.tag, block.group(1)) + self.css(block.group(2)) + block.group(3))
-            last = block.end()
-        parts.append(_TAG.sub(self.tag, markup[last:]))
-        return _with_base("".join(parts))
+        parts, at = self._pieces(markup, 0)
+        # Links open in a new tab (the iframe may not navigate its parent).
+        parts.insert(at, '<base target="_blank">')
+        return "".join(parts)
 
 
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return value[1:-1]
-    return value
+def _css_value(raw: str) -> str:
+    """A url() or @import value without its quotes, CSS escapes decoded (CSS Syntax §4.3.7)."""
+    if raw[:1] in ("'", '"'):
+        raw = raw[1:-1] if len(raw) > 1 and raw[-1] == raw[0] else raw[1:]
+    return _CSS_ESCAPE.sub(_css_unescape, raw) if "\\" in raw else raw
 
 
-def _with_base(markup: str) -> str:
-    """Links open in a new tab (the iframe may not navigate its parent)."""
-    base = '<base target="_blank">'
-    head = _HEAD.search(markup)
-    if head:
-        return markup[: head.end()] + base + markup[head.end() :]
-    doctype = _DOCTYPE.match(markup)
-    at = doctype.end() if doctype else 0
-    return markup[:at] + base + markup[at:]
+def _css_unescape(match: re.Match[str]) -> str:
+    if match.group(1) is None:
+        return match.group(2)
+    code = int(match.group(1), 16)
+    return chr(code) if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else "\ufffd"
 
 
 def part_url(message_id: str, part_id: str) -> str:
     return f"/api/v1/message/{message_id}/part/{part_id}"
 
 
-def rewrite_html(
-    markup: str, message_id: str, cids: dict[str, str], allow_remote: bool
-) -> tuple[str, Rewrite]:
+def rewrite_html(markup: str, message_id: str, cids: dict[str, str], allow_remote: bool) -> tuple[str, Rewrite]:
     """The sender's HTML made safe to show: `cids` maps Content-ID -> part ID of this message."""
     rewrite = Rewrite(allow_remote, {cid: part_url(message_id, pid) for cid, pid in cids.items()})
     return rewrite.document(markup), rewrite
@@ -197,7 +231,7 @@ class Prepared:
     hosts: tuple[str, ...]
 
 
-def prepare(raw: bytes, message_id: str, allow_remote: bool) -> Prepared:
+def prepare(raw: bytes, message_id: str, allow_remote: bool, want_text: bool = True) -> Prepared:
     parsed = mime.parse(raw)
     markup: str | None = None
     blocked = 0
@@ -206,8 +240,15 @@ def prepare(raw: bytes, message_id: str, allow_remote: bool) -> Prepared:
         cids = {p.content_id: p.part_id for p in [*parsed.inline, *parsed.attachments] if p.content_id}
         markup, rewrite = rewrite_html(parsed.html, message_id, cids, allow_remote)
         blocked, hosts = rewrite.blocked, tuple(sorted(rewrite.hosts))
-    text = parsed.text or (mime.html_to_text(parsed.html) if parsed.html else "")
+    text = ""
+    if want_text:
+        text = parsed.text or (mime.html_to_text(parsed.html) if parsed.html else "")
     return Prepared(markup, text, blocked, hosts)
+
+
+# Renders at once: each is CPU work holding the GIL in turns with the event loop, so more threads than
+# cores would only make the loop wait longer for its turn.
+RENDER_THREADS = 2
 
 
 class Preview:
@@ -215,23 +256,33 @@ class Preview:
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._renders: anyio.CapacityLimiter | None = None  # made on the app's own loop, at first use
 
-    async def _load(self, request: Request, allow_remote: bool) -> tuple[str, Prepared] | Response:
-        key = request.path_params["id"]
+    def _prepare(self, key: str, allow_remote: bool, want_text: bool) -> tuple[str, Prepared] | None:
         message = self._store.get(key)
         if message is None:
-            return PlainTextResponse("message not found", status_code=404)
+            return None
         try:
             raw = self._store.raw(message.id)
         except NoSuchMessage:
+            return None
+        return message.id, prepare(raw, message.id, allow_remote, want_text)
+
+    async def _load(
+        self, request: Request, allow_remote: bool, want_text: bool = True
+    ) -> tuple[str, Prepared] | Response:
+        # Reading and parsing a large message is blocking work: off the loop the SMTP server shares.
+        key = request.path_params["id"]
+        if self._renders is None:
+            self._renders = anyio.CapacityLimiter(RENDER_THREADS)
+        loaded = await anyio.to_thread.run_sync(self._prepare, key, allow_remote, want_text, limiter=self._renders)
+        if loaded is None:
             return PlainTextResponse("message not found", status_code=404)
-        # Parsing a large message is CPU work: keep it off the loop the SMTP server shares.
-        prepared = await run_in_threadpool(prepare, raw, message.id, allow_remote)
-        return message.id, prepared
+        return loaded
 
     async def html(self, request: Request) -> Response:
         allow_remote = request.query_params.get("remote", "") in ("1", "true", "yes")
-        loaded = await self._load(request, allow_remote)
+        loaded = await self._load(request, allow_remote, want_text=False)
         if isinstance(loaded, Response):
             return loaded
         message_id, prepared = loaded
@@ -255,7 +306,7 @@ class Preview:
 
     async def info(self, request: Request) -> Response:
         """GET /api/sandbox/message/{ID}/preview: what the HTML preview blocked."""
-        loaded = await self._load(request, False)
+        loaded = await self._load(request, False, want_text=False)
         if isinstance(loaded, Response):
             return loaded
         message_id, prepared = loaded
