@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -20,6 +21,7 @@ from web.workers import Workers
 MIB = 1024 * 1024
 DEFAULT_MESSAGE_SIZE = 25 * MIB
 _BIG_JSON = 64 * 1024  # bodies above this are parsed on a worker thread
+_SKIPPABLE = 64 * 1024  # an unread body up to this is skipped to keep the connection; a larger one closes it
 _WHOLE = re.compile(r"[0-9]{1,18}", re.ASCII)  # below 2**63: SQLite's INTEGER
 _PART_ID = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9}){0,63}", re.ASCII)
 
@@ -37,7 +39,9 @@ def body_limit(max_message_size: int) -> int:
 class BodyLimit:
     """Pure ASGI middleware: a request whose body is over `limit` bytes gets 413 and `Connection: close`.
     A Content-Length over the limit is refused before any of the body is read; a chunked body is counted
-    as the application reads it, so nothing past the limit is ever buffered."""
+    as the application reads it, so nothing past the limit is ever buffered. A response that starts while
+    a large or chunked body is still unread says `Connection: close`: the server closes rather than read
+    the rest, and the client knows not to send another request on that connection."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -51,23 +55,35 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared = 0
         for name, value in scope["headers"]:
-            if name == b"content-length" and (len(value) > 18 or not value.isdigit() or int(value) > self.limit):
-                exc = self._too_large()
-                await error(413, str(exc.detail), exc.headers)(scope, receive, send)
-                return
+            if name == b"content-length":
+                if len(value) > 18 or not value.isdigit() or int(value) > self.limit:
+                    exc = self._too_large()
+                    await error(413, str(exc.detail), exc.headers)(scope, receive, send)
+                    return
+                declared = int(value)
+            elif name == b"transfer-encoding":
+                declared = self.limit  # chunked: as large as it may be
         seen = 0
+        unread = declared > 0
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, unread
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                unread = message.get("more_body", False)
                 if seen > self.limit:
                     raise self._too_large()  # the app's exception handler answers 413 (web.app)
             return message
 
-        await self.app(scope, counted, send)
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start" and unread and declared - seen > _SKIPPABLE:
+                MutableHeaders(scope=message)["Connection"] = "close"
+            await send(message)
+
+        await self.app(scope, counted, sending)
 
 
 async def json_value(request: Request, workers: Workers, empty: Any = None) -> Any:
