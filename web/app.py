@@ -8,7 +8,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
@@ -24,6 +24,11 @@ from web.workers import Workers
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return JSONResponse({"Error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # The client closed while its body was being read: no one reads this answer, and no traceback is logged.
+    return JSONResponse({"Error": "the client closed the connection"}, status_code=400)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
@@ -49,5 +54,5 @@ def create_app(
         routes=routes,
         # BodyLimit sits outside Starlette's exception handling, which turns its 413 into the JSON answer.
         middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit, limit=limit)],
-        exception_handlers={HTTPException: _http_error, 500: _server_error},
+        exception_handlers={HTTPException: _http_error, ClientDisconnect: _client_gone, 500: _server_error},
     )
