@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import threading
+import time
 from typing import Any
 
 import h11
@@ -227,7 +230,43 @@ class BoundedH11Protocol(H11Protocol):
             self.transport.close()
 
 
+class _Throttle(logging.Filter):
+    """uvicorn warns once per malformed request ("Invalid HTTP request received."): a flood of garbage
+    would be a flood of log lines. Each of its per-request warnings passes at most once per interval."""
+
+    PER_REQUEST = frozenset({"Invalid HTTP request received.", "Unsupported upgrade request."})
+
+    def __init__(self, interval: float = 60.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if text not in self.PER_REQUEST:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(text, -self.interval) < self.interval:
+                self._suppressed[text] = self._suppressed.get(text, 0) + 1
+                return False
+            self._last[text] = now
+            skipped = self._suppressed.pop(text, 0)
+        if skipped:
+            record.msg, record.args = f"{text} ({skipped} similar messages suppressed)", ()
+        return True
+
+
+def _throttle_uvicorn_warnings() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _Throttle) for f in logger.filters):
+        logger.addFilter(_Throttle())
+
+
 def bounded_protocol(limiter: ConnectionLimiter | None, header_timeout: float = HEADER_TIMEOUT) -> type[H11Protocol]:
     """The protocol class to give uvicorn's `Config(http=...)` for one listener."""
+    _throttle_uvicorn_warnings()
     attrs = {"limiter": limiter, "header_timeout": header_timeout}
     return type("SandboxHttpProtocol", (BoundedH11Protocol,), attrs)

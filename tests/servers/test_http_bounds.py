@@ -307,3 +307,12 @@ def test_a_client_that_leaves_mid_body_logs_no_traceback(shared: Sandbox, caplog
     _wait(lambda: shared.limiter("http").active == 0)
     assert httpx.get(f"http://{shared.address('http')}/livez").status_code == 200
     assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
+
+
+def test_a_flood_of_malformed_requests_logs_one_line(shared: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
+    for _ in range(30):
+        with _connect(shared) as sock:
+            sock.sendall(b"NONSENSE\r\n\r\n")
+            assert _read_response(sock)[0] == 400
+    invalid = [r for r in caplog.records if "Invalid HTTP request" in r.getMessage()]
+    assert len(invalid) <= 1
