@@ -20,6 +20,7 @@ from sandbox.clock import ManualClock
 from sandbox.config import Config, Listen
 from sandbox.events import EventBus
 from sandbox.servers._limits import ConnectionLimiter, install_loop_error_throttle, raise_fd_limit
+from sandbox.servers.http import HEADER_TIMEOUT, KEEP_ALIVE_TIMEOUT, MAX_HEAD, bounded_protocol
 from sandbox.servers.smtp import CaptureHandler, SmtpOptions, start_smtp
 from sandbox.store import Store
 from sandbox.store.sqlite import SqliteStore
@@ -85,6 +86,7 @@ class Sandbox:
         self._addresses: dict[str, Listen] = {}
         self._uvicorn: uvicorn.Server | None = None
         self._uvicorn_task: asyncio.Task[None] | None = None
+        self._http_workers: Any = None  # web.workers.Workers, made by _start_http
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop it runs on, set by start()
         self.limiters: dict[str, ConnectionLimiter] = {}
         self._max_connections = config.max_connections
@@ -230,13 +232,26 @@ class Sandbox:
                     credentials=cfg.smtp_auth,
                 ))  # fmt: skip
 
+    http_header_timeout = HEADER_TIMEOUT  # seconds to send a request head (a test may set it on the instance)
+
     async def _start_http(self, listen: Listen) -> None:
         from web.app import create_app
+        from web.inputs import body_limit
+        from web.workers import Workers
 
         sock = _bind_tcp(listen)
         self._record("http", sock)
-        app = create_app(self.store, self.bus, info=self.info, reset=self.reset, extra_routes=self._extra_routes())
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, ws="websockets-sansio")
+        # The HTTP layer's own threads for store reads and MIME parses; stop() shuts them down.
+        self._http_workers = workers = Workers()
+        app = create_app(
+            self.store, self.bus, info=self.info, reset=self.reset, extra_routes=self._extra_routes(workers),
+            workers=workers, max_body=body_limit(self.config.max_message_size),
+        )  # fmt: skip
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", access_log=False, ws="websockets-sansio",
+            http=bounded_protocol(self.limiter("http"), self.http_header_timeout),
+            timeout_keep_alive=KEEP_ALIVE_TIMEOUT, h11_max_incomplete_event_size=MAX_HEAD,
+        )  # fmt: skip
         self._uvicorn = _EmbeddedServer(config)
         self._uvicorn_task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
         while not self._uvicorn.started:
@@ -245,13 +260,15 @@ class Sandbox:
                 raise RuntimeError("the HTTP server stopped while starting")
             await asyncio.sleep(0.005)  # uvicorn offers no started event to await
 
-    def _extra_routes(self) -> list[Any]:
+    def _extra_routes(self, workers: Any) -> list[Any]:
         """Routes of the relay, queue, clock, DNS records, host behaviours and release."""
         from sandbox.relay import Releaser
         from web.relay_api import relay_routes
 
         releaser = self.relay or Releaser(self.store, self.config.release)
-        return relay_routes(store=self.store, relay=self.relay, zone=self.zone, clock=self.clock, releaser=releaser)
+        return relay_routes(
+            store=self.store, relay=self.relay, zone=self.zone, clock=self.clock, releaser=releaser, workers=workers
+        )
 
     def info(self) -> dict[str, Any]:
         """GET /api/v1/info: Mailpit's fields, plus where each listener is."""
@@ -302,6 +319,8 @@ class Sandbox:
             self._uvicorn.should_exit = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._uvicorn_task, timeout=5)
+        if self._http_workers is not None:
+            self._http_workers.close()
         for closer in reversed(self._closers):
             with contextlib.suppress(Exception):
                 await closer()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -12,33 +12,13 @@ from starlette.routing import Route
 
 from sandbox import mime
 from sandbox.store import NoSuchMessage, Store
+from sandbox.store._search import QueryTooSlow
 from web import schema
+from web.inputs import error, json_object, part_id, whole
+from web.workers import Workers
 
 MAX_LIMIT = 1000
-
-
-def error(status: int, text: str) -> JSONResponse:
-    return JSONResponse({"Error": text}, status_code=status)
-
-
-def _int(request: Request, name: str, default: int, low: int = 0, high: int | None = None) -> int:
-    value = request.query_params.get(name)
-    if value in (None, ""):
-        return default
-    number = int(value)  # ValueError -> 400 by the caller
-    if number < low or (high is not None and number > high):
-        raise ValueError(name)
-    return number
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    body = await request.body()
-    if not body.strip():
-        return {}
-    data = json.loads(body)
-    if not isinstance(data, dict):
-        raise ValueError("expected a JSON object")
-    return data
+_PAGING = "start and limit must be whole numbers (limit at most 1000)"
 
 
 def _ids(data: dict[str, Any]) -> list[str] | None:
@@ -50,18 +30,35 @@ def _ids(data: dict[str, Any]) -> list[str] | None:
     return ids
 
 
+def _paging(request: Request) -> tuple[int, int]:
+    return whole(request, "start", 0), whole(request, "limit", 50, MAX_LIMIT)
+
+
+async def _searching(work: Awaitable[Response]) -> Response:
+    """A search's answer, or why there is none: a bad query is 400, one over its time budget 503."""
+    try:
+        return await work
+    except ValueError as exc:
+        return error(400, f"bad query: {exc}")
+    except QueryTooSlow as exc:
+        return error(503, f"{exc}: narrow the query (fewer or longer words)")
+
+
 class Api:
-    """The endpoints hold only explicit collaborators: the store and two hooks from the composition root."""
+    """The endpoints hold only explicit collaborators: the store, two hooks from the composition root, and
+    the worker threads that every store read, MIME parse and large JSON rendering runs on."""
 
     def __init__(
         self,
         store: Store,
         info: Callable[[], dict[str, Any]],
         reset: Callable[[], Awaitable[None]],
+        workers: Workers,
     ) -> None:
         self.store = store
         self.info_hook = info
         self.reset_hook = reset
+        self.workers = workers
 
     def routes(self) -> list[Route]:
         return [
@@ -84,11 +81,12 @@ class Api:
     async def list_messages(self, request: Request) -> Response:
         """GET /api/v1/messages?start=0&limit=50[&mailbox=addr]: newest first."""
         try:
-            start = _int(request, "start", 0)
-            limit = _int(request, "limit", 50, 0, MAX_LIMIT)
+            start, limit = _paging(request)
         except ValueError:
-            return error(400, "start and limit must be whole numbers (limit at most 1000)")
-        mailbox = request.query_params.get("mailbox") or None
+            return error(400, _PAGING)
+        return await self.workers.run(self._list, start, limit, request.query_params.get("mailbox") or None)
+
+    def _list(self, start: int, limit: int, mailbox: str | None) -> Response:
         page = self.store.list(start, limit, mailbox)
         total, _ = self.store.count()
         return JSONResponse(schema.page(page, total_all=total))
@@ -99,14 +97,14 @@ class Api:
         if not query:
             return error(400, "query is required")
         try:
-            start = _int(request, "start", 0)
-            limit = _int(request, "limit", 50, 0, MAX_LIMIT)
+            start, limit = _paging(request)
         except ValueError:
-            return error(400, "start and limit must be whole numbers (limit at most 1000)")
-        try:
-            page = self.store.search(query, start, limit, request.query_params.get("mailbox") or None)
-        except ValueError as exc:
-            return error(400, f"bad query: {exc}")
+            return error(400, _PAGING)
+        mailbox = request.query_params.get("mailbox") or None
+        return await _searching(self.workers.run_heavy(self._search, query, start, limit, mailbox))
+
+    def _search(self, query: str, start: int, limit: int, mailbox: str | None) -> Response:
+        page = self.store.search(query, start, limit, mailbox)
         body = schema.page(page)
         body["messages_count"] = page.total
         return JSONResponse(body)
@@ -115,10 +113,10 @@ class Api:
         query = request.query_params.get("query", "").strip()
         if not query:
             return error(400, "query is required")
-        try:
-            ids = self.store.search_ids(query, request.query_params.get("mailbox") or None)
-        except ValueError as exc:
-            return error(400, f"bad query: {exc}")
+        return await _searching(self._delete_matching(query, request.query_params.get("mailbox") or None))
+
+    async def _delete_matching(self, query: str, mailbox: str | None) -> Response:
+        ids = await self.workers.run_heavy(self.store.search_ids, query, mailbox)
         if ids:
             await self.store.delete(ids)
         return JSONResponse("ok")
@@ -126,7 +124,7 @@ class Api:
     async def delete_messages(self, request: Request) -> Response:
         """DELETE /api/v1/messages with {"IDs": [...]}; no body or no IDs deletes everything."""
         try:
-            ids = _ids(await _json_body(request))
+            ids = _ids(await json_object(request, self.workers))
         except ValueError as exc:
             return error(400, str(exc))
         await self.store.delete(ids)
@@ -135,7 +133,7 @@ class Api:
     async def set_read(self, request: Request) -> Response:
         """PUT /api/v1/messages with {"IDs": [...], "Read": true}; no IDs means every message."""
         try:
-            data = await _json_body(request)
+            data = await json_object(request, self.workers)
             ids = _ids(data)
         except ValueError as exc:
             return error(400, str(exc))
@@ -147,15 +145,25 @@ class Api:
 
     async def get_message(self, request: Request) -> Response:
         """GET /api/v1/message/{ID} (or "latest"): the parsed message; marks it read, as Mailpit does."""
-        message = self.store.get(request.path_params["id"])
-        if message is None:
+        found = await self.workers.run(self._message, request.path_params["id"])
+        if found is None:
             return error(404, "message not found")
-        parsed = mime.parse(self.store.raw(message.id))
-        if not message.read:
-            await self.store.set_read([message.id], True)
+        message_id, was_read, response = found
+        if not was_read:
+            await self.store.set_read([message_id], True)
+        return response
+
+    def _message(self, key: str) -> tuple[str, bool, Response] | None:
+        message = self.store.get(key)
+        if message is None:
+            return None
+        try:
+            parsed = mime.parse(self.store.raw(message.id))
+        except NoSuchMessage:
+            return None
         body = schema.message(message, parsed)
         body["Read"] = True
-        return JSONResponse(body)
+        return message.id, message.read, JSONResponse(body)
 
     def _raw(self, message_id: str) -> tuple[str, bytes] | None:
         message = self.store.get(message_id)
@@ -167,7 +175,7 @@ class Api:
             return None
 
     async def raw(self, request: Request) -> Response:
-        found = self._raw(request.path_params["id"])
+        found = await self.workers.run(self._raw, request.path_params["id"])
         if found is None:
             return error(404, "message not found")
         mid, raw = found
@@ -178,7 +186,10 @@ class Api:
                         headers=headers)  # fmt: skip
 
     async def headers(self, request: Request) -> Response:
-        found = self._raw(request.path_params["id"])
+        return await self.workers.run(self._headers, request.path_params["id"])
+
+    def _headers(self, message_id: str) -> Response:
+        found = self._raw(message_id)
         if found is None:
             return error(404, "message not found")
         out: dict[str, list[str]] = {}
@@ -187,10 +198,17 @@ class Api:
         return JSONResponse(out)
 
     async def part(self, request: Request) -> Response:
-        found = self._raw(request.path_params["id"])
+        wanted = request.path_params["part"]
+        if not part_id(wanted):  # "²" or 5,000 digits: no part has that number
+            return error(404, "part not found")
+        download = bool(request.query_params.get("dl"))
+        return await self.workers.run(self._part, request.path_params["id"], wanted, download)
+
+    def _part(self, message_id: str, wanted: str, download: bool) -> Response:
+        found = self._raw(message_id)
         if found is None:
             return error(404, "message not found")
-        part = mime.find_part(found[1], request.path_params["part"])
+        part = mime.find_part(found[1], wanted)
         if part is None or part.is_multipart():
             return error(404, "part not found")
         payload = part.get_payload(decode=True)
@@ -200,10 +218,8 @@ class Api:
         ctype = part.get_content_type()
         if filename:
             # Filenames are untrusted: keep a safe ASCII fallback and the exact name per RFC 6266.
-            from urllib.parse import quote
-
             safe = "".join(c if c.isalnum() or c in "._- " else "_" for c in filename)
-            kind = "inline" if ctype.startswith("image/") and not request.query_params.get("dl") else "attachment"
+            kind = "inline" if ctype.startswith("image/") and not download else "attachment"
             headers["Content-Disposition"] = f"{kind}; filename=\"{safe}\"; filename*=UTF-8''{quote(filename)}"
         if ctype in ("text/html", "image/svg+xml"):
             # Never let a part run in our origin.
@@ -211,10 +227,10 @@ class Api:
         return Response(data, media_type=ctype, headers=headers)
 
     async def info(self, request: Request) -> Response:
-        return JSONResponse(self.info_hook())
+        return JSONResponse(await self.workers.run(self.info_hook))
 
     async def mailboxes(self, request: Request) -> Response:
-        return JSONResponse(schema.mailboxes(self.store.mailboxes()))
+        return await self.workers.run(lambda: JSONResponse(schema.mailboxes(self.store.mailboxes())))
 
     async def reset(self, request: Request) -> Response:
         """Our extra: empty every mailbox and put queue, faults, DNS changes and clock back."""

@@ -8,20 +8,27 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from sandbox.events import EventBus
 from sandbox.store import Store
 from web.api import Api
+from web.inputs import BodyLimit, body_limit
 from web.security import SecurityHeaders
 from web.ui import web_routes
+from web.workers import Workers
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return JSONResponse({"Error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # The client closed while its body was being read: no one reads this answer, and no traceback is logged.
+    return JSONResponse({"Error": "the client closed the connection"}, status_code=400)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
@@ -35,10 +42,17 @@ def create_app(
     info: Callable[[], dict[str, Any]],
     reset: Callable[[], Awaitable[None]],
     extra_routes: Sequence[BaseRoute] = (),
+    workers: Workers | None = None,
+    max_body: int | None = None,
 ) -> Starlette:
-    routes: list[BaseRoute] = [*Api(store, info, reset).routes(), *extra_routes, *web_routes(store, bus)]
+    """`workers` run the blocking work (the composition root passes the ones it shuts down at stop);
+    `max_body` is the request body limit, by default `body_limit` of the default message size."""
+    api = Api(store, info, reset, workers or Workers())
+    routes: list[BaseRoute] = [*api.routes(), *extra_routes, *web_routes(store, bus)]
+    limit = body_limit(0) if max_body is None else max_body
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
-        exception_handlers={HTTPException: _http_error, 500: _server_error},
+        # BodyLimit sits outside Starlette's exception handling, which turns its 413 into the JSON answer.
+        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit, limit=limit)],
+        exception_handlers={HTTPException: _http_error, ClientDisconnect: _client_gone, 500: _server_error},
     )

@@ -174,7 +174,10 @@ _ID = _param("ID", "path", 'message ID, or "latest"')
 _START = _param("start", "query", "offset of the first message", _I)
 _LIMIT = _param("limit", "query", "page size (default 50, at most 1000)", _I)
 _MAILBOX = _param("mailbox", "query", "only messages delivered to this mailbox (address)")
-_QUERY = _param("query", "query", "search language: from: to: subject: is:unread has:attachment ...", required=True)
+_QUERY = _param(
+    "query", "query", "search language: from: to: subject: is:unread has:attachment ... (at most 50 terms)",
+    required=True,
+)
 
 
 def _json(schema: Schema, description: str = "OK") -> Schema:
@@ -202,6 +205,10 @@ _ANY_LIST = {"200": _json(_arr({"type": "object"}))}
 _RECIPIENT = _param("recipient", "query", "only this recipient")
 _HOST = _param("name", "path", "host name")
 _404 = {"404": _json(_ref("Error"), "no such message")}
+_SEARCH_ERRORS = {
+    "400": _json(_ref("Error"), "bad query or paging (more than 50 terms)"),
+    "503": _json(_ref("Error"), "the search ran over its time budget (2 s): narrow it"),
+}
 
 
 def _bytes(media: str, description: str) -> Schema:
@@ -218,8 +225,10 @@ PATHS: dict[str, Schema] = {
         "put": _op("Mark these messages read or unread (no IDs: all)", _OK, body=_ref("ReadState")),
     },
     "/api/v1/search": {
-        "get": _op("Search", {"200": _json(_ref("MessagesPage"))}, [_QUERY, _START, _LIMIT, _MAILBOX]),
-        "delete": _op("Delete every message matching a search", _OK, [_QUERY, _MAILBOX]),
+        "get": _op(
+            "Search", {"200": _json(_ref("MessagesPage")), **_SEARCH_ERRORS}, [_QUERY, _START, _LIMIT, _MAILBOX]
+        ),
+        "delete": _op("Delete every message matching a search", {**_OK, **_SEARCH_ERRORS}, [_QUERY, _MAILBOX]),
     },
     "/api/v1/message/{ID}": {
         "get": _op("One message, parsed; marks it read", {"200": _json(_ref("Message")), **_404}, [_ID])
@@ -346,7 +355,12 @@ def document(extra_paths: dict[str, Schema] | None = None, version: str = "0") -
         "info": {
             "title": "Mailsandbox API",
             "version": version,
-            "description": "Mailpit-compatible API v1 plus Mailsandbox extras under /api/sandbox.",
+            "description": (
+                "Mailpit-compatible API v1 plus Mailsandbox extras under /api/sandbox. Every error is JSON"
+                ' {"Error": "..."}. Any route: 413 for a request body over twice the message size limit'
+                " plus 1 MiB, 431 for a request head over 16 KiB, 503 for a connection over the limits"
+                " (--max-connections, --max-connections-per-client)."
+            ),
         },
         "paths": {**PATHS, **(extra_paths or {})},
         "components": {"schemas": SCHEMAS},

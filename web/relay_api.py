@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import json
+import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -14,8 +14,11 @@ from starlette.routing import Route
 
 from sandbox.models import Attempt, StoredMessage
 from sandbox.store import QueueItem, Store
+from web.inputs import error, json_object, json_value
+from web.workers import Workers
 
 SETTLE_SECONDS = 10.0  # how long a clock or retry request waits for the queue to finish its pass
+MAX_TTL = 2**31 - 1  # RFC 2181 §8
 
 
 # The web layer imports no relay, zone or clock module (tests/test_layers.py): it states what it
@@ -59,25 +62,27 @@ class ClockLike(Protocol):
     def offset(self) -> float: ...
 
 
-def _error(status: int, text: str) -> JSONResponse:
-    return JSONResponse({"Error": text}, status_code=status)
-
-
 def _iso(when: float | None) -> str | None:
     if when is None:
         return None
     return datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-async def _body(request: Request) -> dict[str, Any]:
+async def _body(request: Request, workers: Workers) -> dict[str, Any]:
     """A JSON object with its keys lower-cased (Mailpit writes "To", scripts write "to")."""
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    data = json.loads(raw)  # ValueError -> 400 in _guard
-    if not isinstance(data, dict):
-        raise ValueError("expected a JSON object")
+    data = await json_object(request, workers)  # ValueError -> 400 in _guard
     return {str(k).lower().replace("-", "_"): v for k, v in data.items()}
+
+
+def _ttl(value: object) -> int:
+    """A record's TTL: a whole number of seconds, 0 to 2**31 - 1 (JSON's 1e400 is inf, NaN is NaN)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+        value = int(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TTL:
+        raise ValueError(f"TTL must be a whole number of seconds from 0 to {MAX_TTL}")
+    return value
 
 
 def attempt_json(attempt: Attempt) -> dict[str, Any]:
@@ -118,29 +123,32 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _guard(handler: Handler) -> Handler:
-    """Bad JSON or values become 400 with a JSON error, as the rest of the API does."""
+    """Bad JSON or values become 400 with a JSON error, as the rest of the API does (OverflowError:
+    a number too large for what it names)."""
 
     async def guarded(request: Request) -> Response:
         try:
             return await handler(request)
-        except (ValueError, TypeError) as exc:
-            return _error(400, str(exc) or "bad request")
+        except (ValueError, TypeError, OverflowError) as exc:
+            return error(400, str(exc) or "bad request")
 
     return guarded
 
 
 class RelayApi:
-    """The endpoints hold only explicit collaborators; `relay` is None when the relay is off."""
+    """The endpoints hold only explicit collaborators; `relay` is None when the relay is off. Store reads
+    (the queue, traces) run on `workers`; what changes the relay, zone or clock stays on the loop."""
 
     def __init__(
         self, *, store: Store, relay: RelayLike | None, zone: ZoneLike | None, clock: ClockLike,
-        releaser: ReleaserLike | None = None,
+        releaser: ReleaserLike | None = None, workers: Workers,
     ) -> None:
         self.store = store
         self.relay = relay
         self.zone = zone
         self.clock = clock
         self.releaser = releaser
+        self.workers = workers
 
     def routes(self) -> list[Route]:
         g = _guard
@@ -165,49 +173,57 @@ class RelayApi:
 
     async def trace(self, request: Request) -> Response:
         """GET /api/v1/message/{ID}/trace: every hop and attempt, oldest first."""
-        message = self.store.get(request.path_params["id"])
+        return await self.workers.run(self._trace, request.path_params["id"])
+
+    def _trace(self, message_id: str) -> Response:
+        message = self.store.get(message_id)
         if message is None:
-            return _error(404, "message not found")
+            return error(404, "message not found")
         if self.relay is None:
             return JSONResponse([attempt_json(a) for a in self.store.trace(message.id)])
         return JSONResponse([attempt_json(a) for a in self.relay.trace(message)])
 
     async def queue(self, request: Request) -> Response:
         """GET /api/sandbox/queue: deferred recipients, soonest retry first."""
-        items = self.store.queue()
-        messages = {i.message_id: self.store.get(i.message_id) for i in items}
-        return JSONResponse([queue_json(i, messages[i.message_id]) for i in items])
+        return JSONResponse(await self.workers.run(self._queue_json, self.store.queue))
+
+    def _queue_json(self, items: Callable[[], list[QueueItem]]) -> list[dict[str, Any]]:
+        found = items()
+        messages = {i.message_id: self.store.get(i.message_id) for i in found}
+        return [queue_json(i, messages[i.message_id]) for i in found]
 
     async def retry(self, request: Request) -> Response:
         """POST /api/sandbox/queue/{ID}/retry[?recipient=]: try now; answers with what is still queued."""
         if self.relay is None:
-            return _error(404, "the relay is off")
+            return error(404, "the relay is off")
+        relay = self.relay
         message_id, recipient = request.path_params["id"], request.query_params.get("recipient")
-        if not self.relay.queued(message_id, recipient):
-            return _error(404, "nothing of that message is queued")
-        tried = await self.relay.retry(message_id, recipient)
+        if not await self.workers.run(relay.queued, message_id, recipient):
+            return error(404, "nothing of that message is queued")
+        tried = await relay.retry(message_id, recipient)
         await self._settle()  # its DSNs, if any, are delivered too
-        left = [queue_json(i, self.store.get(i.message_id)) for i in self.relay.queued(message_id)]
+        left = await self.workers.run(self._queue_json, lambda: relay.queued(message_id))
         return JSONResponse({"Tried": tried, "Queued": left})
 
     async def drop(self, request: Request) -> Response:
         """DELETE /api/sandbox/queue/{ID}[?recipient=]: take it out of the queue, no bounce."""
         if self.relay is None:
-            return _error(404, "the relay is off")
+            return error(404, "the relay is off")
         dropped = await self.relay.drop(request.path_params["id"], request.query_params.get("recipient"))
         if not dropped:
-            return _error(404, "nothing of that message is queued")
+            return error(404, "nothing of that message is queued")
         return JSONResponse({"Dropped": dropped})
 
     # -- the clock -------------------------------------------------------------------------------
 
-    def _clock_json(self) -> dict[str, Any]:
+    async def _clock_json(self) -> dict[str, Any]:
         now = self.clock.now()
         out: dict[str, Any] = {"Now": now, "Time": _iso(now), "Offset": self.clock.offset}
         if self.relay is not None:
-            upcoming = self.relay.next_retry()
+            items = await self.workers.run(self.store.queue)
+            upcoming = min((i.next_attempt for i in items), default=None)  # the relay's next_retry
             out.update({
-                "NextRetry": upcoming, "NextRetryTime": _iso(upcoming), "Queued": len(self.store.queue()),
+                "NextRetry": upcoming, "NextRetryTime": _iso(upcoming), "Queued": len(items),
                 "RetryInterval": self.relay.retry_interval, "WarnAfter": self.relay.warn_after,
                 "GiveUpAfter": self.relay.give_up_after,
             })
@@ -215,12 +231,12 @@ class RelayApi:
 
     async def get_clock(self, request: Request) -> Response:
         """GET /api/sandbox/clock: the sandbox's time, its offset from real time, the next retry."""
-        return JSONResponse(self._clock_json())
+        return JSONResponse(await self._clock_json())
 
     async def set_clock(self, request: Request) -> Response:
         """POST /api/sandbox/clock {"advance": SECONDS} or {"next_retry": true}: move time forward,
         then answer once the queue has worked through everything that came due."""
-        data = await _body(request)
+        data = await _body(request, self.workers)
         if "advance" in data:
             seconds = float(data["advance"])
             if not 0 <= seconds <= 10 * 365 * 86400:
@@ -231,12 +247,14 @@ class RelayApi:
                 self.clock.advance(seconds)
         elif data.get("next_retry"):
             if self.relay is None:
-                return _error(404, "the relay is off")
-            self.relay.skip_to_next_retry()
+                return error(404, "the relay is off")
+            upcoming = await self.workers.run(self.relay.next_retry)  # skip_to_next_retry, its read off the loop
+            if upcoming is not None:
+                self.relay.advance(max(0.0, upcoming - self.clock.now()))
         else:
             raise ValueError('give {"advance": seconds} or {"next_retry": true}')
         await self._settle()
-        return JSONResponse(self._clock_json())
+        return JSONResponse(await self._clock_json())
 
     async def _settle(self) -> None:
         """Wait for the queue's pass; a huge queue still answers, with the state so far."""
@@ -249,14 +267,14 @@ class RelayApi:
     async def records(self, request: Request) -> Response:
         """GET /api/sandbox/dns/records: every record of every zone."""
         if self.zone is None:
-            return _error(404, "the fake DNS is off")
+            return error(404, "the fake DNS is off")
         return JSONResponse([_record_json(r) for r in self.zone.records()])
 
     async def add_records(self, request: Request) -> Response:
         """POST /api/sandbox/dns/records {"Name", "Type", "Value", "TTL"} (or {"Records": [...]})."""
         if self.zone is None:
-            return _error(404, "the fake DNS is off")
-        data = await _body(request)
+            return error(404, "the fake DNS is off")
+        data = await _body(request, self.workers)
         items = data.get("records", [data])
         if not isinstance(items, list) or not items:
             raise ValueError("Records must be a non-empty list")
@@ -264,9 +282,7 @@ class RelayApi:
         for item in items:
             name, rdtype, value = _record_args(item)
             assert value is not None
-            ttl = int({str(k).lower(): v for k, v in item.items()}.get("ttl", 300))
-            if not 0 <= ttl < 2**31:
-                raise ValueError("TTL out of range")  # RFC 2181 §8
+            ttl = _ttl({str(k).lower(): v for k, v in item.items()}.get("ttl", 300))
             self.zone.add_record(name, rdtype, value, ttl=ttl)  # ZoneError is a ValueError: 400
             added.append({"Name": name, "Type": rdtype.upper(), "Value": value, "TTL": ttl})
         self._zone_changed()
@@ -275,13 +291,13 @@ class RelayApi:
     async def remove_records(self, request: Request) -> Response:
         """DELETE /api/sandbox/dns/records with {"Name", "Type", "Value"?} as JSON or query."""
         if self.zone is None:
-            return _error(404, "the fake DNS is off")
-        data = await _body(request) or {k.lower(): v for k, v in request.query_params.items()}
+            return error(404, "the fake DNS is off")
+        data = await _body(request, self.workers) or {k.lower(): v for k, v in request.query_params.items()}
         name, rdtype, value = _record_args(data, value_required=False)
         removed = self.zone.remove_record(name, rdtype, value)
         self._zone_changed()
         if not removed:
-            return _error(404, "no such record")
+            return error(404, "no such record")
         return JSONResponse({"Removed": removed})
 
     def _zone_changed(self) -> None:
@@ -293,27 +309,26 @@ class RelayApi:
     async def list_hosts(self, request: Request) -> Response:
         """GET /api/sandbox/hosts: every host with a behaviour; others accept everything."""
         if self.relay is None:
-            return _error(404, "the relay is off")
+            return error(404, "the relay is off")
         return JSONResponse(self.relay.hosts())
 
     async def get_host(self, request: Request) -> Response:
         if self.relay is None:
-            return _error(404, "the relay is off")
+            return error(404, "the relay is off")
         return JSONResponse(self.relay.host(request.path_params["name"]))
 
     async def put_host(self, request: Request) -> Response:
         """PUT /api/sandbox/hosts/{name} {"behaviour": "tempfail", "reply": "451 4.3.0 ...", ...}."""
         if self.relay is None:
-            return _error(404, "the relay is off")
-        raw = await request.body()
-        data = json.loads(raw) if raw.strip() else {}
+            return error(404, "the relay is off")
+        data = await json_value(request, self.workers, {})
         return JSONResponse(self.relay.set_host(request.path_params["name"], data))
 
     async def delete_host(self, request: Request) -> Response:
         if self.relay is None:
-            return _error(404, "the relay is off")
+            return error(404, "the relay is off")
         if not self.relay.remove_host(request.path_params["name"]):
-            return _error(404, "that host has no behaviour set")
+            return error(404, "that host has no behaviour set")
         return JSONResponse({"Removed": request.path_params["name"]})
 
     # -- release -----------------------------------------------------------------------------------
@@ -321,16 +336,16 @@ class RelayApi:
     async def release(self, request: Request) -> Response:
         """POST /api/v1/message/{ID}/release {"To": ["someone@example.com"]} (Mailpit's shape)."""
         if self.releaser is None:
-            return _error(403, "release is not configured")
-        data = await _body(request)
+            return error(403, "release is not configured")
+        data = await _body(request, self.workers)
         try:
             result = await self.releaser.release(request.path_params["id"], data.get("to"))
         except KeyError:
-            return _error(404, "message not found")
+            return error(404, "message not found")
         except PermissionError as exc:
-            return _error(403, str(exc))
+            return error(403, str(exc))
         except ConnectionError as exc:
-            return _error(502, str(exc))
+            return error(502, str(exc))
         return JSONResponse(result)
 
 
@@ -355,9 +370,12 @@ def _record_args(item: Any, value_required: bool = True) -> tuple[str, str, str 
 
 def relay_routes(
     *, store: Store, relay: RelayLike | None, zone: ZoneLike | None, clock: ClockLike,
-    releaser: ReleaserLike | None = None,
+    releaser: ReleaserLike | None = None, workers: Workers | None = None,
 ) -> list[Route]:
     """The routes the composition root mounts: the Relay (None when it is off), the Zone, the
-    ManualClock; `releaser` defaults to the relay (pass a Releaser to release with the relay off)."""
-    api = RelayApi(store=store, relay=relay, zone=zone, clock=clock, releaser=releaser or relay)
+    ManualClock; `releaser` defaults to the relay (pass a Releaser to release with the relay off);
+    `workers` are the HTTP layer's threads (share create_app's)."""
+    api = RelayApi(
+        store=store, relay=relay, zone=zone, clock=clock, releaser=releaser or relay, workers=workers or Workers()
+    )
     return api.routes()

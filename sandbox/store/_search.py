@@ -16,6 +16,16 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sandbox.store import StoreError
+
+MAX_TERMS = 50  # more is refused: each text term is a full-text lookup, and 2,000 of them took minutes
+SEARCH_SECONDS = 2.0  # the time a search may run before it is interrupted (SqliteStore.search_seconds)
+_MAX_SIZE = 2**62  # sizes beyond this match like it, rather than overflow SQLite's INTEGER
+
+
+class QueryTooSlow(StoreError):
+    """A search ran past its time budget and was interrupted."""
+
 # FTS5 columns a text term may target; plain words search all of them.
 _FTS_COLUMNS = {
     "from": "sender",
@@ -45,9 +55,10 @@ class Term:
     negated: bool
 
 
-def tokenize(query: str) -> list[Term]:
+def tokenize(query: str, max_terms: int | None = None) -> list[Term]:
     """Split a query into terms. `key:"two words"` and `"a phrase"` keep their spaces; an
-    unterminated quote runs to the end; a key that is not ours (`re:`) is plain text."""
+    unterminated quote runs to the end; a key that is not ours (`re:`) is plain text. More than
+    `max_terms` terms raise ValueError (before the rest is read)."""
     text = query.replace("\x00", " ")
     terms: list[Term] = []
     i, n = 0, len(text)
@@ -55,6 +66,8 @@ def tokenize(query: str) -> list[Term]:
         if text[i].isspace():
             i += 1
             continue
+        if max_terms is not None and len(terms) >= max_terms:
+            raise ValueError(f"a search may have at most {max_terms} terms")
         negated = False
         if text[i] in "-!" and i + 1 < n and not text[i + 1].isspace():
             negated = True
@@ -102,7 +115,13 @@ def _midnight(day: datetime) -> float:
 
 def parse_when(value: str, now: float) -> float | None:
     """A date (server-local time), `today`, `yesterday`, or an age like `3d` / `12h` / `2w`."""
-    text = value.strip().lower()
+    try:
+        return _when(value.strip().lower(), now)
+    except (OverflowError, OSError, ValueError):  # a year the platform's time functions cannot take
+        return None
+
+
+def _when(text: str, now: float) -> float | None:
     if text == "today":
         return _midnight(datetime.fromtimestamp(now))
     if text == "yesterday":
@@ -123,7 +142,8 @@ def parse_size(value: str) -> int | None:
     match = _SIZE.fullmatch(value.strip().lower())
     if not match:
         return None
-    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+    size = float(match.group(1)) * _SIZE_UNITS[match.group(2)]  # a 400-digit number is inf
+    return int(min(size, _MAX_SIZE))
 
 
 def _plain_sql(term: Term, now: float) -> tuple[str, list[object]] | None:
@@ -168,13 +188,13 @@ def compile_query(query: str, now: float) -> tuple[str, list[object]]:
 
     Positive text terms share one FTS5 MATCH (implicit AND); negated text terms share one
     `NOT IN (... MATCH a OR b)`, since FTS5 has no unary NOT. An empty or meaningless query
-    compiles to "1" (everything).
+    compiles to "1" (everything). A term repeated is looked up once; over MAX_TERMS is a ValueError.
     """
     positive: list[str] = []
     negative: list[str] = []
     clauses: list[str] = []
     params: list[object] = []
-    for term in tokenize(query):
+    for term in dict.fromkeys(tokenize(query, MAX_TERMS)):
         if term.key in ("", *_FTS_COLUMNS):
             expr = _fts_expr(term)
             if expr is not None:

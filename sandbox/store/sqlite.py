@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import secrets
 import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from sandbox.store import MailboxStat, NoSuchMessage, Page, normalize_user
 from sandbox.store._mailbox import MailboxMixin, deliver_entries, deliver_entry
 from sandbox.store._queue import QueueMixin
 from sandbox.store._schema import migrate
+from sandbox.store._search import SEARCH_SECONDS, QueryTooSlow, compile_query
 from sandbox.store._writer import GroupWriter, WriteFn, insert_rows
 
 _COLUMNS = (
@@ -432,15 +435,30 @@ class SqliteStore(MailboxMixin, QueueMixin):
     def list(self, start: int = 0, limit: int = 50, user: str | None = None) -> Page:
         return self._page("1", [], start, limit, user)
 
-    def search(self, query: str, start: int = 0, limit: int = 50, user: str | None = None) -> Page:
-        from sandbox.store._search import compile_query
+    search_seconds = SEARCH_SECONDS  # how long one search may run (a test may set it on the instance)
 
+    @contextlib.contextmanager
+    def _search_budget(self) -> Iterator[None]:
+        """Interrupt this thread's reader once a search has run `search_seconds`: FTS5 runs its lookups
+        through the same connection, so the progress handler sees them too."""
+        db = self._db
+        deadline = time.monotonic() + self.search_seconds
+        db.set_progress_handler(lambda: time.monotonic() > deadline, 1000)
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if "interrupt" not in str(exc):
+                raise
+            raise QueryTooSlow(f"the search ran over its {self.search_seconds:g} s budget") from None
+        finally:
+            db.set_progress_handler(None, 0)
+
+    def search(self, query: str, start: int = 0, limit: int = 50, user: str | None = None) -> Page:
         where, params = compile_query(query, self.clock.now())
-        return self._page(where, list(params), start, limit, user)
+        with self._search_budget():
+            return self._page(where, list(params), start, limit, user)
 
     def search_ids(self, query: str, user: str | None = None) -> builtins.list[str]:
-        from sandbox.store._search import compile_query
-
         where, params = compile_query(query, self.clock.now())
         params = list(params)
         if user:
@@ -449,8 +467,9 @@ class SqliteStore(MailboxMixin, QueueMixin):
                 " WHERE f.user = ?)"
             )
             params.append(normalize_user(user))
-        rows = self._db.execute(f"SELECT m.id FROM messages m WHERE m.parent IS NULL AND ({where})", params)
-        return [r[0] for r in rows]
+        with self._search_budget():
+            rows = self._db.execute(f"SELECT m.id FROM messages m WHERE m.parent IS NULL AND ({where})", params)
+            return [r[0] for r in rows]
 
     def count(self) -> tuple[int, int]:
         db = self._db
