@@ -505,3 +505,26 @@ def test_many_zones_in_one_text_load_in_linear_time() -> None:
         "a.test",
         "b.test",
     ]
+
+
+def test_answer_cache_is_byte_identical_and_follows_zone_changes() -> None:
+    from sandbox.protocols.dns import AnswerCache
+
+    zone = Zone.from_files([EXAMPLE])
+    cache = AnswerCache(zone, entries=8)
+    queries = [
+        dns.message.make_query(name, rdtype, id=n, use_edns=edns).to_wire()
+        for n, (name, rdtype, edns) in enumerate(
+            [("example.test", "MX", False), ("example.test", "MX", 0), ("nowhere.test", "A", False)] * 3
+        )
+    ]
+    queries += [b"\x12\x34" + bytes(10), b"\x99"]  # a bare header (FORMERR) and a runt (dropped)
+    for tcp in (False, True):
+        for wire in queries:
+            assert cache.answer(wire, tcp=tcp) == answer(wire, zone, tcp=tcp)
+    assert cache.hits >= 12  # the repeats (only the id differs) came from the cache
+    query = dns.message.make_query("cached.example.test", "A", id=7).to_wire()
+    before = cache.answer(query)
+    zone.add_record("cached.example.test", "A", "192.0.2.77")
+    after = dns.message.from_wire(cache.answer(query) or b"")
+    assert before != after.to_wire() and texts(after, "A") == ["192.0.2.77"]  # a change empties the cache

@@ -477,3 +477,22 @@ def test_store_failure_is_a_no(store: SqliteStore) -> None:
     store.close()
     assert client("a STORE 1 +FLAGS \\Seen") == ["a NO [SERVERBUG] Server error, the command was not completed"]
     assert errors and client("b LOGOUT")[-1] == "b OK LOGOUT completed"
+
+
+def test_an_append_leaves_no_copy_of_the_message_behind(store: SqliteStore) -> None:
+    import gc
+    import tracemalloc
+
+    client = Client(ImapConnection(store))
+    client.login()
+    big = b"Subject: big\r\n\r\n" + b"x" * 5_000_000 + b"\r\n"
+    command = b"a APPEND INBOX {%d+}\r\n" % len(big) + big + b"\r\n"
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        assert client.raw(command).startswith(b"a OK [APPENDUID ")
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 1_000_000, f"{kept} bytes still held after the APPEND"  # it was 10 MB until the next write

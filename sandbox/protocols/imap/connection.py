@@ -178,15 +178,18 @@ class ImapConnection(FolderCommands, MessageCommands):
             return []  # a stray empty line between commands is ignored
         self._command += line
         if m is None:
-            data = bytes(self._command)
-            self._command.clear()
-            return self._execute(data)
+            return self._execute(self._take_command())
         size = int(m.group(1))
         limit = self._max_literal if self.state in _AUTH else self._max_literal_preauth
         if size > limit or len(self._command) + size > limit + self._max_line:
             return self._too_big(size, bool(m.group(2)))
         self._literal_left = size
         return [] if m.group(2) else [continuation("Ready for literal data")]  # RFC 3501 §7.5
+
+    def _take_command(self) -> bytes:
+        data = bytes(self._command)
+        self._command.clear()  # one copy of a big APPEND at a time, not two
+        return data
 
     def _too_big(self, size: int, non_synchronizing: bool) -> Reply:
         # Refused before a byte of it is buffered: a synchronizing literal never gets its "+" (RFC 7888 §4).
@@ -230,6 +233,7 @@ class ImapConnection(FolderCommands, MessageCommands):
             cmd = parse_command(data)
         except BadCommand as exc:
             return [status(exc.tag, BAD, exc.message)]
+        del data  # the command holds what it needs (an APPEND its literal): free the line while it runs
         if self.state not in ALLOWED[cmd.name]:
             return [status(cmd.tag, BAD, f"{cmd.name} is not allowed in the {self.state.value} state")]
         handler = getattr(self, "_cmd_" + cmd.name.lower().replace(" ", "_"))
