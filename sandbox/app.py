@@ -190,7 +190,7 @@ class Sandbox:
         # 3. the relay
         await self._start_relay()
         if cfg.dns:
-            server = await start_dns(cfg.dns.host, cfg.dns.port, self.zone)
+            server = await start_dns(cfg.dns.host, cfg.dns.port, self.zone, self.limiter("dns"))
             self._closers.append(server.close)
             self._addresses["dns"] = Listen(*server.address)
 
@@ -217,7 +217,7 @@ class Sandbox:
             if listen:
                 await self._serve(name, start_pop3(
                     listen.host, listen.port, self.store, self.ssl_context, implicit,
-                    credentials=cfg.smtp_auth, hostname=cfg.hostname,
+                    credentials=cfg.smtp_auth, hostname=cfg.hostname, limiter=self.limiter(name),
                 ))  # fmt: skip
         await self._start_imap()
 
@@ -229,7 +229,7 @@ class Sandbox:
             if listen:
                 await self._serve(name, start_imap(
                     listen.host, listen.port, self.store, self.bus, self.ssl_context, implicit,
-                    credentials=cfg.smtp_auth,
+                    credentials=cfg.smtp_auth, limiter=self.limiter(name), max_literal=cfg.max_message_size,
                 ))  # fmt: skip
 
     http_header_timeout = HEADER_TIMEOUT  # seconds to send a request head (a test may set it on the instance)
@@ -265,7 +265,10 @@ class Sandbox:
         from sandbox.relay import Releaser
         from web.relay_api import relay_routes
 
-        releaser = self.relay or Releaser(self.store, self.config.release)
+        releaser = self.relay
+        if releaser is None:
+            releaser = Releaser(self.store, self.config.release)
+            self._closers.append(releaser.close)
         return relay_routes(
             store=self.store, relay=self.relay, zone=self.zone, clock=self.clock, releaser=releaser, workers=workers
         )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import ipaddress
+import math
 import re
 import threading
 from collections.abc import Iterable, Sequence
@@ -30,6 +32,7 @@ from dns.rdatatype import RdataType
 IN = dns.rdataclass.IN
 MAX_CHAIN = 16  # CNAME hops followed before giving up (loop-safe)
 SYNTH_TTL = 60  # catch-all answers: short, since the zone changes at run time
+MAX_TTL = 2**31 - 1  # RFC 2181 §8: a TTL is an unsigned value below 2^31
 _ADDRESS_TYPES = (RdataType.A, RdataType.AAAA)
 _ORIGIN_RE = re.compile(r"^\$ORIGIN[ \t]+(\S+)", re.IGNORECASE)
 _TTL_RE = re.compile(r"^\$TTL[ \t]", re.IGNORECASE)
@@ -124,6 +127,21 @@ def _origin(zone: dns.zone.Zone) -> dns.name.Name:
     return zone.origin
 
 
+def _shift_line(message: str, filename: str, offset: int) -> str:
+    """dnspython's "file:LINE: ..." with LINE counted from the start of the file instead of the piece."""
+    found = re.match(rf"{re.escape(filename)}:(\d+):", message)
+    if found is None:
+        return message
+    return f"{filename}:{int(found.group(1)) + offset}:" + message[found.end() :]
+
+
+def _check_ttls(zone: dns.zone.Zone) -> None:
+    for name, node in zone.nodes.items():
+        for rds in node.rdatasets:
+            if rds.ttl > MAX_TTL:
+                raise ZoneError(f"{_text(name)} {rds.rdtype.name}: TTL {rds.ttl} is over {MAX_TTL} (RFC 2181 §8)")
+
+
 def _target(rrset: dns.rrset.RRset, index: int = 0) -> dns.name.Name:
     """The name a CNAME, MX or NS record points at."""
     rdata = list(rrset)[index]
@@ -154,11 +172,26 @@ def _paren_delta(line: str) -> int:
     return depth
 
 
-def _split_zones(text: str, origin: dns.name.Name | None) -> list[tuple[dns.name.Name | None, str]]:
+def check_ttl(ttl: object) -> int:
+    """A TTL as an int, or ZoneError: whole numbers from 0 to 2^31-1 only (RFC 2181 §8), so 1e400,
+    NaN, -1 or 2^31 are refused with a clear message instead of failing somewhere later."""
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float):
+        raise ZoneError(f"TTL must be a whole number of seconds, not {ttl!r}")
+    if isinstance(ttl, float):
+        if not math.isfinite(ttl) or not ttl.is_integer():
+            raise ZoneError(f"TTL must be a whole number of seconds, not {ttl!r}")
+        ttl = int(ttl)
+    if not 0 <= ttl <= MAX_TTL:
+        raise ZoneError(f"TTL {ttl} is out of range: 0 to {MAX_TTL} seconds (RFC 2181 §8)")
+    return ttl
+
+
+def _split_zones(text: str, origin: dns.name.Name | None) -> list[tuple[dns.name.Name | None, int, str]]:
     """One text may hold several zones: an $ORIGIN outside the current zone starts a new one.
 
-    dnspython alone would silently drop such records. Each piece keeps the file's line numbers
-    (earlier lines are blanked, except the last $TTL, which still applies).
+    dnspython alone would silently drop such records. Each piece is (origin, line offset, text): its
+    own lines, after the last $TTL before it (which still applies); the offset maps the piece's line
+    numbers back to the file's. Linear in the text, however many zones and $TTLs it holds.
     """
     lines = text.splitlines()
     bounds: list[tuple[dns.name.Name | None, int]] = [(origin, 0)]
@@ -179,12 +212,12 @@ def _split_zones(text: str, origin: dns.name.Name | None) -> list[tuple[dns.name
         elif depth == 0 and _TTL_RE.match(line):
             ttls.append(index)
         depth = max(0, depth + _paren_delta(line))
-    out: list[tuple[dns.name.Name | None, str]] = []
+    out: list[tuple[dns.name.Name | None, int, str]] = []
     for i, (piece_origin, begin) in enumerate(bounds):
         end = bounds[i + 1][1] if i + 1 < len(bounds) else len(lines)
-        ttl = max((t for t in ttls if t < begin), default=-1)
-        head = [lines[t] if t == ttl else "" for t in range(begin)]
-        out.append((piece_origin, "\n".join(head + lines[begin:end]) + "\n"))
+        before = bisect.bisect_left(ttls, begin)  # ttls is in file order
+        head = [lines[ttls[before - 1]]] if before else []
+        out.append((piece_origin, begin - len(head), "\n".join(head + lines[begin:end]) + "\n"))
     return out
 
 
@@ -267,13 +300,16 @@ class Zone:
         if origin is None and not re.search(r"^\$ORIGIN", text, re.MULTILINE | re.IGNORECASE):
             raise ZoneError(f"{where}zone text has no $ORIGIN and no origin was given")
         parsed: list[dns.zone.Zone] = []
-        for piece_origin, piece in _split_zones(text, _name(origin) if origin else None):
+        filename = str(_file or "<text>")
+        for piece_origin, offset, piece in _split_zones(text, _name(origin) if origin else None):
             try:
                 zone = dns.zone.from_text(
-                    piece, piece_origin, relativize=False, check_origin=False, filename=str(_file or "<text>")
+                    piece, piece_origin, relativize=False, check_origin=False, filename=filename
                 )
+                _check_ttls(zone)
             except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
-                message = str(exc)  # dnspython's syntax errors already name the file and line
+                # dnspython's syntax errors name the file and the piece's line: make it the file's line
+                message = _shift_line(str(exc), filename, offset)
                 raise ZoneError(message if message.startswith(str(_file)) else where + message) from exc
             if zone.nodes:  # a piece with no records (only comments or a leading $ORIGIN) is no zone
                 self._complete(zone)
@@ -312,6 +348,7 @@ class Zone:
         for it, and every other question about it answers as before (catch-all or strict)."""
         owner, kind = _name(name), _rdtype(rdtype)
         rdata = self._parse_rdata(kind, value)
+        ttl = check_ttl(ttl)
         with self._lock:
             zone = self._zone_for(owner)
             if zone is None:

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import dns.exception
 import dns.flags
 import dns.message
 import dns.opcode
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rrset
 from dns.rdatatype import RdataType
 
 from sandbox.zone import Zone, ZoneError
 
 HEADER_SIZE = 12  # RFC 1035 §4.1.1
 UDP_LIMIT = 512  # RFC 1035 §4.2.1: without EDNS, UDP replies stop here
-EDNS_LIMIT = 4096  # the most we send over UDP whatever the client offers (RFC 6891 §6.2.5)
 OUR_PAYLOAD = 1232  # what we advertise: the DNS Flag Day 2020 size that avoids fragmentation
+# The most we send over UDP whatever the client offers (RFC 6891 §6.2.5): a spoofed source cannot get
+# more than ~30x its query back; bigger answers go truncated, and the real client retries over TCP.
+EDNS_LIMIT = OUR_PAYLOAD
 _NO_TRANSFER = (RdataType.AXFR, RdataType.IXFR)
 
 
@@ -59,6 +65,18 @@ def answer_message(query: dns.message.Message, zone: Zone) -> dns.message.Messag
     return response
 
 
+def _minimal_any(query: dns.message.Message, response: dns.message.Message) -> None:
+    """RFC 8482 §4.2: ANY over UDP gets one synthesized HINFO "RFC8482" "" record instead of every
+    RRset of the name (what made ANY an amplifier); TCP still gets the full answer."""
+    question = query.question[0]
+    if question.rdtype != RdataType.ANY or not response.answer:
+        return
+    ttl = min(rrset.ttl for rrset in response.answer)
+    hinfo = dns.rdata.from_text(dns.rdataclass.IN, RdataType.HINFO, '"RFC8482" ""')
+    response.answer = [dns.rrset.from_rdata(question.name, ttl, hinfo)]
+    response.additional = []
+
+
 def _udp_limit(query: dns.message.Message) -> int:
     if query.edns < 0:
         return UDP_LIMIT
@@ -86,7 +104,8 @@ def answer(wire: bytes, zone: Zone, *, tcp: bool = False) -> bytes | None:
     """Reply bytes for query bytes, or None when there is nothing to answer (drop the packet).
 
     Malformed queries with a readable header get FORMERR; a failure of ours gets SERVFAIL.
-    Over UDP the reply fits 512 bytes or the client's EDNS size, else it is sent truncated (TC).
+    Over UDP the reply fits 512 bytes or the client's EDNS size (at most 1232), else it is sent
+    truncated (TC); ANY over UDP is answered minimally (RFC 8482).
     """
     try:
         query = dns.message.from_wire(wire)
@@ -96,37 +115,81 @@ def answer(wire: bytes, zone: Zone, *, tcp: bool = False) -> bytes | None:
         return None  # a response sent to us: answering it could start a loop
     try:
         response = answer_message(query, zone)
+        if not tcp and len(query.question) == 1:
+            _minimal_any(query, response)
         return _to_wire(response, 65535 if tcp else _udp_limit(query))
     except Exception:  # a bug of ours must cost one SERVFAIL, never the server
         return _header_reply(wire, dns.rcode.SERVFAIL)
 
 
+class AnswerCache:
+    """Replies by query bytes after the ID, for the zone's current version: a flood of one question (only
+    the ID differs) costs a dict lookup per query, not a parse, a resolve and an encode. Answers do not
+    depend on anything else (records go out in zone order), so a hit is byte-identical to `answer`.
+    Bounded: `entries` replies of at most `largest` bytes each."""
+
+    def __init__(self, zone: Zone, entries: int = 2048, largest: int = 4096) -> None:
+        self.zone = zone
+        self._entries: OrderedDict[tuple[bool, bytes], bytes | None] = OrderedDict()
+        self._limit = entries
+        self._largest = largest
+        self._version = zone.version
+        self.hits = 0
+
+    def answer(self, wire: bytes, *, tcp: bool = False) -> bytes | None:
+        if len(wire) < HEADER_SIZE or len(wire) > 512:
+            return answer(wire, self.zone, tcp=tcp)  # too short to key, or too big to be worth keeping
+        if self.zone.version != self._version:
+            self._entries.clear()  # a record changed: every cached reply may be stale
+            self._version = self.zone.version
+        key = (tcp, wire[2:])
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            self.hits += 1
+            tail = self._entries[key]
+            return None if tail is None else wire[:2] + tail
+        reply = answer(wire, self.zone, tcp=tcp)
+        if reply is None or len(reply) <= self._largest:
+            self._entries[key] = None if reply is None else reply[2:]
+            if len(self._entries) > self._limit:
+                self._entries.popitem(last=False)
+        return reply
+
+
 class DnsStreamConnection:
     """DNS over a byte stream: each message has a two-byte length prefix (RFC 1035 §4.2.2, RFC 7766).
 
-    ``receive_data`` takes whatever arrived and returns the bytes to send back: the framed
-    replies to every complete query so far, in order.
+    ``receive_data`` buffers what arrived; ``next_reply`` answers the next complete query, one at a
+    time, so the adapter decides how much work to do before it lets other connections run and can
+    stop answering (and reading) while the client does not read its replies.
     """
 
-    def __init__(self, zone: Zone) -> None:
+    def __init__(self, zone: Zone, cache: AnswerCache | None = None) -> None:
         self.zone = zone
-        self._buffer = bytearray()
+        self._cache = cache if cache is not None else AnswerCache(zone, entries=64)
+        self._buffer = bytearray()  # deleting from the front of a bytearray is O(1) amortized
 
-    def receive_data(self, data: bytes) -> bytes:
+    def receive_data(self, data: bytes) -> None:
         self._buffer += data
-        out = bytearray()
-        while len(self._buffer) >= 2:
-            size = int.from_bytes(self._buffer[:2], "big")
-            if len(self._buffer) < 2 + size:
-                break  # wait for the rest of this message
-            message = bytes(self._buffer[2 : 2 + size])
-            del self._buffer[: 2 + size]
-            reply = answer(message, self.zone, tcp=True)
-            if reply is not None:
-                out += len(reply).to_bytes(2, "big") + reply
-        return bytes(out)
+
+    def next_reply(self) -> bytes | None:
+        """The framed reply to the next complete query; b"" when that query gets no answer (a
+        response sent to us, an empty frame); None when no complete query is buffered."""
+        if not self.has_query:
+            return None
+        size = int.from_bytes(self._buffer[:2], "big")
+        message = bytes(self._buffer[2 : 2 + size])
+        del self._buffer[: 2 + size]
+        reply = self._cache.answer(message, tcp=True)
+        return b"" if reply is None else len(reply).to_bytes(2, "big") + reply
+
+    @property
+    def has_query(self) -> bool:
+        """Is a complete query waiting for ``next_reply``?"""
+        buffered = len(self._buffer)
+        return buffered >= 2 and buffered >= 2 + int.from_bytes(self._buffer[:2], "big")
 
     @property
     def pending(self) -> int:
-        """Bytes of an incomplete message still buffered (the adapter's idle timer looks at it)."""
+        """Bytes received and not yet answered (complete queries and the start of the next one)."""
         return len(self._buffer)

@@ -144,6 +144,7 @@ class Relay:
         self._task = asyncio.create_task(self._run(), name="relay-queue")
 
     async def stop(self) -> None:
+        await self.releaser.close()
         task, self._task = self._task, None
         if task is None:
             return

@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
 
+from sandbox.executors import BoundedExecutor, ExecutorBusy
 from sandbox.store import Store
+
+# An upstream that accepts and never answers holds a thread for `timeout` seconds per socket operation:
+# releases get threads of their own, and a bounded queue, so they can never hold up IMAP or the relay.
+RELEASE_WORKERS = 4
+RELEASE_PENDING = 16
 
 
 class ReleaseError(Exception):
@@ -51,7 +57,7 @@ class ReleaseSettings:
     return_path: str | None = None  # MAIL FROM for released mail; default: the original sender
     ca_file: str | None = None  # trust this CA instead of the system's (a private upstream)
     insecure: bool = False  # skip certificate checks (a self-signed upstream in a lab)
-    timeout: float = 30.0
+    timeout: float = 30.0  # smtplib's: for the connect and for every read and write
     helo: str | None = None
 
     @classmethod
@@ -135,15 +141,25 @@ def _send(settings: ReleaseSettings, raw: bytes, sender: str, recipients: Sequen
 
 
 async def release_message(
-    settings: ReleaseSettings | None, raw: bytes, sender: str, recipients: Any
+    settings: ReleaseSettings | None,
+    raw: bytes,
+    sender: str,
+    recipients: Any,
+    executor: BoundedExecutor | None = None,
 ) -> tuple[list[str], str]:
-    """Check the recipients, then send `raw` upstream over a blocking smtplib session in a thread.
-    Returns (recipients, the upstream's last reply); raises a ReleaseError."""
+    """Check the recipients, then send `raw` upstream over a blocking smtplib session in a thread
+    (of `executor`, else asyncio's default). Returns (recipients, the upstream's last reply); raises a
+    ReleaseError."""
     addresses = check_recipients(settings, recipients)
     assert settings is not None
     mail_from = settings.return_path if settings.return_path is not None else sender
     try:
-        reply = await asyncio.to_thread(_send, settings, raw, mail_from, addresses)
+        if executor is None:
+            reply = await asyncio.to_thread(_send, settings, raw, mail_from, addresses)
+        else:
+            reply = await executor.run(_send, settings, raw, mail_from, addresses)
+    except ExecutorBusy:
+        raise ReleaseFailed(f"{RELEASE_PENDING} releases are already in progress; try again later") from None
     except smtplib.SMTPRecipientsRefused as exc:
         detail = "; ".join(f"{r}: {c} {m.decode(errors='replace')}" for r, (c, m) in exc.recipients.items())
         raise ReleaseFailed(f"upstream refused every recipient: {detail}") from None
@@ -164,6 +180,10 @@ class Releaser:
         if not isinstance(settings, ReleaseSettings | None):
             settings = ReleaseSettings.from_config(settings)
         self.settings = settings
+        self._executor = BoundedExecutor("release", RELEASE_WORKERS, max_pending=RELEASE_PENDING)
+
+    async def close(self) -> None:
+        self._executor.shutdown()
 
     async def release(self, message_id: str, recipients: Any) -> dict[str, Any]:
         """Raises KeyError for an unknown message, ReleaseError (PermissionError, ValueError or
@@ -172,7 +192,9 @@ class Releaser:
         if message is None:
             raise KeyError(message_id)
         raw = self.store.raw(message.id)
-        sent, reply = await release_message(self.settings, raw, message.envelope.mail_from, recipients)
+        sent, reply = await release_message(
+            self.settings, raw, message.envelope.mail_from, recipients, self._executor
+        )
         assert self.settings is not None
         return {"ID": message.id, "To": sent, "Upstream": f"{self.settings.host}:{self.settings.port}",
                 "Reply": reply}

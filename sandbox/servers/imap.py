@@ -9,8 +9,10 @@ import ssl
 from collections.abc import Callable, Mapping
 
 from sandbox.events import Event, EventBus, MailboxChanged, MessagesDeleted, MessagesUpdated
-from sandbox.protocols.imap import MAX_LITERAL, ImapConnection, MessageCache, RecentTracker
-from sandbox.protocols.imap.session import Login
+from sandbox.executors import BoundedExecutor
+from sandbox.protocols.imap import MAX_LITERAL, MAX_LITERAL_PREAUTH, ImapConnection, MessageCache, RecentTracker
+from sandbox.protocols.imap.session import Login, State
+from sandbox.servers._limits import ConnectionLimiter, Slot
 from sandbox.servers._per_store import PerStore
 from sandbox.servers._starttls import upgrade
 from sandbox.store import Store, normalize_user
@@ -18,6 +20,9 @@ from sandbox.store import Store, normalize_user
 log = logging.getLogger(__name__)
 
 AUTOLOGOUT = 30 * 60.0  # RFC 3501 §5.4: at least 30 minutes of inactivity
+LOGIN_TIMEOUT = 60.0  # before login a silent connection only holds a place: much shorter
+WORKERS = 8  # threads running the sessions' commands, per listener
+REFUSAL = b"* BYE [UNAVAILABLE] too many connections\r\n"  # RFC 5530 §3
 _NOTIFY = object()  # a work item: the store changed under the selected mailbox
 _MAX_QUEUED = 64  # received chunks waiting for the worker before we stop reading the socket
 
@@ -67,6 +72,11 @@ class ImapProtocol(asyncio.Protocol):
         sessions: set[ImapProtocol],
         max_literal: int = MAX_LITERAL,
         autologout: float = AUTOLOGOUT,
+        *,
+        executor: BoundedExecutor,
+        limiter: ConnectionLimiter | None = None,
+        login_timeout: float = LOGIN_TIMEOUT,
+        max_literal_preauth: int = MAX_LITERAL_PREAUTH,
     ) -> None:
         self.bus = bus
         self.ssl_context = ssl_context
@@ -79,6 +89,7 @@ class ImapProtocol(asyncio.Protocol):
             recent=shared.recent,
             notified=True,
             max_literal=max_literal,
+            max_literal_preauth=max_literal_preauth,
             log=self._log_error,
         )
         self.transport: asyncio.Transport | None = None
@@ -89,6 +100,10 @@ class ImapProtocol(asyncio.Protocol):
         self._worker: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] = lambda: None
         self._autologout = autologout
+        self._login_timeout = login_timeout
+        self._executor = executor
+        self._limiter = limiter
+        self._slot: Slot | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._sessions = sessions
         self._reading_paused = False
@@ -105,6 +120,12 @@ class ImapProtocol(asyncio.Protocol):
             self.transport = transport  # start_tls hands us the TLS transport: the session goes on
             return
         self.transport = transport
+        if self._limiter is not None:
+            self._slot = self._limiter.admit(transport.get_extra_info("peername"))
+            if self._slot is None:
+                transport.write(REFUSAL)
+                transport.close()
+                return
         self._sessions.add(self)
         # Subscribed only now: a TLS handshake that fails never reaches connection_lost to undo it.
         self._unsubscribe = self.bus.subscribe(self._on_event)
@@ -113,6 +134,8 @@ class ImapProtocol(asyncio.Protocol):
         self._touch()
 
     def data_received(self, data: bytes) -> None:
+        if self._worker is None:
+            return  # refused: the goodbye is written, the transport closing
         self._touch()
         self._work.put_nowait(data)
         if self._work.qsize() > _MAX_QUEUED and self.transport is not None and not self._reading_paused:
@@ -124,6 +147,8 @@ class ImapProtocol(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._slot is not None:
+            self._slot.release()
         self._sessions.discard(self)
         self._unsubscribe()
         if self._timer is not None:
@@ -164,11 +189,16 @@ class ImapProtocol(asyncio.Protocol):
             try:
                 if item is _NOTIFY:
                     self._notify_queued = False
-                    out = await asyncio.to_thread(self.conn.notify)
+                    out = await self._executor.run(self.conn.notify)
                 else:
                     assert isinstance(item, bytes)
-                    out = await asyncio.to_thread(self.conn.receive_data, item)
+                    logged_in = self.conn.state is not State.NOT_AUTHENTICATED
+                    out = await self._executor.run(self.conn.receive_data, item)
+                    if not logged_in and self.conn.state is not State.NOT_AUTHENTICATED:
+                        self._touch()  # logged in: the longer autologout timer from now on
             except Exception:
+                if self.transport is None or self.transport.is_closing():
+                    return  # the server is stopping (its executor is shut down) or the client left
                 log.exception("IMAP session failed")  # the core answers bad input itself: this is a bug
                 self.shutdown("Internal server error")
                 return
@@ -208,11 +238,13 @@ class ImapProtocol(asyncio.Protocol):
     def _touch(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(self._autologout, self._expire)
+        before_login = self.conn.state is State.NOT_AUTHENTICATED
+        timeout = self._login_timeout if before_login else self._autologout
+        self._timer = asyncio.get_running_loop().call_later(timeout, self._expire, before_login)
 
-    def _expire(self) -> None:
+    def _expire(self, before_login: bool) -> None:
         # RFC 2177 §3: IDLE clients re-issue IDLE within 29 minutes, so an idling session counts too.
-        self.shutdown("Autologout; idle for too long")
+        self.shutdown("Login timeout" if before_login else "Autologout; idle for too long")
 
 
 async def start_imap(
@@ -225,16 +257,35 @@ async def start_imap(
     credentials: dict[str, str] | None = None,
     *,
     max_literal: int = MAX_LITERAL,
+    max_literal_preauth: int = MAX_LITERAL_PREAUTH,
+    limiter: ConnectionLimiter | None = None,
+    login_timeout: float = LOGIN_TIMEOUT,
+    autologout: float = AUTOLOGOUT,
+    workers: int = WORKERS,
 ) -> asyncio.Server:
-    """Listen for IMAP: STARTTLS is offered when `ssl_context` is given; implicit_tls speaks TLS at once."""
+    """Listen for IMAP: STARTTLS is offered when `ssl_context` is given; implicit_tls speaks TLS at once.
+
+    `max_literal` is the largest literal (and APPEND) after login, `max_literal_preauth` before it;
+    `limiter` refuses connections over its limits with `* BYE [UNAVAILABLE]`; a session is logged out
+    after `login_timeout` seconds of silence before login and `autologout` after it. Commands run on
+    `workers` threads of the listener's own."""
     if implicit_tls and ssl_context is None:
         raise ValueError("implicit TLS needs an ssl_context")
     loop = asyncio.get_running_loop()
     shared = shared_for(store)
     login = make_login(credentials)
     sessions: set[ImapProtocol] = set()
+    executor = BoundedExecutor("imap", workers)
+
+    def session() -> ImapProtocol:
+        return ImapProtocol(
+            store, bus, shared, login, ssl_context, implicit_tls, sessions, max_literal, autologout,
+            executor=executor, limiter=limiter, login_timeout=login_timeout,
+            max_literal_preauth=max_literal_preauth,
+        )  # fmt: skip
+
     server = await loop.create_server(
-        lambda: ImapProtocol(store, bus, shared, login, ssl_context, implicit_tls, sessions, max_literal),
+        session,
         host,
         port,
         ssl=ssl_context if implicit_tls else None,
@@ -244,8 +295,9 @@ async def start_imap(
     def close() -> None:
         # Python 3.11's Server.close leaves accepted connections open (3.13 adds close_clients()).
         stop_listening()
-        for session in list(sessions):
-            session.shutdown("Server shutting down")
+        for open_session in list(sessions):
+            open_session.shutdown("Server shutting down")
+        executor.shutdown()
 
     server.close = close  # type: ignore[method-assign]
     return server

@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
+from sandbox.executors import BoundedExecutor
 from sandbox.protocols.pop3 import (
     CRLF,
     ERR_IN_USE,
@@ -23,8 +24,10 @@ from sandbox.protocols.pop3 import (
     Pop3Connection,
     Reply,
     StartTlsRequested,
+    State,
     UpdateRequested,
 )
+from sandbox.servers._limits import ConnectionLimiter, Slot
 from sandbox.servers._per_store import PerStore
 from sandbox.servers._starttls import upgrade
 from sandbox.store import Store, StoreError, normalize_user
@@ -32,6 +35,9 @@ from sandbox.store import Store, StoreError, normalize_user
 log = logging.getLogger(__name__)
 
 IDLE_TIMEOUT = 600.0  # RFC 1939 §3: an autologout timer of at least 10 minutes
+LOGIN_TIMEOUT = 60.0  # before login a silent connection only holds a place: much shorter
+WORKERS = 4  # threads for the store calls of one listener's sessions
+REFUSAL = b"-ERR [SYS/TEMP] too many connections\r\n"  # RFC 3206 §4: try again later
 
 
 class MaildropLocks:
@@ -69,6 +75,10 @@ class Pop3Protocol(asyncio.Protocol):
         ssl_context: ssl.SSLContext | None,
         implicit_tls: bool,
         idle_timeout: float = IDLE_TIMEOUT,
+        *,
+        executor: BoundedExecutor,
+        limiter: ConnectionLimiter | None = None,
+        login_timeout: float = LOGIN_TIMEOUT,
     ) -> None:
         self.store = store
         self.locks = locks
@@ -83,17 +93,31 @@ class Pop3Protocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._locked: str | None = None
         self._idle_timeout = idle_timeout
+        self._login_timeout = login_timeout
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._executor = executor
+        self._limiter = limiter
+        self._slot: Slot | None = None
+        self._write_paused = False
+        self._store_call = False  # reading pauses while the core waits for the store: its buffer stays small
 
     # -- asyncio callbacks -------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        if self._limiter is not None:
+            self._slot = self._limiter.admit(transport.get_extra_info("peername"))
+            if self._slot is None:
+                transport.write(REFUSAL)
+                self._close()
+                return
         self._touch()
         self._process(self.conn.greeting())
 
     def data_received(self, data: bytes) -> None:
+        if self._timer is None:
+            return  # refused: the -ERR is written, the transport closing
         self._touch()
         self._process(self.conn.receive_data(data))
 
@@ -102,6 +126,8 @@ class Pop3Protocol(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._slot is not None:
+            self._slot.release()
         self.conn.receive_data(b"")
         if self._timer is not None:
             self._timer.cancel()
@@ -111,12 +137,21 @@ class Pop3Protocol(asyncio.Protocol):
         self.transport = None
 
     def pause_writing(self) -> None:  # a client pipelining RETRs without reading: stop reading too
-        if self.transport is not None:
-            self.transport.pause_reading()
+        self._write_paused = True
+        self._reading()
 
     def resume_writing(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
+        self._write_paused = False
+        self._reading()
+
+    def _reading(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._write_paused or self._store_call:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
 
     # -- driving the core -------------------------------------------------------
     def _process(self, events: list[Event]) -> None:
@@ -135,13 +170,9 @@ class Pop3Protocol(asyncio.Protocol):
             if isinstance(event, Reply):
                 self._write(event.data)
             elif isinstance(event, MaildropRequested):
-                items, refusal = self._open(event.user)
-                if items is None:
-                    queue.extend(self.conn.answer_maildrop(None, refusal))
-                else:
-                    queue.extend(self.conn.answer_maildrop(items))
+                self._spawn(self._open(event.user), store_call=True)
             elif isinstance(event, MessageRequested):
-                queue.extend(self.conn.answer_message(self._raw(event.message_id)))
+                self._spawn(self._raw(event.message_id), store_call=True)
             elif isinstance(event, StartTlsRequested):
                 self._spawn(self._start_tls())
             elif isinstance(event, UpdateRequested):
@@ -149,31 +180,35 @@ class Pop3Protocol(asyncio.Protocol):
             elif isinstance(event, CloseRequested):
                 self._close()
 
-    def _open(self, user: str) -> tuple[Sequence[MaildropItem] | None, bytes]:
+    async def _open(self, user: str) -> None:
+        self._process(self.conn.answer_maildrop(*await self._list(user)))
+        self._touch()  # logged in (or not): the timer of the state the session is in now
+
+    async def _list(self, user: str) -> tuple[Sequence[MaildropItem] | None, bytes]:
         user = normalize_user(user)
         if not self.locks.acquire(user):
             return None, ERR_IN_USE
         self._locked = user
         try:
-            entries = self.store.entries(user, "INBOX")
+            entries = await self._executor.run(self.store.entries, user, "INBOX")
         except StoreError:
             log.exception("POP3: cannot list %s", user)
             self._unlock()
             return None, ERR_SYS_TEMP
         return entries, b""
 
-    def _raw(self, message_id: str) -> bytes | None:
+    async def _raw(self, message_id: str) -> None:
         try:
-            return self.store.raw(message_id)
+            raw: bytes | None = await self._executor.run(self.store.raw, message_id)
         except StoreError:  # deleted meanwhile (web UI, IMAP EXPUNGE)
-            return None
+            raw = None
+        self._process(self.conn.answer_message(raw))
 
     async def _update(self, event: UpdateRequested) -> None:
         ok = True
         if event.uids:
-            loop = asyncio.get_running_loop()
             try:  # the store's writes block on its writer thread: keep the loop free meanwhile
-                await loop.run_in_executor(None, self.store.expunge, event.user, "INBOX", event.uids)
+                await self._executor.run(self.store.expunge, event.user, "INBOX", event.uids)
             except Exception:
                 log.exception("POP3: UPDATE failed for %s", event.user)
                 ok = False
@@ -191,10 +226,25 @@ class Pop3Protocol(asyncio.Protocol):
         self._process(self.conn.tls_started())
 
     # -- small helpers ------------------------------------------------------------
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], store_call: bool = False) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+        if store_call:
+            self._store_call = True
+            self._reading()
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("POP3 session failed", exc_info=task.exception())
+            self._write(ERR_SYS_TEMP + CRLF)
+            self._close()
+        if self._store_call and not self._tasks:
+            self._store_call = False
+            self._reading()
+        if self.transport is None and not self._tasks:
+            self._unlock()  # the client left while the store answered
 
     def _unlock(self) -> None:
         if self._locked is not None:
@@ -212,8 +262,11 @@ class Pop3Protocol(asyncio.Protocol):
     def _touch(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self.transport is None:
+            return  # gone while the store answered
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._idle_timeout, self._close)
+        before_login = self.conn.state is State.AUTHORIZATION
+        self._timer = loop.call_later(self._login_timeout if before_login else self._idle_timeout, self._close)
 
 
 async def start_pop3(
@@ -226,20 +279,38 @@ async def start_pop3(
     *,
     hostname: str = "mailsandbox.local",
     locks: MaildropLocks | None = None,
+    limiter: ConnectionLimiter | None = None,
+    login_timeout: float = LOGIN_TIMEOUT,
+    idle_timeout: float = IDLE_TIMEOUT,
+    workers: int = WORKERS,
 ) -> asyncio.Server:
     """Listen for POP3 on host:port (port 0: any free port; see `server.sockets`).
 
     With `ssl_context`, the plain port offers STLS (RFC 2595); with `implicit_tls` too, the port
     speaks TLS from the first byte (the 995 style). `credentials` maps mailbox address to password;
     None accepts any password. Listeners of one store share maildrop locks unless `locks` is given.
+    `limiter` refuses connections over its limits with `-ERR [SYS/TEMP]`; a session is closed after
+    `login_timeout` seconds of silence before login and `idle_timeout` after it. Store calls run on
+    `workers` threads of the listener's own.
     """
     if implicit_tls and ssl_context is None:
         raise ValueError("implicit_tls needs an ssl_context")
     shared = locks if locks is not None else locks_for(store)
     loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        lambda: Pop3Protocol(store, shared, hostname, credentials, ssl_context, implicit_tls),
-        host,
-        port,
-        ssl=ssl_context if implicit_tls else None,
-    )
+    executor = BoundedExecutor("pop3", workers)
+
+    def session() -> Pop3Protocol:
+        return Pop3Protocol(
+            store, shared, hostname, credentials, ssl_context, implicit_tls, idle_timeout,
+            executor=executor, limiter=limiter, login_timeout=login_timeout,
+        )  # fmt: skip
+
+    server = await loop.create_server(session, host, port, ssl=ssl_context if implicit_tls else None)
+    stop_listening = server.close
+
+    def close() -> None:
+        stop_listening()
+        executor.shutdown()
+
+    server.close = close  # type: ignore[method-assign]
+    return server

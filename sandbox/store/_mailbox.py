@@ -30,9 +30,12 @@ def _flag_text(flags: Iterable[str]) -> str:
 
 
 def _new_uidvalidity(conn: sqlite3.Connection, now: float) -> int:
-    # Strictly increasing, so a re-created folder never reuses an old UIDVALIDITY (RFC 3501 §2.3.1.1).
-    (top,) = conn.execute("SELECT coalesce(max(uidvalidity), 0) FROM folders").fetchone()
-    return max(int(now) & 0x7FFFFFFF, int(top) + 1)
+    # Strictly increasing, so a re-created folder never reuses an old UIDVALIDITY (RFC 3501 §2.3.1.1),
+    # even when the folder that held the highest one was deleted meanwhile.
+    (value,) = conn.execute(
+        "UPDATE uidvalidity_counter SET last = max(last + 1, ?) RETURNING last", (int(now) & 0x7FFFFFFF,)
+    ).fetchone()
+    return int(value)
 
 
 def folder_id(conn: sqlite3.Connection, user: str, name: str, create: bool, now: float = 0.0) -> int:

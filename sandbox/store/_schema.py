@@ -79,6 +79,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX attempts_message ON attempts(message, id);
     """,
+    # 2: the last UIDVALIDITY handed out, so a new folder costs one row update instead of a scan of all
+    # folders; it survives the folder that held it, so a re-created name never gets an old value.
+    """
+    CREATE TABLE uidvalidity_counter (id INTEGER PRIMARY KEY CHECK (id = 0), last INTEGER NOT NULL);
+    INSERT INTO uidvalidity_counter SELECT 0, coalesce(max(uidvalidity), 0) FROM folders;
+    """,
 ]
 
 

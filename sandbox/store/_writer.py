@@ -96,6 +96,7 @@ class GroupWriter:
                 if batch:
                     self._commit(conn, batch)
                     checkpointer.poke()
+                del batch, item  # the last request (a message's bytes) must not live on until the next one
                 if stop:
                     return
         finally:

@@ -347,12 +347,21 @@ def framed(query: dns.message.Message) -> bytes:
     return len(wire).to_bytes(2, "big") + wire
 
 
+def stream_replies(conn: DnsStreamConnection, data: bytes) -> bytes:
+    """Feed bytes, then take the reply to every complete query, one at a time as the adapter does."""
+    conn.receive_data(data)
+    out = b""
+    while (reply := conn.next_reply()) is not None:
+        out += reply
+    return out
+
+
 def test_stream_pipelined_queries_whole_or_byte_by_byte(zone: Zone) -> None:
     q1, q2 = dns.message.make_query("example.test", "MX"), dns.message.make_query("nullmx.test", "MX")
     data = framed(q1) + b"\x00\x00" + framed(q2)  # an empty frame is dropped
-    whole = DnsStreamConnection(zone).receive_data(data)
+    whole = stream_replies(DnsStreamConnection(zone), data)
     conn = DnsStreamConnection(zone)
-    assert b"".join(conn.receive_data(data[i : i + 1]) for i in range(len(data))) == whole
+    assert b"".join(stream_replies(conn, data[i : i + 1]) for i in range(len(data))) == whole
     assert conn.pending == 0
     first_len = int.from_bytes(whole[:2], "big")
     first = dns.message.from_wire(whole[2 : 2 + first_len])
@@ -396,9 +405,9 @@ def test_any_question_gets_a_well_formed_reply(
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300), st.integers(min_value=1, max_value=7))
 def test_stream_any_bytes_same_whole_or_chunked(data: bytes, step: int) -> None:
-    whole = DnsStreamConnection(FUZZ_ZONE).receive_data(data)
+    whole = stream_replies(DnsStreamConnection(FUZZ_ZONE), data)
     conn = DnsStreamConnection(FUZZ_ZONE)
-    assert b"".join(conn.receive_data(data[i : i + step]) for i in range(0, len(data), step)) == whole
+    assert b"".join(stream_replies(conn, data[i : i + step]) for i in range(0, len(data), step)) == whole
 
 
 @pytest.mark.parametrize("domain", ["example.test", "nullmx.test", "smtp.example.test", "elsewhere.org"])
@@ -415,3 +424,107 @@ def test_relay_view_matches_what_dig_sees(zone: Zone, domain: str, strict: bool)
         assert pairs == [] and texts(ask(zone, domain, "A"), "A")
     else:
         assert mx.hosts == pairs
+
+
+# -- amplification (RFC 8482, UDP size cap) --------------------------------------------------------
+
+
+def test_any_over_udp_is_one_hinfo_and_full_over_tcp() -> None:
+    zone = big_zone()
+    query = dns.message.make_query("big.test", "ANY", use_edns=0, payload=4096)
+    wire = query.to_wire()
+    udp = dns.message.from_wire(answer(wire, zone) or b"")
+    assert [rrset.to_text() for rrset in udp.answer] == ['big.test. 300 IN HINFO "RFC8482" ""']
+    assert udp.rcode() == dns.rcode.NOERROR and not udp.flags & dns.flags.TC
+    tcp = dns.message.from_wire(answer(wire, zone, tcp=True) or b"")
+    assert len(texts(tcp, "TXT")) == 12  # RFC 8482 §4.1: over TCP the full answer is fine
+    nowhere = dns.message.make_query("nowhere.test", "ANY").to_wire()
+    missing = dns.message.from_wire(answer(nowhere, Zone(strict=True)) or b"")
+    assert missing.answer == [] and missing.rcode() == dns.rcode.NXDOMAIN  # nothing to shrink
+
+
+def test_udp_replies_never_exceed_1232_bytes_whatever_the_client_offers() -> None:
+    zone = Zone()
+    for i in range(14):
+        zone.add_record("amp.test", "TXT", f"{i:02d}" + "t" * 200)  # ~3 KB of TXT from a 38-byte query
+    for payload in (512, 1232, 4096, 65535):
+        query = dns.message.make_query("amp.test", "TXT", use_edns=0, payload=payload)
+        reply = answer(query.to_wire(), zone) or b""
+        assert len(reply) <= min(max(payload, 512), 1232)
+        assert dns.message.from_wire(reply).flags & dns.flags.TC  # the client retries over TCP
+    plain = answer(dns.message.make_query("amp.test", "TXT", use_edns=False).to_wire(), zone) or b""
+    assert len(plain) <= 512
+
+
+# -- TTLs and hostile zone text --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ttl", [1e400, float("nan"), float("-inf"), -1, 2**31, 2**64, 1.5, True, "300"])
+def test_absurd_ttls_are_refused(zone: Zone, ttl: object) -> None:
+    with pytest.raises(ZoneError, match="TTL"):
+        zone.add_record("ttl.example.test", "A", "192.0.2.1", ttl=ttl)  # type: ignore[arg-type]
+    assert zone.resolve("ttl.example.test", "A").answers != ["192.0.2.1"]
+
+
+def test_edge_ttls_are_accepted(zone: Zone) -> None:
+    zone.add_record("ttl.example.test", "A", "192.0.2.1", ttl=0)
+    zone.add_record("ttl2.example.test", "A", "192.0.2.2", ttl=2**31 - 1)
+    zone.add_record("ttl3.example.test", "A", "192.0.2.3", ttl=60.0)  # type: ignore[arg-type]  # JSON's 60.0
+    assert zone.resolve("ttl2.example.test", "A").answer[0].ttl == 2**31 - 1
+
+
+def test_zone_text_ttl_over_2_31_is_refused_with_its_line() -> None:
+    text = "$ORIGIN a.test.\n@ 60 IN A 192.0.2.1\n$ORIGIN b.test.\n\n@ 2147483648 IN A 192.0.2.2\n"
+    with pytest.raises(ZoneError, match="TTL 2147483648"):
+        Zone().load_text(text)
+    with pytest.raises(ZoneError, match="<text>:6: expecting an integer"):  # the file's line, in zone 2
+        Zone().load_text("$TTL 60\n$ORIGIN a.test.\n@ IN A 192.0.2.1\n$ORIGIN b.test.\n\n@ IN MX ten x.b.test.\n")
+
+
+def many_zones(n: int) -> str:
+    return "".join(f"$TTL 300\n$ORIGIN z{i}.test.\n@ A 192.0.2.1\n" for i in range(n))
+
+
+def test_many_zones_in_one_text_load_in_linear_time() -> None:
+    import time
+
+    from sandbox.zone import _split_zones
+
+    # The pieces handed to dnspython add up to the text's size (they used to carry every earlier line).
+    text = many_zones(4000)
+    assert sum(len(piece) for _, _, piece in _split_zones(text, None)) < 2 * len(text)
+    timings = {}
+    for n in (250, 1000):
+        started = time.perf_counter()
+        zone = Zone()
+        zone.load_text(many_zones(n))
+        timings[n] = time.perf_counter() - started
+        assert zone.resolve(f"z{n - 1}.test", "A").answers == ["192.0.2.1"]
+    assert timings[1000] < 10 * timings[250] + 0.05, timings  # linear: ~4x; it was ~40x (quadratic)
+    assert Zone().load_text("$TTL 60\n$ORIGIN a.test.\n@ A 192.0.2.1\n$ORIGIN b.test.\n@ A 192.0.2.2\n") == [
+        "a.test",
+        "b.test",
+    ]
+
+
+def test_answer_cache_is_byte_identical_and_follows_zone_changes() -> None:
+    from sandbox.protocols.dns import AnswerCache
+
+    zone = Zone.from_files([EXAMPLE])
+    cache = AnswerCache(zone, entries=8)
+    queries = [
+        dns.message.make_query(name, rdtype, id=n, use_edns=edns).to_wire()
+        for n, (name, rdtype, edns) in enumerate(
+            [("example.test", "MX", False), ("example.test", "MX", 0), ("nowhere.test", "A", False)] * 3
+        )
+    ]
+    queries += [b"\x12\x34" + bytes(10), b"\x99"]  # a bare header (FORMERR) and a runt (dropped)
+    for tcp in (False, True):
+        for wire in queries:
+            assert cache.answer(wire, tcp=tcp) == answer(wire, zone, tcp=tcp)
+    assert cache.hits >= 12  # the repeats (only the id differs) came from the cache
+    query = dns.message.make_query("cached.example.test", "A", id=7).to_wire()
+    before = cache.answer(query)
+    zone.add_record("cached.example.test", "A", "192.0.2.77")
+    after = dns.message.from_wire(cache.answer(query) or b"")
+    assert before != after.to_wire() and texts(after, "A") == ["192.0.2.77"]  # a change empties the cache

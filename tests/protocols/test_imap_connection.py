@@ -84,7 +84,9 @@ def well_formed(reply: bytes) -> bool:
     return True
 
 
-CAPS = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN AUTH=PLAIN"
+_CAPS = "IMAP4rev1 LITERAL{} SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN AUTH=PLAIN APPENDLIMIT={}"
+CAPS = _CAPS.format("+", 25 * 1024 * 1024)  # after login
+CAPS_PREAUTH = _CAPS.format("-", 25 * 1024 * 1024)  # RFC 7888 LITERAL- before login
 
 
 @pytest.fixture
@@ -100,8 +102,8 @@ def client(store: SqliteStore) -> Client:
 
 
 def test_greeting_capability_and_states(client: Client) -> None:
-    assert client.greeting == f"* OK [CAPABILITY {CAPS}] Mailsandbox IMAP4rev1 ready\r\n".encode()
-    assert client("a CAPABILITY") == [f"* CAPABILITY {CAPS}", "a OK CAPABILITY completed"]
+    assert client.greeting == f"* OK [CAPABILITY {CAPS_PREAUTH}] Mailsandbox IMAP4rev1 ready\r\n".encode()
+    assert client("a CAPABILITY") == [f"* CAPABILITY {CAPS_PREAUTH}", "a OK CAPABILITY completed"]
     assert client("b NOOP") == ["b OK NOOP completed"]
     assert client("c SELECT INBOX") == ["c BAD SELECT is not allowed in the not authenticated state"]
     assert client("d STARTTLS") == ["d BAD TLS is not available here"]
@@ -373,13 +375,32 @@ def test_status_and_append(client: Client) -> None:
 def test_literals_and_limits(store: SqliteStore) -> None:
     client = Client(ImapConnection(store, max_line=100, max_literal=20))
     assert client("a LOGIN {16}") == ["+ Ready for literal data"]
-    assert client(f"{USER} pw") == [f"a OK [CAPABILITY {CAPS}] LOGIN completed"]
-    assert client("b APPEND INBOX {21}") == ["b BAD [TOOBIG] Literal too large"]
+    assert client(f"{USER} pw") == [f"a OK [CAPABILITY {_CAPS.format('+', 20)}] LOGIN completed"]
+    assert client("b APPEND INBOX {21}") == ["b NO [TOOBIG] Message over the 20 byte limit"]  # RFC 7889
+    assert client("b2 SEARCH TEXT {21}") == ["b2 BAD [TOOBIG] Literal too large"]
     assert client("c APPEND INBOX {21+}\r\n012345678901234567890 and more") == ["c BAD [TOOBIG] Literal too large"]
     assert client("d NOOP " + "x" * 200) == ["d BAD Line too long"]
     assert client.raw(b"e NOOP " + b"y" * 150) == b""  # memory stays bounded while the line goes on
     assert client.raw(b"y" * 150 + b"\r\n") == b"e BAD Line too long\r\n"
     assert client("f NOOP") == ["f OK NOOP completed"]
+
+
+def test_literal_limit_before_login(store: SqliteStore) -> None:
+    # RFC 7888 LITERAL-: before login at most 4096 bytes; nothing over it is ever buffered.
+    client = Client(ImapConnection(store))
+    assert client("a LOGIN {4097}") == ["a BAD [TOOBIG] Literal too large before login"]  # and no "+"
+    assert client("b LOGIN {52428800}") == ["b BAD [TOOBIG] Literal too large before login"]
+    assert client("d LOGIN {5000+}") == [
+        "d BAD [TOOBIG] Literal too large",
+        "* BYE Literal too large",
+    ]  # its bytes are on the way: answered, then the connection closes
+    assert client.conn.closed and client.raw(b"x" * 5000 + b"\r\ne NOOP\r\n") == b""
+    assert len(client.conn._buffer) < 8192
+    client = Client(ImapConnection(store))
+    assert client("c LOGIN {4096}") == ["+ Ready for literal data"]
+    assert client("x" * 4094) == []  # 4,094 bytes and the CRLF: the literal; the command goes on
+    assert client(" pw")[-1].startswith("c OK [CAPABILITY IMAP4rev1 LITERAL+ ")
+    assert client("e APPEND INBOX {5000}") == ["+ Ready for literal data"]  # after login: APPENDLIMIT
 
 
 def test_pipelined_and_byte_by_byte(store: SqliteStore) -> None:
@@ -442,7 +463,7 @@ def test_starttls_stops_reading_plaintext(store: SqliteStore) -> None:
     assert reply == b"a OK Begin TLS negotiation now\r\n" and conn.starttls_requested
     assert conn.receive_data(b"c NOOP\r\n") == b""  # nothing is read until the handshake is done
     conn.tls_started()
-    assert conn.receive_data(b"d CAPABILITY\r\n").startswith(b"* CAPABILITY IMAP4rev1 LITERAL+")
+    assert conn.receive_data(b"d CAPABILITY\r\n").startswith(b"* CAPABILITY IMAP4rev1 LITERAL-")
     assert b"STARTTLS" not in conn.receive_data(b"e CAPABILITY\r\n")
     assert conn.receive_data(b"f STARTTLS\r\n") == b"f BAD TLS is not available here\r\n"
     assert conn.user is None
@@ -456,3 +477,22 @@ def test_store_failure_is_a_no(store: SqliteStore) -> None:
     store.close()
     assert client("a STORE 1 +FLAGS \\Seen") == ["a NO [SERVERBUG] Server error, the command was not completed"]
     assert errors and client("b LOGOUT")[-1] == "b OK LOGOUT completed"
+
+
+def test_an_append_leaves_no_copy_of_the_message_behind(store: SqliteStore) -> None:
+    import gc
+    import tracemalloc
+
+    client = Client(ImapConnection(store))
+    client.login()
+    big = b"Subject: big\r\n\r\n" + b"x" * 5_000_000 + b"\r\n"
+    command = b"a APPEND INBOX {%d+}\r\n" % len(big) + big + b"\r\n"
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        assert client.raw(command).startswith(b"a OK [APPENDUID ")
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 1_000_000, f"{kept} bytes still held after the APPEND"  # it was 10 MB until the next write

@@ -306,3 +306,88 @@ def test_dig_status_catch_all_strict_and_run_time_records(srv: Running, dig: lis
         run([*dig, "+short", "shop.example.com", "TXT"])
         == '"v=spf1 include:_spf.shop.example.com \\"-all\\""\n'
     )
+
+
+# -- pipelined floods over TCP ---------------------------------------------------------------------
+
+
+def pipelined(count: int, distinct: bool = False) -> tuple[bytes, list[int]]:
+    """`count` framed MX queries: one name (the answer cache's case), or a new name each (every one a miss)."""
+    ids = [i % 65536 for i in range(count)]
+    data = bytearray()
+    for query_id in ids:
+        name = f"host{query_id}.example.test" if distinct else "example.test"
+        wire = dns.message.make_query(name, "MX", id=query_id).to_wire()
+        data += len(wire).to_bytes(2, "big") + wire
+    return bytes(data), ids
+
+
+def read_replies(sock: socket.socket, count: int) -> list[int]:
+    """The ids of `count` framed replies read off a blocking socket."""
+    buffer, ids = bytearray(), list[int]()
+    while len(ids) < count:
+        chunk = sock.recv(65536)
+        assert chunk, f"the server hung up after {len(ids)} replies"
+        buffer += chunk
+        while len(buffer) >= 2 and len(buffer) >= 2 + (size := int.from_bytes(buffer[:2], "big")):
+            ids.append(int.from_bytes(buffer[2:4], "big"))
+            del buffer[: 2 + size]
+    return ids
+
+
+@pytest.mark.parametrize("count, distinct", [(24_000, False), (2_000, True)], ids=["700KB-same", "distinct"])
+def test_a_pipelined_flood_does_not_stall_the_sandbox(sandbox_factory: object, count: int, distinct: bool) -> None:
+    from tests.conftest import probe_during
+
+    sandbox = sandbox_factory()  # type: ignore[operator]
+    data, ids = pipelined(count, distinct)  # 24,000: about 700 KB of queries, which froze it for 9-40 s
+    address = sandbox.address("dns")
+
+    def flood() -> None:
+        with socket.create_connection((address.host, address.port), timeout=30) as sock:
+            sender = threading.Thread(target=sock.sendall, args=(data,), daemon=True)
+            sender.start()
+            assert read_replies(sock, len(ids)) == ids  # every query answered, in order
+            sender.join(30)
+
+    worst = probe_during(sandbox, flood)  # SMTP and /livez answer within 100 ms, the loop never stalls
+    assert worst["stall"] < 0.1
+
+
+def test_a_client_that_does_not_read_cannot_grow_the_servers_buffers() -> None:
+    data, ids = pipelined(24_000)
+
+    async def scenario() -> None:
+        server = await start_dns("127.0.0.1", 0, Zone.from_files([EXAMPLE]))
+        reader, writer = await asyncio.open_connection(*server.address)
+        writer.write(data)  # and read nothing for now
+        (protocol,) = server._live
+        assert protocol.transport is not None
+        transport = protocol.transport
+        for _ in range(2000):  # until the server has stopped reading: our replies fill its buffers
+            if not transport.is_reading():
+                break
+            await asyncio.sleep(0.005)
+        assert not transport.is_reading()
+        limit = sandbox.servers.dns.READ_AHEAD + 65_536
+        assert protocol.connection.pending <= limit  # most of the 700 KB still waits in the kernel
+        assert transport.get_write_buffer_size() <= sandbox.servers.dns.WRITE_HIGH_WATER + 32 * 512
+        got, buffer = 0, bytearray()
+        while got < len(ids):  # now read: the server resumes and answers everything
+            buffer += await asyncio.wait_for(reader.read(65536), TIMEOUT)
+            while len(buffer) >= 2 and len(buffer) >= 2 + (size := int.from_bytes(buffer[:2], "big")):
+                got += 1
+                del buffer[: 2 + size]
+        writer.close()
+        await server.close()
+
+    asyncio.run(scenario())
+
+
+def test_eof_after_pipelined_queries_still_gets_every_answer(running: Running) -> None:
+    data, ids = pipelined(300)
+    with socket.create_connection((running.host, running.port), timeout=TIMEOUT) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)  # done sending: the server answers, then closes
+        assert read_replies(sock, len(ids)) == ids
+        assert sock.recv(1) == b""

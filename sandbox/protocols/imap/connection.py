@@ -15,8 +15,11 @@ from sandbox.protocols.imap.responses import BAD, BYE, NO, OK, continuation, sta
 from sandbox.protocols.imap.session import ErrorLog, Login, Reply, State, accept_any
 
 MAX_LINE = 64 * 1024
-MAX_LITERAL = 50 * 1024 * 1024
+MAX_LITERAL = 25 * 1024 * 1024  # after login: the message size limit (APPENDLIMIT, RFC 7889)
+# Before login a literal only carries a user name or password: no stranger makes us buffer megabytes.
+MAX_LITERAL_PREAUTH = 4096  # RFC 7888 §5: LITERAL-'s bound on non-synchronizing literals
 _LITERAL_AT_END = re.compile(rb"\{(\d{1,20})(\+?)\}\r?\n\Z")
+_APPEND = re.compile(rb"[^ ]+ APPEND ", re.IGNORECASE)
 
 _ANY = frozenset(State) - {State.LOGOUT}
 _NOT_AUTH = frozenset({State.NOT_AUTHENTICATED})
@@ -63,6 +66,7 @@ class ImapConnection(FolderCommands, MessageCommands):
         notified: bool = False,
         max_line: int = MAX_LINE,
         max_literal: int = MAX_LITERAL,
+        max_literal_preauth: int = MAX_LITERAL_PREAUTH,
         log: ErrorLog | None = None,
     ) -> None:
         super().__init__(backend, login=login, cache=cache, recent=recent, notified=notified, log=log)
@@ -72,6 +76,7 @@ class ImapConnection(FolderCommands, MessageCommands):
         self.closed = False
         self._max_line = max_line
         self._max_literal = max_literal
+        self._max_literal_preauth = min(max_literal_preauth, max_literal)
         self._buffer = bytearray()
         self._command = bytearray()  # lines and literals of the command being assembled
         self._literal_left = 0
@@ -173,20 +178,36 @@ class ImapConnection(FolderCommands, MessageCommands):
             return []  # a stray empty line between commands is ignored
         self._command += line
         if m is None:
-            data = bytes(self._command)
-            self._command.clear()
-            return self._execute(data)
+            return self._execute(self._take_command())
         size = int(m.group(1))
-        if size > self._max_literal or len(self._command) + size > self._max_literal + self._max_line:
-            tag = read_tag(bytes(self._command))
-            self._command.clear()
-            if m.group(2):  # RFC 7888 §4: the bytes come anyway; drop them, then the rest of the command
-                self._discarding, self._discard_tag = "[TOOBIG] Literal too large", tag
-                self._literal_left = size
-                return []
-            return [status(tag, BAD, "Literal too large", r.TOOBIG)]
+        limit = self._max_literal if self.state in _AUTH else self._max_literal_preauth
+        if size > limit or len(self._command) + size > limit + self._max_line:
+            return self._too_big(size, bool(m.group(2)))
         self._literal_left = size
         return [] if m.group(2) else [continuation("Ready for literal data")]  # RFC 3501 §7.5
+
+    def _take_command(self) -> bytes:
+        data = bytes(self._command)
+        self._command.clear()  # one copy of a big APPEND at a time, not two
+        return data
+
+    def _too_big(self, size: int, non_synchronizing: bool) -> Reply:
+        # Refused before a byte of it is buffered: a synchronizing literal never gets its "+" (RFC 7888 §4).
+        command = bytes(self._command)
+        self._command.clear()
+        tag = read_tag(command)
+        if self.state not in _AUTH:
+            if non_synchronizing:  # its bytes are on their way: answer and hang up rather than read them
+                self.closed = True
+                return [status(tag, BAD, "Literal too large", r.TOOBIG), status(None, BYE, "Literal too large")]
+            return [status(tag, BAD, "Literal too large before login", r.TOOBIG)]
+        if non_synchronizing:  # the bytes come anyway; drop them, then the rest of the command
+            self._discarding, self._discard_tag = "[TOOBIG] Literal too large", tag
+            self._literal_left = size
+            return []
+        if _APPEND.match(command):  # RFC 7889 §4: an APPEND over APPENDLIMIT gets NO [TOOBIG]
+            return [status(tag, NO, f"Message over the {self._max_literal} byte limit", r.TOOBIG)]
+        return [status(tag, BAD, "Literal too large", r.TOOBIG)]
 
     def _idle_line(self, line: bytes) -> Reply:
         tag, self._idle_tag = self._idle_tag, None
@@ -212,6 +233,7 @@ class ImapConnection(FolderCommands, MessageCommands):
             cmd = parse_command(data)
         except BadCommand as exc:
             return [status(exc.tag, BAD, exc.message)]
+        del data  # the command holds what it needs (an APPEND its literal): free the line while it runs
         if self.state not in ALLOWED[cmd.name]:
             return [status(cmd.tag, BAD, f"{cmd.name} is not allowed in the {self.state.value} state")]
         handler = getattr(self, "_cmd_" + cmd.name.lower().replace(" ", "_"))
@@ -230,8 +252,10 @@ class ImapConnection(FolderCommands, MessageCommands):
     # -- any state ------------------------------------------------------------------------
 
     def capabilities(self) -> list[str]:
-        caps = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN".split()
-        caps.append("AUTH=PLAIN")
+        # LITERAL- before login (RFC 7888 §5: non-synchronizing literals up to 4096 bytes), LITERAL+ after.
+        literal = "LITERAL+" if self.state in _AUTH else "LITERAL-"
+        caps = f"IMAP4rev1 {literal} SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN".split()
+        caps += ["AUTH=PLAIN", f"APPENDLIMIT={self._max_literal}"]
         if self.tls_available and not self.tls_active and self.state is State.NOT_AUTHENTICATED:
             caps.append("STARTTLS")
         return caps
