@@ -109,8 +109,8 @@ def probe(sandbox: Sandbox, http_client: httpx.Client | None = None, timeout: fl
     out: dict[str, float] = {}
     smtp = sandbox.address("smtp")
     started = time.perf_counter()
-    with smtplib.SMTP(smtp.host, smtp.port, timeout=timeout) as client:
-        client.sendmail("probe@example.test", ["probe@example.test"], b"Subject: probe\r\n\r\nprobe\r\n")
+    with smtplib.SMTP(smtp.host, smtp.port, timeout=timeout) as smtp_client:
+        smtp_client.sendmail("probe@example.test", ["probe@example.test"], b"Subject: probe\r\n\r\nprobe\r\n")
     out["smtp"] = time.perf_counter() - started
     if "http" in sandbox.addresses:
         http = sandbox.address("http")

@@ -96,6 +96,8 @@ class GroupWriter:
                 if batch:
                     self._commit(conn, batch)
                     checkpointer.poke()
+                # Let go of the batch's requests (with their messages) now, not when the next one arrives.
+                del batch, item
                 if stop:
                     return
         finally:
