@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -433,12 +435,10 @@ class SmtpConnection:
             return [Reply(NESTED_MAIL)]
         if arg[:5].upper() != "FROM:":
             return [Reply(b"501 5.5.4 Syntax: MAIL FROM:<address>\r\n")]
-        parsed = _path(arg[5:])
+        parsed = _path(arg[5:], reverse=True)
         if parsed is None:
             return [Reply(BAD_SENDER)]
         address, params = parsed
-        if address and "@" not in address:
-            return [Reply(BAD_SENDER)]
         txn = Transaction(address)
         for param in params:
             key, _, value = param.partition("=")
@@ -472,15 +472,12 @@ class SmtpConnection:
             return [Reply(RCPT_AFTER_BDAT)]
         if arg[:3].upper() != "TO:":
             return [Reply(b"501 5.5.4 Syntax: RCPT TO:<address>\r\n")]
-        parsed = _path(arg[3:])
+        parsed = _path(arg[3:], reverse=False)
         if parsed is None:
             return [Reply(BAD_RECIPIENT)]
         address, params = parsed
         if params:
             return [Reply(BAD_PARAMETER)]  # DSN's NOTIFY/ORCPT are not offered
-        # RFC 5321 §4.5.1: "postmaster" without a domain must be accepted.
-        if "@" not in address and address.lower() != "postmaster":
-            return [Reply(BAD_RECIPIENT)]
         if not txn.smtputf8 and not address.isascii():
             return [Reply(NEEDS_SMTPUTF8)]
         if len(txn.rcpt_tos) >= MAX_RECIPIENTS:
@@ -602,24 +599,59 @@ def _is_number(text: str) -> bool:
     return text.isascii() and text.isdigit()  # str.isdigit alone takes "²", which int() refuses
 
 
-def _path(text: str) -> tuple[str, list[str]] | None:
-    """RFC 5321 §4.1.2 Reverse-path / Forward-path and its parameters; None if malformed.
-    Lenient as deployed servers are: a space after the colon, or no angle brackets."""
-    text = text.lstrip()
-    if text.startswith("<"):
-        end = text.find(">")
-        if end < 0:
+# RFC 5321 §4.1.2 paths, with RFC 6531 §3.3's UTF-8 in local parts and domains (C1 controls excluded: the
+# caller answers 553 5.6.7 to UTF-8 without SMTPUTF8). No pattern can match one text two ways, so matching
+# is linear in the argument. One leniency: "_" in domain labels (container and host names have them).
+_UTF8 = "\u00a0-\U0010ffff"
+_ATOM = f"[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~{_UTF8}-]+"
+_QUOTED = f'"(?:[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e{_UTF8}]|\\\\[\\x20-\\x7e])*"'  # qtextSMTP, quoted-pairSMTP
+_LABEL = f"[A-Za-z0-9_{_UTF8}]+(?:-+[A-Za-z0-9_{_UTF8}]+)*"
+_DOMAIN = rf"{_LABEL}(?:\.{_LABEL})*"
+_MAILBOX = rf"(?:{_ATOM}(?:\.{_ATOM})*|{_QUOTED})@(?:{_DOMAIN}|\[(?P<literal>[\x21-\x5a\x5e-\x7e]+)\])"
+_BARE_PATH = re.compile(_MAILBOX)
+# A source route (@a,@b:) is read and dropped (RFC 5321 §C); "<>" and "<Postmaster>" are checked by the caller.
+_ANGLE_PATH = re.compile(rf"<(?:@{_DOMAIN}(?:,@{_DOMAIN})*:)?(?P<mailbox>{_MAILBOX}|(?i:postmaster))?>")
+
+
+def _path(text: str, *, reverse: bool) -> tuple[str, list[str]] | None:
+    """RFC 5321 §4.1.2 Reverse-path (`reverse`: "<>" allowed) or Forward-path ("<Postmaster>" allowed, §4.5.1)
+    and its parameters; None if malformed: a comma list, a control character, a stray quote or bracket.
+    Lenient only in the framing, as deployed servers are: a space after the colon, or no angle brackets."""
+    text = text.lstrip(" ")
+    match = (_ANGLE_PATH if text.startswith("<") else _BARE_PATH).match(text)
+    if match is None:
+        return None
+    address = match["mailbox"] if match.re is _ANGLE_PATH else match[0]
+    if address is None:
+        if not reverse or match[0] != "<>":
             return None
-        address, rest = text[1:end], text[end + 1 :]
-        if rest and not rest.startswith(" "):
-            return None
-        if address.startswith("@"):  # RFC 5321 §4.1.2 source route: ignored (§C)
-            address = address.partition(":")[2]
-    else:
-        address, _, rest = text.partition(" ")
-    if any(c in address for c in " <>\t"):
+        address = ""
+    elif "@" not in address and reverse:
+        return None  # postmaster without a domain is a recipient only
+    if match["literal"] is not None and not _is_address_literal(match["literal"]):
+        return None
+    rest = text[match.end() :]
+    if rest and (not rest.startswith(" ") or not rest.isprintable()):  # parameters: SP-separated, no controls
         return None
     return address, rest.split()
+
+
+def _is_address_literal(text: str) -> bool:
+    """RFC 5321 §4.1.3: an IPv4 address, "IPv6:" and an IPv6 address, or a tag and its content."""
+    tag, colon, content = text.partition(":")
+    if not colon:
+        return _is_ip(ipaddress.IPv4Address, text)
+    if tag.upper() == "IPV6":
+        return _is_ip(ipaddress.IPv6Address, content)
+    return re.fullmatch(r"[A-Za-z0-9]+(?:-+[A-Za-z0-9]+)*", tag) is not None and bool(content)
+
+
+def _is_ip(kind: type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address], text: str) -> bool:
+    try:
+        kind(text)
+    except ValueError:
+        return False
+    return True
 
 
 _COMMANDS: dict[str, Callable[[SmtpConnection, str], list[Event]]] = {
