@@ -217,7 +217,7 @@ def delete_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[Event]:
 class _Add:
     """One add_message request. The writer runs a batch's consecutive ones together (`group`)."""
 
-    __slots__ = ("created", "envelope", "queue", "raw", "summary", "users")
+    __slots__ = ("created", "defer_checkpoint", "envelope", "queue", "raw", "summary", "users")
 
     def __init__(
         self, raw: bytes, summary: Summary, envelope: Envelope, created: float, users: tuple[str, ...],
@@ -225,6 +225,7 @@ class _Add:
     ) -> None:  # fmt: skip
         self.raw, self.summary, self.envelope, self.created = raw, summary, envelope, created
         self.users, self.queue = users, queue  # users: normalized, each once
+        self.defer_checkpoint = len(raw) >= LARGE_RAW
 
     def __call__(self, conn: sqlite3.Connection) -> tuple[StoredMessage, list[Event]]:
         return _write_adds(conn, [self])[0]
