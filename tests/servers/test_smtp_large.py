@@ -17,7 +17,6 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from email.utils import formatdate
-from pathlib import Path
 
 import httpx
 import pytest
@@ -179,7 +178,8 @@ def msmtp_send(sb: Sandbox, rcpt: str, message: bytes) -> bytes:
     assert done.returncode == 0, done.stderr
     found = http(sb, f"/api/v1/search?query=to:{rcpt}").json()["messages"]
     assert len(found) == 1
-    return b"250 2.0.0 Ok: queued as " + found[0]["ID"].encode()
+    message_id: str = found[0]["ID"]
+    return b"250 2.0.0 Ok: queued as " + message_id.encode()
 
 
 SENDERS: dict[str, Callable[[Sandbox, str, bytes], bytes]] = {
