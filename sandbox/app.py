@@ -165,10 +165,12 @@ class Sandbox:
             allow_insecure_auth=cfg.smtp_auth_allow_insecure,
         )
         if cfg.smtp:
-            await self._serve("smtp", start_smtp(cfg.smtp.host, cfg.smtp.port, self.handler, options))
+            smtp = start_smtp(cfg.smtp.host, cfg.smtp.port, self.handler, options, limiter=self.limiter("smtp"))
+            await self._serve("smtp", smtp)
         if cfg.smtp_tls_port:
             listen = cfg.smtp_tls_port
-            await self._serve("smtp_tls", start_smtp(listen.host, listen.port, self.handler, options, True))
+            smtps = start_smtp(listen.host, listen.port, self.handler, options, True, self.limiter("smtp_tls"))
+            await self._serve("smtp_tls", smtps)
         await self._start_mailbox_servers()
         if cfg.http:
             await self._start_http(cfg.http)

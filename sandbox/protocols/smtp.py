@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -12,6 +14,7 @@ CRLF = b"\r\n"
 MAX_COMMAND = 2048  # RFC 5321 §4.5.3.1.4 says 512, plus room for extension parameters (§4.5.3.1.2)
 MAX_AUTH_LINE = 12288  # RFC 4954 §4: SASL responses may be long
 MAX_RECIPIENTS = 1000  # RFC 5321 §4.5.3.1.8 asks for at least 100
+PIECE = 1 << 16  # content is kept in pieces of at least this many octets (a slow client's tiny reads merge)
 
 # Replies, named so tests and the adapter share them (enhanced codes: RFC 3463, RFC 2034).
 OK = b"250 2.0.0 Ok\r\n"
@@ -23,6 +26,7 @@ AUTH_OK = b"235 2.7.0 Authentication successful\r\n"
 READY_TLS = b"220 2.0.0 Ready to start TLS\r\n"
 VRFY_REPLY = b"252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery\r\n"
 TIMEOUT = b"421 4.4.2 Timeout: closing connection\r\n"
+TOO_MANY_CONNECTIONS = b"421 4.7.0 Too many connections, try again later\r\n"
 TEMP_ERROR = b"451 4.3.0 Error: local problem, message not stored; try again\r\n"
 TOO_MANY_RCPTS = b"452 4.5.3 Too many recipients\r\n"
 TLS_UNAVAILABLE = b"454 4.7.0 TLS not available\r\n"
@@ -85,13 +89,28 @@ class Reply:
 @dataclass(frozen=True)
 class MessageReceived:
     """Content complete: store it, then call `message_stored` with the reply to send (the 250 only after
-    commit). `content` has the transparency dots removed; line endings are as the client sent them."""
+    commit). The content, in `parts`, has the transparency dots removed; line endings are as the client
+    sent them. It comes in pieces so that the adapter can join them once, with its trace line, off the loop."""
 
     transaction: Transaction
-    content: bytes
+    parts: list[bytes]
     helo: str
     auth_user: str | None
     tls: bool
+
+    @property
+    def content(self) -> bytes:
+        return b"".join(self.parts)
+
+    @property
+    def size(self) -> int:
+        return sum(map(len, self.parts))
+
+    def take(self) -> list[bytes]:
+        """Hand the pieces over; the event keeps none, so a large message is not held twice."""
+        parts = self.parts[:]
+        self.parts.clear()
+        return parts
 
 
 @dataclass(frozen=True)
@@ -106,6 +125,7 @@ class CloseRequested:
 
 Event = Reply | MessageReceived | StartTlsRequested | CloseRequested
 
+_TERMINATOR_STARTS = tuple((n, b"\r\n.\r\n"[:n]) for n in (4, 3, 2, 1))
 _MAIL_PARAMS = frozenset({"SIZE", "BODY", "SMTPUTF8", "AUTH"})
 
 
@@ -146,8 +166,10 @@ class SmtpConnection:
         self._challenge = challenge  # CRAM-MD5's, for tests; by default each exchange makes its own
         self._buffer = bytearray()
         self._discarding = False  # inside an over-long command line, dropping up to its LF
-        self._body = bytearray()  # DATA or BDAT content so far
-        self._scanned = 0  # DATA: where the terminator search resumes
+        self._pieces: list[bytes] = []  # DATA or BDAT content so far, dots removed
+        self._small = bytearray()  # its last piece while it is under PIECE octets
+        self._size = 0  # octets of content so far
+        self._lead = 0  # DATA: octets of the CRLF before the first line, still to drop
         self._too_big = False  # content over the limit: keep reading, store nothing, say 552
         self._chunk_left = 0  # BDAT: octets of the current chunk still to come
         self._chunk_last = False
@@ -203,7 +225,9 @@ class SmtpConnection:
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer) + len(self._body)
+        """Input received and not yet consumed (pipelined ahead of an answer). Content being received
+        does not count: it is consumed as it arrives, up to the size limit."""
+        return len(self._buffer)
 
     # -- engine ----------------------------------------------------------------------
 
@@ -277,44 +301,44 @@ class SmtpConnection:
     # -- content: DATA (RFC 5321 §4.1.1.4, §4.5.2) and BDAT (RFC 3030) ---------------
 
     def _read_data(self, events: list[Event]) -> bool:
-        """Move buffered bytes into the body up to CRLF.CRLF; False when more input is needed."""
-        body, buffer = self._body, self._buffer
-        body += buffer
-        buffer.clear()
-        # The body began with the CRLF that ended "DATA", so ".\r\n" right away is an empty message.
-        end = body.find(b"\r\n.\r\n", max(0, self._scanned - 4))
-        if end < 0:
-            # Not counted yet: the leading CRLF and the ".\r" a split terminator may have left at the end.
-            if self._too_big or (self.max_message_size and len(body) - 4 > self.max_message_size):
-                self._too_big = True  # keep only enough to find the terminator across reads
-                del body[: len(body) - 4]
-            self._scanned = len(body)
-            return False
-        buffer += body[end + 5 :]  # pipelined commands after the message
-        del body[end + 2 :]
-        self._scanned = 0
-        if self._too_big or (self.max_message_size and len(body) - 2 > self.max_message_size):
-            body.clear()
-            self._too_big = False
-            self.transaction = None
-            events.append(Reply(TOO_BIG))
+        """Consume buffered bytes into the content up to CRLF.CRLF, unstuffing dots as they pass (RFC 5321
+        §4.5.2); False when more input is needed. Only a tail that may start a terminator stays buffered."""
+        buffer = self._buffer
+        end = buffer.find(b"\r\n.\r\n")
+        if end >= 0:
+            self._consume_data(end + 2)  # the content keeps the CRLF before the dot
+            del buffer[:3]
             self.state = State.COMMAND
+            if self._too_big:
+                self._drop_content()
+                events.append(Reply(TOO_BIG))
+            else:
+                events.append(self._complete(self._take_content()))
             return True
-        content = bytes(body)
-        body.clear()
-        if b"\r\n." in content:  # RFC 5321 §4.5.2: drop the dot the client added to lines starting with one
-            content = content.replace(b"\r\n.", b"\r\n")
-        events.append(self._complete(content[2:]))
-        return True
+        # Hold back the longest tail that is a start of CRLF.CRLF: every CRLF. then lies whole on one side.
+        keep = next((n for n, tail in _TERMINATOR_STARTS if buffer.endswith(tail)), 0)
+        self._consume_data(len(buffer) - keep)
+        return False
+
+    def _consume_data(self, count: int) -> None:
+        if count <= 0:
+            return
+        if not self._too_big:
+            with memoryview(self._buffer) as view:
+                piece = bytes(view[:count])
+            if b"\r\n." in piece:
+                piece = piece.replace(b"\r\n.", b"\r\n")
+            if self._lead:  # the CRLF that ended the DATA line: it let a first line's dot be found
+                piece, self._lead = piece[self._lead :], 0
+            self._append(piece)
+        del self._buffer[:count]
 
     def _read_chunk(self, events: list[Event]) -> bool:
         buffer = self._buffer
         take = min(self._chunk_left, len(buffer))
-        if self._chunk_error is None and not self._too_big:
-            self._body += buffer[:take]
-            if self.max_message_size and len(self._body) > self.max_message_size:
-                self._too_big = True  # keep reading the chunks, keep nothing
-                self._body.clear()
+        if self._chunk_error is None and not self._too_big and take:
+            with memoryview(buffer) as view:
+                self._append(bytes(view[:take]))
         del buffer[:take]
         self._chunk_left -= take
         if self._chunk_left:
@@ -324,22 +348,53 @@ class SmtpConnection:
             events.append(Reply(self._chunk_error))
             self._chunk_error = None
         elif not self._chunk_last:
-            received = f"250 2.0.0 {len(self._body)} octets received\r\n".encode()
+            received = f"250 2.0.0 {self._size} octets received\r\n".encode()
             events.append(Reply(TOO_BIG if self._too_big else received))
         elif self._too_big:  # RFC 3030 §2: the error is reported once the chunk has been read
-            self._too_big = self._bdat = False
-            self.transaction = None
+            self._bdat = False
+            self._drop_content()
             events.append(Reply(TOO_BIG))
         else:
-            content = bytes(self._body)
-            self._body.clear()
-            events.append(self._complete(content))
+            events.append(self._complete(self._take_content()))
         return True
 
-    def _complete(self, content: bytes) -> MessageReceived:
+    def _append(self, piece: bytes) -> None:
+        """Add content; past the size limit keep nothing more (the reply will be 552)."""
+        self._size += len(piece)
+        if self.max_message_size and self._size > self.max_message_size:
+            self._too_big = True
+            self._pieces.clear()
+            self._small.clear()
+            return
+        small = self._small
+        if len(piece) >= PIECE and not small:
+            self._pieces.append(piece)
+            return
+        small += piece
+        if len(small) >= PIECE:
+            self._pieces.append(bytes(small))
+            small.clear()
+
+    def _take_content(self) -> list[bytes]:
+        if self._small:
+            self._pieces.append(bytes(self._small))
+        parts, self._pieces = self._pieces, []
+        self._drop_content()
+        return parts
+
+    def _drop_content(self) -> None:
+        """The content goes (stored, refused or reset); so does the transaction when it was too big."""
+        if self._too_big:
+            self.transaction = None
+        self._pieces = []
+        self._small.clear()
+        self._size = self._lead = 0
+        self._too_big = False
+
+    def _complete(self, parts: list[bytes]) -> MessageReceived:
         assert self.transaction is not None
         self.state = State.WAITING
-        return MessageReceived(self.transaction, content, self.helo or "", self.auth_user, self.tls_active)
+        return MessageReceived(self.transaction, parts, self.helo or "", self.auth_user, self.tls_active)
 
     # -- commands --------------------------------------------------------------------
 
@@ -380,12 +435,10 @@ class SmtpConnection:
             return [Reply(NESTED_MAIL)]
         if arg[:5].upper() != "FROM:":
             return [Reply(b"501 5.5.4 Syntax: MAIL FROM:<address>\r\n")]
-        parsed = _path(arg[5:])
+        parsed = _path(arg[5:], reverse=True)
         if parsed is None:
             return [Reply(BAD_SENDER)]
         address, params = parsed
-        if address and "@" not in address:
-            return [Reply(BAD_SENDER)]
         txn = Transaction(address)
         for param in params:
             key, _, value = param.partition("=")
@@ -419,15 +472,12 @@ class SmtpConnection:
             return [Reply(RCPT_AFTER_BDAT)]
         if arg[:3].upper() != "TO:":
             return [Reply(b"501 5.5.4 Syntax: RCPT TO:<address>\r\n")]
-        parsed = _path(arg[3:])
+        parsed = _path(arg[3:], reverse=False)
         if parsed is None:
             return [Reply(BAD_RECIPIENT)]
         address, params = parsed
         if params:
             return [Reply(BAD_PARAMETER)]  # DSN's NOTIFY/ORCPT are not offered
-        # RFC 5321 §4.5.1: "postmaster" without a domain must be accepted.
-        if "@" not in address and address.lower() != "postmaster":
-            return [Reply(BAD_RECIPIENT)]
         if not txn.smtputf8 and not address.isascii():
             return [Reply(NEEDS_SMTPUTF8)]
         if len(txn.rcpt_tos) >= MAX_RECIPIENTS:
@@ -445,9 +495,9 @@ class SmtpConnection:
         if not self.transaction.rcpt_tos:
             return [Reply(NEED_RCPT)]
         self.state = State.DATA
-        self._body += CRLF
-        self._scanned = 0
-        self._too_big = False
+        self._drop_content()
+        self._buffer[:0] = CRLF  # so a dot or the terminator on the first line is found like any other
+        self._lead = len(CRLF)
         return [Reply(START_DATA)]
 
     def _bdat_command(self, arg: str) -> list[Event]:
@@ -464,8 +514,7 @@ class SmtpConnection:
             self._chunk_error = NEED_RCPT
         elif not self._bdat:
             self._bdat = True
-            self._too_big = False
-            self._body.clear()
+            self._drop_content()
         return []
 
     def _rset(self, arg: str) -> list[Event]:
@@ -475,7 +524,7 @@ class SmtpConnection:
     def _reset_transaction(self) -> None:
         self.transaction = None
         self._bdat = False  # a half-sent BDAT transaction goes too, or RCPT stays refused and its chunks linger
-        self._body.clear()
+        self._drop_content()
 
     def _noop(self, arg: str) -> list[Event]:
         return [Reply(OK)]
@@ -550,24 +599,59 @@ def _is_number(text: str) -> bool:
     return text.isascii() and text.isdigit()  # str.isdigit alone takes "²", which int() refuses
 
 
-def _path(text: str) -> tuple[str, list[str]] | None:
-    """RFC 5321 §4.1.2 Reverse-path / Forward-path and its parameters; None if malformed.
-    Lenient as deployed servers are: a space after the colon, or no angle brackets."""
-    text = text.lstrip()
-    if text.startswith("<"):
-        end = text.find(">")
-        if end < 0:
+# RFC 5321 §4.1.2 paths, with RFC 6531 §3.3's UTF-8 in local parts and domains (C1 controls excluded: the
+# caller answers 553 5.6.7 to UTF-8 without SMTPUTF8). No pattern can match one text two ways, so matching
+# is linear in the argument. One leniency: "_" in domain labels (container and host names have them).
+_UTF8 = "\u00a0-\U0010ffff"
+_ATOM = f"[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~{_UTF8}-]+"
+_QUOTED = f'"(?:[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e{_UTF8}]|\\\\[\\x20-\\x7e])*"'  # qtextSMTP, quoted-pairSMTP
+_LABEL = f"[A-Za-z0-9_{_UTF8}]+(?:-+[A-Za-z0-9_{_UTF8}]+)*"
+_DOMAIN = rf"{_LABEL}(?:\.{_LABEL})*"
+_MAILBOX = rf"(?:{_ATOM}(?:\.{_ATOM})*|{_QUOTED})@(?:{_DOMAIN}|\[(?P<literal>[\x21-\x5a\x5e-\x7e]+)\])"
+_BARE_PATH = re.compile(_MAILBOX)
+# A source route (@a,@b:) is read and dropped (RFC 5321 §C); "<>" and "<Postmaster>" are checked by the caller.
+_ANGLE_PATH = re.compile(rf"<(?:@{_DOMAIN}(?:,@{_DOMAIN})*:)?(?P<mailbox>{_MAILBOX}|(?i:postmaster))?>")
+
+
+def _path(text: str, *, reverse: bool) -> tuple[str, list[str]] | None:
+    """RFC 5321 §4.1.2 Reverse-path (`reverse`: "<>" allowed) or Forward-path ("<Postmaster>" allowed, §4.5.1)
+    and its parameters; None if malformed: a comma list, a control character, a stray quote or bracket.
+    Lenient only in the framing, as deployed servers are: a space after the colon, or no angle brackets."""
+    text = text.lstrip(" ")
+    match = (_ANGLE_PATH if text.startswith("<") else _BARE_PATH).match(text)
+    if match is None:
+        return None
+    address = match["mailbox"] if match.re is _ANGLE_PATH else match[0]
+    if address is None:
+        if not reverse or match[0] != "<>":
             return None
-        address, rest = text[1:end], text[end + 1 :]
-        if rest and not rest.startswith(" "):
-            return None
-        if address.startswith("@"):  # RFC 5321 §4.1.2 source route: ignored (§C)
-            address = address.partition(":")[2]
-    else:
-        address, _, rest = text.partition(" ")
-    if any(c in address for c in " <>\t"):
+        address = ""
+    elif "@" not in address and reverse:
+        return None  # postmaster without a domain is a recipient only
+    if match["literal"] is not None and not _is_address_literal(match["literal"]):
+        return None
+    rest = text[match.end() :]
+    if rest and (not rest.startswith(" ") or not rest.isprintable()):  # parameters: SP-separated, no controls
         return None
     return address, rest.split()
+
+
+def _is_address_literal(text: str) -> bool:
+    """RFC 5321 §4.1.3: an IPv4 address, "IPv6:" and an IPv6 address, or a tag and its content."""
+    tag, colon, content = text.partition(":")
+    if not colon:
+        return _is_ip(ipaddress.IPv4Address, text)
+    if tag.upper() == "IPV6":
+        return _is_ip(ipaddress.IPv6Address, content)
+    return re.fullmatch(r"[A-Za-z0-9]+(?:-+[A-Za-z0-9]+)*", tag) is not None and bool(content)
+
+
+def _is_ip(kind: type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address], text: str) -> bool:
+    try:
+        kind(text)
+    except ValueError:
+        return False
+    return True
 
 
 _COMMANDS: dict[str, Callable[[SmtpConnection, str], list[Event]]] = {

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from sandbox.models import Envelope, StoredMessage
 from sandbox.protocols.smtp import (
     TEMP_ERROR,
+    TOO_MANY_CONNECTIONS,
     CloseRequested,
     Event,
     MessageReceived,
@@ -22,16 +23,19 @@ from sandbox.protocols.smtp import (
     SmtpConnection,
     StartTlsRequested,
 )
+from sandbox.servers._limits import ConnectionLimiter, Slot
 from sandbox.servers._starttls import upgrade
 from sandbox.store import Store
 
 log = logging.getLogger("mailsandbox.smtp")
 
 IDLE_TIMEOUT = 300.0  # RFC 5321 §4.5.3.2.7: the server waits at least 5 minutes for the next command
+# Pipelined input held unread while a message commits; beyond it, stop reading. Content being received is
+# consumed as it arrives (bounded by the message size limit), so it never counts here.
 MAX_BUFFERED = 1 << 20
 # Queue IDs for the Received: line: unique within a run without a urandom syscall per message.
 _QUEUE_PREFIX = secrets.token_hex(3).upper()
-_queue_numbers = itertools.count(1)  # pipelined input held while a message commits; beyond it, stop reading
+_queue_numbers = itertools.count(1)
 
 
 class RelayHook(Protocol):
@@ -72,10 +76,12 @@ class CaptureHandler:
             smtputf8=txn.smtputf8,
             body_8bit=txn.body_8bit,
         )
-        raw = self._received(env, f"{_QUEUE_PREFIX}{next(_queue_numbers):06X}") + event.content
+        # The trace line and the content's pieces: the store joins them once (off the loop when large).
+        parts = [self._received(env, f"{_QUEUE_PREFIX}{next(_queue_numbers):06X}"), *event.take()]
+        size = sum(map(len, parts))
         try:
             local, queued = (list(env.rcpt_tos), []) if self.relay is None else self.relay.split(env.rcpt_tos)
-            message = await self.store.add_message(raw, env, deliver_to=local, queue=queued)
+            message = await self.store.add_message(parts, env, deliver_to=local, queue=queued)
         except Exception:
             log.exception("storing a message failed")
             self.stats.errors += 1
@@ -86,7 +92,7 @@ class CaptureHandler:
             except Exception:
                 log.exception("handing a message to the relay failed")
         self.stats.accepted += 1
-        self.stats.accepted_size += len(raw)
+        self.stats.accepted_size += size
         return f"250 2.0.0 Ok: queued as {message.id}\r\n".encode()
 
     def _received(self, env: Envelope, queue_id: str) -> bytes:
@@ -121,9 +127,15 @@ class SmtpOptions:
 class SmtpProtocol(asyncio.Protocol):
     """One SMTP connection: feeds the core, writes its replies in one write per read, stores messages."""
 
-    def __init__(self, handler: CaptureHandler, options: SmtpOptions, implicit_tls: bool) -> None:
+    def __init__(
+        self, handler: CaptureHandler, options: SmtpOptions, implicit_tls: bool,
+        limiter: ConnectionLimiter | None = None,
+    ) -> None:  # fmt: skip
         self.handler = handler
         self.options = options
+        self._limiter = limiter
+        self._slot: Slot | None = None
+        self._refused = False
         self.conn = SmtpConnection(
             options.hostname,
             max_message_size=options.max_message_size,
@@ -147,12 +159,22 @@ class SmtpProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.peer = _peer(transport.get_extra_info("peername"))
+        peername = transport.get_extra_info("peername")
+        if self._limiter is not None:
+            self._slot = self._limiter.admit(peername)
+            if self._slot is None:  # over the listener's or this client's connection limit
+                self._refused = True
+                transport.write(TOO_MANY_CONNECTIONS)
+                transport.close()
+                return
+        self.peer = _peer(peername)
         self._last_active = self._loop.time()
         self._timer = self._loop.call_later(self.options.idle_timeout, self._check_idle)
         self._process(self.conn.greeting())
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         self._last_active = self._loop.time()
         if self._tls_pending is not None:
             # The handshake is done but _start_tls has not resumed yet (a client's first command may share
@@ -173,6 +195,8 @@ class SmtpProtocol(asyncio.Protocol):
         self.conn.receive_data(b"")
         if self._timer is not None:
             self._timer.cancel()
+        if self._slot is not None:
+            self._slot.release()
         self.transport = None
 
     # -- driving the core -------------------------------------------------------
@@ -264,10 +288,13 @@ async def start_smtp(
     handler: CaptureHandler,
     options: SmtpOptions,
     implicit_tls: bool = False,
+    limiter: ConnectionLimiter | None = None,
 ) -> asyncio.Server:
-    """Listen for SMTP on host:port (port 0: any free port); `implicit_tls` speaks TLS from the first byte."""
+    """Listen for SMTP on host:port (port 0: any free port); `implicit_tls` speaks TLS from the first byte;
+    `limiter` refuses connections over its limits with 421."""
     loop = asyncio.get_running_loop()
     ssl_context = options.tls_context if implicit_tls else None
     return await loop.create_server(
-        lambda: SmtpProtocol(handler, options, implicit_tls), host=host, port=port, ssl=ssl_context, reuse_address=True
-    )
+        lambda: SmtpProtocol(handler, options, implicit_tls, limiter),
+        host=host, port=port, ssl=ssl_context, reuse_address=True,
+    )  # fmt: skip

@@ -80,7 +80,7 @@ class Store(Protocol):
     # -- capture (SMTP, API, relay) ----------------------------------------
     async def add_message(
         self,
-        raw: bytes,
+        raw: bytes | builtins.list[bytes],
         envelope: Envelope,
         deliver_to: Sequence[str] | None = None,
         received_at: float | None = None,
@@ -89,7 +89,8 @@ class Store(Protocol):
         """Store `raw` and put it in the INBOX of each of `deliver_to` (default: every envelope
         recipient). Returns after commit. `deliver_to=[]` stores without delivering (the relay
         delivers later with `deliver`); `queue` recipients enter the relay's queue in the same
-        transaction, so a 250 never leaves a queued recipient behind."""
+        transaction, so a 250 never leaves a queued recipient behind. `raw` may come as its pieces in
+        order, a list this call empties: a large message is joined once, off the loop, and not held twice."""
         ...
 
     async def deliver(self, message_id: str, user: str, folder: str = "INBOX", prefix: bytes = b"") -> MailEntry:

@@ -17,6 +17,7 @@ from sandbox.events import Event
 # A write request: runs inside the batch transaction, returns (result, events to publish after commit).
 # A request with a `group` attribute, a function (conn, [requests]) -> [(result, events)], runs together
 # with its like neighbours in the batch (fewer statements); alone (the replay path) it is called as usual.
+# A request with a true `defer_checkpoint` (a large message) leaves the WAL checkpoint to _Checkpointer.
 WriteFn = Callable[[sqlite3.Connection], tuple[Any, list[Event]]]
 # A caller's handle: a thread's concurrent Future, or a loop's asyncio Future (settled on its loop).
 AnyFuture = Future[Any] | asyncio.Future[Any]
@@ -24,6 +25,7 @@ Outcome = tuple[AnyFuture, bool, Any]  # (future, succeeded, result or exception
 _STOP = object()
 log = logging.getLogger("mailsandbox.store")
 MAX_BATCH = 512
+AUTOCHECKPOINT = 1000  # SQLite's default, in WAL pages
 
 
 class GroupWriter:
@@ -96,7 +98,8 @@ class GroupWriter:
                 if batch:
                     self._commit(conn, batch)
                     checkpointer.poke()
-                del batch, item  # the last request (a message's bytes) must not live on until the next one
+                # Let go of the batch's requests (with their messages) now, not when the next one arrives.
+                del batch, item
                 if stop:
                     return
         finally:
@@ -147,7 +150,17 @@ class GroupWriter:
                 i = j
             if self._after_batch is not None:
                 events.extend(self._after_batch(conn))
-            conn.execute("COMMIT")
+            # A large write would make this COMMIT copy all of it into the database file and sync it, with
+            # every other capture waiting: the checkpointer's thread does that instead, right after, and
+            # the next commit's own checkpoint (which lets the WAL start over) finds it done.
+            defer = any(getattr(fn, "defer_checkpoint", False) for fn, _ in batch)
+            if defer:
+                conn.execute("PRAGMA wal_autocheckpoint=0")
+            try:
+                conn.execute("COMMIT")
+            finally:
+                if defer:
+                    conn.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT}")
         except BaseException:
             try:
                 conn.execute("ROLLBACK")
