@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from sandbox.app import Sandbox, SandboxThread
@@ -102,23 +103,61 @@ class LoopWatch:
         done.wait(60)
 
 
-def probe(sandbox: Sandbox, http_client: httpx.Client | None = None, timeout: float = 10.0) -> dict[str, float]:
-    """Seconds a small SMTP send (connect to 250 after DATA) and a GET /livez take right now."""
-    import smtplib
-
-    out: dict[str, float] = {}
-    smtp = sandbox.address("smtp")
+# The probing client runs in a process of its own: in the test's process it would share the interpreter
+# lock with the sandbox and the hostile client, and measure their contention instead of the server.
+_PROBER = r"""
+import json, smtplib, sys, time, http.client
+smtp_host, smtp_port, http_host, http_port = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+web = http.client.HTTPConnection(http_host, http_port, timeout=10) if http_port else None
+print("ready", flush=True)
+for _ in sys.stdin:
+    out = {}
     started = time.perf_counter()
-    with smtplib.SMTP(smtp.host, smtp.port, timeout=timeout) as smtp_client:
-        smtp_client.sendmail("probe@example.test", ["probe@example.test"], b"Subject: probe\r\n\r\nprobe\r\n")
+    with smtplib.SMTP(smtp_host, smtp_port, timeout=10) as client:
+        client.sendmail("probe@example.test", ["probe@example.test"], b"Subject: probe\r\n\r\nprobe\r\n")
     out["smtp"] = time.perf_counter() - started
-    if "http" in sandbox.addresses:
-        http = sandbox.address("http")
+    if web is not None:
         started = time.perf_counter()
-        client = http_client or httpx.Client(timeout=timeout)
-        client.get(f"http://{http.host}:{http.port}/livez").raise_for_status()
+        web.request("GET", "/livez")
+        response = web.getresponse()
+        response.read()
+        assert response.status == 200, response.status
         out["livez"] = time.perf_counter() - started
-    return out
+    print(json.dumps(out), flush=True)
+"""
+
+
+class Prober:
+    """A small SMTP send (connect to 250 after DATA) and a GET /livez, timed from another process."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        smtp = sandbox.address("smtp")
+        http = sandbox.addresses.get("http")
+        args = [smtp.host, str(smtp.port), http.host if http else "", str(http.port if http else 0)]
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _PROBER, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._stdin, self._stdout = self._proc.stdin, self._proc.stdout
+        assert self._stdout.readline().strip() == "ready"
+
+    def probe(self) -> dict[str, float]:
+        self._stdin.write("probe\n")
+        self._stdin.flush()
+        line = self._stdout.readline()
+        assert line, "the probe process failed (see its stderr)"
+        result: dict[str, float] = json.loads(line)
+        return result
+
+    def close(self) -> None:
+        self._stdin.close()
+        self._proc.wait(10)
+
+    def __enter__(self) -> Prober:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def probe_during(sandbox: Sandbox, work: Callable[[], object], *, budget: float = 0.1) -> dict[str, float]:
@@ -136,12 +175,12 @@ def probe_during(sandbox: Sandbox, work: Callable[[], object], *, budget: float 
             finished.set()
 
     worst: dict[str, float] = {}
-    with LoopWatch(sandbox) as watch, httpx.Client(timeout=10) as client:
+    with Prober(sandbox) as prober, LoopWatch(sandbox) as watch:
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         probes = 0
         while not finished.is_set() or probes == 0:
-            for key, seconds in probe(sandbox, client).items():
+            for key, seconds in prober.probe().items():
                 worst[key] = max(worst.get(key, 0.0), seconds)
             probes += 1
         thread.join(60)
