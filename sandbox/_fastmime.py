@@ -25,7 +25,8 @@ def split_head(raw: bytes) -> tuple[bytes, bytes]:
     """Header block and body, split at the first empty line (CRLF or bare LF)."""
     if raw.startswith((b"\r\n", b"\n")):
         return b"", raw[2 if raw.startswith(b"\r\n") else 1 :]
-    crlf, lf = raw.find(b"\r\n\r\n"), raw.find(b"\n\n")
+    crlf = raw.find(b"\r\n\r\n")
+    lf = raw.find(b"\n\n", 0, crlf if crlf != -1 else len(raw))  # only an earlier one matters: don't scan on
     if crlf != -1 and (lf == -1 or crlf < lf):
         return raw[:crlf], raw[crlf + 4 :]
     if lf != -1:
@@ -224,12 +225,11 @@ def split_multipart(body: bytes, boundary: bytes) -> list[bytes]:
     if not starts:
         raise Unsupported("no boundary in body")
     for this, following in itertools.pairwise(starts):
-        line_end = body.find(b"\n", this)
-        part = body[line_end + 1 : following]
-        # The CRLF before a delimiter belongs to the delimiter.
-        if part.endswith(b"\r\n"):
-            part = part[:-2]
-        elif part.endswith(b"\n"):
-            part = part[:-1]
-        parts.append(part)
+        start = body.find(b"\n", this) + 1
+        # The CRLF before a delimiter belongs to the delimiter (cut by index: a part is copied once).
+        if body[following - 2 : following] == b"\r\n":
+            following -= 2
+        elif body[following - 1 : following] == b"\n":
+            following -= 1
+        parts.append(body[start : max(start, following)])
     return parts
