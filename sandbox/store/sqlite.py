@@ -36,9 +36,11 @@ _COLUMNS = (
 )
 
 
-# summarize costs about 18 ns an octet: up to this size it is cheaper inline than a hop to a thread, and under
-# a millisecond of the loop. Larger messages are joined and summarized on the store's own two threads.
-INLINE_SUMMARY = 32 * 1024
+# summarize costs about 18 ns an octet of ordinary mail, but up to ~300 ns of tag-dense hostile HTML: up to
+# this size it stays under a millisecond of the loop, and is cheaper inline than a hop to a thread. Larger
+# messages are joined and summarized on the store's own two threads (their queue is bounded by the
+# listeners' connection limits: one message in flight per connection).
+INLINE_SUMMARY = 3 * 1024
 SUMMARY_THREADS = 2
 # SQLite copies a bound value before writing it, holding the GIL for the copy: a message this large goes in
 # as a zero blob filled in place, BLOB_CHUNK octets at a time with the GIL released, and is never copied.
