@@ -62,6 +62,18 @@ class ConnectionLimiter:
         )
         return None
 
+    def admit_transport(self, transport: asyncio.Transport, refusal: bytes = b"") -> Slot | None:
+        """`admit` for a new connection: refused, it gets `refusal` and is closed (aborted when there is
+        nothing to say), and the answer is None."""
+        slot = self.admit(transport.get_extra_info("peername"))
+        if slot is None:
+            if refusal:
+                transport.write(refusal)
+                transport.close()
+            else:
+                transport.abort()
+        return slot
+
     def _release(self, client: str) -> None:
         with self._lock:
             self.active -= 1

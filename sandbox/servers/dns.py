@@ -109,9 +109,9 @@ class DnsStreamProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         if self._limiter is not None:
-            self._slot = self._limiter.admit(transport.get_extra_info("peername"))
+            # DNS has no refusal to send: RFC 7766 §6.2.2 lets servers close (admit_transport aborts).
+            self._slot = self._limiter.admit_transport(transport)
             if self._slot is None:
-                transport.abort()  # DNS has no refusal to send: RFC 7766 §6.2.2 lets servers close
                 return
         self.transport = transport
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)

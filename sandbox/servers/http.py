@@ -145,10 +145,8 @@ class BoundedH11Protocol(H11Protocol):
         self._lingering = _LingeringTransport(transport, self)
         super().connection_made(self._lingering)
         if self.limiter is not None:
-            self._slot = self.limiter.admit(transport.get_extra_info("peername"))
+            self._slot = self.limiter.admit_transport(transport, _BUSY)
             if self._slot is None:
-                transport.write(_BUSY)
-                transport.close()
                 return
         self._watch_head()
 

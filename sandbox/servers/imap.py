@@ -121,10 +121,8 @@ class ImapProtocol(asyncio.Protocol):
             return
         self.transport = transport
         if self._limiter is not None:
-            self._slot = self._limiter.admit(transport.get_extra_info("peername"))
+            self._slot = self._limiter.admit_transport(transport, REFUSAL)
             if self._slot is None:
-                transport.write(REFUSAL)
-                transport.close()
                 return
         self._sessions.add(self)
         # Subscribed only now: a TLS handshake that fails never reaches connection_lost to undo it.

@@ -107,10 +107,8 @@ class Pop3Protocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         if self._limiter is not None:
-            self._slot = self._limiter.admit(transport.get_extra_info("peername"))
+            self._slot = self._limiter.admit_transport(transport, REFUSAL)
             if self._slot is None:
-                transport.write(REFUSAL)
-                self._close()
                 return
         self._touch()
         self._process(self.conn.greeting())

@@ -161,11 +161,9 @@ class SmtpProtocol(asyncio.Protocol):
         self.transport = transport
         peername = transport.get_extra_info("peername")
         if self._limiter is not None:
-            self._slot = self._limiter.admit(peername)
+            self._slot = self._limiter.admit_transport(transport, TOO_MANY_CONNECTIONS)
             if self._slot is None:  # over the listener's or this client's connection limit
                 self._refused = True
-                transport.write(TOO_MANY_CONNECTIONS)
-                transport.close()
                 return
         self.peer = _peer(peername)
         self._last_active = self._loop.time()
