@@ -85,6 +85,16 @@ MIGRATIONS: list[str] = [
     CREATE TABLE uidvalidity_counter (id INTEGER PRIMARY KEY CHECK (id = 0), last INTEGER NOT NULL);
     INSERT INTO uidvalidity_counter SELECT 0, coalesce(max(uidvalidity), 0) FROM folders;
     """,
+    # 3: a large message's bytes as rows of a megabyte (message_raw.chunks names them), written in
+    # transactions of their own before the one that stores the message; raw_pending lists the sets still
+    # being written (left by a crash: removed at start). AUTOINCREMENT: a set's number is never reused.
+    """
+    ALTER TABLE message_raw ADD COLUMN chunks INTEGER;
+    CREATE TABLE raw_pending (stage INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL);
+    CREATE TABLE raw_chunks (
+        stage INTEGER NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (stage, seq)
+    );
+    """,
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import functools
 import json
 import secrets
 import shutil
@@ -12,8 +13,9 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +44,11 @@ _COLUMNS = (
 # listeners' connection limits: one message in flight per connection).
 INLINE_SUMMARY = 3 * 1024
 SUMMARY_THREADS = 2
-# SQLite copies a bound value before writing it, holding the GIL for the copy: a message this large goes in
-# as a zero blob filled in place, BLOB_CHUNK octets at a time with the GIL released, and is never copied.
+# A message this large keeps its bytes as rows of RAW_CHUNK octets (raw_chunks). add_message writes them in
+# transactions of their own before the one that stores the message, so the single writer is never held for
+# all of a 20 MB message at once: other sessions' commits pass in between, a few milliseconds apart.
 LARGE_RAW = 1 << 20
-BLOB_CHUNK = 1 << 20
+RAW_CHUNK = 1 << 20
 # Full-text indexing costs about 0.1 s a megabyte, inside the write transaction every capture waits on: a
 # huge text body is searchable by its first MAX_INDEXED_TEXT characters (the raw message keeps all of it).
 MAX_INDEXED_TEXT = 1 << 20
@@ -135,8 +138,20 @@ def insert_message(
     return insert_messages(conn, [(raw, summary, envelope, created, parent)])[0]
 
 
+@dataclass(frozen=True)
+class StagedRaw:
+    """A large message's bytes, already committed as `chunks` raw_chunks rows of set `stage`."""
+
+    stage: int
+    size: int
+    chunks: int
+
+    def __len__(self) -> int:
+        return self.size
+
+
 # One message to insert: (raw, summary, envelope, created, parent rowid for a relay copy).
-NewMessage = tuple[bytes, Summary, Envelope, float, "int | None"]
+NewMessage = tuple["bytes | StagedRaw", Summary, Envelope, float, "int | None"]
 
 
 def insert_messages(conn: sqlite3.Connection, items: Sequence[NewMessage]) -> list[tuple[int, str]]:
@@ -145,7 +160,7 @@ def insert_messages(conn: sqlite3.Connection, items: Sequence[NewMessage]) -> li
     (top,) = conn.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()
     out: list[tuple[int, str]] = []
     rows: list[tuple[Any, ...]] = []
-    raws: list[tuple[int, bytes]] = []
+    raws: list[tuple[int, bytes | StagedRaw]] = []
     texts: list[tuple[int, str, str, str, str]] = []
     for rowid, (raw, summary, envelope, created, parent) in enumerate(items, int(top) + 1):
         mid = new_id()
@@ -170,19 +185,63 @@ def insert_messages(conn: sqlite3.Connection, items: Sequence[NewMessage]) -> li
         " cc_json, bcc_json, reply_to_json, date, size, attachments, snippet, envelope_json, username) VALUES ",
         rows,
     )
-    insert_rows(conn, "INSERT INTO message_raw (rowid, raw) VALUES ", [r for r in raws if len(r[1]) < LARGE_RAW])
+    small = [(rowid, raw) for rowid, raw in raws if isinstance(raw, bytes) and len(raw) < LARGE_RAW]
+    insert_rows(conn, "INSERT INTO message_raw (rowid, raw) VALUES ", small)
     for rowid, raw in raws:
-        if len(raw) >= LARGE_RAW:
-            _insert_large_raw(conn, rowid, raw)
+        if isinstance(raw, StagedRaw):
+            adopt_chunks(conn, rowid, raw)
+        elif len(raw) >= LARGE_RAW:  # a relay copy or a bulk load: all of it in this transaction
+            stage, view = start_stage(conn), memoryview(raw)
+            seqs = range((len(raw) + RAW_CHUNK - 1) // RAW_CHUNK)
+            for seq in seqs:
+                write_chunk(conn, stage, seq, view[seq * RAW_CHUNK : (seq + 1) * RAW_CHUNK])
+            adopt_chunks(conn, rowid, StagedRaw(stage, len(raw), len(seqs)))
     insert_rows(conn, "INSERT INTO messages_fts (rowid, subject, sender, recipients, body) VALUES ", texts)
     return out
 
 
-def _insert_large_raw(conn: sqlite3.Connection, rowid: int, raw: bytes) -> None:
-    conn.execute("INSERT INTO message_raw (rowid, raw) VALUES (?, zeroblob(?))", (rowid, len(raw)))
-    with memoryview(raw) as view, conn.blobopen("message_raw", "raw", rowid) as blob:
-        for offset in range(0, len(raw), BLOB_CHUNK):
-            blob.write(view[offset : offset + BLOB_CHUNK])
+def start_stage(conn: sqlite3.Connection) -> int:
+    """Open a set of raw chunks; it stays pending until a message adopts it (or the next start drops it)."""
+    stage = conn.execute("INSERT INTO raw_pending (started) VALUES (?)", (time.time(),)).lastrowid
+    assert stage is not None
+    return stage
+
+
+def write_chunk(conn: sqlite3.Connection, stage: int, seq: int, data: bytes | memoryview) -> None:
+    conn.execute("INSERT INTO raw_chunks (stage, seq, data) VALUES (?, ?, ?)", (stage, seq, data))
+
+
+def adopt_chunks(conn: sqlite3.Connection, rowid: int, staged: StagedRaw) -> None:
+    (count,) = conn.execute("SELECT count(*) FROM raw_chunks WHERE stage = ?", (staged.stage,)).fetchone()
+    if count != staged.chunks:  # a delete of everything ran while the chunks were being written
+        raise sqlite3.IntegrityError(f"raw chunk set {staged.stage} has {count} of {staged.chunks} chunks")
+    conn.execute("INSERT INTO message_raw (rowid, raw, chunks) VALUES (?, x'', ?)", (rowid, staged.stage))
+    conn.execute("DELETE FROM raw_pending WHERE stage = ?", (staged.stage,))
+
+
+def discard_stage(conn: sqlite3.Connection, stage: int) -> None:
+    conn.execute("DELETE FROM raw_chunks WHERE stage = ?", (stage,))
+    conn.execute("DELETE FROM raw_pending WHERE stage = ?", (stage,))
+
+
+def read_raw(conn: sqlite3.Connection, raw: bytes, chunks: int | None) -> bytes:
+    if chunks is None:
+        return bytes(raw)
+    rows = conn.execute("SELECT data FROM raw_chunks WHERE stage = ? ORDER BY seq", (chunks,))
+    return b"".join(row[0] for row in rows)
+
+
+class _RawWrite:
+    """One step of writing a large message's bytes: its own transaction, the WAL checkpoint deferred."""
+
+    __slots__ = ("_fn",)
+    defer_checkpoint = True
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        self._fn = fn
+
+    def __call__(self, conn: sqlite3.Connection) -> tuple[Any, list[Event]]:
+        return self._fn(conn), []
 
 
 def delete_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[Event]:
@@ -207,6 +266,11 @@ def delete_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[Event]:
             f"SELECT rowid FROM messages WHERE rowid IN ({marks}) OR parent IN ({marks})", chunk + chunk)]
         emarks = ",".join("?" * len(every))
         conn.execute(f"DELETE FROM entries WHERE message IN ({emarks})", every)
+        conn.execute(
+            f"DELETE FROM raw_chunks WHERE stage IN (SELECT chunks FROM message_raw WHERE rowid IN ({emarks})"
+            " AND chunks IS NOT NULL)",
+            every,
+        )
         conn.execute(f"DELETE FROM message_raw WHERE rowid IN ({emarks})", every)
         conn.execute(f"DELETE FROM messages_fts WHERE rowid IN ({marks})", chunk)
         conn.execute(f"DELETE FROM messages WHERE parent IN ({marks})", chunk)
@@ -228,7 +292,8 @@ class _Add:
         self, raw: bytes, summary: Summary, envelope: Envelope, created: float, users: tuple[str, ...],
         queue: tuple[str, ...],
     ) -> None:  # fmt: skip
-        self.raw, self.summary, self.envelope, self.created = raw, summary, envelope, created
+        self.raw: bytes | StagedRaw = raw
+        self.summary, self.envelope, self.created = summary, envelope, created
         self.users, self.queue = users, queue  # users: normalized, each once
         self.defer_checkpoint = len(raw) >= LARGE_RAW
 
@@ -293,6 +358,9 @@ class SqliteStore(MailboxMixin, QueueMixin):
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             migrate(conn)
+            # Chunks of messages that were still arriving when the last process stopped.
+            conn.execute("DELETE FROM raw_chunks WHERE stage IN (SELECT stage FROM raw_pending)")
+            conn.execute("DELETE FROM raw_pending")
         conn.close()
         self._writer = GroupWriter(self._connect, self.bus.publish, self._prune if max_messages > 0 else None)
         self._summarizer: ThreadPoolExecutor | None = None  # made on the first large message
@@ -356,15 +424,45 @@ class SqliteStore(MailboxMixin, QueueMixin):
     ) -> StoredMessage:
         size = len(raw) if isinstance(raw, bytes) else sum(map(len, raw))
         if size <= INLINE_SUMMARY:
-            fn = self._add_fn(raw, envelope, deliver_to, received_at, queue)
+            add = self._add_fn(raw, envelope, deliver_to, received_at, queue)
         else:  # milliseconds of joining and parsing: not on the loop
             if self._summarizer is None:
                 self._summarizer = ThreadPoolExecutor(SUMMARY_THREADS, thread_name_prefix="store-summarize")
             loop = asyncio.get_running_loop()
-            fn = await loop.run_in_executor(self._summarizer, self._add_fn, raw, envelope, deliver_to, received_at,
-                                            queue)  # fmt: skip
-        message: StoredMessage = await self._write(fn)
+            add = await loop.run_in_executor(self._summarizer, self._add_fn, raw, envelope, deliver_to,
+                                             received_at, queue)  # fmt: skip
+        if size < LARGE_RAW:
+            message: StoredMessage = await self._write(add)
+            return message
+        stage = await self._stage(add)
+        try:
+            message = await self._write(add)
+        except BaseException:
+            await self._discard(stage)
+            raise
         return message
+
+    async def _stage(self, add: _Add) -> int:
+        """Commit a large message's bytes as chunks, one transaction each, and point `add` at them."""
+        raw = add.raw
+        assert isinstance(raw, bytes)
+        stage: int = await self._write(_RawWrite(start_stage))
+        try:
+            view = memoryview(raw)  # slices, not copies: the writer binds each straight from the message
+            count = (len(raw) + RAW_CHUNK - 1) // RAW_CHUNK
+            for seq in range(count):
+                chunk = view[seq * RAW_CHUNK : (seq + 1) * RAW_CHUNK]
+                await self._write(_RawWrite(functools.partial(write_chunk, stage=stage, seq=seq, data=chunk)))
+        except BaseException:
+            await self._discard(stage)
+            raise
+        add.raw = StagedRaw(stage, len(raw), count)
+        add.defer_checkpoint = False
+        return stage
+
+    async def _discard(self, stage: int) -> None:
+        with contextlib.suppress(Exception):  # best effort: the next start drops pending sets anyway
+            await asyncio.shield(self._write(_RawWrite(functools.partial(discard_stage, stage=stage))))
 
     def add_message_sync(
         self, raw: bytes | builtins.list[bytes], envelope: Envelope, deliver_to: Sequence[str] | None = None,
@@ -381,7 +479,7 @@ class SqliteStore(MailboxMixin, QueueMixin):
         deliver_to: Sequence[str] | None,
         received_at: float | None,
         queue: Sequence[str] = (),
-    ) -> WriteFn:
+    ) -> _Add:
         if not isinstance(raw, bytes):  # pieces: joined once (a large join releases the GIL), then let go
             parts, raw = raw, b"".join(raw)
             parts.clear()
@@ -395,13 +493,14 @@ class SqliteStore(MailboxMixin, QueueMixin):
 
         def write(conn: sqlite3.Connection) -> tuple[MailEntry, list[Event]]:
             row = conn.execute(
-                "SELECT m.rowid, r.raw, m.envelope_json FROM messages m JOIN message_raw r ON r.rowid = m.rowid"
-                " WHERE m.id = ?",
+                "SELECT m.rowid, r.raw, r.chunks, m.envelope_json FROM messages m"
+                " JOIN message_raw r ON r.rowid = m.rowid WHERE m.id = ?",
                 (message_id,),
             ).fetchone()
             if row is None:
                 raise NoSuchMessage(message_id)
-            root, raw, env_j = row
+            root, stored, chunks, env_j = row
+            raw = read_raw(conn, stored, chunks)
             target, target_id, size = root, message_id, len(raw)
             if prefix:
                 copy = prefix + raw
@@ -444,14 +543,15 @@ class SqliteStore(MailboxMixin, QueueMixin):
     def raw(self, message_id: str) -> bytes:
         if message_id == "latest":
             rowid = self._rowid(message_id)
-            row = self._db.execute("SELECT raw FROM message_raw WHERE rowid = ?", (rowid,)).fetchone()
+            row = self._db.execute("SELECT raw, chunks FROM message_raw WHERE rowid = ?", (rowid,)).fetchone()
         else:  # one query: IMAP FETCH and SEARCH call this per message
             row = self._db.execute(
-                "SELECT r.raw FROM message_raw r JOIN messages m ON m.rowid = r.rowid WHERE m.id = ?", (message_id,)
+                "SELECT r.raw, r.chunks FROM message_raw r JOIN messages m ON m.rowid = r.rowid WHERE m.id = ?",
+                (message_id,),
             ).fetchone()
         if row is None:
             raise NoSuchMessage(message_id)
-        return bytes(row[0])
+        return read_raw(self._db, row[0], row[1])
 
     def _page(self, where: str, params: list[Any], start: int, limit: int, user: str | None) -> Page:
         if user:
@@ -543,6 +643,8 @@ class SqliteStore(MailboxMixin, QueueMixin):
                 (n,) = conn.execute("SELECT count(*) FROM messages WHERE parent IS NULL").fetchone()
                 for table in ("entries", "message_raw", "messages_fts", "queue", "attempts"):
                     conn.execute(f"DELETE FROM {table}")
+                # Not the sets of messages still arriving: their add finds its chunks.
+                conn.execute("DELETE FROM raw_chunks WHERE stage NOT IN (SELECT stage FROM raw_pending)")
                 conn.execute("DELETE FROM messages WHERE parent IS NOT NULL")
                 conn.execute("DELETE FROM messages")
                 return int(n), [MessagesDeleted((), all=True), *(MailboxChanged(u, f) for u, f in folders)]
