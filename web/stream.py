@@ -51,6 +51,9 @@ MAX_LAG = 2.0  # seconds the oldest frame not yet handed to a client's connectio
 MAX_BACKLOG = 4 * 1024 * 1024  # bytes of frames waiting for one client
 HIGH_WATER = 256 * 1024  # bytes in a client's socket buffer over which its frames wait here (a close can overtake)
 WATCH_INTERVAL = 0.25  # seconds between checks of the clients that have frames waiting
+# Seconds between two writes to the same clients: during a burst each client gets one write per interval
+# (a system call each, the main cost of a frame), at the price of at most this much added latency.
+FLUSH_INTERVAL = 0.005
 CLOSE_TOO_SLOW = 1013  # RFC 6455 §7.4.1 registry: "Try Again Later"
 CLOSE_POLICY = 1008  # RFC 6455 §7.4.1: policy violation (a cross-site page)
 CLOSE_GOING_AWAY = 1001  # RFC 6455 §7.4.1: the server is stopping
@@ -231,6 +234,7 @@ class EventHub:
         self._stats_dirty = False  # a change not yet counted in a stats frame
         self._stats_busy = False  # a stats frame is due, being counted, or was sent under STATS_DELAY ago
         self._flush_scheduled = False
+        self._flushed_at = 0.0
         self._watching = False
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -259,13 +263,19 @@ class EventHub:
 
     def _flush_soon(self) -> None:
         if not self._flush_scheduled:
-            # After the current loop pass: every event of one bus delivery (a group commit) in one write.
+            # After the current loop pass (every event of one bus delivery, a group commit, in one write),
+            # and no sooner than FLUSH_INTERVAL after the last flush.
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop = asyncio.get_running_loop()
+            wait = self._flushed_at + FLUSH_INTERVAL - time.monotonic()
+            if wait > 0:
+                loop.call_later(wait, self._flush)
+            else:
+                loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        now = time.monotonic()
+        now = self._flushed_at = time.monotonic()
         waiting = False
         for client in list(self._clients):
             if client.behind(now):
