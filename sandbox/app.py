@@ -22,6 +22,7 @@ from sandbox.events import EventBus
 from sandbox.servers._limits import ConnectionLimiter, install_loop_error_throttle, raise_fd_limit
 from sandbox.servers.http import HEADER_TIMEOUT, KEEP_ALIVE_TIMEOUT, MAX_HEAD, bounded_protocol
 from sandbox.servers.smtp import CaptureHandler, SmtpOptions, start_smtp
+from sandbox.servers.websocket import FramesWebSocketProtocol
 from sandbox.store import Store
 from sandbox.store.sqlite import SqliteStore
 from sandbox.tls import ensure_certificate, server_context
@@ -250,7 +251,10 @@ class Sandbox:
             workers=workers, max_body=body_limit(self.config.max_message_size),
         )  # fmt: skip
         config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", access_log=False, ws="websockets-sansio",
+            # /api/events writes frames it encoded once for every client (servers/websocket.py); they go
+            # uncompressed, so permessage-deflate would only cost each connection a zlib context.
+            app, log_level="warning", lifespan="off", access_log=False, ws=FramesWebSocketProtocol,
+            ws_per_message_deflate=False,
             http=bounded_protocol(self.limiter("http"), self.http_header_timeout),
             timeout_keep_alive=KEEP_ALIVE_TIMEOUT, h11_max_incomplete_event_size=MAX_HEAD,
         )  # fmt: skip

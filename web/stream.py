@@ -8,16 +8,24 @@ Every frame is one JSON object `{"Type": str, "Data": ...}`:
     prune     Data = null: too many changes to list (a bulk delete); reload
     stats     Data = {"Total": int, "Unread": int}, sent shortly after any change (coalesced)
     delivery  Data = {"ID", "Recipient", "Host", "Code", "Status"}: a relay attempt (our extra)
-The server ignores what clients send. A client that falls behind by more than `queue_size` frames
-is disconnected (close code 1013) rather than silently missing events; reconnect and reload.
+The server ignores what clients send. A client that keeps up gets every frame, in order; one whose
+oldest unsent frame is more than MAX_LAG seconds old (or MAX_BACKLOG bytes behind) is closed with code
+1013 and a reason rather than fed an ever older backlog: reconnect and reload.
+
+Delivery is shared work: each event is encoded once, as JSON and as a WebSocket frame, and each client's
+frames since the last loop pass go out in one transport write (through the server's FRAMES_EXTENSION,
+sandbox/servers/websocket.py; under another ASGI server, one `send_text` per frame).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import struct
+import time
+from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 from starlette.routing import WebSocketRoute
@@ -38,9 +46,20 @@ Summarize = Callable[[StoredMessage], Mapping[str, Any]]
 
 # Above this many IDs a delete is announced as "prune" (reload) instead of a huge frame.
 MAX_IDS = 1000
-STATS_DELAY = 0.1  # seconds: many changes in a burst give one stats frame
+STATS_DELAY = 0.1  # seconds: many changes in a burst give one stats frame, at most one per STATS_DELAY
+MAX_LAG = 2.0  # seconds the oldest frame not yet handed to a client's connection may wait
+MAX_BACKLOG = 4 * 1024 * 1024  # bytes of frames waiting for one client
+HIGH_WATER = 256 * 1024  # bytes in a client's socket buffer over which its frames wait here (a close can overtake)
+WATCH_INTERVAL = 0.25  # seconds between checks of the clients that have frames waiting
+# Seconds between two writes to the same clients: during a burst each client gets one write per interval
+# (a system call each, the main cost of a frame), at the price of at most this much added latency.
+FLUSH_INTERVAL = 0.005
 CLOSE_TOO_SLOW = 1013  # RFC 6455 §7.4.1 registry: "Try Again Later"
 CLOSE_POLICY = 1008  # RFC 6455 §7.4.1: policy violation (a cross-site page)
+CLOSE_GOING_AWAY = 1001  # RFC 6455 §7.4.1: the server is stopping
+TOO_SLOW = f"too slow: events waited over {MAX_LAG:g} s; reconnect and reload"
+# The ASGI scope extension of sandbox/servers/websocket.py (the same string there: web does not import servers).
+FRAMES_EXTENSION = "mailsandbox.websocket.frames"
 
 
 def _frame(kind: str, data: object) -> str:
@@ -82,20 +101,141 @@ def encode(event: Event, summarize: Summarize) -> str | None:
     return None
 
 
+class FrameWriter(Protocol):
+    """What the server's FRAMES_EXTENSION offers: write encoded frames to the connection directly."""
+
+    def write_frames(self, data: bytes) -> bool: ...
+    def buffered(self) -> int: ...
+    def on_drain(self, callback: Callable[[], None] | None) -> None: ...
+    def close_now(self, code: int, reason: str) -> None: ...
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One unfragmented, unmasked text frame (RFC 6455 §5.2): the same bytes for every client."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, n) + payload
+    return struct.pack("!BBQ", 0x81, 127, n) + payload
+
+
+class _Frame(NamedTuple):
+    """One event, encoded once and shared by every client's queue."""
+
+    text: str
+    wire: bytes  # text_frame(text)
+    at: float  # when it was queued (time.monotonic)
+
+
+class _Client:
+    """One listener's frames that its connection has not taken yet (the oldest first)."""
+
+    def __init__(self) -> None:
+        self.pending: deque[_Frame] = deque()
+        self.pending_bytes = 0
+        self.closed = False
+
+    def offer(self, frame: _Frame) -> None:
+        self.pending.append(frame)
+        self.pending_bytes += len(frame.wire)
+
+    def behind(self, now: float) -> bool:
+        return bool(self.pending) and (now - self.pending[0].at > MAX_LAG or self.pending_bytes > MAX_BACKLOG)
+
+    def take(self) -> deque[_Frame]:
+        frames, self.pending, self.pending_bytes = self.pending, deque(), 0
+        return frames
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+    def close(self, code: int, reason: str) -> None:
+        raise NotImplementedError
+
+
+class _DirectClient(_Client):
+    """A connection of our own server: all pending frames in one write while its socket buffer has room."""
+
+    def __init__(self, writer: FrameWriter, flush_soon: Callable[[], None]) -> None:
+        super().__init__()
+        self.writer = writer
+        writer.on_drain(flush_soon)
+
+    def flush(self) -> None:
+        if self.pending and self.writer.buffered() < HIGH_WATER:
+            frames = self.take()
+            data = frames[0].wire if len(frames) == 1 else b"".join([f.wire for f in frames])
+            if not self.writer.write_frames(data):
+                self.closed = True
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = True
+        self.take()  # never sent: the close frame goes next
+        self.writer.on_drain(None)
+        self.writer.close_now(code, reason)
+
+    async def serve(self, reader: asyncio.Task[None]) -> None:
+        await reader  # the hub writes; closing (by the client or by close_now) ends the reader
+
+
+class _AsgiClient(_Client):
+    """Any other ASGI server: one awaited `send_text` per frame, from a task of its own."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        super().__init__()
+        self.websocket = websocket
+        self.wake = asyncio.Event()
+        self.close_code: tuple[int, str] | None = None
+
+    def flush(self) -> None:
+        self.wake.set()
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = True
+        self.take()
+        self.close_code = (code, reason)
+        self.wake.set()
+
+    async def serve(self, reader: asyncio.Task[None]) -> None:
+        sender = asyncio.create_task(self._send())
+        try:
+            await asyncio.wait({reader, sender}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sender.cancel()
+
+    async def _send(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            if self.close_code is not None:
+                await self.websocket.close(*self.close_code)
+                return
+            # Taken one at a time: a close decided meanwhile overtakes what is still pending.
+            while self.pending and self.close_code is None:
+                frame = self.pending.popleft()
+                self.pending_bytes -= len(frame.wire)
+                await self.websocket.send_text(frame.text)
+
+
 class EventHub:
     """Subscribes to the bus once (lazily, on the serving loop) and fans each frame out to clients.
 
-    Frames are encoded once per event, not once per client.
+    Frames are encoded once per event, not once per client; each client's frames of one loop pass are
+    written together. A client that falls behind is closed with 1013 (see the module docstring).
     """
 
-    def __init__(self, store: Store, bus: EventBus, summarize: Summarize, queue_size: int = 10_000) -> None:
+    def __init__(self, store: Store, bus: EventBus, summarize: Summarize) -> None:
         self._store = store
         self._bus = bus
         self._summarize = summarize
-        self._queue_size = queue_size
-        self._clients: set[asyncio.Queue[str | None]] = set()
+        self._clients: set[_DirectClient | _AsgiClient] = set()
         self._unsubscribe: Callable[[], None] | None = None
-        self._stats_pending = False
+        self._stats_dirty = False  # a change not yet counted in a stats frame
+        self._stats_busy = False  # a stats frame is due, being counted, or was sent under STATS_DELAY ago
+        self._flush_scheduled = False
+        self._flushed_at = 0.0
+        self._watching = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -111,22 +251,52 @@ class EventHub:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        for queue in list(self._clients):
-            self._offer(queue, None)
-
-    def _offer(self, queue: asyncio.Queue[str | None], frame: str | None) -> None:
-        try:
-            queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            # A stalled client: drop its backlog and tell its sender to close.
-            while not queue.empty():
-                queue.get_nowait()
-            queue.put_nowait(None)
-            self._clients.discard(queue)
+        for client in list(self._clients):
+            client.close(CLOSE_GOING_AWAY, "server stopping")
+        self._clients.clear()
 
     def _broadcast(self, frame: str) -> None:
-        for queue in list(self._clients):
-            self._offer(queue, frame)
+        shared = _Frame(frame, text_frame(frame.encode()), time.monotonic())
+        for client in self._clients:
+            client.offer(shared)
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        if not self._flush_scheduled:
+            # After the current loop pass (every event of one bus delivery, a group commit, in one write),
+            # and no sooner than FLUSH_INTERVAL after the last flush.
+            self._flush_scheduled = True
+            loop = asyncio.get_running_loop()
+            wait = self._flushed_at + FLUSH_INTERVAL - time.monotonic()
+            if wait > 0:
+                loop.call_later(wait, self._flush)
+            else:
+                loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        now = self._flushed_at = time.monotonic()
+        waiting = False
+        for client in list(self._clients):
+            if client.behind(now):
+                self._drop(client, TOO_SLOW)
+                continue
+            client.flush()
+            if client.closed:
+                self._clients.discard(client)
+            waiting = waiting or bool(client.pending)
+        if waiting and not self._watching:
+            # Frames wait for a full socket buffer: check again even if no event comes to trigger it.
+            self._watching = True
+            asyncio.get_running_loop().call_later(WATCH_INTERVAL, self._watch)
+
+    def _watch(self) -> None:
+        self._watching = False
+        self._flush()
+
+    def _drop(self, client: _DirectClient | _AsgiClient, reason: str) -> None:
+        self._clients.discard(client)
+        client.close(CLOSE_TOO_SLOW, reason)
 
     def _on_event(self, event: Event) -> None:
         if not self._clients:
@@ -135,14 +305,18 @@ class EventHub:
         if frame is None:
             return
         self._broadcast(frame)
-        if not isinstance(event, DeliveryAttempted) and not self._stats_pending:
-            self._stats_pending = True
-            asyncio.get_running_loop().call_later(STATS_DELAY, self._send_stats)
+        if not isinstance(event, DeliveryAttempted):
+            self._stats_dirty = True
+            if not self._stats_busy:
+                self._stats_busy = True
+                asyncio.get_running_loop().call_later(STATS_DELAY, self._send_stats)
 
     def _send_stats(self) -> None:
-        if not self._clients:
-            self._stats_pending = False
+        """At most one stats frame per STATS_DELAY, and one after the last change of a burst."""
+        if not self._clients or not self._stats_dirty:
+            self._stats_busy = False
             return
+        self._stats_dirty = False
         task = asyncio.get_running_loop().create_task(self._stats())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -152,19 +326,10 @@ class EventHub:
             # Counting a large store takes milliseconds: do it off the loop SMTP shares.
             total, unread = await asyncio.to_thread(self._store.count)
         except Exception:  # a store closing under us: skip this frame, the next change sends one
+            self._stats_busy = False
             return
-        finally:
-            self._stats_pending = False
         self._broadcast(_frame("stats", {"Total": total, "Unread": unread}))
-
-    def add(self) -> asyncio.Queue[str | None]:
-        self._ensure_subscribed()
-        queue: asyncio.Queue[str | None] = asyncio.Queue(self._queue_size)
-        self._clients.add(queue)
-        return queue
-
-    def remove(self, queue: asyncio.Queue[str | None]) -> None:
-        self._clients.discard(queue)
+        asyncio.get_running_loop().call_later(STATS_DELAY, self._send_stats)  # changes meanwhile: one more
 
     async def endpoint(self, websocket: WebSocket) -> None:
         if not _same_origin(websocket.headers):
@@ -172,24 +337,18 @@ class EventHub:
             await websocket.close(code=CLOSE_POLICY)
             return
         await websocket.accept()
-        queue = self.add()
+        writer = websocket.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+        client = _AsgiClient(websocket) if writer is None else _DirectClient(writer, self._flush_soon)
+        self._ensure_subscribed()
+        self._clients.add(client)
         reader = asyncio.create_task(_drain(websocket))
         try:
-            while True:
-                getter = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if reader in done:
-                    getter.cancel()
-                    return
-                frame = getter.result()
-                if frame is None:
-                    await websocket.close(code=CLOSE_TOO_SLOW)
-                    return
-                await websocket.send_text(frame)
+            await client.serve(reader)
         except (WebSocketDisconnect, RuntimeError, OSError):
             return  # the client went away mid-send
         finally:
-            self.remove(queue)
+            self._clients.discard(client)
+            client.closed = True
             reader.cancel()
 
 

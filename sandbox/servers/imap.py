@@ -25,6 +25,9 @@ WORKERS = 8  # threads running the sessions' commands, per listener
 REFUSAL = b"* BYE [UNAVAILABLE] too many connections\r\n"  # RFC 5530 §3
 _NOTIFY = object()  # a work item: the store changed under the selected mailbox
 _MAX_QUEUED = 64  # received chunks waiting for the worker before we stop reading the socket
+# Store changes during a burst reach a session at most this often (one refresh covers them all), so the
+# cost of N selected sessions is N refreshes per interval, not N per captured message.
+NOTIFY_INTERVAL = 0.1
 
 
 class ImapShared:
@@ -94,7 +97,8 @@ class ImapProtocol(asyncio.Protocol):
         )
         self.transport: asyncio.Transport | None = None
         self._work: asyncio.Queue[bytes | object] = asyncio.Queue()
-        self._notify_queued = False
+        self._notify_queued = False  # a notification is queued or waiting for NOTIFY_INTERVAL: the rest join it
+        self._notified_at = float("-inf")  # when the last one started (loop time)
         self._writable = asyncio.Event()
         self._writable.set()
         self._worker: asyncio.Task[None] | None = None
@@ -174,6 +178,15 @@ class ImapProtocol(asyncio.Protocol):
             relevant = False
         if relevant:
             self._notify_queued = True
+            loop = asyncio.get_running_loop()
+            wait = self._notified_at + NOTIFY_INTERVAL - loop.time()
+            if wait > 0:
+                loop.call_later(wait, self._queue_notify)
+            else:
+                self._queue_notify()
+
+    def _queue_notify(self) -> None:
+        if self.transport is not None:
             self._work.put_nowait(_NOTIFY)
 
     async def _run(self) -> None:
@@ -187,6 +200,7 @@ class ImapProtocol(asyncio.Protocol):
             try:
                 if item is _NOTIFY:
                     self._notify_queued = False
+                    self._notified_at = asyncio.get_running_loop().time()
                     out = await self._executor.run(self.conn.notify)
                 else:
                     assert isinstance(item, bytes)
