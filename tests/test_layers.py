@@ -39,9 +39,9 @@ def allowed(name: str, prefixes: tuple[str, ...]) -> bool:
     ("folder", "may_import"),
     [
         # Sans-IO cores: no asyncio, sockets or storage; only plain data.
-        ("sandbox/protocols", ("sandbox.protocols", "sandbox.models", "sandbox.zone")),
+        ("sandbox/protocols", ("sandbox.protocols", "sandbox.models", "sandbox.zone", "sandbox.mime")),
         ("sandbox/store", ("sandbox.store", "sandbox.models", "sandbox.events", "sandbox.clock", "sandbox.mime",
-                           "sandbox._fastmime")),
+                           "sandbox.mime")),
         # The web layer sees storage, data, events, the pure MIME and HTML parsers and the bounded thread pools;
         # never servers or the relay.
         ("web", ("web", "sandbox.store", "sandbox.models", "sandbox.events", "sandbox.config", "sandbox.mime",

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sandbox import mime
-from sandbox._fastmime import Unsupported, _parse_header_bytes, parse_headers, split_multipart
+from sandbox.mime import summary, words
+from sandbox.mime._scan import Unsupported, _parse_header_bytes, parse_headers, split_multipart
 from sandbox.models import Address
 
 
@@ -48,7 +49,7 @@ CORPUS = [
     b"Content-Type: multipart/mixed; boundary=XX\r\nSubject: preamble\r\n\r\npreamble\r\n--XX\r\n"
     b"Content-Type: text/plain\r\n\r\nfirst\r\n--XX\r\nContent-Type: application/pdf; name=a.pdf\r\n"
     b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--XX--\r\nepilogue\r\n",
-    b"Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=iso-8859-1"
+    b'Content-Type: multipart/alternative; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain; charset=iso-8859-1'
     b"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=E9 soft=\r\nbreak\r\n--b\r\n"
     b"Content-Type: text/html\r\n\r\n<p>caf&eacute;</p>\r\n--b--\r\n",
     b"Content-Type: multipart/mixed; boundary=outer\r\n\r\n--outer\r\nContent-Type: multipart/alternative;"
@@ -63,10 +64,10 @@ CORPUS = [
 @pytest.mark.parametrize("raw", CORPUS)
 def test_fast_summary_matches_full_parser(raw: bytes) -> None:
     try:
-        fast = mime._fast_summarize(raw)
+        fast = summary._fast_summarize(raw)
     except Unsupported:
         return  # the caller falls back to the full parser; nothing to compare
-    assert fast == mime._summarize(raw)
+    assert fast == summary._summarize(raw)
 
 
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=300)
@@ -77,8 +78,9 @@ texts = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_s
     subject=st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=60),
     text=st.none() | texts,
     html=st.none() | texts.map(lambda t: f"<p>{t}</p>"),
-    attachments=st.lists(st.tuples(st.from_regex(r"[a-z]{1,8}\.(pdf|bin|txt)", fullmatch=True),
-                                   st.binary(max_size=2000)), max_size=3),
+    attachments=st.lists(
+        st.tuples(st.from_regex(r"[a-z]{1,8}\.(pdf|bin|txt)", fullmatch=True), st.binary(max_size=2000)), max_size=3
+    ),
     inline=st.booleans(),
     cte=st.sampled_from(["quoted-printable", "base64", "8bit"]),
 )
@@ -88,7 +90,7 @@ def test_generated_messages_agree(
     if text is None and html is None:
         text = ""
     raw = build(subject, text, html, attachments, inline, cte)
-    assert mime._fast_summarize(raw) == mime._summarize(raw)
+    assert summary._fast_summarize(raw) == summary._summarize(raw)
 
 
 @given(st.binary(max_size=2000))
@@ -118,7 +120,7 @@ def test_header_text_path_agrees_with_the_byte_loop(block: bytes) -> None:
 
 @given(st.text(alphabet="ab \n\t\r\u00a0", max_size=1200))
 def test_snippet_is_the_start_of_the_first_words(body: str) -> None:
-    assert mime._snippet(body) == " ".join(body[: mime.SNIPPET_CHARS * 4].split())[: mime.SNIPPET_CHARS]
+    assert summary._snippet(body) == " ".join(body[: summary.SNIPPET_CHARS * 4].split())[: summary.SNIPPET_CHARS]
 
 
 def test_split_multipart_keeps_delimiter_crlf_out_of_parts() -> None:
@@ -138,15 +140,21 @@ address_text = st.text(alphabet="abcXYZ09 .-_@<>,\"'()+", max_size=40)
 @settings(max_examples=400)
 @given(address_text)
 def test_simple_address_path_agrees_with_stdlib(value: str) -> None:
-    simple = mime._simple_addresses(value)
+    simple = words._simple_addresses(value)
     if simple is not None:
         assert simple == _stdlib_addresses(value)
 
 
 @pytest.mark.parametrize(
     "value",
-    ["bob@example.test", "Bob Example <bob@example.test>", "a@x.test, B <b@y.test>", " spaced@x.test ",
-     "Dr. Who <who@tardis.test>", "o'brien@x.test"],
+    [
+        "bob@example.test",
+        "Bob Example <bob@example.test>",
+        "a@x.test, B <b@y.test>",
+        " spaced@x.test ",
+        "Dr. Who <who@tardis.test>",
+        "o'brien@x.test",
+    ],
 )
 def test_simple_address_shapes_take_the_fast_path(value: str) -> None:
-    assert mime._simple_addresses(value) == _stdlib_addresses(value)
+    assert words._simple_addresses(value) == _stdlib_addresses(value)

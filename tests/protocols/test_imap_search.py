@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from sandbox.mime.tree import Header, Message
 from sandbox.protocols.imap.grammar import Reader
-from sandbox.protocols.imap.message import Header, Message
 from sandbox.protocols.imap.search import Scope, matches, parse_search
 
 RAW = (
