@@ -46,8 +46,8 @@ def allowed(name: str, prefixes: tuple[str, ...]) -> bool:
         # never servers or the relay.
         ("web", ("web", "sandbox.store", "sandbox.models", "sandbox.events", "sandbox.config", "sandbox.mime",
                  "sandbox.html_tokens", "sandbox.executors")),
-        # The plugin uses the public sandbox API and HTTP.
-        ("pytest_plugin", ("pytest_plugin", "sandbox.Sandbox", "sandbox.SandboxThread", "sandbox.Config",
+        # The plugin uses the public sandbox API, the pure MIME model (so it reads mail as the API does) and HTTP.
+        ("pytest_plugin", ("pytest_plugin", "sandbox.mime", "sandbox.Sandbox", "sandbox.SandboxThread", "sandbox.Config",
                            "sandbox.Listen", "sandbox.ManualClock", "sandbox.Address", "sandbox.Envelope",
                            "sandbox.StoredMessage")),
     ],
