@@ -12,6 +12,7 @@ from sandbox import mime
 from sandbox.mime import summary, words
 from sandbox.mime._scan import Unsupported, _parse_header_bytes, parse_headers, split_multipart
 from sandbox.models import Address
+from tests.servers.test_mime_views import entity
 
 
 def build(
@@ -158,3 +159,77 @@ def test_simple_address_path_agrees_with_stdlib(value: str) -> None:
 )
 def test_simple_address_shapes_take_the_fast_path(value: str) -> None:
     assert words._simple_addresses(value) == _stdlib_addresses(value)
+
+
+def test_encoded_words_beside_raw_utf8_decode() -> None:
+    assert mime.decode_words("Grüße =?utf-8?q?caf=C3=A9?= und =?utf-8?b?bWVocg==?=") == "Grüße café und mehr"
+    assert mime.decode_words("=?utf-8?q?=E2=82?= =?utf-8?q?=AC?=") == "€"  # one character split over two words
+    assert mime.decode_words("=?unknown-x?q?a?=") == "a"
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [
+        ("attachment; filename*=utf-8''r%C3%A9sum%C3%A9.pdf", "résumé.pdf"),
+        ("attachment; filename*0*=utf-8''%E2%82%AC; filename*1=\" rate\"; filename*2*=.csv", "€ rate.csv"),
+        ("attachment; filename*=iso-8859-1'de'Gr%FC%DFe.txt", "Grüße.txt"),
+        ('attachment; filename="=?utf-8?q?caf=C3=A9?=.txt"', "café.txt"),
+        ('attachment; filename="a \\"quoted\\" name; with semicolon"', 'a "quoted" name; with semicolon'),
+        ("attachment; FileName=plain.txt; filename=second.txt", "plain.txt"),
+    ],
+)
+def test_rfc2231_and_rfc2047_filenames(value: str, name: str) -> None:
+    raw = f"Content-Type: application/octet-stream\r\nContent-Disposition: {value}\r\n\r\nx".encode()
+    [attachment] = mime.parse(raw).attachments
+    assert attachment.filename == name
+
+
+def test_parameter_parsing_is_linear_on_hostile_values() -> None:
+    import time
+
+    from sandbox.mime import params
+
+    for value in ("a" * 200_000, "; x" * 70_000, 'x="' + "\\" * 200_000, "x*0*=" + "%" * 200_000):
+        started = time.perf_counter()
+        params.get(params.split("text/plain; " + value)[1], "x")
+        assert time.perf_counter() - started < 1.0
+
+
+NESTED = (
+    b"Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: text/plain\r\n\r\nouter\r\n"
+    b"--o\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nContent-Type: multipart/mixed; boundary=i\r\n"
+    b"\r\n--i\r\nContent-Type: text/plain\r\n\r\ninner text\r\n--i\r\nContent-Type: application/pdf; name=in.pdf\r\n"
+    b"\r\n%PDF\r\n--i--\r\n--o--\r\n"
+)
+
+
+def test_an_attached_message_is_one_attachment_and_its_parts_number_as_imap_does() -> None:
+    parsed = mime.parse(NESTED)
+    assert [(a.part_id, a.content_type) for a in parsed.attachments] == [("2", "message/rfc822")]
+    assert parsed.text == "outer"
+    assert parsed.attachments[0].content().startswith(b"Subject: inner\r\n")
+    found = mime.find_part(NESTED, "2.2")  # RFC 3501: not 2.1.2
+    assert found is not None and found.decoded() == b"%PDF" and found.filename == "in.pdf"
+    assert mime.find_part(NESTED, "2.1.2") is None
+    assert summary._fast_summarize(NESTED) == summary._summarize(NESTED)
+
+
+def test_text_png_and_named_text_are_two_attachments() -> None:
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nbody\r\n"
+        b"--b\r\nContent-Type: image/png\r\n\r\nPNG\r\n--b\r\nContent-Type: text/plain; name=n.txt\r\n\r\nn\r\n--b--\r\n"
+    )
+    parsed = mime.parse(raw)
+    assert [a.part_id for a in parsed.attachments] == ["2", "3"] and parsed.text == "body"
+    assert mime.summarize(raw).attachments == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=entity(3))
+def test_the_fast_scanner_agrees_with_the_part_tree(body: bytes) -> None:
+    raw = b"From: a@example.test\r\nSubject: s\r\n" + body
+    try:
+        fast = summary._fast_summarize(raw)
+    except Unsupported:
+        return  # the caller falls back to the tree
+    assert fast == summary._summarize(raw)

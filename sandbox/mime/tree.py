@@ -108,7 +108,7 @@ class Header:
         for _, line in self.fields:
             name, colon, value = line.partition(b":")
             if colon:
-                yield name.decode("ascii", "replace").strip(), header_text(value.rstrip(b"\r\n")).strip()
+                yield name.decode("ascii", "replace").strip(), header_text(value.rstrip(b"\r\n")).lstrip(" \t")
 
     def select(self, names: frozenset[bytes], exclude: bool) -> bytes:
         """BODY[HEADER.FIELDS (...)] and .NOT (RFC 3501 §6.4.5): matching lines, then the blank line."""
@@ -120,6 +120,11 @@ class Header:
             if len(self._selected) < 8:  # a client asks for the same few field lists again and again
                 self._selected[(names, exclude)] = found
         return found
+
+
+def _text(value: str) -> str:
+    # Parameters come from surrogate-escaped header text: 8-bit bytes that were not UTF-8 become Latin-1.
+    return header_text(value.encode("utf-8", "surrogateescape")) if not value.isascii() else value
 
 
 def parse_params(value: str) -> tuple[str, list[tuple[str, str]]]:
@@ -192,7 +197,7 @@ class Part:
         found = _params.get(parse_params(value)[1], "filename") if value else None
         if found is None:
             found = _params.get(self.params, "name")
-        return found.strip() if found else ""
+        return _text(found).strip() if found else ""
 
     @property
     def content_id(self) -> str:
