@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import codecs
 import email.base64mime
 import email.quoprimime
+import functools
 import re
 from email.utils import getaddresses
 
 from sandbox.models import Address
 
 _UNFOLD = re.compile(r"\r?\n(?=[ \t])")  # RFC 5322 §2.2.3
+_SPACES = re.compile(r"\s{2,}")
 # email.header.ecre; searched only up to the last "?=", where its lazy part can still end.
 _ENCODED_WORD = re.compile(r"=\?(?P<charset>[^?]*?)\?(?P<encoding>[qQbB])\?(?P<encoded>.*?)\?=", re.M)
 
@@ -73,12 +76,19 @@ def _decode_header(header: str) -> list[tuple[bytes | str, str | None]]:
     return collapsed
 
 
-def _charset_decode(data: bytes, charset: str) -> str:
-    charset = charset.partition("*")[0]  # RFC 2231 §5: "utf-8*en" carries a language
+@functools.lru_cache(maxsize=64)
+def _codec(charset: str) -> str:
+    """A charset label we can decode with: unknown labels read as UTF-8 (looked up once, not per word)."""
+    charset = charset.partition("*")[0] or "us-ascii"  # RFC 2231 §5: "utf-8*en" carries a language
     try:
-        return data.decode(charset or "us-ascii", "replace")
+        codecs.lookup(charset)
     except LookupError:
-        return data.decode("utf-8", "replace")
+        return "utf-8"
+    return charset
+
+
+def _charset_decode(data: bytes, charset: str) -> str:
+    return data.decode(_codec(charset), "replace")
 
 
 def decode_words(value: str | None) -> str:
@@ -146,7 +156,9 @@ def addresses(values: list[str]) -> tuple[Address, ...]:
         if simple is not None:
             return tuple(simple)
     out = []
-    for name, addr in getaddresses([decode_words(v) if "=?" in v else v for v in values]):
+    # Runs of whitespace read as one space (RFC 5322 §3.2.2 folding): the stdlib parser walks each one.
+    values = [_SPACES.sub(" ", decode_words(v) if "=?" in v else v) for v in values]
+    for name, addr in getaddresses(values):
         if addr or name:
             out.append(Address(decode_words(name), addr))
     return tuple(out)
