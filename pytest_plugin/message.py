@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import email
 import email.policy
-import email.utils
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from functools import cached_property
 from html.parser import HTMLParser
 from typing import Any
+
+from sandbox import mime
 
 # A URL in plain text ends at whitespace or at a character that cannot sit unescaped in a URL
 # (RFC 3986 §2; RFC 3986 Appendix C: "<" and ">" or quotes delimit URLs in running text).
@@ -21,12 +23,15 @@ _TRAILING = ".,;:!?)'\""
 
 @dataclass(frozen=True)
 class Attachment:
-    """One attached (or inline, named) part: `bytes(att)` is its decoded content."""
+    """One attached (or inline) part: `bytes(att)` is its decoded content; an attached message's
+    content is the message itself (.eml bytes)."""
 
     filename: str
     content_type: str
     content: bytes
     inline: bool = False
+    part_id: str = ""  # the IMAP section number, as GET /api/v1/message/{id}/part/{part_id} takes it
+    content_id: str = ""
 
     @property
     def size(self) -> int:
@@ -138,42 +143,21 @@ def _html_links(html: str) -> list[str]:
     return parser.links
 
 
-def _content(part: EmailMessage) -> str:
-    try:
-        value = part.get_content()
-    except (LookupError, UnicodeError, ValueError, AssertionError):
-        # Unknown charset or broken transfer encoding: show the bytes rather than fail the test.
-        payload = part.get_payload(decode=True)
-        return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value if isinstance(value, str) else str(value)
+def _addresses(header: mime.Header, name: str) -> list[str]:
+    values = [mime.header_text(v) for v in header.values(name)]
+    return [a.address for a in mime.addresses(values) if a.address]
 
 
-def _addresses(msg: EmailMessage, name: str) -> list[str]:
-    values = msg.get_all(name) or []
-    out: list[str] = []
-    for value in values:
-        try:
-            out.extend(addr.addr_spec for addr in value.addresses if addr.addr_spec)
-        except (AttributeError, IndexError, ValueError):
-            # A header the policy could not parse as addresses: fall back to the lenient stdlib parser.
-            out.extend(addr for _, addr in email.utils.getaddresses([str(value)]) if addr)
-    return out
-
-
-def _safe_str(value: object) -> str:
-    try:
-        return str(value)
-    except Exception:
-        return repr(value)
+def _attachment(info: mime.PartInfo, inline: bool) -> Attachment:
+    return Attachment(info.filename, info.content_type, info.content(), inline, info.part_id, info.content_id)
 
 
 class CapturedMessage:
     """A captured message: headers, envelope, bodies, links, attachments and the relay trace.
 
     `to`, `cc` are the addresses named in those headers; `bcc` are the envelope recipients
-    named in neither (plus any Bcc: header that was left in). `email` is the stdlib
+    named in neither (plus any Bcc: header that was left in). `attachments` and `inline` are the
+    parts the API lists under those names (sandbox.mime's one rule). `email` is the stdlib
     `EmailMessage` for anything else.
     """
 
@@ -195,22 +179,20 @@ class CapturedMessage:
         self.mailboxes = tuple(mailboxes)
         self.details: Mapping[str, Any] = details or {}
         self._trace_loader = trace_loader
-        parsed = email.message_from_bytes(raw, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.email: EmailMessage = parsed
-
-        self.headers = Headers([(name, _safe_str(value)) for name, value in parsed.items()])
-        self.subject: str = self.headers.get("Subject", "")
-        self.message_id: str = self.headers.get("Message-ID", "")
-        senders = _addresses(parsed, "From")
-        self.to: list[str] = _addresses(parsed, "To")
-        self.cc: list[str] = _addresses(parsed, "Cc")
-        header_bcc = _addresses(parsed, "Bcc")
+        parsed = mime.parse(raw)
+        header = parsed.message.header
+        self.headers = Headers([(name, mime.decode_words(value)) for name, value in header.items()])
+        self.subject: str = header.decoded("Subject")
+        self.message_id: str = header.unicode("Message-ID").strip()
+        senders = _addresses(header, "From")
+        self.to: list[str] = _addresses(header, "To")
+        self.cc: list[str] = _addresses(header, "Cc")
+        header_bcc = _addresses(header, "Bcc")
         if envelope_to is None:
             envelope_to = [*self.to, *self.cc, *header_bcc]
         self.envelope_to: list[str] = list(envelope_to)
         if envelope_from is None:
-            return_path = _addresses(parsed, "Return-Path")
+            return_path = _addresses(header, "Return-Path")
             envelope_from = return_path[0] if return_path else (senders[0] if senders else "")
         self.envelope_from: str = envelope_from
         self.sender: str = senders[0] if senders else envelope_from
@@ -222,37 +204,18 @@ class CapturedMessage:
                 bcc.append(addr)
         self.bcc: list[str] = bcc
 
-        text_part = parsed.get_body(preferencelist=("plain",))
-        html_part = parsed.get_body(preferencelist=("html",))
-        self.text: str = _content(text_part) if isinstance(text_part, EmailMessage) else ""
-        self.html: str = _content(html_part) if isinstance(html_part, EmailMessage) else ""
-        self.attachments: list[Attachment] = self._attachments(parsed, (text_part, html_part))
+        self.text: str = parsed.text
+        self.html: str = parsed.html
+        # The same parts, numbered alike, as GET /api/v1/message/{id} lists under Attachments and Inline.
+        self.attachments: list[Attachment] = [_attachment(a, False) for a in parsed.attachments]
+        self.inline: list[Attachment] = [_attachment(a, True) for a in parsed.inline]
 
-    @staticmethod
-    def _attachments(parsed: EmailMessage, bodies: tuple[object, ...]) -> list[Attachment]:
-        out: list[Attachment] = []
-        for part in parsed.walk():
-            if part.is_multipart() or any(part is body for body in bodies):
-                continue
-            disposition = part.get_content_disposition()
-            filename = part.get_filename()
-            if disposition != "attachment" and not filename:
-                continue
-            payload = part.get_payload(decode=True)
-            if not isinstance(payload, bytes):
-                inner = part.get_payload()
-                # message/rfc822 parts hold a parsed message, not an encoded payload.
-                first = inner[0] if isinstance(inner, list) and inner else None
-                payload = first.as_bytes() if isinstance(first, email.message.Message) else b""
-            out.append(
-                Attachment(
-                    filename=filename or "",
-                    content_type=part.get_content_type(),
-                    content=payload,
-                    inline=disposition == "inline",
-                )
-            )
-        return out
+    @cached_property
+    def email(self) -> EmailMessage:
+        """The stdlib's reading of the raw bytes, for anything the attributes above do not give."""
+        parsed = email.message_from_bytes(self.raw, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
 
     @property
     def links(self) -> list[str]:

@@ -9,8 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sandbox import mime
-from sandbox._fastmime import Unsupported, _parse_header_bytes, parse_headers, split_multipart
+from sandbox.mime import summary, words
+from sandbox.mime._scan import Unsupported, _parse_header_bytes, parse_headers, split_multipart
 from sandbox.models import Address
+from tests.servers.test_mime_views import entity
 
 
 def build(
@@ -48,7 +50,7 @@ CORPUS = [
     b"Content-Type: multipart/mixed; boundary=XX\r\nSubject: preamble\r\n\r\npreamble\r\n--XX\r\n"
     b"Content-Type: text/plain\r\n\r\nfirst\r\n--XX\r\nContent-Type: application/pdf; name=a.pdf\r\n"
     b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--XX--\r\nepilogue\r\n",
-    b"Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=iso-8859-1"
+    b'Content-Type: multipart/alternative; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain; charset=iso-8859-1'
     b"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=E9 soft=\r\nbreak\r\n--b\r\n"
     b"Content-Type: text/html\r\n\r\n<p>caf&eacute;</p>\r\n--b--\r\n",
     b"Content-Type: multipart/mixed; boundary=outer\r\n\r\n--outer\r\nContent-Type: multipart/alternative;"
@@ -63,10 +65,10 @@ CORPUS = [
 @pytest.mark.parametrize("raw", CORPUS)
 def test_fast_summary_matches_full_parser(raw: bytes) -> None:
     try:
-        fast = mime._fast_summarize(raw)
+        fast = summary._fast_summarize(raw)
     except Unsupported:
         return  # the caller falls back to the full parser; nothing to compare
-    assert fast == mime._summarize(raw)
+    assert fast == summary._summarize(raw)
 
 
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=300)
@@ -77,8 +79,9 @@ texts = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_s
     subject=st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=60),
     text=st.none() | texts,
     html=st.none() | texts.map(lambda t: f"<p>{t}</p>"),
-    attachments=st.lists(st.tuples(st.from_regex(r"[a-z]{1,8}\.(pdf|bin|txt)", fullmatch=True),
-                                   st.binary(max_size=2000)), max_size=3),
+    attachments=st.lists(
+        st.tuples(st.from_regex(r"[a-z]{1,8}\.(pdf|bin|txt)", fullmatch=True), st.binary(max_size=2000)), max_size=3
+    ),
     inline=st.booleans(),
     cte=st.sampled_from(["quoted-printable", "base64", "8bit"]),
 )
@@ -88,7 +91,7 @@ def test_generated_messages_agree(
     if text is None and html is None:
         text = ""
     raw = build(subject, text, html, attachments, inline, cte)
-    assert mime._fast_summarize(raw) == mime._summarize(raw)
+    assert summary._fast_summarize(raw) == summary._summarize(raw)
 
 
 @given(st.binary(max_size=2000))
@@ -118,7 +121,7 @@ def test_header_text_path_agrees_with_the_byte_loop(block: bytes) -> None:
 
 @given(st.text(alphabet="ab \n\t\r\u00a0", max_size=1200))
 def test_snippet_is_the_start_of_the_first_words(body: str) -> None:
-    assert mime._snippet(body) == " ".join(body[: mime.SNIPPET_CHARS * 4].split())[: mime.SNIPPET_CHARS]
+    assert summary._snippet(body) == " ".join(body[: summary.SNIPPET_CHARS * 4].split())[: summary.SNIPPET_CHARS]
 
 
 def test_split_multipart_keeps_delimiter_crlf_out_of_parts() -> None:
@@ -138,15 +141,95 @@ address_text = st.text(alphabet="abcXYZ09 .-_@<>,\"'()+", max_size=40)
 @settings(max_examples=400)
 @given(address_text)
 def test_simple_address_path_agrees_with_stdlib(value: str) -> None:
-    simple = mime._simple_addresses(value)
+    simple = words._simple_addresses(value)
     if simple is not None:
         assert simple == _stdlib_addresses(value)
 
 
 @pytest.mark.parametrize(
     "value",
-    ["bob@example.test", "Bob Example <bob@example.test>", "a@x.test, B <b@y.test>", " spaced@x.test ",
-     "Dr. Who <who@tardis.test>", "o'brien@x.test"],
+    [
+        "bob@example.test",
+        "Bob Example <bob@example.test>",
+        "a@x.test, B <b@y.test>",
+        " spaced@x.test ",
+        "Dr. Who <who@tardis.test>",
+        "o'brien@x.test",
+    ],
 )
 def test_simple_address_shapes_take_the_fast_path(value: str) -> None:
-    assert mime._simple_addresses(value) == _stdlib_addresses(value)
+    assert words._simple_addresses(value) == _stdlib_addresses(value)
+
+
+def test_encoded_words_beside_raw_utf8_decode() -> None:
+    assert mime.decode_words("Grüße =?utf-8?q?caf=C3=A9?= und =?utf-8?b?bWVocg==?=") == "Grüße café und mehr"
+    assert mime.decode_words("=?utf-8?q?=E2=82?= =?utf-8?q?=AC?=") == "€"  # one character split over two words
+    assert mime.decode_words("=?unknown-x?q?a?=") == "a"
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [
+        ("attachment; filename*=utf-8''r%C3%A9sum%C3%A9.pdf", "résumé.pdf"),
+        ("attachment; filename*0*=utf-8''%E2%82%AC; filename*1=\" rate\"; filename*2*=.csv", "€ rate.csv"),
+        ("attachment; filename*=iso-8859-1'de'Gr%FC%DFe.txt", "Grüße.txt"),
+        ('attachment; filename="=?utf-8?q?caf=C3=A9?=.txt"', "café.txt"),
+        ('attachment; filename="a \\"quoted\\" name; with semicolon"', 'a "quoted" name; with semicolon'),
+        ("attachment; FileName=plain.txt; filename=second.txt", "plain.txt"),
+    ],
+)
+def test_rfc2231_and_rfc2047_filenames(value: str, name: str) -> None:
+    raw = f"Content-Type: application/octet-stream\r\nContent-Disposition: {value}\r\n\r\nx".encode()
+    [attachment] = mime.parse(raw).attachments
+    assert attachment.filename == name
+
+
+def test_parameter_parsing_is_linear_on_hostile_values() -> None:
+    import time
+
+    from sandbox.mime import params
+
+    for value in ("a" * 200_000, "; x" * 70_000, 'x="' + "\\" * 200_000, "x*0*=" + "%" * 200_000):
+        started = time.perf_counter()
+        params.get(params.split("text/plain; " + value)[1], "x")
+        assert time.perf_counter() - started < 1.0
+
+
+NESTED = (
+    b"Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: text/plain\r\n\r\nouter\r\n"
+    b"--o\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nContent-Type: multipart/mixed; boundary=i\r\n"
+    b"\r\n--i\r\nContent-Type: text/plain\r\n\r\ninner text\r\n--i\r\nContent-Type: application/pdf; name=in.pdf\r\n"
+    b"\r\n%PDF\r\n--i--\r\n--o--\r\n"
+)
+
+
+def test_an_attached_message_is_one_attachment_and_its_parts_number_as_imap_does() -> None:
+    parsed = mime.parse(NESTED)
+    assert [(a.part_id, a.content_type) for a in parsed.attachments] == [("2", "message/rfc822")]
+    assert parsed.text == "outer"
+    assert parsed.attachments[0].content().startswith(b"Subject: inner\r\n")
+    found = mime.find_part(NESTED, "2.2")  # RFC 3501: not 2.1.2
+    assert found is not None and found.decoded() == b"%PDF" and found.filename == "in.pdf"
+    assert mime.find_part(NESTED, "2.1.2") is None
+    assert summary._fast_summarize(NESTED) == summary._summarize(NESTED)
+
+
+def test_text_png_and_named_text_are_two_attachments() -> None:
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nbody\r\n"
+        b"--b\r\nContent-Type: image/png\r\n\r\nPNG\r\n--b\r\nContent-Type: text/plain; name=n.txt\r\n\r\nn\r\n--b--\r\n"
+    )
+    parsed = mime.parse(raw)
+    assert [a.part_id for a in parsed.attachments] == ["2", "3"] and parsed.text == "body"
+    assert mime.summarize(raw).attachments == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=entity(3))
+def test_the_fast_scanner_agrees_with_the_part_tree(body: bytes) -> None:
+    raw = b"From: a@example.test\r\nSubject: s\r\n" + body
+    try:
+        fast = summary._fast_summarize(raw)
+    except Unsupported:
+        return  # the caller falls back to the tree
+    assert fast == summary._summarize(raw)

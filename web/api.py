@@ -192,10 +192,7 @@ class Api:
         found = self._raw(message_id)
         if found is None:
             return error(404, "message not found")
-        out: dict[str, list[str]] = {}
-        for name, value in mime.header_pairs(found[1]):
-            out.setdefault(name, []).append(value)
-        return JSONResponse(out)
+        return JSONResponse(schema.headers(mime.header_pairs(found[1])))
 
     async def part(self, request: Request) -> Response:
         wanted = request.path_params["part"]
@@ -209,16 +206,15 @@ class Api:
         if found is None:
             return error(404, "message not found")
         part = mime.find_part(found[1], wanted)
-        if part is None or part.is_multipart():
+        if part is None or part.type == "multipart":
             return error(404, "part not found")
-        payload = part.get_payload(decode=True)
-        data = payload if isinstance(payload, bytes) else b""
-        filename = mime.decode_words(part.get_filename() or "")
+        data = part.decoded()  # an attached message (message/rfc822) is served whole, as the .eml it is
+        filename = part.filename
         headers = {"X-Content-Type-Options": "nosniff"}
-        ctype = part.get_content_type()
+        ctype = part.content_type
         if filename:
             # Filenames are untrusted: keep a safe ASCII fallback and the exact name per RFC 6266.
-            safe = "".join(c if c.isalnum() or c in "._- " else "_" for c in filename)
+            safe = "".join(c if (c.isascii() and c.isalnum()) or c in "._- " else "_" for c in filename)
             kind = "inline" if ctype.startswith("image/") and not download else "attachment"
             headers["Content-Disposition"] = f"{kind}; filename=\"{safe}\"; filename*=UTF-8''{quote(filename)}"
         if ctype in ("text/html", "image/svg+xml"):

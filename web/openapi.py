@@ -109,6 +109,8 @@ SCHEMAS: dict[str, Schema] = {
                 Size=_I,
                 Inline=_arr(_ref("Attachment")),
                 Attachments=_arr(_ref("Attachment")),
+                ListUnsubscribe=_obj(Header=_S, Links=_arr(_S), Errors=_S, HeaderPost=_S),
+                Username=_S,
                 Read=_B,
             ),
             _obj(
@@ -116,8 +118,6 @@ SCHEMAS: dict[str, Schema] = {
                 Envelope={**_ref("Envelope"), "description": "extra: the SMTP envelope (Bcc shows here)"},
                 Mailboxes=_arr(_S),
                 Structure={"description": "extra: the MIME tree", "oneOf": [_ref("Part"), {"type": "null"}]},
-                ListUnsubscribe={"type": "object"},
-                Username=_S,
             ),
         ]
     },
@@ -175,7 +175,9 @@ _START = _param("start", "query", "offset of the first message", _I)
 _LIMIT = _param("limit", "query", "page size (default 50, at most 1000)", _I)
 _MAILBOX = _param("mailbox", "query", "only messages delivered to this mailbox (address)")
 _QUERY = _param(
-    "query", "query", "search language: from: to: subject: is:unread has:attachment ... (at most 50 terms)",
+    "query",
+    "query",
+    "search language: from: to: subject: is:unread has:attachment ... (at most 50 terms)",
     required=True,
 )
 
@@ -242,7 +244,7 @@ PATHS: dict[str, Schema] = {
     },
     "/api/v1/message/{ID}/headers": {
         "get": _op(
-            "Headers, decoded",
+            "Headers: Go's canonical keys (Message-Id), every value, as sent; keys alphabetical",
             {"200": _json({"type": "object", "additionalProperties": _arr(_S)}), **_404},
             [_ID],
         )

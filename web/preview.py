@@ -242,7 +242,7 @@ def prepare(raw: bytes, message_id: str, allow_remote: bool, want_text: bool = T
         blocked, hosts = rewrite.blocked, tuple(sorted(rewrite.hosts))
     text = ""
     if want_text:
-        text = parsed.text or (mime.html_to_text(parsed.html) if parsed.html else "")
+        text = parsed.display_text()
     return Prepared(markup, text, blocked, hosts)
 
 

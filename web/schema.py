@@ -8,8 +8,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from sandbox import mime
-from sandbox.models import Address, Envelope, StoredMessage
+from sandbox.models import Address, Envelope, StoredMessage, Summary
 from sandbox.store import MailboxStat, Page
+from web import unsubscribe
 
 
 def rfc3339(epoch: float | None) -> str:
@@ -50,7 +51,7 @@ def summary(m: StoredMessage) -> dict[str, Any]:
         "From": address(s.from_),
         "To": addresses(s.to),
         "Cc": addresses(s.cc),
-        "Bcc": addresses(s.bcc),
+        "Bcc": bcc(s, m.envelope),
         "ReplyTo": addresses(s.reply_to),
         "Subject": s.subject,
         "Created": rfc3339(m.created),
@@ -77,26 +78,25 @@ def page(p: Page, total_all: int | None = None) -> dict[str, Any]:
     }
 
 
-def part(info: mime.PartInfo, raw_part: bytes | None = None) -> dict[str, Any]:
-    checksums = {"MD5": "", "SHA1": "", "SHA256": ""}
-    if raw_part is not None:
-        checksums = {
-            "MD5": hashlib.md5(raw_part, usedforsecurity=False).hexdigest(),
-            "SHA1": hashlib.sha1(raw_part, usedforsecurity=False).hexdigest(),
-            "SHA256": hashlib.sha256(raw_part).hexdigest(),
-        }
+def part(info: mime.PartInfo) -> dict[str, Any]:
+    """Mailpit's Attachment: checksums of the decoded content; FileName falls back to the Content-ID."""
+    content = info.content()
     return {
         "PartID": info.part_id,
-        "FileName": info.filename,
+        "FileName": info.filename or info.content_id,
         "ContentType": info.content_type,
         "ContentID": info.content_id,
         "Size": info.size,
-        "Checksums": checksums,
+        "Checksums": {
+            "MD5": hashlib.md5(content, usedforsecurity=False).hexdigest(),
+            "SHA1": hashlib.sha1(content, usedforsecurity=False).hexdigest(),
+            "SHA256": hashlib.sha256(content).hexdigest(),
+        },
     }
 
 
 def structure(info: mime.PartInfo) -> dict[str, Any]:
-    """Our extra: the MIME tree, for the UI's structure tab."""
+    """Our extra: the MIME tree, for the UI's structure tab (PartIDs as IMAP numbers them)."""
     return {
         "PartID": info.part_id,
         "ContentType": info.content_type,
@@ -108,31 +108,45 @@ def structure(info: mime.PartInfo) -> dict[str, Any]:
     }
 
 
+def bcc(s: Summary, env: Envelope) -> list[dict[str, str]]:
+    """The Bcc header's addresses, then envelope recipients no header names, as Mailpit lists them
+    (it writes those into a Bcc header on arrival; we keep the message as sent)."""
+    named = {a.address.lower() for a in (*s.to, *s.cc, *s.bcc)}
+    out = addresses(s.bcc)
+    for rcpt in env.rcpt_tos:
+        if rcpt.lower() not in named:
+            named.add(rcpt.lower())
+            out.append({"Name": "", "Address": rcpt})
+    return out
+
+
+def list_unsubscribe(parsed: mime.Parsed) -> dict[str, Any]:
+    value = mime.decode_words(parsed.header("List-Unsubscribe")).strip()
+    if not value:
+        return {"Header": "", "Links": [], "Errors": "", "HeaderPost": ""}
+    links, errors = unsubscribe.check(value)
+    return {"Header": value, "Links": links, "Errors": errors, "HeaderPost": parsed.header("List-Unsubscribe-Post")}
+
+
 def message(m: StoredMessage, parsed: mime.Parsed) -> dict[str, Any]:
     s = m.summary
-    msg = parsed.message
-    unsubscribe = mime.decode_words(str(msg.get("List-Unsubscribe") or ""))
+    return_path = parsed.header("Return-Path").strip().strip("<>") or m.envelope.mail_from
     return {
         "ID": m.id,
         "MessageID": s.message_id,
         "From": address(s.from_),
         "To": addresses(s.to),
         "Cc": addresses(s.cc),
-        "Bcc": addresses(s.bcc),
+        "Bcc": bcc(s, m.envelope),
         "ReplyTo": addresses(s.reply_to),
-        "ReturnPath": str(msg.get("Return-Path") or m.envelope.mail_from).strip().strip("<>"),
+        "ReturnPath": return_path or (s.from_.address if s.from_ else ""),
         "Subject": s.subject,
-        "ListUnsubscribe": {
-            "Header": unsubscribe,
-            "Links": [x.strip().strip("<>") for x in unsubscribe.split(",") if x.strip()],
-            "Errors": "",
-            "HeaderPost": str(msg.get("List-Unsubscribe-Post") or ""),
-        },
+        "ListUnsubscribe": list_unsubscribe(parsed),
         "Date": rfc3339(s.date if s.date is not None else m.created),
         "Created": rfc3339(m.created),
         "Tags": list(m.tags),
         "Username": m.envelope.auth_user or "",
-        "Text": parsed.text,
+        "Text": parsed.display_text(),
         "HTML": parsed.html,
         "Size": s.size,
         "Inline": [part(i) for i in parsed.inline],
@@ -143,6 +157,21 @@ def message(m: StoredMessage, parsed: mime.Parsed) -> dict[str, Any]:
         "Mailboxes": list(m.mailboxes),
         "Structure": structure(parsed.structure) if parsed.structure else None,
     }
+
+
+def canonical_key(name: str) -> str:
+    """Go's textproto.CanonicalMIMEHeaderKey, whose spelling Mailpit's /headers keys have: "Message-Id"."""
+    if not name or any(not (c.isascii() and (c.isalnum() or c in "!#$%&'*+-.^_`|~")) for c in name):
+        return name  # not a token: Go leaves it as it is
+    return "-".join(word[:1].upper() + word[1:].lower() for word in name.split("-"))
+
+
+def headers(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """Mailpit's MessageHeadersResponse: canonical key -> every value in order; keys alphabetical."""
+    out: dict[str, list[str]] = {}
+    for name, value in pairs:
+        out.setdefault(canonical_key(name), []).append(value)
+    return dict(sorted(out.items()))
 
 
 def mailboxes(stats: list[MailboxStat]) -> list[dict[str, Any]]:

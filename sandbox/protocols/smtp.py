@@ -97,6 +97,7 @@ class MessageReceived:
     helo: str
     auth_user: str | None
     tls: bool
+    esmtp: bool = True  # EHLO, not HELO: the trace line says ESMTP rather than SMTP (RFC 3848)
 
     @property
     def content(self) -> bytes:
@@ -394,7 +395,9 @@ class SmtpConnection:
     def _complete(self, parts: list[bytes]) -> MessageReceived:
         assert self.transaction is not None
         self.state = State.WAITING
-        return MessageReceived(self.transaction, parts, self.helo or "", self.auth_user, self.tls_active)
+        return MessageReceived(
+            self.transaction, parts, self.helo or "", self.auth_user, self.tls_active, esmtp=self.extended
+        )
 
     # -- commands --------------------------------------------------------------------
 

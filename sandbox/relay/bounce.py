@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import format_datetime
 from typing import Literal
 
-Action = Literal["failed", "delayed", "delivered", "relayed", "expanded"]  # RFC 3464 §2.3.3
+from sandbox import mime
+from sandbox.received import rfc5322_date
 
-_SUBJECT = re.compile(rb"^Subject:[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.IGNORECASE | re.MULTILINE)
-_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
+Action = Literal["failed", "delayed", "delivered", "relayed", "expanded"]  # RFC 3464 §2.3.3
 
 
 @dataclass(frozen=True)
@@ -29,19 +26,13 @@ class RecipientStatus:
     will_retry_until: float | None = None
 
 
-def _date(when: float) -> str:
-    return format_datetime(datetime.fromtimestamp(when, UTC))  # RFC 5322 §3.3
+_date = rfc5322_date
 
 
 def header_block(raw: bytes) -> bytes:
     """The header section of a message, CRLF line ends, without the blank line."""
-    end = len(raw)
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        found = raw.find(separator)
-        if found != -1:
-            end = min(end, found)
-    head = raw[:end] if not raw.startswith((b"\r\n", b"\n")) else b""
-    return b"\r\n".join(head.replace(b"\r\n", b"\n").split(b"\n")) + b"\r\n" if head else b""
+    head = mime.Message(raw).header.raw.replace(b"\r\n", b"\n").rstrip(b"\n")
+    return b"\r\n".join(head.split(b"\n")) + b"\r\n" if head else b""
 
 
 def _is_ascii(data: bytes | str) -> bool:
@@ -73,11 +64,9 @@ def build_dsn(
     utf8 = not (_is_ascii(head) and all(_is_ascii(r.recipient) for r in recipients) and _is_ascii(sender))
     token = hashlib.sha256(original[:4096] + repr((sender, now, recipients)).encode()).hexdigest()
     boundary = f"=_dsn_{token[:24]}"
-    subject_match = _SUBJECT.search(head)
-    subject = ""
-    if subject_match:  # unfolded (RFC 5322 §2.2.3), still in its encoded-word form if it had one
-        subject = re.sub(r"\r?\n(?=[ \t])", "", subject_match.group(1).decode("ascii", "replace")).strip()
-    original_id = _MESSAGE_ID.search(head)
+    header = mime.Header(head)
+    subject = header.unicode("Subject").strip()  # unfolded, still in its encoded-word form if it had one
+    original_id = header.unicode("Message-ID").strip()
 
     headers = [
         f"From: Mail Delivery System <MAILER-DAEMON@{hostname}>",
@@ -92,8 +81,8 @@ def build_dsn(
         "Content-Type: multipart/report; "
         f'report-type={"global-delivery-status" if utf8 else "delivery-status"}; boundary="{boundary}"',
     ]
-    if original_id:
-        headers.append("References: " + original_id.group(1).decode("ascii", "replace"))
+    if original_id.startswith("<") and original_id.endswith(">") and original_id.isascii():
+        headers.append("References: " + original_id)
 
     human = _human(hostname, recipients, delayed)
     # RFC 3464 §2.2: per-message fields, a blank line, then one block per recipient (§2.3).

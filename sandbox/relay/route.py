@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import format_datetime
 from typing import Literal
 
 from sandbox.models import Attempt
+from sandbox.received import received_line as trace_line
+from sandbox.received import with_protocol
 from sandbox.relay.faults import NO_CONNECTION, OK, Faults, Session, status_of
 from sandbox.zone import Zone
 
@@ -59,23 +59,12 @@ def queue_id(*parts: object) -> str:
     return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:12].upper()
 
 
-def _literal(address: str) -> str:
-    return f"IPv6:{address}" if ":" in address else address  # RFC 5321 §4.1.3 address literals
-
-
 def received_line(
     *, helo: str, address: str, by: str, queue: str, recipient: str, at: float, utf8: bool = False
 ) -> bytes:
-    """One trace line (RFC 5321 §4.4): from the client's EHLO name with its TCP-info, by the
-    receiving host, with the protocol (RFC 3848 / RFC 6531 §3.7.3), id, for, then the date."""
-    protocol = "UTF8SMTP" if utf8 else "ESMTP"
-    date = format_datetime(datetime.fromtimestamp(at, UTC))  # RFC 5322 §3.3 date-time
-    text = (
-        f"Received: from {helo} ({helo} [{_literal(address)}])\r\n"
-        f"\tby {by} with {protocol} id {queue}\r\n"
-        f"\tfor <{recipient}>; {date}\r\n"
-    )
-    return text.encode("utf-8" if utf8 else "ascii", "replace")
+    """A simulated hop's trace line: the hops speak ESMTP (UTF8SMTP for SMTPUTF8 mail, RFC 6531 §3.7.3)."""
+    protocol = with_protocol(esmtp=True, utf8=utf8)
+    return trace_line(helo=helo, address=address, by=by, protocol=protocol, queue=queue, recipient=recipient, at=at)
 
 
 class Router:
@@ -92,7 +81,14 @@ class Router:
         return found[0] if found else "127.0.0.1"
 
     def attempt(
-        self, *, message_id: str, sender: str, recipient: str, size: int, now: float, received: int = 0,
+        self,
+        *,
+        message_id: str,
+        sender: str,
+        recipient: str,
+        size: int,
+        now: float,
+        received: int = 0,
         utf8: bool = False,
     ) -> Delivery:
         walk = _Walk(message_id, sender, recipient, size, received, utf8)
@@ -133,7 +129,13 @@ class Router:
         return self._done(walk, "deferred", decided, at)
 
     def _hop(
-        self, walk: _Walk, index: int, helo: str, client_address: str, host: str, preference: int | None,
+        self,
+        walk: _Walk,
+        index: int,
+        helo: str,
+        client_address: str,
+        host: str,
+        preference: int | None,
         at: float,
     ) -> Session:
         """One SMTP hand-over to `host`; a gateway recurses into the next hop before it answers."""
@@ -142,8 +144,11 @@ class Router:
         addresses = self.zone.addresses(host)
         if not addresses:
             session = Session(
-                host, NO_CONNECTION, f"Host or domain name not found: {host} has no address record",
-                (f"DNS {host} A/AAAA? -> no address",), connected=False,
+                host,
+                NO_CONNECTION,
+                f"Host or domain name not found: {host} has no address record",
+                (f"DNS {host} A/AAAA? -> no address",),
+                connected=False,
             )
         else:
             address = addresses[0]
@@ -151,8 +156,13 @@ class Router:
             queue = queue_id(walk.message_id, walk.recipient, index, host, at)
             # The host stamps as the data arrives; a slow host then takes its time to pass it on or answer.
             stamp = received_line(
-                helo=helo, address=client_address, by=host, queue=queue, recipient=walk.recipient,
-                at=at, utf8=walk.utf8,
+                helo=helo,
+                address=client_address,
+                by=host,
+                queue=queue,
+                recipient=walk.recipient,
+                at=at,
+                utf8=walk.utf8,
             )
             loop = walk.received + len(walk.stamps) >= self.max_hops
 
@@ -165,14 +175,29 @@ class Router:
                 return inner
 
             session = self.faults.converse(
-                host, address, client=helo, sender=walk.sender, recipient=walk.recipient, size=walk.size,
-                now=at, queue_id=queue, forward=forward if behaviour.relay_to else None, too_many_hops=loop,
+                host,
+                address,
+                client=helo,
+                sender=walk.sender,
+                recipient=walk.recipient,
+                size=walk.size,
+                now=at,
+                queue_id=queue,
+                forward=forward if behaviour.relay_to else None,
+                too_many_hops=loop,
             )
             if session.accepted and behaviour.relay_to is None:
                 walk.stamps.append(stamp)  # the final host: its own line, then into the mailbox
         walk.attempts[slot] = Attempt(
-            message_id=walk.message_id, recipient=walk.recipient, host=host, preference=preference,
-            code=session.code, reply=session.reply, at=at, dialogue=session.dialogue, hop=index,
+            message_id=walk.message_id,
+            recipient=walk.recipient,
+            host=host,
+            preference=preference,
+            code=session.code,
+            reply=session.reply,
+            at=at,
+            dialogue=session.dialogue,
+            hop=index,
         )
         return session
 
@@ -184,15 +209,29 @@ class Router:
     def _local_failure(self, walk: _Walk, now: float, reply: str, lookup: str) -> Delivery:
         """Decided before any connection: recorded as a hop "by" our own host, with the DNS answer."""
         attempt = Attempt(
-            message_id=walk.message_id, recipient=walk.recipient, host=self.hostname, preference=None,
-            code=int(reply[:3]), reply=reply, at=now, dialogue=(f"DNS {lookup}", reply), hop=0,
+            message_id=walk.message_id,
+            recipient=walk.recipient,
+            host=self.hostname,
+            preference=None,
+            code=int(reply[:3]),
+            reply=reply,
+            at=now,
+            dialogue=(f"DNS {lookup}", reply),
+            hop=0,
         )
         return Delivery("failed", int(reply[:3]), reply, None, (attempt,), b"", now)
 
     def _local_delivery(self, walk: _Walk, now: float) -> Delivery:
         reply = f"{OK} 2.0.0 Delivered to local mailbox (this host is the best MX)"
         attempt = Attempt(
-            message_id=walk.message_id, recipient=walk.recipient, host=self.hostname, preference=None,
-            code=OK, reply=reply, at=now, dialogue=(reply,), hop=0,
+            message_id=walk.message_id,
+            recipient=walk.recipient,
+            host=self.hostname,
+            preference=None,
+            code=OK,
+            reply=reply,
+            at=now,
+            dialogue=(reply,),
+            hop=0,
         )
         return Delivery("delivered", OK, reply, self.hostname, (attempt,), b"", now)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import itertools
 import logging
 import secrets
 import ssl
+import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -23,6 +23,7 @@ from sandbox.protocols.smtp import (
     SmtpConnection,
     StartTlsRequested,
 )
+from sandbox.received import received_line, with_protocol
 from sandbox.servers._limits import ConnectionLimiter, Slot
 from sandbox.servers._starttls import upgrade
 from sandbox.store import Store
@@ -77,7 +78,7 @@ class CaptureHandler:
             body_8bit=txn.body_8bit,
         )
         # The trace line and the content's pieces: the store joins them once (off the loop when large).
-        parts = [self._received(env, f"{_QUEUE_PREFIX}{next(_queue_numbers):06X}"), *event.take()]
+        parts = [self._received(env, event.esmtp, f"{_QUEUE_PREFIX}{next(_queue_numbers):06X}"), *event.take()]
         size = sum(map(len, parts))
         try:
             local, queued = (list(env.rcpt_tos), []) if self.relay is None else self.relay.split(env.rcpt_tos)
@@ -95,22 +96,14 @@ class CaptureHandler:
         self.stats.accepted_size += size
         return f"250 2.0.0 Ok: queued as {message.id}\r\n".encode()
 
-    def _received(self, env: Envelope, queue_id: str) -> bytes:
-        # RFC 5321 §4.4: the trace line every MTA prepends; "with" per RFC 3848.
-        proto = "UTF8SMTP" if env.smtputf8 else "ESMTP"
-        if env.tls:
-            proto += "S"
-        if env.auth_user:
-            proto += "A"
+    def _received(self, env: Envelope, esmtp: bool, queue_id: str) -> bytes:
+        # RFC 5321 §4.4: the trace line every MTA prepends; "with" per RFC 3848 and RFC 6531 §3.7.3.
+        protocol = with_protocol(esmtp=esmtp, tls=env.tls, auth=bool(env.auth_user), utf8=env.smtputf8)
         host = env.peer.rpartition(":")[0].strip("[]")
         rcpt = env.rcpt_tos[0] if len(env.rcpt_tos) == 1 else None
-        line = (
-            f"Received: from {env.helo or 'unknown'} ({host or 'unknown'} [{host}])\r\n"
-            f"\tby {self.hostname} (Mailsandbox) with {proto} id {queue_id}"
-            + (f"\r\n\tfor <{rcpt}>" if rcpt else "")
-            + f"; {email.utils.formatdate(localtime=False)}\r\n"
-        )
-        return line.encode("utf-8", "replace")
+        return received_line(helo=env.helo, address=host, client_name=host or "unknown", by=self.hostname,
+                             via="(Mailsandbox)", protocol=protocol, queue=queue_id, recipient=rcpt,
+                             at=time.time())  # fmt: skip
 
 
 @dataclass

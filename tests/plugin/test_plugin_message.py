@@ -226,3 +226,10 @@ def test_loading_the_plugin_imports_neither_httpx_nor_the_sandbox() -> None:
     code = "import sys, pytest_plugin.plugin; print(sorted({'httpx', 'sandbox.app'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_smtputf8_addresses_are_text() -> None:
+    msg = CapturedMessage(
+        "From: Jörg <jörg@exämple.test>\r\nTo: Zoë <zoë@exämple.test>\r\nSubject: hi\r\n\r\nx".encode()
+    )
+    assert msg.to == ["zoë@exämple.test"] and msg.sender == "jörg@exämple.test"

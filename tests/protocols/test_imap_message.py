@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from sandbox.mime.tree import Header, Message
 from sandbox.protocols.imap.bodystructure import body_structure, envelope, parse_addresses
-from sandbox.protocols.imap.message import Header, Message
 from sandbox.protocols.imap.responses import sexp
 
 INNER = (

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from sandbox.mime.tree import Header, Message
 from sandbox.protocols.imap.grammar import Reader
-from sandbox.protocols.imap.message import Header, Message
 from sandbox.protocols.imap.search import Scope, matches, parse_search
 
 RAW = (
@@ -109,3 +109,10 @@ def test_undated_message_falls_back_to_internal_date() -> None:
 def test_charset_is_reported() -> None:
     charset, _ = parse_search(Reader(b" CHARSET utf-8 ALL"))
     assert charset == "UTF-8"
+
+
+def test_subject_mixing_raw_utf8_and_an_encoded_word_is_found() -> None:
+    # RFC 6532 raw UTF-8 beside an RFC 2047 word: the needle spans both.
+    mixed = Candidate(raw="Subject: Grüße =?utf-8?q?caf=C3=A9?= und mehr\r\n\r\nx\r\n".encode())
+    assert search('CHARSET UTF-8 SUBJECT "Grüße café"', mixed)
+    assert not search('CHARSET UTF-8 SUBJECT "Grüße tea"', mixed)

@@ -63,6 +63,20 @@ def test_plain_send_is_stored_with_envelope_and_received_line(running_sandbox: S
     assert raw.endswith(b"Hi Bob\r\n")
 
 
+def test_received_says_smtp_after_helo_and_dates_utc_as_plus_0000(running_sandbox: Sandbox) -> None:
+    # RFC 3848: "with SMTP" after HELO, "ESMTP" after EHLO; RFC 5322 §3.3: UTC is "+0000" ("-0000" = unknown).
+    for greeting in ("helo", "ehlo"):
+        with smtp(running_sandbox) as client:
+            getattr(client, greeting)("client.example")
+            client.send_message(message(subject=greeting))
+    for summary in api(running_sandbox, "/api/v1/messages")["messages"]:
+        headers = api(running_sandbox, f"/api/v1/message/{summary['ID']}/headers")
+        [received] = headers["Received"]
+        protocol = "SMTP" if summary["Subject"] == "helo" else "ESMTP"
+        assert f"(Mailsandbox) with {protocol} id " in received
+        assert received.endswith(" +0000"), received
+
+
 def test_ehlo_advertises_extensions(running_sandbox: Sandbox) -> None:
     with smtp(running_sandbox) as client:
         code, _ = client.ehlo("me")
@@ -82,8 +96,12 @@ def test_bcc_recipient_is_in_envelope_and_gets_its_mailbox(running_sandbox: Sand
     [summary] = api(running_sandbox, "/api/v1/messages")["messages"]
     full = api(running_sandbox, f"/api/v1/message/{summary['ID']}")
     assert "Hidden@Example.TEST" in full["Envelope"]["RcptTo"]
-    assert b"hidden" not in httpx.get(f"http://{running_sandbox.address('http')}/api/v1/message/"
-                                      f"{summary['ID']}/raw").content.lower().split(b"\r\n\r\n")[0][200:]
+    assert (
+        b"hidden"
+        not in httpx.get(f"http://{running_sandbox.address('http')}/api/v1/message/{summary['ID']}/raw")
+        .content.lower()
+        .split(b"\r\n\r\n")[0][200:]
+    )
     boxes = {b["Mailbox"]: b for b in api(running_sandbox, "/api/sandbox/mailboxes")}
     # Mailbox names compare case-insensitively.
     assert set(boxes) == {"to@example.test", "cc@example.test", "hidden@example.test"}

@@ -368,7 +368,7 @@ export class MessageView {
           "div",
           { class: "mime-part" },
           h("code", {}, part.ContentType),
-          h("span", { class: "muted small" }, ` part ${part.PartID}`),
+          part.PartID ? h("span", { class: "muted small" }, ` part ${part.PartID}`) : null,
           part.FileName ? h("span", { class: "small" }, ` · ${part.FileName}`) : null,
           part.ContentID ? h("span", { class: "muted small" }, ` · cid:${part.ContentID}`) : null,
           part.Disposition ? h("span", { class: "muted small" }, ` · ${part.Disposition}`) : null,
@@ -385,7 +385,8 @@ export class MessageView {
     const m = this.message;
     const env = m.Envelope;
     const inHeaders = new Map();
-    for (const [label, list] of [["To", m.To], ["Cc", m.Cc], ["Bcc", m.Bcc]]) {
+    // Bcc lists envelope-only recipients too (as Mailpit's does): only To and Cc name a recipient.
+    for (const [label, list] of [["To", m.To], ["Cc", m.Cc]]) {
       for (const a of list || []) inHeaders.set((a.Address || "").toLowerCase(), label);
     }
     const rcpts = h("ul", { class: "rcpts" });

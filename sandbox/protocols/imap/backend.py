@@ -7,8 +7,8 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Literal, Protocol
 
+from sandbox.mime.tree import Header, Message
 from sandbox.models import FolderInfo, MailEntry
-from sandbox.protocols.imap.message import Header, Message
 
 
 class Backend(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sandbox.protocols.imap.message import Header, Part, parse_params
+from sandbox.mime.tree import Header, Part, parse_params
 from sandbox.protocols.imap.responses import Concat, Sexp
 
 _PIECE = re.compile(r'"(?:[^"\\]|\\.)*"?|\((?:[^()\\]|\\.)*\)?|<[^>]*>?|[,:;@]|[^\s",:;@<>()]+|\s+')

@@ -5,10 +5,10 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 
+from sandbox.mime.tree import Header, Message
 from sandbox.models import MailEntry
 from sandbox.protocols.imap.backend import Backend, MessageCache, RecentTracker
 from sandbox.protocols.imap.grammar import SeqSet
-from sandbox.protocols.imap.message import Header, Message
 from sandbox.protocols.imap.responses import flag_list, untagged
 
 

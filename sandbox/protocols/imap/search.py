@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from email.utils import parsedate_tz
 from typing import Literal, Protocol
 
+from sandbox.mime.tree import Header, Message
+from sandbox.mime.words import decode_words
 from sandbox.protocols.imap.grammar import ParseError, Reader, SeqSet
-from sandbox.protocols.imap.message import Header, Message, decode_words
 
 MAX_NESTING = 64  # parenthesised/NOT/OR depth a client may use; deeper is BAD, not a stack overflow
 

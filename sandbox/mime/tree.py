@@ -1,33 +1,61 @@
-"""A message seen the IMAP way: header fields and the MIME part tree, as byte offsets into the raw bytes."""
+"""The MIME part tree of a raw message, as byte offsets into its bytes (nothing is copied until asked):
+header fields, bodies, encapsulated messages, and RFC 3501 §6.4.5 part numbers. Linear on any input."""
 
 from __future__ import annotations
 
-import base64
 import binascii
-import quopri
 import re
-from email.errors import HeaderParseError
-from email.header import decode_header, make_header
+from collections.abc import Iterator
+
+from sandbox.mime import params as _params
+from sandbox.mime.words import decode_words, header_text
 
 MAX_DEPTH = 32  # hostile nesting stops here; deeper parts are treated as opaque bodies
 _FIELD_SPLIT = re.compile(rb"\r?\n(?![ \t])")
 _UNFOLD = re.compile(rb"\r?\n(?=[ \t])")
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]+")
 
 
-def _header_end(data: bytes, start: int, end: int) -> tuple[int, int]:
-    """(end of the header block including its blank line, start of the body)."""
+def header_end(data: bytes, start: int, end: int) -> tuple[int, int]:
+    """(end of the header block including its blank line, start of the body): the first empty line,
+    CRLF or bare LF, ends the header (RFC 5322 §2.1)."""
     # Bounded by `end` like the finds below: an empty part must not claim its next delimiter's CRLF.
     if data.startswith(b"\r\n", start, end):  # no header fields at all
         return start + 2, start + 2
     if data.startswith(b"\n", start, end):
         return start + 1, start + 1
-    blank = data.find(b"\r\n\r\n", start, end)
-    if blank >= 0:
-        return blank + 4, blank + 4
-    blank = data.find(b"\n\n", start, end)
-    if blank >= 0:
-        return blank + 2, blank + 2
+    crlf = data.find(b"\r\n\r\n", start, end)
+    lf = data.find(b"\n\n", start, crlf if crlf >= 0 else end)  # only an earlier one matters
+    if lf >= 0:
+        return lf + 2, lf + 2
+    if crlf >= 0:
+        return crlf + 4, crlf + 4
     return end, end
+
+
+def decode_transfer(body: bytes, cte: str) -> bytes:
+    """A body with its Content-Transfer-Encoding undone (RFC 2045 §6); broken base64 as far as it goes."""
+    cte = cte.strip().lower()
+    if cte == "base64":
+        try:
+            return binascii.a2b_base64(body)
+        except binascii.Error:
+            data = _NOT_BASE64.sub(b"", body)
+            return binascii.a2b_base64(data[: len(data) - len(data) % 4]) if len(data) >= 4 else b""
+    if cte == "quoted-printable":
+        return binascii.a2b_qp(body)
+    return body
+
+
+def to_text(payload: bytes, charset: str | None) -> str:
+    """Decoded bytes as text in their charset; unknown charsets and us-ascii (often 8-bit in fact) as UTF-8."""
+    if not charset or charset == "us-ascii":
+        charset = "utf-8"
+    try:
+        text = payload.decode(charset, "replace")
+    except LookupError:
+        text = payload.decode("utf-8", "replace")
+    return text.replace("\r\n", "\n")
 
 
 class Header:
@@ -66,6 +94,22 @@ class Header:
         value = self.get(name)
         return None if value is None else value.decode("utf-8", "surrogateescape")
 
+    def unicode(self, name: str) -> str:
+        """The first `name` field as text for people: raw UTF-8 decoded (RFC 6532), encoded-words not."""
+        value = self.get(name)
+        return "" if value is None else header_text(value)
+
+    def decoded(self, name: str) -> str:
+        """The first `name` field with its encoded-words decoded too (RFC 2047): a Subject as shown."""
+        return decode_words(self.unicode(name))
+
+    def items(self) -> Iterator[tuple[str, str]]:
+        """Every field in order as (name as written, unfolded text value)."""
+        for _, line in self.fields:
+            name, colon, value = line.partition(b":")
+            if colon:
+                yield name.decode("ascii", "replace").strip(), header_text(value.rstrip(b"\r\n")).lstrip(" \t")
+
     def select(self, names: frozenset[bytes], exclude: bool) -> bytes:
         """BODY[HEADER.FIELDS (...)] and .NOT (RFC 3501 §6.4.5): matching lines, then the blank line."""
         found = self._selected.get((names, exclude))
@@ -78,29 +122,27 @@ class Header:
         return found
 
 
+def _text(value: str) -> str:
+    # Parameters come from surrogate-escaped header text: 8-bit bytes that were not UTF-8 become Latin-1.
+    return header_text(value.encode("utf-8", "surrogateescape")) if not value.isascii() else value
+
+
 def parse_params(value: str) -> tuple[str, list[tuple[str, str]]]:
     """Content-Type / Content-Disposition value -> (lower-cased main value, [(name, value)])."""
-    main, _, rest = value.partition(";")
-    params: list[tuple[str, str]] = []
-    for m in re.finditer(r'\s*([^=;\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)\s*;?', rest):
-        raw = m.group(2).strip()
-        if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
-            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
-        params.append((m.group(1), raw))
-    return re.sub(r"\([^)]*\)", "", main).strip().lower(), params
+    return _params.split(value)
 
 
 class Part:
     """One MIME entity: its header, its body's byte range and, lazily, what it contains."""
 
-    __slots__ = tuple("body_start children data end header message params start subtype type".split())
+    __slots__ = tuple("_decoded body_start children data end header message params start subtype type".split())
 
     def __init__(self, data: bytes, start: int, end: int, depth: int = 0, digest: bool = False) -> None:
         self.data = data
         self.start = start
         self.end = end
-        header_end, self.body_start = _header_end(data, start, end)
-        self.header = Header(data[start:header_end])
+        head_end, self.body_start = header_end(data, start, end)
+        self.header = Header(data[start:head_end])
         ctype = self.header.text("content-type")
         default = "message/rfc822" if digest else "text/plain"  # RFC 2046 §5.1.5 multipart/digest
         main, self.params = parse_params(ctype) if ctype else (default, [])
@@ -111,13 +153,14 @@ class Part:
             self.params = [("charset", "us-ascii"), *self.params]  # RFC 2045 §5.2 default
         self.children: list[Part] = []
         self.message: Part | None = None
+        self._decoded: bytes | None = None
         if depth >= MAX_DEPTH:
             return
         if self.type == "multipart":
             boundary = self.param("boundary")
             if boundary:
                 sub_digest = self.subtype == "digest"
-                ranges = _split_multipart(data, self.body_start, end, boundary.encode("utf-8", "replace"))
+                ranges = split_multipart(data, self.body_start, end, boundary.encode("utf-8", "surrogateescape"))
                 self.children = [Part(data, a, b, depth + 1, sub_digest) for a, b in ranges]
         elif self.type == "message" and self.subtype in ("rfc822", "global"):
             self.message = Part(data, self.body_start, end, depth + 1)
@@ -137,17 +180,43 @@ class Part:
         value = self.header.text("content-transfer-encoding")
         return value.strip().upper() if value else "7BIT"
 
+    @property
+    def content_type(self) -> str:
+        return f"{self.type}/{self.subtype}"
+
+    @property
+    def disposition(self) -> str:
+        """ "attachment", "inline" or "" (RFC 2183), lower-cased."""
+        value = self.header.text("content-disposition")
+        return parse_params(value)[0] if value else ""
+
+    @property
+    def filename(self) -> str:
+        """RFC 2183 filename, else the Content-Type name (RFC 2046 §4.5.1), decoded (RFC 2231, RFC 2047)."""
+        value = self.header.text("content-disposition")
+        found = _params.get(parse_params(value)[1], "filename") if value else None
+        if found is None:
+            found = _params.get(self.params, "name")
+        return _text(found).strip() if found else ""
+
+    @property
+    def content_id(self) -> str:
+        return self.header.unicode("content-id").strip().strip("<>").strip()
+
+    @property
+    def charset(self) -> str | None:
+        value = _params.get(self.params, "charset")
+        return value.strip().lower() if value else None
+
+    def text(self) -> str:
+        """The decoded body as text, in its charset, with LF line ends."""
+        return to_text(self.decoded(), self.charset)
+
     def decoded(self) -> bytes:
-        """The body with its transfer encoding undone (RFC 2045 §6)."""
-        body = self.body
-        try:
-            if self.encoding == "BASE64":
-                return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/]", b"", body) + b"==", validate=False)
-            if self.encoding == "QUOTED-PRINTABLE":
-                return quopri.decodestring(body)
-        except (binascii.Error, ValueError):
-            return body
-        return body
+        """The body with its transfer encoding undone (RFC 2045 §6); decoded once."""
+        if self._decoded is None:
+            self._decoded = decode_transfer(self.body, self.encoding)
+        return self._decoded
 
     def lines(self) -> int:
         body = self.body
@@ -155,7 +224,7 @@ class Part:
         return count + 1 if body and not body.endswith(b"\n") else count
 
 
-def _split_multipart(data: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
+def split_multipart(data: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
     """Body-part ranges between "--boundary" lines (RFC 2046 §5.1.1).
 
     The CRLF before a delimiter line belongs to the delimiter, not to the part."""
@@ -194,7 +263,7 @@ class Message:
 
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
-        self.header_end, _ = _header_end(raw, 0, len(raw))
+        self.header_end, _ = header_end(raw, 0, len(raw))
         self.header = Header(raw[: self.header_end])
         self._root: Part | None = None
 
@@ -216,6 +285,8 @@ class Message:
                 if node.message is None:
                     return None  # a leaf has no sub-parts
                 node = node.message
+            if number < 1:
+                return None
             if node.children:
                 if number > len(node.children):
                     return None
@@ -239,19 +310,4 @@ def _collect_text(part: Part, out: list[str]) -> None:
         out.append(decode_words(part.message.header.raw.decode("utf-8", "surrogateescape")))
         _collect_text(part.message, out)
     elif part.type == "text":
-        charset = part.param("charset") or "us-ascii"
-        payload = part.decoded()
-        try:
-            out.append(payload.decode(charset, "replace"))
-        except LookupError:
-            out.append(payload.decode("utf-8", "replace"))
-
-
-def decode_words(value: str) -> str:
-    """RFC 2047 encoded-words to text; anything malformed stays as it was."""
-    if "=?" not in value:
-        return value
-    try:
-        return str(make_header(decode_header(value)))
-    except (HeaderParseError, LookupError, ValueError, UnicodeError):
-        return value
+        out.append(part.text())
