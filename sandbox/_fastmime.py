@@ -164,6 +164,7 @@ class Scan:
         self.text: str | None = None
         self.html: str | None = None
         self.attachments = 0
+        self.inline = 0
         self.filenames: list[str] = []
 
 
@@ -198,6 +199,8 @@ def scan_part(headers: list[tuple[str, str]], body: bytes, scan: Scan, depth: in
             scan.attachments += 1
             if filename:
                 scan.filenames.append(filename)
+        else:
+            scan.inline += 1
         return
     if ctype == "text/plain" and scan.text is None:
         scan.text = to_text(decode_body(body, _get(headers, "Content-Transfer-Encoding")), holder.charset)

@@ -313,8 +313,9 @@ def summarize(raw: bytes) -> Summary:
 
 
 def _summary(
-    headers: list[tuple[str, str]], size: int, text: str, html: str, attachments: int, names: list[str]
-) -> Summary:
+    headers: list[tuple[str, str]], size: int, text: str, html: str, attachments: int, names: list[str],
+    inline: int = 0,
+) -> Summary:  # fmt: skip
     index: dict[str, list[str]] = {}  # lower-case name -> values, in order
     for key, value in headers:
         index.setdefault(key.lower(), []).append(value)
@@ -347,6 +348,7 @@ def _summary(
         attachments=attachments,
         snippet=_snippet(body),
         text=body + "".join(" " + decode_words(n) for n in names),
+        inline=inline,
     )
 
 
@@ -365,14 +367,14 @@ def _fast_summarize(raw: bytes) -> Summary:
     headers = _fastmime.parse_headers(head)
     scan = _fastmime.Scan()
     _fastmime.scan_part(headers, body, scan, 0)
-    return _summary(headers, len(raw), scan.text or "", scan.html or "", scan.attachments, scan.filenames)
+    return _summary(headers, len(raw), scan.text or "", scan.html or "", scan.attachments, scan.filenames, scan.inline)
 
 
 def _summarize(raw: bytes) -> Summary:
     parsed = parse(raw)
     headers = [(key, _header_text(value)) for key, value in parsed.message.raw_items()]
     names = [a.filename for a in parsed.attachments]
-    return _summary(headers, len(raw), parsed.text, parsed.html, len(parsed.attachments), names)
+    return _summary(headers, len(raw), parsed.text, parsed.html, len(parsed.attachments), names, len(parsed.inline))
 
 
 def header_pairs(raw: bytes) -> list[tuple[str, str]]:

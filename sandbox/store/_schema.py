@@ -85,6 +85,12 @@ MIGRATIONS: list[str] = [
     CREATE TABLE uidvalidity_counter (id INTEGER PRIMARY KEY CHECK (id = 0), last INTEGER NOT NULL);
     INSERT INTO uidvalidity_counter SELECT 0, coalesce(max(uidvalidity), 0) FROM folders;
     """,
+    # 3: inline parts (cid: images) counted apart from attachments, for has:inline; messages stored before
+    # count none. Tagged messages indexed, so the listing's list of tags reads only those.
+    """
+    ALTER TABLE messages ADD COLUMN inline INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX messages_tagged ON messages(tags) WHERE tags != '';
+    """,
 ]
 
 
