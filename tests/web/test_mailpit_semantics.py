@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from sandbox.app import Sandbox
+from sandbox.store.sqlite import SqliteStore
 from tests.web.conftest import Send
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
@@ -29,7 +30,8 @@ def _ok(response: httpx.Response) -> None:
 
 def _tag(sandbox: Sandbox, subject: str, tags: str) -> None:
     """Set a message's tags in the store's own file (the tag endpoints belong to another issue)."""
-    path = getattr(sandbox.store, "path")
+    assert isinstance(sandbox.store, SqliteStore)
+    path = sandbox.store.path
     with sqlite3.connect(path, timeout=30) as conn:
         conn.execute("UPDATE messages SET tags = ? WHERE subject = ? AND parent IS NULL", (tags, subject))
     conn.close()
