@@ -90,7 +90,9 @@ def test_put_by_ids_and_by_mailbox(client: httpx.Client, corpus: list[str]) -> N
     assert _state(client) == {"alpha one": False, "alpha two": False, "beta": True, "gamma": True}
 
 
-@pytest.mark.parametrize("query", ["is:foo", "is:tagged has:pdf", "to:", "larger:lots", "before:2024-13-01", "(", '-""'])
+@pytest.mark.parametrize(
+    "query", ["is:foo", "is:tagged has:pdf", "to:", "larger:lots", "before:2024-13-01", "(", '-""']
+)
 def test_a_query_that_cannot_be_read_deletes_nothing(client: httpx.Client, corpus: list[str], query: str) -> None:
     response = client.delete("/api/v1/search", params={"query": query})
     assert response.status_code == 400 and response.headers["content-type"] == "text/plain"
@@ -155,3 +157,38 @@ def test_unknown_ids_are_mailpits_404(client: httpx.Client, corpus: list[str]) -
             404, "404 page not found", "text/plain")  # fmt: skip
     _ok(client.request("DELETE", "/api/v1/messages", json={"IDs": ["nope"]}))
     assert sorted(_state(client)) == corpus
+
+
+def test_view_latest_and_embed_as_mailpit(send: Send, client: httpx.Client) -> None:
+    none = client.get("/view/latest", follow_redirects=False)
+    assert (none.status_code, none.headers["location"]) == (302, "/")
+    assert client.get("/view/latest.html").text == "Message not found"
+    send(subject="plain", body="just text")
+    send(subject="letter", html='<p><a href="https://example.test/x" target="_top" rel="opener">go</a></p>')
+    by_subject = {m["Subject"]: m["ID"] for m in client.get("/api/v1/messages").json()["messages"]}
+    latest = client.get("/view/latest", follow_redirects=False)
+    assert (latest.status_code, latest.headers["location"]) == (302, f"/view/{by_subject['letter']}")
+    matching = client.get("/view/latest", params={"query": "subject:plain"}, follow_redirects=False)
+    assert matching.headers["location"] == f"/view/{by_subject['plain']}"
+    assert client.get("/view/latest", params={"query": "is:foo"}, follow_redirects=False).status_code == 400
+    page = client.get(f"/view/{by_subject['letter']}", follow_redirects=False)
+    assert (page.status_code, page.headers["location"]) == (302, f"/#id={by_subject['letter']}")
+
+    plain = client.get("/view/latest.html")
+    assert (
+        plain.text
+        == '<base target="_blank"><p><a href="https://example.test/x" target="_top" rel="opener">go</a></p>\n'
+    )
+    embedded = client.get("/view/latest.html", params={"embed": "1"})
+    assert embedded.headers["content-type"] == "text/html; charset=utf-8"
+    assert '<a href="https://example.test/x" target="_blank" rel="noreferrer noopener">go</a>' in embedded.text
+    assert "sandbox" in embedded.headers["content-security-policy"]  # still inert: Mailpit's resize script is not added
+
+
+def test_readyz_asks_the_store(running_sandbox: Sandbox, client: httpx.Client) -> None:
+    ready = client.get("/readyz")
+    assert (ready.status_code, ready.text) == (200, "ok")
+    running_sandbox.store.close()  # a store that cannot answer a query: not ready
+    broken = client.get("/readyz")
+    assert (broken.status_code, broken.text) == (503, "Service Unavailable\n")
+    assert client.get("/livez").status_code == 200  # alive all the same
