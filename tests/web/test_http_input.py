@@ -60,7 +60,7 @@ def _api_error(response: httpx.Response, status: int | None = None) -> str:
         assert response.status_code == status, where
     ctype = response.headers["content-type"]
     path = response.request.url.path
-    if path.startswith("/api/v1/") and not path.endswith("/trace") and ctype == "text/plain":
+    if path.startswith("/api/v1/") and ctype == "text/plain":
         assert response.text, where  # Mailpit's own routes: the message as plain text
         return response.text
     assert ctype.startswith("application/json"), where
