@@ -40,7 +40,7 @@ _ENVELOPE_BCC = (
 # filter -> the fields whose text it matches as a substring (one LIKE each, OR-ed)
 _LIKE_FIELDS: dict[str, tuple[str, ...]] = {
     "to": ("m.to_json",),
-    "from": ("(m.from_name || ' ' || m.from_addr)",),
+    "from": ("m.from_name", "m.from_addr"),
     "cc": ("m.cc_json",),
     "bcc": ("m.bcc_json", _ENVELOPE_BCC),
     "reply-to": ("m.reply_to_json",),
@@ -242,15 +242,18 @@ def compile_query(query: str, now: float, zone: tzinfo | None = None) -> tuple[s
     """
     positive: list[str] = []
     negative: list[str] = []
-    clauses: list[str] = []
+    clauses: list[str] = []  # column tests: cheap
     params: list[object] = []
+    likes: list[str] = []  # substring tests: a scan of their field, so after the index narrowed the rows
+    like_params: list[object] = []
     for term in dict.fromkeys(tokenize(query, MAX_TERMS)):
         if term.key in ("", "body"):
             (negative if term.negated else positive).append(_fts_expr(term))
             continue
         sql, values = _plain_sql(term, now, zone)
-        clauses.append(f"NOT ({sql})" if term.negated else sql)
-        params.extend(values)
+        into, into_params = (likes, like_params) if term.key in _LIKE_FIELDS else (clauses, params)
+        into.append(f"NOT ({sql})" if term.negated else sql)
+        into_params.extend(values)
     fts_clauses: list[str] = []
     fts_params: list[object] = []
     if positive:
@@ -259,8 +262,8 @@ def compile_query(query: str, now: float, zone: tzinfo | None = None) -> tuple[s
     if negative:
         fts_clauses.append(_FTS_NOT_IN)
         fts_params.append(" OR ".join(negative))
-    # Cheap column tests first: SQLite evaluates AND left to right.
-    all_clauses = clauses + fts_clauses
+    # SQLite evaluates AND left to right: cheap column tests, then the index, then substrings.
+    all_clauses = clauses + fts_clauses + likes
     if not all_clauses:
         return "1", []
-    return " AND ".join(all_clauses), [*params, *fts_params]
+    return " AND ".join(all_clauses), [*params, *fts_params, *like_params]
