@@ -41,6 +41,7 @@ class Summary:
     attachments: int
     snippet: str
     text: str  # full plain-text body, for the full-text index
+    inline: int = 0  # parts shown inside the HTML (cid: images), not counted in `attachments`
 
 
 @dataclass(frozen=True)

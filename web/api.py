@@ -14,7 +14,7 @@ from sandbox import mime
 from sandbox.store import NoSuchMessage, Store
 from sandbox.store._search import QueryTooSlow
 from web import schema
-from web.inputs import error, json_object, part_id, whole
+from web.inputs import json_object, not_found, ok, part_id, plain, whole
 from web.workers import Workers
 
 MAX_LIMIT = 1000
@@ -34,14 +34,24 @@ def _paging(request: Request) -> tuple[int, int]:
     return whole(request, "start", 0), whole(request, "limit", 50, MAX_LIMIT)
 
 
+def _query(request: Request) -> str:
+    return request.query_params.get("query", "").strip()
+
+
+def _scope(request: Request) -> tuple[str | None, str | None]:
+    """Our `?mailbox=` extra and Mailpit's `tz` (the IANA zone that before:/after: dates are read in)."""
+    return request.query_params.get("mailbox") or None, request.query_params.get("tz") or None
+
+
 async def _searching(work: Awaitable[Response]) -> Response:
-    """A search's answer, or why there is none: a bad query is 400, one over its time budget 503."""
+    """A search's answer, or why there is none: a query we cannot read is 400 (and nothing was searched,
+    changed or deleted), one over its time budget 503."""
     try:
         return await work
     except ValueError as exc:
-        return error(400, f"bad query: {exc}")
+        return plain(400, f"bad query: {exc}")
     except QueryTooSlow as exc:
-        return error(503, f"{exc}: narrow the query (fewer or longer words)")
+        return plain(503, f"{exc}: narrow the query (fewer or longer words)")
 
 
 class Api:
@@ -75,7 +85,7 @@ class Api:
             Route("/api/sandbox/mailboxes", self.mailboxes, methods=["GET"]),
             Route("/api/sandbox/reset", self.reset, methods=["POST"]),
             Route("/livez", self.live, methods=["GET"]),
-            Route("/readyz", self.live, methods=["GET"]),
+            Route("/readyz", self.ready, methods=["GET"]),
         ]
 
     async def list_messages(self, request: Request) -> Response:
@@ -83,71 +93,85 @@ class Api:
         try:
             start, limit = _paging(request)
         except ValueError:
-            return error(400, _PAGING)
+            return plain(400, _PAGING)
         return await self.workers.run(self._list, start, limit, request.query_params.get("mailbox") or None)
 
     def _list(self, start: int, limit: int, mailbox: str | None) -> Response:
         page = self.store.list(start, limit, mailbox)
-        total, _ = self.store.count()
-        return JSONResponse(schema.page(page, total_all=total))
+        return JSONResponse(schema.page(page, total=self.store.count()[0]))
 
     async def search(self, request: Request) -> Response:
-        """GET /api/v1/search?query=...: the query language of the search box."""
-        query = request.query_params.get("query", "").strip()
+        """GET /api/v1/search?query=...[&tz=Zone]: the query language of the search box."""
+        query = _query(request)
         if not query:
-            return error(400, "query is required")
+            return plain(400, "Error: no search query")
         try:
             start, limit = _paging(request)
         except ValueError:
-            return error(400, _PAGING)
-        mailbox = request.query_params.get("mailbox") or None
-        return await _searching(self.workers.run_heavy(self._search, query, start, limit, mailbox))
+            return plain(400, _PAGING)
+        mailbox, tz = _scope(request)
+        return await _searching(self.workers.run_heavy(self._search, query, start, limit, mailbox, tz))
 
-    def _search(self, query: str, start: int, limit: int, mailbox: str | None) -> Response:
-        page = self.store.search(query, start, limit, mailbox)
-        body = schema.page(page)
-        body["messages_count"] = page.total
-        return JSONResponse(body)
+    def _search(self, query: str, start: int, limit: int, mailbox: str | None, tz: str | None) -> Response:
+        page = self.store.search(query, start, limit, mailbox, tz)
+        return JSONResponse(schema.page(page, total=self.store.count()[0]))
 
     async def delete_search(self, request: Request) -> Response:
-        query = request.query_params.get("query", "").strip()
+        """DELETE /api/v1/search?query=...[&tz=Zone]: delete what the search matches, or nothing at all."""
+        query = _query(request)
         if not query:
-            return error(400, "query is required")
-        return await _searching(self._delete_matching(query, request.query_params.get("mailbox") or None))
+            return plain(400, "Error: no search query")
+        mailbox, tz = _scope(request)
+        return await _searching(self._delete_matching(query, mailbox, tz))
 
-    async def _delete_matching(self, query: str, mailbox: str | None) -> Response:
-        ids = await self.workers.run_heavy(self.store.search_ids, query, mailbox)
+    async def _delete_matching(self, query: str, mailbox: str | None, tz: str | None) -> Response:
+        ids = await self.workers.run_heavy(self.store.search_ids, query, mailbox, tz)
         if ids:
             await self.store.delete(ids)
-        return JSONResponse("ok")
+        return ok()
 
     async def delete_messages(self, request: Request) -> Response:
         """DELETE /api/v1/messages with {"IDs": [...]}; no body or no IDs deletes everything."""
         try:
             ids = _ids(await json_object(request, self.workers))
         except ValueError as exc:
-            return error(400, str(exc))
+            return plain(400, str(exc))
         await self.store.delete(ids)
-        return JSONResponse("ok")
+        return ok()
 
     async def set_read(self, request: Request) -> Response:
-        """PUT /api/v1/messages with {"IDs": [...], "Read": true}; no IDs means every message."""
+        """PUT /api/v1/messages[?tz=Zone] with {"IDs": [...]} or {"Search": "..."}, and "Read" (missing:
+        false, as in Mailpit). Neither IDs nor Search: every message (our `?mailbox=`: every one there)."""
         try:
             data = await json_object(request, self.workers)
             ids = _ids(data)
         except ValueError as exc:
-            return error(400, str(exc))
-        read = data.get("Read", data.get("read", True))
+            return plain(400, str(exc))
+        read = data.get("Read", data.get("read", False))
+        search = data.get("Search", data.get("search", ""))
         if not isinstance(read, bool):
-            return error(400, "Read must be true or false")
+            return plain(400, "Read must be true or false")
+        if not isinstance(search, str):
+            return plain(400, "Search must be a string")
+        if ids is not None and search.strip():
+            return plain(400, "You may specify either IDs or a search query, not both")
+        mailbox, tz = _scope(request)
+        if search.strip() or (ids is None and mailbox):
+            return await _searching(self._set_read_matching(search.strip(), mailbox, tz, read))
         await self.store.set_read(ids, read)
-        return JSONResponse("ok")
+        return ok()
+
+    async def _set_read_matching(self, query: str, mailbox: str | None, tz: str | None, read: bool) -> Response:
+        ids = await self.workers.run_heavy(self.store.search_ids, query, mailbox, tz)
+        if ids:  # an empty match changes nothing (None would mean every message)
+            await self.store.set_read(ids, read)
+        return ok()
 
     async def get_message(self, request: Request) -> Response:
         """GET /api/v1/message/{ID} (or "latest"): the parsed message; marks it read, as Mailpit does."""
         found = await self.workers.run(self._message, request.path_params["id"])
         if found is None:
-            return error(404, "message not found")
+            return not_found()
         message_id, was_read, response = found
         if not was_read:
             await self.store.set_read([message_id], True)
@@ -177,7 +201,7 @@ class Api:
     async def raw(self, request: Request) -> Response:
         found = await self.workers.run(self._raw, request.path_params["id"])
         if found is None:
-            return error(404, "message not found")
+            return not_found()
         mid, raw = found
         headers = {}
         if request.query_params.get("dl"):
@@ -191,23 +215,23 @@ class Api:
     def _headers(self, message_id: str) -> Response:
         found = self._raw(message_id)
         if found is None:
-            return error(404, "message not found")
+            return not_found()
         return JSONResponse(schema.headers(mime.header_pairs(found[1])))
 
     async def part(self, request: Request) -> Response:
         wanted = request.path_params["part"]
         if not part_id(wanted):  # "²" or 5,000 digits: no part has that number
-            return error(404, "part not found")
+            return not_found()
         download = bool(request.query_params.get("dl"))
         return await self.workers.run(self._part, request.path_params["id"], wanted, download)
 
     def _part(self, message_id: str, wanted: str, download: bool) -> Response:
         found = self._raw(message_id)
         if found is None:
-            return error(404, "message not found")
+            return not_found()
         part = mime.find_part(found[1], wanted)
         if part is None or part.type == "multipart":
-            return error(404, "part not found")
+            return not_found()
         data = part.decoded()  # an attached message (message/rfc822) is served whole, as the .eml it is
         filename = part.filename
         headers = {"X-Content-Type-Options": "nosniff"}
@@ -234,4 +258,12 @@ class Api:
         return JSONResponse("ok")
 
     async def live(self, request: Request) -> Response:
+        return Response("ok", media_type="text/plain")
+
+    async def ready(self, request: Request) -> Response:
+        """/readyz: 200 once a query through the store answers, 503 (Go's text, as Mailpit) when it fails."""
+        try:
+            await self.workers.run(self.store.count)
+        except Exception:  # a closed, locked or broken database: not ready, and the reason is logged elsewhere
+            return Response("Service Unavailable\n", status_code=503, media_type="text/plain")
         return Response("ok", media_type="text/plain")

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute
 from sandbox.events import EventBus
 from sandbox.store import Store
 from web.api import Api
-from web.inputs import BodyLimit, body_limit
+from web.inputs import BodyLimit, body_limit, not_found
 from web.security import SecurityHeaders
 from web.ui import web_routes
 from web.workers import Workers
@@ -23,6 +23,8 @@ from web.workers import Workers
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 404 and request.url.path.startswith(("/api/v1/", "/view/")):
+        return not_found()  # a route Mailpit has and we do not, or a typo: Mailpit's (Go's) 404
     return JSONResponse({"Error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from web.workers import Workers
@@ -28,6 +28,21 @@ _PART_ID = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9}){0,63}", re.ASCII)
 
 def error(status: int, text: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"Error": text}, status_code=status, headers=headers)
+
+
+def plain(status: int, text: str) -> Response:
+    """A reply as Mailpit's /api/v1 writes it: the bare text, `Content-Type: text/plain` (no charset)."""
+    return Response(text.encode(), status_code=status, headers={"Content-Type": "text/plain"})
+
+
+def ok() -> Response:
+    """Mailpit's answer to a change that worked."""
+    return plain(200, "ok")
+
+
+def not_found() -> Response:
+    """Mailpit's 404 for an unknown message or part (Go's own text)."""
+    return plain(404, "404 page not found")
 
 
 def body_limit(max_message_size: int) -> int:

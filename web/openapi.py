@@ -64,12 +64,13 @@ SCHEMAS: dict[str, Schema] = {
         Mailboxes={**_arr(_S), "description": "extra: the mailboxes (users) it was delivered to"},
     ),
     "MessagesPage": _obj(
-        total={**_I, "description": "all messages"},
-        unread=_I,
+        total={**_I, "description": "all messages in the store"},
+        unread={**_I, "description": "unread messages in the store"},
         count={**_I, "description": "messages in this page"},
-        messages_count={**_I, "description": "messages matching, before paging"},
+        messages_count={**_I, "description": "messages matching the search (or mailbox), before paging"},
+        messages_unread={**_I, "description": "unread messages matching the search (or mailbox)"},
         start=_I,
-        tags=_arr(_S),
+        tags={**_arr(_S), "description": "every tag in the store"},
         messages=_arr(_ref("MessageSummary")),
     ),
     "Attachment": _obj(
@@ -124,8 +125,9 @@ SCHEMAS: dict[str, Schema] = {
     "IDs": _obj(required=False, IDs={**_arr(_S), "description": "message IDs; empty or absent: all"}),
     "ReadState": _obj(
         required=False,
-        IDs={**_arr(_S), "description": "message IDs; empty or absent: all"},
-        Read=_B,
+        IDs={**_arr(_S), "description": "message IDs; neither IDs nor Search: all"},
+        Search={**_S, "description": "a search: only its matches change (not with IDs)"},
+        Read={**_B, "description": "absent: false (unread), as in Mailpit"},
     ),
     "Mailbox": _obj(Mailbox=_S, Total=_I, Unread=_I),
     "PreviewInfo": _obj(ID=_S, HTML=_B, RemoteBlocked=_I, RemoteHosts=_arr(_S)),
@@ -147,10 +149,10 @@ SCHEMAS: dict[str, Schema] = {
         "description": "One frame of the /api/events WebSocket.",
         "oneOf": [
             _obj(Type={"const": "new"}, Data=_ref("MessageSummary")),
-            _obj(Type={"const": "delete"}, Data=_obj(required=False, IDs=_arr(_S), ID=_S)),
-            _obj(Type={"const": "update"}, Data=_obj(required=False, IDs=_arr(_S), ID=_S, Read=_B)),
+            _obj(Type={"const": "delete"}, Data=_obj(ID=_S)),  # one frame per message
+            _obj(Type={"const": "update"}, Data=_obj(ID=_S, Read=_B)),  # one frame per message changed
             _obj(Type={"enum": ["truncate", "prune"]}, Data={"type": "null"}),
-            _obj(Type={"const": "stats"}, Data=_obj(Total=_I, Unread=_I)),
+            _obj(Type={"const": "stats"}, Data=_obj(Total=_I, Unread=_I, Version=_S)),
             _obj(
                 Type={"const": "delivery"},
                 Data=_obj(ID=_S, Recipient=_S, Host=_S, Code=_I, Status=_S),
@@ -175,11 +177,13 @@ _START = _param("start", "query", "offset of the first message", _I)
 _LIMIT = _param("limit", "query", "page size (default 50, at most 1000)", _I)
 _MAILBOX = _param("mailbox", "query", "only messages delivered to this mailbox (address)")
 _QUERY = _param(
-    "query",
-    "query",
-    "search language: from: to: subject: is:unread has:attachment ... (at most 50 terms)",
+    "query", "query",
+    "Mailpit's search language: to: from: cc: bcc: reply-to: addressed: subject: message-id: tag: is:read"
+    " is:unread is:tagged has:attachment has:inline larger: smaller: before: after:, quotes, -/! negation"
+    " (at most 50 terms; an unknown filter is a 400 that names it)",
     required=True,
-)
+)  # fmt: skip
+_TZ = _param("tz", "query", "IANA time zone that before: and after: dates are read in (default: the server's)")
 
 
 def _json(schema: Schema, description: str = "OK") -> Schema:
@@ -201,15 +205,19 @@ def _op(
     return op
 
 
-_OK = {"200": _json({"const": "ok"})}
+_OK = {"200": {"description": "done", "content": {"text/plain": {"schema": {"const": "ok"}}}}}
 _ANY = {"200": _json({"type": "object"})}
 _ANY_LIST = {"200": _json(_arr({"type": "object"}))}
 _RECIPIENT = _param("recipient", "query", "only this recipient")
 _HOST = _param("name", "path", "host name")
-_404 = {"404": _json(_ref("Error"), "no such message")}
+def _text(description: str) -> Schema:
+    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+_404 = {"404": _text("no such message: 404 page not found")}
 _SEARCH_ERRORS = {
-    "400": _json(_ref("Error"), "bad query or paging (more than 50 terms)"),
-    "503": _json(_ref("Error"), "the search ran over its time budget (2 s): narrow it"),
+    "400": _text("a query that cannot be read, named (nothing was changed)"),
+    "503": _text("the search ran over its time budget (2 s): narrow it"),
 }
 
 
@@ -224,13 +232,18 @@ PATHS: dict[str, Schema] = {
     "/api/v1/messages": {
         "get": _op("List messages, newest first", {"200": _json(_ref("MessagesPage"))}, [_START, _LIMIT, _MAILBOX]),
         "delete": _op("Delete these messages (no IDs: all)", _OK, body=_ref("IDs")),
-        "put": _op("Mark these messages read or unread (no IDs: all)", _OK, body=_ref("ReadState")),
+        "put": _op(
+            "Mark messages read or unread: by IDs, by Search, or all (of ?mailbox=)",
+            {**_OK, **_SEARCH_ERRORS},
+            [_TZ, _MAILBOX],
+            body=_ref("ReadState"),
+        ),
     },
     "/api/v1/search": {
         "get": _op(
-            "Search", {"200": _json(_ref("MessagesPage")), **_SEARCH_ERRORS}, [_QUERY, _START, _LIMIT, _MAILBOX]
+            "Search", {"200": _json(_ref("MessagesPage")), **_SEARCH_ERRORS}, [_QUERY, _START, _LIMIT, _TZ, _MAILBOX]
         ),
-        "delete": _op("Delete every message matching a search", {**_OK, **_SEARCH_ERRORS}, [_QUERY, _MAILBOX]),
+        "delete": _op("Delete every message matching a search", {**_OK, **_SEARCH_ERRORS}, [_QUERY, _TZ, _MAILBOX]),
     },
     "/api/v1/message/{ID}": {
         "get": _op("One message, parsed; marks it read", {"200": _json(_ref("Message")), **_404}, [_ID])
@@ -276,7 +289,11 @@ PATHS: dict[str, Schema] = {
                 },
                 **_404,
             },
-            [_ID, _param("remote", "query", "1: allow remote images, styles and fonts")],
+            [
+                _ID,
+                _param("remote", "query", "1: allow remote images, styles and fonts"),
+                _param("embed", "query", '1: every link gets target="_blank" rel="noreferrer noopener"'),
+            ],
             tag="view",
         )
     },
@@ -285,6 +302,18 @@ PATHS: dict[str, Schema] = {
     },
     "/api/sandbox/mailboxes": {
         "get": _op("Recipient mailboxes with counts", {"200": _json(_arr(_ref("Mailbox")))}, tag="sandbox")
+    },
+    "/view/latest": {
+        "get": _op(
+            "Redirect (302) to the newest message (matching ?query=) in the UI",
+            {"302": {"description": "to /view/{ID}"}},
+            [_param("query", "query", "a search")],
+            tag="view",
+        )
+    },
+    "/view/{ID}": {
+        "get": _op("Redirect (302) to the UI showing this message", {"302": {"description": "to /#id=ID"}}, [_ID],
+                   tag="view")
     },
     "/api/sandbox/message/{ID}/preview": {
         "get": _op("What the HTML preview blocks", {"200": _json(_ref("PreviewInfo")), **_404}, [_ID], tag="view")
@@ -308,7 +337,7 @@ PATHS: dict[str, Schema] = {
     "/api/v1/message/{ID}/release": {
         "post": _op(
             "Release (relay) a captured message to real recipients through the configured upstream",
-            {"200": _json({"type": "object"}), **_404, "403": _json(_ref("Error"), "release not configured")},
+            {**_OK, **_404, "400": _text("Failed: ... (allow-list) or SMTP error: ...")},
             [_ID],
             body=_obj(To=_arr(_S)),
             tag="relay",
@@ -346,7 +375,13 @@ PATHS: dict[str, Schema] = {
         "delete": _op("Remove a host's behaviour", _ANY, [_HOST], tag="relay"),
     },
     "/livez": {"get": _op("Liveness", {"200": _bytes("text/plain", "ok")}, tag="server")},
-    "/readyz": {"get": _op("Readiness", {"200": _bytes("text/plain", "ok")}, tag="server")},
+    "/readyz": {
+        "get": _op(
+            "Readiness: a query through the store",
+            {"200": _bytes("text/plain", "ok"), "503": _text("the store does not answer")},
+            tag="server",
+        )
+    },
 }
 
 
@@ -358,7 +393,8 @@ def document(extra_paths: dict[str, Schema] | None = None, version: str = "0") -
             "title": "Mailsandbox API",
             "version": version,
             "description": (
-                "Mailpit-compatible API v1 plus Mailsandbox extras under /api/sandbox. Every error is JSON"
+                "Mailpit-compatible API v1 plus Mailsandbox extras under /api/sandbox. Errors on Mailpit's"
+                " routes are its plain text (400 with the reason, 404 page not found); on our extras JSON"
                 ' {"Error": "..."}. Any route: 413 for a request body over twice the message size limit'
                 " plus 1 MiB, 431 for a request head over 16 KiB, 503 for a connection over the limits"
                 " (--max-connections, --max-connections-per-client)."

@@ -12,17 +12,18 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import anyio
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from sandbox import mime
 from sandbox.html_tokens import Kind, Token, ascii_lower, attributes, tokens
 from sandbox.store import NoSuchMessage, Store
+from sandbox.store._search import QueryTooSlow
 
 # Attributes whose value is a URL the browser fetches by itself when the page renders.
 _FETCH_ATTRS = {"src", "background", "poster", "lowsrc", "dynsrc", "data", "profile", "longdesc"}
@@ -44,6 +45,7 @@ class Rewrite:
 
     allow_remote: bool
     cids: dict[str, str]  # Content-ID -> our part URL
+    embed: bool = False  # Mailpit's ?embed=1: every <a> gets target="_blank" rel="noreferrer noopener"
     blocked: int = 0
     hosts: set[str] = field(default_factory=set)
 
@@ -108,10 +110,13 @@ class Rewrite:
                 self.blocked += 1
             return ""
         out: list[str] = []
-        changed = False
+        link = self.embed and name == "a" and not token.foreign
+        changed = link
         for attr in attrs:
             low, value = attr.lname, attr.value
             new: str | None = value
+            if link and low in ("target", "rel"):
+                continue  # set below, as Mailpit's embed does
             if low == "ping":
                 new = None  # <a ping> reports clicks to a remote host
             elif value is None:
@@ -132,6 +137,8 @@ class Rewrite:
                     out.append(f'{attr.name}="{html.escape(new)}"')
         if not changed:
             return markup[token.start : token.end]
+        if link:
+            out += ['target="_blank"', 'rel="noreferrer noopener"']
         start = markup[token.start : token.start + 1 + len(name)]
         return f"{start}{''.join(' ' + a for a in out)}{' /' if token.self_closing else ''}>"
 
@@ -193,9 +200,11 @@ def part_url(message_id: str, part_id: str) -> str:
     return f"/api/v1/message/{message_id}/part/{part_id}"
 
 
-def rewrite_html(markup: str, message_id: str, cids: dict[str, str], allow_remote: bool) -> tuple[str, Rewrite]:
+def rewrite_html(
+    markup: str, message_id: str, cids: dict[str, str], allow_remote: bool, embed: bool = False
+) -> tuple[str, Rewrite]:
     """The sender's HTML made safe to show: `cids` maps Content-ID -> part ID of this message."""
-    rewrite = Rewrite(allow_remote, {cid: part_url(message_id, pid) for cid, pid in cids.items()})
+    rewrite = Rewrite(allow_remote, {cid: part_url(message_id, pid) for cid, pid in cids.items()}, embed)
     return rewrite.document(markup), rewrite
 
 
@@ -231,14 +240,16 @@ class Prepared:
     hosts: tuple[str, ...]
 
 
-def prepare(raw: bytes, message_id: str, allow_remote: bool, want_text: bool = True) -> Prepared:
+def prepare(
+    raw: bytes, message_id: str, allow_remote: bool, want_text: bool = True, embed: bool = False
+) -> Prepared:
     parsed = mime.parse(raw)
     markup: str | None = None
     blocked = 0
     hosts: tuple[str, ...] = ()
     if parsed.html:
         cids = {p.content_id: p.part_id for p in [*parsed.inline, *parsed.attachments] if p.content_id}
-        markup, rewrite = rewrite_html(parsed.html, message_id, cids, allow_remote)
+        markup, rewrite = rewrite_html(parsed.html, message_id, cids, allow_remote, embed)
         blocked, hosts = rewrite.blocked, tuple(sorted(rewrite.hosts))
     text = ""
     if want_text:
@@ -258,7 +269,9 @@ class Preview:
         self._store = store
         self._renders: anyio.CapacityLimiter | None = None  # made on the app's own loop, at first use
 
-    def _prepare(self, key: str, allow_remote: bool, want_text: bool) -> tuple[str, Prepared] | None:
+    def _prepare(
+        self, key: str, allow_remote: bool, want_text: bool, embed: bool = False
+    ) -> tuple[str, Prepared] | None:
         message = self._store.get(key)
         if message is None:
             return None
@@ -266,23 +279,24 @@ class Preview:
             raw = self._store.raw(message.id)
         except NoSuchMessage:
             return None
-        return message.id, prepare(raw, message.id, allow_remote, want_text)
+        return message.id, prepare(raw, message.id, allow_remote, want_text, embed)
 
     async def _load(
-        self, request: Request, allow_remote: bool, want_text: bool = True
+        self, request: Request, allow_remote: bool, want_text: bool = True, embed: bool = False
     ) -> tuple[str, Prepared] | Response:
         # Reading and parsing a large message is blocking work: off the loop the SMTP server shares.
         key = request.path_params["id"]
-        if self._renders is None:
-            self._renders = anyio.CapacityLimiter(RENDER_THREADS)
-        loaded = await anyio.to_thread.run_sync(self._prepare, key, allow_remote, want_text, limiter=self._renders)
+        loaded = await anyio.to_thread.run_sync(
+            self._prepare, key, allow_remote, want_text, embed, limiter=self._limiter()
+        )
         if loaded is None:
-            return PlainTextResponse("message not found", status_code=404)
+            return PlainTextResponse("Message not found", status_code=404)  # Mailpit's words
         return loaded
 
     async def html(self, request: Request) -> Response:
         allow_remote = request.query_params.get("remote", "") in ("1", "true", "yes")
-        loaded = await self._load(request, allow_remote, want_text=False)
+        embed = request.query_params.get("embed") == "1"
+        loaded = await self._load(request, allow_remote, want_text=False, embed=embed)
         if isinstance(loaded, Response):
             return loaded
         message_id, prepared = loaded
@@ -294,7 +308,7 @@ class Preview:
             "X-Content-Type-Options": "nosniff",
         }
         if prepared.html is None:
-            return PlainTextResponse("this message has no HTML part", status_code=404, headers=headers)
+            return PlainTextResponse("This message does not contain a HTML part", status_code=404, headers=headers)
         return Response(prepared.html, media_type="text/html; charset=utf-8", headers=headers)
 
     async def text(self, request: Request) -> Response:
@@ -303,6 +317,29 @@ class Preview:
             return loaded
         headers = {"Content-Security-Policy": _PLAIN_CSP, "X-Content-Type-Options": "nosniff"}
         return PlainTextResponse(loaded[1].text, headers=headers)
+
+    def _latest(self, query: str) -> str | None:
+        page = self._store.search(query, 0, 1) if query else self._store.list(0, 1)
+        return page.messages[0].id if page.messages else None
+
+    async def latest(self, request: Request) -> Response:
+        """GET /view/latest[?query=...]: Mailpit's redirect to the newest message (matching the search) in
+        the UI, or to the UI when there is none."""
+        query = request.query_params.get("query", "").strip()
+        try:
+            found = await anyio.to_thread.run_sync(self._latest, query, limiter=self._limiter())
+        except (ValueError, QueryTooSlow) as exc:
+            return PlainTextResponse(str(exc), status_code=400)
+        return RedirectResponse(f"/view/{quote(found, safe='')}" if found else "/", status_code=302)
+
+    async def page(self, request: Request) -> Response:
+        """GET /view/{ID}: Mailpit's address of a message in the UI; ours keeps it in the fragment."""
+        return RedirectResponse(f"/#id={quote(request.path_params['id'], safe='')}", status_code=302)
+
+    def _limiter(self) -> anyio.CapacityLimiter:
+        if self._renders is None:
+            self._renders = anyio.CapacityLimiter(RENDER_THREADS)
+        return self._renders
 
     async def info(self, request: Request) -> Response:
         """GET /api/sandbox/message/{ID}/preview: what the HTML preview blocked."""
@@ -338,4 +375,6 @@ def preview_routes(store: Store) -> list[Route]:
         Route("/view/{id}.html", preview.html, methods=["GET", "HEAD"]),
         Route("/view/{id}.txt", preview.text, methods=["GET", "HEAD"]),
         Route("/api/sandbox/message/{id}/preview", preview.info, methods=["GET"]),
+        Route("/view/latest", preview.latest, methods=["GET", "HEAD"]),
+        Route("/view/{id}", preview.page, methods=["GET", "HEAD"]),  # after the .html/.txt routes
     ]

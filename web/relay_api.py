@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from sandbox.models import Attempt, StoredMessage
 from sandbox.store import QueueItem, Store
-from web.inputs import error, json_object, json_value
+from web.inputs import error, json_object, json_value, not_found, ok, plain
 from web.workers import Workers
 
 SETTLE_SECONDS = 10.0  # how long a clock or retry request waits for the queue to finish its pass
@@ -336,17 +336,24 @@ class RelayApi:
     async def release(self, request: Request) -> Response:
         """POST /api/v1/message/{ID}/release {"To": ["someone@example.com"]} (Mailpit's shape)."""
         if self.releaser is None:
-            return error(403, "release is not configured")
-        data = await _body(request, self.workers)
+            return plain(400, "SMTP error: release is not configured")
         try:
-            result = await self.releaser.release(request.path_params["id"], data.get("to"))
+            data = await _body(request, self.workers)
+        except ValueError as exc:
+            return plain(400, str(exc))
+        try:
+            await self.releaser.release(request.path_params["id"], data.get("to"))
         except KeyError:
-            return error(404, "message not found")
+            return not_found()
+        # Mailpit answers every refusal with a 400 and its text: "Failed: ..." for the allow-list,
+        # "SMTP error: ..." when the upstream did not take it.
         except PermissionError as exc:
-            return error(403, str(exc))
+            return plain(400, f"Failed: {exc}")
         except ConnectionError as exc:
-            return error(502, str(exc))
-        return JSONResponse(result)
+            return plain(400, f"SMTP error: {exc}")
+        except ValueError as exc:
+            return plain(400, str(exc))
+        return ok()
 
 
 def _record_json(record: dict[str, object]) -> dict[str, object]:

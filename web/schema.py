@@ -66,14 +66,17 @@ def summary(m: StoredMessage) -> dict[str, Any]:
     }
 
 
-def page(p: Page, total_all: int | None = None) -> dict[str, Any]:
+def page(p: Page, total: int) -> dict[str, Any]:
+    """Mailpit's MessagesSummary: `total`/`unread` count the whole store, `messages_count`/`messages_unread`
+    what the listing or search matched, `tags` every tag in the store."""
     return {
-        "total": p.total if total_all is None else total_all,
+        "total": total,
         "unread": p.unread,
         "count": len(p.messages),
         "messages_count": p.total,
+        "messages_unread": p.matching_unread,
         "start": p.start,
-        "tags": [],
+        "tags": list(p.tags),
         "messages": [summary(m) for m in p.messages],
     }
 

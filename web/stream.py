@@ -2,11 +2,11 @@
 
 Every frame is one JSON object `{"Type": str, "Data": ...}`:
     new       Data = MessageSummary (the same shape as one item of GET /api/v1/messages)
-    delete    Data = {"IDs": [...]} (plus "ID" when exactly one, as Mailpit sends)
-    update    Data = {"IDs": [...], "Read": bool} (plus "ID" when exactly one)
+    delete    Data = {"ID": str}, one frame per message deleted (as Mailpit sends)
+    update    Data = {"ID": str, "Read": bool}, one frame per message whose read state changed
     truncate  Data = null: every message was deleted
-    prune     Data = null: too many changes to list (a bulk delete); reload
-    stats     Data = {"Total": int, "Unread": int}, sent shortly after any change (coalesced)
+    prune     Data = null: more than MAX_IDS changed at once; reload
+    stats     Data = {"Total": int, "Unread": int, "Version": str}, shortly after any change (coalesced)
     delivery  Data = {"ID", "Recipient", "Host", "Code", "Status"}: a relay attempt (our extra)
 The server ignores what clients send. A client that keeps up gets every frame, in order; one whose
 oldest unsent frame is more than MAX_LAG seconds old (or MAX_BACKLOG bytes behind) is closed with code
@@ -25,6 +25,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
@@ -44,8 +45,8 @@ from sandbox.store import Store
 
 Summarize = Callable[[StoredMessage], Mapping[str, Any]]
 
-# Above this many IDs a delete is announced as "prune" (reload) instead of a huge frame.
-MAX_IDS = 1000
+# Above this many IDs a change is announced as one "prune" (reload) instead of a frame per ID (Mailpit's 200).
+MAX_IDS = 200
 STATS_DELAY = 0.1  # seconds: many changes in a burst give one stats frame, at most one per STATS_DELAY
 MAX_LAG = 2.0  # seconds the oldest frame not yet handed to a client's connection may wait
 MAX_BACKLOG = 4 * 1024 * 1024  # bytes of frames waiting for one client
@@ -66,29 +67,32 @@ def _frame(kind: str, data: object) -> str:
     return json.dumps({"Type": kind, "Data": data}, separators=(",", ":"))
 
 
-def _ids(ids: tuple[str, ...], **extra: object) -> dict[str, object]:
-    data: dict[str, object] = {"IDs": list(ids), **extra}
-    if len(ids) == 1:
-        data["ID"] = ids[0]
-    return data
+def _version() -> str:
+    try:
+        return version("mailsandbox")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return ""
 
 
-def encode(event: Event, summarize: Summarize) -> str | None:
-    """One bus event as a stream frame; None for events the stream does not carry."""
+VERSION = _version()
+
+
+def encode(event: Event, summarize: Summarize) -> list[str]:
+    """One bus event as its stream frames; none for events the stream does not carry."""
     if isinstance(event, MessageStored):
-        return _frame("new", dict(summarize(event.message)))
+        return [_frame("new", dict(summarize(event.message)))]
     if isinstance(event, MessagesDeleted):
         if event.all:
-            return _frame("truncate", None)
+            return [_frame("truncate", None)]
         if len(event.ids) > MAX_IDS:
-            return _frame("prune", None)
-        return _frame("delete", _ids(event.ids))
+            return [_frame("prune", None)]
+        return [_frame("delete", {"ID": i}) for i in event.ids]
     if isinstance(event, MessagesUpdated):
         if len(event.ids) > MAX_IDS:
-            return _frame("prune", None)
-        return _frame("update", _ids(event.ids, Read=event.read))
+            return [_frame("prune", None)]
+        return [_frame("update", {"ID": i, "Read": event.read}) for i in event.ids]
     if isinstance(event, DeliveryAttempted):
-        return _frame(
+        return [_frame(
             "delivery",
             {
                 "ID": event.message_id,
@@ -97,8 +101,8 @@ def encode(event: Event, summarize: Summarize) -> str | None:
                 "Code": event.code,
                 "Status": event.status,
             },
-        )
-    return None
+        )]
+    return []
 
 
 class FrameWriter(Protocol):
@@ -301,10 +305,8 @@ class EventHub:
     def _on_event(self, event: Event) -> None:
         if not self._clients:
             return
-        frame = encode(event, self._summarize)
-        if frame is None:
-            return
-        self._broadcast(frame)
+        for frame in encode(event, self._summarize):
+            self._broadcast(frame)
         if not isinstance(event, DeliveryAttempted):
             self._stats_dirty = True
             if not self._stats_busy:
@@ -328,7 +330,7 @@ class EventHub:
         except Exception:  # a store closing under us: skip this frame, the next change sends one
             self._stats_busy = False
             return
-        self._broadcast(_frame("stats", {"Total": total, "Unread": unread}))
+        self._broadcast(_frame("stats", {"Total": total, "Unread": unread, "Version": VERSION}))
         asyncio.get_running_loop().call_later(STATS_DELAY, self._send_stats)  # changes meanwhile: one more
 
     async def endpoint(self, websocket: WebSocket) -> None:

@@ -97,6 +97,7 @@ class Scan:
         self.text: str | None = None
         self.html: str | None = None
         self.attachments = 0
+        self.inline = 0
         self.filenames: list[str] = []
 
 
@@ -123,6 +124,8 @@ def scan_part(headers: list[tuple[str, str]], body: bytes, scan: Scan, depth: in
         scan.attachments += 1
         if holder.filename:
             scan.filenames.append(holder.filename)
+    elif kind == "inline":
+        scan.inline += 1
     elif kind == "text":
         scan.text = tree.to_text(tree.decode_transfer(body, _get(headers, "Content-Transfer-Encoding")), holder.charset)
     elif kind == "html":

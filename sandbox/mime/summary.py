@@ -26,8 +26,9 @@ def summarize(raw: bytes) -> Summary:
 
 
 def _summary(
-    headers: list[tuple[str, str]], size: int, text: str, html: str, attachments: int, names: list[str]
-) -> Summary:
+    headers: list[tuple[str, str]], size: int, text: str, html: str, attachments: int, names: list[str],
+    inline: int = 0,
+) -> Summary:  # fmt: skip
     index: dict[str, list[str]] = {}  # lower-case name -> values, in order
     for key, value in headers:
         index.setdefault(key.lower(), []).append(value)
@@ -60,6 +61,7 @@ def _summary(
         attachments=attachments,
         snippet=_snippet(body),
         text=body + "".join(" " + n for n in names),
+        inline=inline,
     )
 
 
@@ -78,11 +80,12 @@ def _fast_summarize(raw: bytes) -> Summary:
     headers = _scan.parse_headers(head)
     scan = _scan.Scan()
     _scan.scan_part(headers, body, scan, 0)
-    return _summary(headers, len(raw), scan.text or "", scan.html or "", scan.attachments, scan.filenames)
+    return _summary(headers, len(raw), scan.text or "", scan.html or "", scan.attachments, scan.filenames,
+                    scan.inline)  # fmt: skip
 
 
 def _summarize(raw: bytes) -> Summary:
     parsed = parse(raw)
     headers = list(parsed.message.header.items())
     names = [a.filename for a in parsed.attachments if a.filename]
-    return _summary(headers, len(raw), parsed.text, parsed.html, len(parsed.attachments), names)
+    return _summary(headers, len(raw), parsed.text, parsed.html, len(parsed.attachments), names, len(parsed.inline))

@@ -44,6 +44,8 @@ class Page:
     total: int  # messages matching, before paging
     unread: int  # unread among all messages (Mailpit's meaning)
     start: int
+    matching_unread: int = 0  # unread among the messages matching
+    tags: tuple[str, ...] = ()  # every tag in the store, sorted
 
 
 @dataclass(frozen=True)
@@ -108,11 +110,14 @@ class Store(Protocol):
 
     def list(self, start: int = 0, limit: int = 50, user: str | None = None) -> Page: ...
 
-    def search(self, query: str, start: int = 0, limit: int = 50, user: str | None = None) -> Page:
-        """Mailpit-style query language (from:, to:, subject:, is:unread, has:attachment, ...)."""
+    def search(
+        self, query: str, start: int = 0, limit: int = 50, user: str | None = None, tz: str | None = None
+    ) -> Page:
+        """Mailpit's query language (from:, to:, subject:, is:unread, has:attachment, ...), dates read in
+        the IANA zone `tz`. Raises ValueError for a query it cannot read, QueryTooSlow over its budget."""
         ...
 
-    def search_ids(self, query: str, user: str | None = None) -> builtins.list[str]: ...
+    def search_ids(self, query: str, user: str | None = None, tz: str | None = None) -> builtins.list[str]: ...
 
     def count(self) -> tuple[int, int]:
         """(total, unread)."""
@@ -125,7 +130,8 @@ class Store(Protocol):
         ...
 
     async def set_read(self, ids: Sequence[str] | None, read: bool) -> int:
-        """Set or clear \\Seen on every folder entry of these messages (None: all)."""
+        """Set or clear \\Seen on every folder entry of these messages (None: all); returns how many
+        changed (only those are announced)."""
         ...
 
     # -- folders and entries (IMAP, POP3) ----------------------------------

@@ -95,6 +95,12 @@ MIGRATIONS: list[str] = [
         stage INTEGER NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (stage, seq)
     );
     """,
+    # 4: inline parts (cid: images) counted apart from attachments, for has:inline; messages stored before
+    # count none. Tagged messages indexed, so the listing's list of tags reads only those.
+    """
+    ALTER TABLE messages ADD COLUMN inline INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX messages_tagged ON messages(tags) WHERE tags != '';
+    """,
 ]
 
 

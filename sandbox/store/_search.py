@@ -1,12 +1,15 @@
-"""The search language (Mailpit-like) compiled to an SQL boolean over the listing alias `m`.
+"""The search language (Mailpit's) compiled to an SQL boolean over the listing alias `m`.
 
-    from:bob  to:"Ann Lee"  subject:invoice  is:unread  is:read  has:attachment
-    before:2024-05-01  after:2024-04-01  after:3d  larger:1M  smaller:10k
-    message-id:<x@y>  "exact phrase"  words  -negated  !negated
+    from:bob  to:"Ann Lee"  cc:x  bcc:x  reply-to:x  addressed:x  subject:invoice  message-id:<x@y>
+    tag:urgent  is:read  is:unread  is:tagged  has:attachment  has:inline  larger:1M  smaller:10k
+    before:2024-05-01  after:2024-04-01  after:3d  "exact phrase"  words  -negated  !negated
 
-Text terms go through the FTS5 index (`messages_fts`), never a LIKE over bodies. All user text
-reaches SQLite as bound parameters, and each text term becomes a quoted FTS5 string, so quotes,
-`*`, `:`, `AND`/`NOT`, `NEAR` or parentheses typed by the user are data, never FTS5 syntax.
+As in Mailpit, the address filters, `subject:` and `message-id:` match a substring of their own field
+(case-insensitive), `tag:` a whole tag. Plain words go through the FTS5 index (`messages_fts`), never a
+LIKE over bodies; each becomes a quoted FTS5 string, so quotes, `*`, `:`, `AND`/`NOT`, `NEAR` or
+parentheses typed by the user are data, never FTS5 syntax. All user text reaches SQLite as bound
+parameters. A filter that is unknown (`is:foo`) or whose value cannot be read (`before:soon`, `to:`) is a
+ValueError that names it: a query is run exactly as written, or not at all.
 """
 
 from __future__ import annotations
@@ -14,28 +17,50 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sandbox.store import StoreError
 
 MAX_TERMS = 50  # more is refused: each text term is a full-text lookup, and 2,000 of them took minutes
 SEARCH_SECONDS = 2.0  # the time a search may run before it is interrupted (SqliteStore.search_seconds)
+MAX_VALUE = 1000  # characters in one filter's value: a LIKE costs the value's length times the field's
 _MAX_SIZE = 2**62  # sizes beyond this match like it, rather than overflow SQLite's INTEGER
 
 
 class QueryTooSlow(StoreError):
     """A search ran past its time budget and was interrupted."""
 
-# FTS5 columns a text term may target; plain words search all of them.
-_FTS_COLUMNS = {
-    "from": "sender",
-    "to": "recipients",
-    "cc": "recipients",
-    "bcc": "recipients",
-    "subject": "subject",
-    "body": "body",
+
+# Envelope recipients named in neither To nor Cc: Mailpit reports these as Bcc.
+_ENVELOPE_BCC = (
+    "EXISTS (SELECT 1 FROM json_each(m.envelope_json, '$.rcpt_tos') r WHERE r.value LIKE ? ESCAPE '\\'"
+    " AND instr(lower(m.to_json || m.cc_json), lower('\"' || r.value || '\"')) = 0)"
+)
+# filter -> the fields whose text it matches as a substring (one LIKE each, OR-ed)
+_LIKE_FIELDS: dict[str, tuple[str, ...]] = {
+    "to": ("m.to_json",),
+    "from": ("m.from_name", "m.from_addr"),
+    "cc": ("m.cc_json",),
+    "bcc": ("m.bcc_json", _ENVELOPE_BCC),
+    "reply-to": ("m.reply_to_json",),
+    "subject": ("m.subject",),
+    "message-id": ("m.message_id",),
+    "msgid": ("m.message_id",),
 }
-_KEYS = {*_FTS_COLUMNS, "is", "has", "before", "after", "message-id", "msgid", "larger", "smaller"}
+_LIKE_FIELDS["addressed"] = tuple(f for k in ("to", "from", "cc", "bcc", "reply-to") for f in _LIKE_FIELDS[k])
+_FLAGS: dict[tuple[str, str], str] = {
+    ("is", "read"): "m.read = 1",
+    ("is", "seen"): "m.read = 1",
+    ("is", "unread"): "m.read = 0",
+    ("is", "new"): "m.read = 0",
+    ("is", "tagged"): "m.tags != ''",
+    ("has", "attachment"): "m.attachments > 0",
+    ("has", "attachments"): "m.attachments > 0",
+    ("has", "inline"): "m.inline > 0",
+    ("has", "inlines"): "m.inline > 0",
+}
+_KEYS = {*_LIKE_FIELDS, "body", "tag", "is", "has", "before", "after", "larger", "smaller"}
 _FTS_IN = "m.rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)"
 _FTS_NOT_IN = "m.rowid NOT IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)"
 _RELATIVE = re.compile(r"(\d{1,6})([hdwmy])")
@@ -54,11 +79,14 @@ class Term:
     quoted: bool  # a quoted value is an exact phrase; an unquoted one matches as a prefix
     negated: bool
 
+    def __str__(self) -> str:
+        return ("-" if self.negated else "") + (f"{self.key}:" if self.key else "") + self.value
+
 
 def tokenize(query: str, max_terms: int | None = None) -> list[Term]:
     """Split a query into terms. `key:"two words"` and `"a phrase"` keep their spaces; an
-    unterminated quote runs to the end; a key that is not ours (`re:`) is plain text. More than
-    `max_terms` terms raise ValueError (before the rest is read)."""
+    unterminated quote runs to the end; a key that is not a filter (`re:`, `http:`) is plain text. More
+    than `max_terms` terms raise ValueError (before the rest is read)."""
     text = query.replace("\x00", " ")
     terms: list[Term] = []
     i, n = 0, len(text)
@@ -109,29 +137,44 @@ def fts_phrase(value: str, prefix: bool) -> str:
     return phrase + " *" if prefix else phrase
 
 
+def _like(value: str) -> str:
+    """`%value%` with LIKE's own wildcards (and the escape character) made literal."""
+    return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def time_zone(name: str | None) -> tzinfo | None:
+    """The IANA zone `name` (Mailpit's `tz` parameter); None for the server's own. ValueError if unknown."""
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "../x" and friends
+        raise ValueError(f'unknown time zone "{name}"') from None
+
+
 def _midnight(day: datetime) -> float:
     return day.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
 
-def parse_when(value: str, now: float) -> float | None:
-    """A date (server-local time), `today`, `yesterday`, or an age like `3d` / `12h` / `2w`."""
+def parse_when(value: str, now: float, zone: tzinfo | None = None) -> float | None:
+    """A date (in `zone`, else server-local time), `today`, `yesterday`, or an age like `3d` / `12h`."""
     try:
-        return _when(value.strip().lower(), now)
+        return _when(value.strip().lower(), now, zone)
     except (OverflowError, OSError, ValueError):  # a year the platform's time functions cannot take
         return None
 
 
-def _when(text: str, now: float) -> float | None:
+def _when(text: str, now: float, zone: tzinfo | None) -> float | None:
     if text == "today":
-        return _midnight(datetime.fromtimestamp(now))
+        return _midnight(datetime.fromtimestamp(now, zone))
     if text == "yesterday":
-        return _midnight(datetime.fromtimestamp(now) - timedelta(days=1))
+        return _midnight(datetime.fromtimestamp(now, zone) - timedelta(days=1))
     rel = _RELATIVE.fullmatch(text)
     if rel:
         return now - int(rel.group(1)) * _RELATIVE_SECONDS[rel.group(2)]
     for fmt in _DATE_FORMATS:
         try:
-            return datetime.strptime(text.upper(), fmt).timestamp()
+            return datetime.strptime(text.upper(), fmt).replace(tzinfo=zone).timestamp()
         except ValueError:
             continue
     return None
@@ -146,66 +189,71 @@ def parse_size(value: str) -> int | None:
     return int(min(size, _MAX_SIZE))
 
 
-def _plain_sql(term: Term, now: float) -> tuple[str, list[object]] | None:
-    """SQL for a term that is not a full-text match; None when the term means nothing."""
-    key, value = term.key, term.value.strip().lower()
-    if key == "is" and value in ("unread", "new"):
-        return "m.read = 0", []
-    if key == "is" and value in ("read", "seen"):
-        return "m.read = 1", []
-    if key == "has" and value in ("attachment", "attachments"):
-        return "m.attachments > 0", []
+def _plain_sql(term: Term, now: float, zone: tzinfo | None) -> tuple[str, list[object]]:
+    """SQL for a filter that is not a full-text match; ValueError names a filter that means nothing."""
+    key, value = term.key, term.value.strip()
+    if key in ("is", "has"):
+        flag = _FLAGS.get((key, value.lower()))
+        if flag is None:
+            raise ValueError(f'unknown filter "{key}:{value}"')
+        return flag, []
+    if not value:
+        raise ValueError(f'the filter "{key}:" needs a value')
+    if len(value) > MAX_VALUE:
+        raise ValueError(f'the value of "{key}:" is over {MAX_VALUE} characters')
     if key in ("before", "after"):
-        when = parse_when(term.value, now)
+        when = parse_when(value, now, zone)
         if when is None:
-            return None
+            raise ValueError(f'"{key}:{value}" is not a date (YYYY-MM-DD, today, yesterday or an age like 3d)')
         return ("m.created < ?" if key == "before" else "m.created >= ?"), [when]
     if key in ("larger", "smaller"):
-        size = parse_size(term.value)
+        size = parse_size(value)
         if size is None:
-            return None
+            raise ValueError(f'"{key}:{value}" is not a size (like 2048, 10k or 1.5M)')
         return ("m.size > ?" if key == "larger" else "m.size < ?"), [size]
+    if key == "tag":
+        return "instr(',' || m.tags || ',', ',' || ? || ',') > 0", [value]
+    fields = _LIKE_FIELDS[key]
     if key in ("message-id", "msgid"):
-        bare = term.value.strip().strip("<>")
-        if not bare:
-            return None
-        # The header is stored as sent; accept it with or without its angle brackets.
-        return "m.message_id IN (?, ?)", [bare, f"<{bare}>"]
-    return None
+        value = value.strip("<>") or value  # stored as sent: with or without its angle brackets
+    pattern = _like(value)
+    sql = " OR ".join(f if f is _ENVELOPE_BCC else f"{f} LIKE ? ESCAPE '\\'" for f in fields)
+    return f"({sql})", [pattern] * len(fields)
 
 
-def _fts_expr(term: Term) -> str | None:
-    """The FTS5 expression for a text term; None when it holds no indexable word."""
+def _fts_expr(term: Term) -> str:
+    """The FTS5 expression for a text term; ValueError when it holds no word the index could find."""
     if not _has_token(term.value):
-        return None
+        if not term.value.strip():
+            raise ValueError(f'"{term}" is empty')
+        raise ValueError(f'"{term}" has no letters or digits to search for')
     phrase = fts_phrase(term.value, prefix=not term.quoted)
-    column = _FTS_COLUMNS.get(term.key)
-    return f"{column} : {phrase}" if column else phrase
+    return f"body : {phrase}" if term.key == "body" else phrase
 
 
-def compile_query(query: str, now: float) -> tuple[str, list[object]]:
-    """Compile `query` to an SQL boolean over `m` (table messages) and its parameters.
+def compile_query(query: str, now: float, zone: tzinfo | None = None) -> tuple[str, list[object]]:
+    """Compile `query` to an SQL boolean over `m` (table messages) and its parameters; dates are read
+    in `zone` (None: server-local time).
 
     Positive text terms share one FTS5 MATCH (implicit AND); negated text terms share one
-    `NOT IN (... MATCH a OR b)`, since FTS5 has no unary NOT. An empty or meaningless query
-    compiles to "1" (everything). A term repeated is looked up once; over MAX_TERMS is a ValueError.
+    `NOT IN (... MATCH a OR b)`, since FTS5 has no unary NOT. An empty query compiles to "1"
+    (everything). A term repeated is looked up once. Over MAX_TERMS terms, an unknown filter or a value
+    that cannot be read is a ValueError.
     """
     positive: list[str] = []
     negative: list[str] = []
-    clauses: list[str] = []
+    clauses: list[str] = []  # column tests: cheap
     params: list[object] = []
+    likes: list[str] = []  # substring tests: a scan of their field, so after the index narrowed the rows
+    like_params: list[object] = []
     for term in dict.fromkeys(tokenize(query, MAX_TERMS)):
-        if term.key in ("", *_FTS_COLUMNS):
-            expr = _fts_expr(term)
-            if expr is not None:
-                (negative if term.negated else positive).append(expr)
+        if term.key in ("", "body"):
+            (negative if term.negated else positive).append(_fts_expr(term))
             continue
-        compiled = _plain_sql(term, now)
-        if compiled is None:
-            continue
-        sql, values = compiled
-        clauses.append(f"NOT ({sql})" if term.negated else sql)
-        params.extend(values)
+        sql, values = _plain_sql(term, now, zone)
+        into, into_params = (likes, like_params) if term.key in _LIKE_FIELDS else (clauses, params)
+        into.append(f"NOT ({sql})" if term.negated else sql)
+        into_params.extend(values)
     fts_clauses: list[str] = []
     fts_params: list[object] = []
     if positive:
@@ -214,8 +262,8 @@ def compile_query(query: str, now: float) -> tuple[str, list[object]]:
     if negative:
         fts_clauses.append(_FTS_NOT_IN)
         fts_params.append(" OR ".join(negative))
-    # Cheap column tests first: SQLite evaluates AND left to right.
-    all_clauses = clauses + fts_clauses
+    # SQLite evaluates AND left to right: cheap column tests, then the index, then substrings.
+    all_clauses = clauses + fts_clauses + likes
     if not all_clauses:
         return "1", []
-    return " AND ".join(all_clauses), [*params, *fts_params]
+    return " AND ".join(all_clauses), [*params, *fts_params, *like_params]

@@ -27,12 +27,13 @@ from sandbox.store import MailboxStat, NoSuchMessage, Page, normalize_user
 from sandbox.store._mailbox import MailboxMixin, deliver_entries, deliver_entry
 from sandbox.store._queue import QueueMixin
 from sandbox.store._schema import migrate
-from sandbox.store._search import SEARCH_SECONDS, QueryTooSlow, compile_query
+from sandbox.store._search import SEARCH_SECONDS, QueryTooSlow, compile_query, time_zone
 from sandbox.store._writer import GroupWriter, WriteFn, insert_rows
 
 _COLUMNS = (
     "m.rowid, m.id, m.created, m.message_id, m.subject, m.from_name, m.from_addr, m.to_json, m.cc_json, "
-    "m.bcc_json, m.reply_to_json, m.date, m.size, m.attachments, m.snippet, m.read, m.envelope_json, m.tags, "
+    "m.bcc_json, m.reply_to_json, m.date, m.size, m.attachments, m.inline, m.snippet, m.read, m.envelope_json, "
+    "m.tags, "
     "(SELECT group_concat(DISTINCT f.user) FROM entries e JOIN folders f ON f.id = e.folder_id "
     "WHERE e.root = m.rowid)"
 )
@@ -100,7 +101,7 @@ def _envelope(text: str) -> Envelope:
 
 def row_to_message(row: sqlite3.Row | tuple[Any, ...]) -> StoredMessage:
     (rowid, mid, created, message_id, subject, from_name, from_addr, to_j, cc_j, bcc_j, rt_j, date, size,
-     attachments, snippet, read, env_j, tags, users) = row
+     attachments, inline, snippet, read, env_j, tags, users) = row
     summary = Summary(
         message_id=message_id,
         from_=Address(from_name, from_addr) if (from_name or from_addr) else None,
@@ -114,6 +115,7 @@ def row_to_message(row: sqlite3.Row | tuple[Any, ...]) -> StoredMessage:
         attachments=attachments,
         snippet=snippet,
         text="",
+        inline=inline,
     )
     return StoredMessage(
         id=mid,
@@ -170,7 +172,7 @@ def insert_messages(conn: sqlite3.Connection, items: Sequence[NewMessage]) -> li
             rowid, mid, parent, created, summary.message_id, summary.subject,
             sender.name if sender else "", sender.address if sender else "",
             _addrs(summary.to), _addrs(summary.cc), _addrs(summary.bcc), _addrs(summary.reply_to),
-            summary.date, len(raw), summary.attachments, summary.snippet, envelope_json(envelope),
+            summary.date, len(raw), summary.attachments, summary.inline, summary.snippet, envelope_json(envelope),
             envelope.auth_user or "",
         ))  # fmt: skip
         raws.append((rowid, raw))
@@ -182,7 +184,8 @@ def insert_messages(conn: sqlite3.Connection, items: Sequence[NewMessage]) -> li
     insert_rows(
         conn,
         "INSERT INTO messages (rowid, id, parent, created, message_id, subject, from_name, from_addr, to_json,"
-        " cc_json, bcc_json, reply_to_json, date, size, attachments, snippet, envelope_json, username) VALUES ",
+        " cc_json, bcc_json, reply_to_json, date, size, attachments, inline, snippet, envelope_json, username)"
+        " VALUES ",
         rows,
     )
     small = [(rowid, raw) for rowid, raw in raws if isinstance(raw, bytes) and len(raw) < LARGE_RAW]
@@ -568,12 +571,20 @@ class SqliteStore(MailboxMixin, QueueMixin):
         ).fetchall()
         everything, unread = self.count()
         if where == "1" and not user:
-            total = everything
+            total, matching_unread = everything, unread
         else:
-            (total,) = db.execute(
-                f"SELECT count(*) FROM messages m WHERE m.parent IS NULL AND ({where})", params
+            total, matching_unread = db.execute(
+                "SELECT count(*), coalesce(sum(m.read = 0), 0) FROM messages m"
+                f" WHERE m.parent IS NULL AND ({where})",
+                params,
             ).fetchone()
-        return Page([row_to_message(r) for r in rows], int(total), unread, start)
+        page = [row_to_message(r) for r in rows]
+        return Page(page, int(total), unread, start, int(matching_unread), self.tags())
+
+    def tags(self) -> tuple[str, ...]:
+        """Every tag on a message, sorted (the partial index holds only tagged messages)."""
+        rows = self._db.execute("SELECT DISTINCT tags FROM messages WHERE tags != ''").fetchall()
+        return tuple(sorted({t for (tags,) in rows for t in tags.split(",") if t}, key=str.lower))
 
     def list(self, start: int = 0, limit: int = 50, user: str | None = None) -> Page:
         return self._page("1", [], start, limit, user)
@@ -596,13 +607,15 @@ class SqliteStore(MailboxMixin, QueueMixin):
         finally:
             db.set_progress_handler(None, 0)
 
-    def search(self, query: str, start: int = 0, limit: int = 50, user: str | None = None) -> Page:
-        where, params = compile_query(query, self.clock.now())
+    def search(
+        self, query: str, start: int = 0, limit: int = 50, user: str | None = None, tz: str | None = None
+    ) -> Page:
+        where, params = compile_query(query, self.clock.now(), time_zone(tz))
         with self._search_budget():
             return self._page(where, list(params), start, limit, user)
 
-    def search_ids(self, query: str, user: str | None = None) -> builtins.list[str]:
-        where, params = compile_query(query, self.clock.now())
+    def search_ids(self, query: str, user: str | None = None, tz: str | None = None) -> builtins.list[str]:
+        where, params = compile_query(query, self.clock.now(), time_zone(tz))
         params = list(params)
         if user:
             where += (
@@ -661,13 +674,18 @@ class SqliteStore(MailboxMixin, QueueMixin):
     async def set_read(self, ids: Sequence[str] | None, read: bool) -> int:
         def write(conn: sqlite3.Connection) -> tuple[int, list[Event]]:
             if ids is None:
-                rows = conn.execute("SELECT rowid, id FROM messages WHERE parent IS NULL AND read != ?", (read,))
-            else:
-                marks = ",".join("?" * len(ids))
-                rows = conn.execute(
-                    f"SELECT rowid, id FROM messages WHERE parent IS NULL AND id IN ({marks})", list(ids)
-                )
-            found = rows.fetchall()
+                found = conn.execute(
+                    "SELECT rowid, id FROM messages WHERE parent IS NULL AND read != ?", (read,)
+                ).fetchall()
+            else:  # only those that change: they alone are announced, as Mailpit does
+                found = []
+                for start in range(0, len(ids), 500):
+                    chunk_ids = list(ids[start : start + 500])
+                    marks = ",".join("?" * len(chunk_ids))
+                    found += conn.execute(
+                        f"SELECT rowid, id FROM messages WHERE parent IS NULL AND read != ? AND id IN ({marks})",
+                        [read, *chunk_ids],
+                    ).fetchall()
             rowids = [r[0] for r in found]
             events: list[Event] = []
             for start in range(0, len(rowids), 500):

@@ -212,3 +212,33 @@ def test_phone_layout_shows_one_pane_at_a_time(browser: Any, base_url: str, send
     page.locator("#menu-button").click()
     expect(page.locator("#sidebar .mailbox-name", has_text="ann@example.test")).to_be_in_viewport()
     context.close()
+
+
+def test_mark_all_read_marks_only_what_is_shown(page: Any, send: Send, client: httpx.Client) -> None:
+    from playwright.sync_api import expect
+
+    send(subject="Invoice 1", to=("ann@example.test",))
+    send(subject="Invoice 2", to=("bob@example.test",))
+    send(subject="Newsletter", to=("bob@example.test",))
+    send(subject="Reminder", to=("carol@example.test",))
+    expect(rows(page)).to_have_count(4)
+
+    def unread() -> list[str]:
+        listing = client.get("/api/v1/messages").json()["messages"]
+        return sorted(m["Subject"] for m in listing if not m["Read"])
+
+    page.keyboard.press("/")
+    page.keyboard.type("subject:invoice")
+    expect(rows(page)).to_have_count(2)
+    page.click("#mark-all-read")
+    expect(page.locator("#messages > li.unread")).to_have_count(0)
+    assert unread() == ["Newsletter", "Reminder"]  # the search's matches, nothing else
+
+    page.fill("#search", "")
+    expect(rows(page)).to_have_count(4)
+    expect(page.locator("#messages > li.unread")).to_have_count(2)
+    page.locator(".mailbox", has_text="bob@example.test").click()
+    expect(page.locator("#messages .subject")).to_have_text(["Newsletter", "Invoice 2"])
+    page.click("#mark-all-read")
+    expect(page.locator("#messages > li.unread")).to_have_count(0)
+    assert unread() == ["Reminder"]  # bob's mailbox only

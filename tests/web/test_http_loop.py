@@ -54,7 +54,7 @@ def test_a_2000_word_search_is_refused_at_once_with_the_limit_named(running_sand
 
     probe_during(running_sandbox, work)
     assert {r.status_code for r in answers} == {400}
-    assert all(f"at most {MAX_TERMS} terms" in r.json()["Error"] for r in answers)
+    assert all(f"at most {MAX_TERMS} terms" in r.text for r in answers)
     # Just under the limit is a search.
     ok = httpx.get(f"{_base(running_sandbox)}/api/v1/search", params={"query": " ".join(["zzz"] * MAX_TERMS)})
     assert ok.status_code == 200
@@ -78,12 +78,14 @@ def test_a_search_over_its_time_budget_is_interrupted_off_the_loop(running_sandb
     probe_during(running_sandbox, work)
     for response, seconds in answers:
         assert response.status_code == 503, response.text
-        assert "0.5 s budget" in response.json()["Error"]
+        assert "0.5 s budget" in response.text
         assert seconds < 3
     assert running_sandbox.store.count()[0] >= 3000  # the interrupted DELETE deleted nothing
 
 
-def test_reading_a_large_message_parses_it_off_the_loop(running_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reading_a_large_message_parses_it_off_the_loop(
+    running_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Parsing this 11 MB message takes about 300 ms per request; on the loop, every probe waited for it.
     Off the loop it still competes for the GIL (the parser is Python), hence the wider budget here; where
     it runs is pinned exactly by recording the thread of every parse."""

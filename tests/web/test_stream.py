@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -52,15 +53,15 @@ def test_new_update_delete_truncate(events: ClientConnection, client: httpx.Clie
     listed = client.get("/api/v1/messages").json()["messages"][0]
     assert new == listed  # the same MessageSummary shape as the listing
     stats = next_of(events, "stats")["Data"]
-    assert stats == {"Total": 1, "Unread": 1}
+    assert stats == {"Total": 1, "Unread": 1, "Version": version("mailsandbox")}
 
     client.put("/api/v1/messages", json={"IDs": [new["ID"]], "Read": True})
     update = next_of(events, "update")["Data"]
-    assert update == {"IDs": [new["ID"]], "ID": new["ID"], "Read": True}
-    assert next_of(events, "stats")["Data"] == {"Total": 1, "Unread": 0}
+    assert update == {"ID": new["ID"], "Read": True}
+    assert next_of(events, "stats")["Data"] == {"Total": 1, "Unread": 0, "Version": version("mailsandbox")}
 
     client.request("DELETE", "/api/v1/messages", json={"IDs": [new["ID"]]})
-    assert next_of(events, "delete")["Data"] == {"IDs": [new["ID"]], "ID": new["ID"]}
+    assert next_of(events, "delete")["Data"] == {"ID": new["ID"]}
 
     send(subject="two")
     send(subject="three")
@@ -68,7 +69,22 @@ def test_new_update_delete_truncate(events: ClientConnection, client: httpx.Clie
     next_of(events, "new")
     client.request("DELETE", "/api/v1/messages")
     assert next_of(events, "truncate")["Data"] is None
-    assert next_of(events, "stats")["Data"] == {"Total": 0, "Unread": 0}
+    assert next_of(events, "stats")["Data"]["Total"] == 0
+
+
+def test_one_frame_per_id_and_only_for_what_changed(events: ClientConnection, client: httpx.Client, send: Send) -> None:
+    for subject in ("one", "two", "three"):
+        send(subject=subject)
+        next_of(events, "new")
+    ids = [m["ID"] for m in client.get("/api/v1/messages").json()["messages"]]
+    client.put("/api/v1/messages", json={"IDs": ids[:1], "Read": True})
+    assert next_of(events, "update")["Data"] == {"ID": ids[0], "Read": True}
+    client.put("/api/v1/messages", json={"IDs": ids, "Read": True})  # ids[0] is read already: no frame for it
+    updates = [next_of(events, "update")["Data"] for _ in range(2)]
+    assert sorted(u["ID"] for u in updates) == sorted(ids[1:]) and all(u["Read"] for u in updates)
+    client.request("DELETE", "/api/v1/messages", json={"IDs": ids[1:]})
+    deletes = [next_of(events, "delete")["Data"] for _ in range(2)]
+    assert sorted(d["ID"] for d in deletes) == sorted(ids[1:])
 
 
 def test_every_client_gets_every_event(base_url: str, send: Send) -> None:
@@ -113,7 +129,7 @@ def test_under_another_asgi_server_frames_go_one_send_each(tmp_path: Path) -> No
             assert [next_of(ws, "new")["Data"]["Subject"] for _ in range(3)] == [f"via asgi {n}" for n in range(3)]
             while (stats := next_of(ws, "stats")["Data"])["Total"] < 3:
                 pass  # one counted mid-burst; one more always follows the last change
-            assert stats == {"Total": 3, "Unread": 3}
+            assert stats == {"Total": 3, "Unread": 3, "Version": version("mailsandbox")}
     finally:
         server.should_exit = True
         thread.join(10)

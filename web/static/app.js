@@ -369,9 +369,12 @@ function chooseMailbox(mailbox) {
 // -- actions ---------------------------------------------------------------------------------------
 
 async function markAllRead() {
+  // Only what is shown: the search and the mailbox, all their pages. Messages outside the current page
+  // follow through the stream's update frames.
+  const scoped = state.query || state.mailbox;
   try {
-    await api.setRead([], true);
-    applyRead(null, true);
+    await api.setReadMatching(state.query, state.mailbox, true);
+    applyRead(scoped ? state.messages.map((m) => m.ID) : null, true);
   } catch (error) {
     toast(`Could not mark read: ${error.message}`);
   }
