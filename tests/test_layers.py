@@ -42,10 +42,11 @@ def allowed(name: str, prefixes: tuple[str, ...]) -> bool:
         ("sandbox/protocols", ("sandbox.protocols", "sandbox.models", "sandbox.zone")),
         ("sandbox/store", ("sandbox.store", "sandbox.models", "sandbox.events", "sandbox.clock", "sandbox.mime",
                            "sandbox._fastmime")),
-        # The web layer sees storage, data, events, the pure MIME and HTML parsers and the bounded thread pools;
+        # The web layer sees storage, data, events, the pure MIME and HTML parsers, the bounded thread pools and
+        # the failed-login throttle;
         # never servers or the relay.
         ("web", ("web", "sandbox.store", "sandbox.models", "sandbox.events", "sandbox.config", "sandbox.mime",
-                 "sandbox.html_tokens", "sandbox.executors")),
+                 "sandbox.html_tokens", "sandbox.executors", "sandbox.throttle")),
         # The plugin uses the public sandbox API and HTTP.
         ("pytest_plugin", ("pytest_plugin", "sandbox.Sandbox", "sandbox.SandboxThread", "sandbox.Config",
                            "sandbox.Listen", "sandbox.ManualClock", "sandbox.Address", "sandbox.Envelope",
