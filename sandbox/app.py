@@ -206,6 +206,8 @@ class Sandbox:
             require_tls=cfg.require_tls,
             credentials=cfg.smtp_auth,
             allow_insecure_auth=cfg.smtp_auth_allow_insecure,
+            require_auth=cfg.smtp_auth is not None and not cfg.smtp_auth_accept_any,
+            throttle=self.throttle,
         )
         if cfg.smtp:
             smtp = start_smtp(cfg.smtp.host, cfg.smtp.port, self.handler, options, limiter=self.limiter("smtp"))
@@ -263,6 +265,7 @@ class Sandbox:
                 await self._serve(name, start_pop3(
                     listen.host, listen.port, self.store, self.ssl_context, implicit,
                     credentials=cfg.smtp_auth, hostname=cfg.hostname, limiter=self.limiter(name),
+                    throttle=self.throttle,
                 ))  # fmt: skip
         await self._start_imap()
 
@@ -275,6 +278,7 @@ class Sandbox:
                 await self._serve(name, start_imap(
                     listen.host, listen.port, self.store, self.bus, self.ssl_context, implicit,
                     credentials=cfg.smtp_auth, limiter=self.limiter(name), max_literal=cfg.max_message_size,
+                    throttle=self.throttle,
                 ))  # fmt: skip
 
     http_header_timeout = HEADER_TIMEOUT  # seconds to send a request head (a test may set it on the instance)

@@ -101,10 +101,3 @@ class LoginThrottle:
                 failures, client, protocol, self.forget_after,
             )  # fmt: skip
         return Verdict(wait, cut)
-
-
-def client_address(peername: object) -> str:
-    """The address part of a transport's peername (no port): what the throttle counts by."""
-    if isinstance(peername, tuple) and peername:
-        return str(peername[0])
-    return str(peername or "")

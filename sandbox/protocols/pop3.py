@@ -26,6 +26,7 @@ MAX_SASL_LINE = 2048  # AUTH lines carry base64, longer than a command (RFC 5034
 ERR_IN_USE = b"-ERR [IN-USE] maildrop already locked by another session"  # RFC 2449 §8.1.1
 ERR_AUTH = b"-ERR [AUTH] invalid user name or password"  # RFC 3206 §4
 ERR_SYS_TEMP = b"-ERR [SYS/TEMP] maildrop unavailable, try again"  # RFC 3206 §4
+ERR_TOO_MANY_FAILURES = b"-ERR [SYS/TEMP] too many failed logins, try again later"
 ERR_TOO_LONG = b"-ERR command line too long"
 ERR_UNKNOWN = b"-ERR unknown command"
 ERR_STATE = b"-ERR command not valid in this state"
@@ -105,7 +106,16 @@ class CloseRequested:
     """Close the connection once the replies before it are written."""
 
 
-Event = Reply | MaildropRequested | MessageRequested | StartTlsRequested | UpdateRequested | CloseRequested
+@dataclass(frozen=True)
+class LoginFailed:
+    """Wrong credentials (their -ERR [AUTH] is the Reply after this): the adapter may delay it."""
+
+    user: str
+
+
+Event = (
+    Reply | MaildropRequested | MessageRequested | StartTlsRequested | UpdateRequested | CloseRequested | LoginFailed
+)
 
 _Check = Callable[[str], bool]  # does this stored secret match what the client proved?
 _Column = Callable[[int], str]  # one LIST/UIDL column for a 0-based index
@@ -377,7 +387,7 @@ class Pop3Connection:
         if self._credentials is not None:
             secret = self._credentials.get(user)
             if secret is None or not check(secret):
-                return self._err(ERR_AUTH)
+                return [LoginFailed(user), *self._err(ERR_AUTH)]
         self.user = user
         self._pending = "maildrop"
         return [MaildropRequested(user)]
