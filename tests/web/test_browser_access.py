@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from sandbox.app import Sandbox
-
-from .conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 Start = Callable[..., Sandbox]
