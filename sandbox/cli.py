@@ -120,7 +120,7 @@ def serve(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(Sandbox(config).run_forever(ready))
-    except (OSError, ZoneError) as exc:  # a port in use, a directory we cannot write, a bad zone file
+    except (OSError, ZoneError, ValueError) as exc:  # a port in use, an unwritable directory, a bad zone or auth file
         print(f"mailsandbox: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
