@@ -173,6 +173,8 @@ class Sandbox:
 
     async def start(self) -> None:
         cfg = self.config
+        if cfg.mailbox_access and cfg.smtp_auth is None:
+            raise ValueError("mailbox_access binds smtp_auth users to mailboxes: set smtp_auth too")
         _warn_if_exposed(cfg)
         self.loop = asyncio.get_running_loop()
         install_loop_error_throttle(self.loop)
@@ -265,7 +267,7 @@ class Sandbox:
                 await self._serve(name, start_pop3(
                     listen.host, listen.port, self.store, self.ssl_context, implicit,
                     credentials=cfg.smtp_auth, hostname=cfg.hostname, limiter=self.limiter(name),
-                    throttle=self.throttle,
+                    throttle=self.throttle, access=cfg.mailbox_access,
                 ))  # fmt: skip
         await self._start_imap()
 
@@ -278,7 +280,7 @@ class Sandbox:
                 await self._serve(name, start_imap(
                     listen.host, listen.port, self.store, self.bus, self.ssl_context, implicit,
                     credentials=cfg.smtp_auth, limiter=self.limiter(name), max_literal=cfg.max_message_size,
-                    throttle=self.throttle,
+                    throttle=self.throttle, access=cfg.mailbox_access,
                 ))  # fmt: skip
 
     http_header_timeout = HEADER_TIMEOUT  # seconds to send a request head (a test may set it on the instance)

@@ -11,6 +11,7 @@ from enum import Enum
 from typing import Protocol
 
 from sandbox.protocols import sasl
+from sandbox.protocols.accounts import Accounts, fold
 
 # Reply prefixes (RFC 1939 §3; "+ " is the SASL continuation of RFC 5034 §4).
 OK = b"+OK"
@@ -126,11 +127,6 @@ _UIDL_UNSAFE = re.compile(r"[^!-~]")
 _DIGITS = re.compile(r"[0-9]{1,9}")
 
 
-def _fold(user: str) -> str:
-    # Same folding as the store's normalize_user; protocols may not import the store.
-    return user.strip().strip("<>").lower()
-
-
 def unique_id(item: MaildropItem) -> str:
     """UIDL value: stable across sessions and unique in the maildrop (RFC 1939 §7).
 
@@ -167,6 +163,7 @@ class Pop3Connection:
         hostname: str = "mailsandbox.local",
         credentials: Mapping[str, str] | None = None,
         *,
+        access: Mapping[str, Sequence[str]] | None = None,
         tls_available: bool = False,
         tls_active: bool = False,
         banner_id: str = "0",
@@ -175,7 +172,7 @@ class Pop3Connection:
         self.state = State.AUTHORIZATION
         self.tls_active = tls_active
         self.user: str | None = None
-        self._credentials = None if credentials is None else {_fold(k): v for k, v in credentials.items()}
+        self._accounts = Accounts(credentials, access)
         self._tls_available = tls_available
         self._timestamp = f"<{banner_id}@{hostname}>"  # RFC 1939 §7 APOP banner
         self._buffer = bytearray()
@@ -380,14 +377,12 @@ class Pop3Connection:
             return self._err(b"-ERR invalid SASL response" if step.reason == "malformed" else ERR_AUTH)
         return self._login(step.user, step.check)
 
-    def _login(self, user: str, check: _Check) -> list[Event]:
-        user = _fold(user)
-        if not user:
-            return self._err(ERR_AUTH)
-        if self._credentials is not None:
-            secret = self._credentials.get(user)
-            if secret is None or not check(secret):
-                return [LoginFailed(user), *self._err(ERR_AUTH)]
+    def _login(self, name: str, check: _Check) -> list[Event]:
+        user = self._accounts.login(name, check)
+        if user is None:
+            if self._accounts.accept_any:  # an empty name: nothing to throttle
+                return self._err(ERR_AUTH)
+            return [LoginFailed(fold(name)), *self._err(ERR_AUTH)]
         self.user = user
         self._pending = "maildrop"
         return [MaildropRequested(user)]

@@ -6,10 +6,11 @@ import asyncio
 import hmac
 import logging
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from sandbox.events import Event, EventBus, MailboxChanged, MessagesDeleted, MessagesUpdated
 from sandbox.executors import BoundedExecutor
+from sandbox.protocols.accounts import Accounts
 from sandbox.protocols.imap import MAX_LITERAL, MAX_LITERAL_PREAUTH, ImapConnection, MessageCache, RecentTracker
 from sandbox.protocols.imap.session import Login, State
 from sandbox.servers._limits import ConnectionLimiter, Slot, client_address
@@ -41,21 +42,14 @@ class ImapShared:
 shared_for: PerStore[ImapShared] = PerStore(ImapShared)
 
 
-def make_login(credentials: Mapping[str, str] | None) -> Login:
-    """Any password for any address by default; with credentials, only the listed pairs."""
-    table = None if credentials is None else {normalize_user(u): p for u, p in credentials.items()}
+def make_login(credentials: Mapping[str, str] | None, access: Mapping[str, Sequence[str]] | None = None) -> Login:
+    """Any password for any address by default; with credentials, only the listed pairs, each opening its
+    own mailbox or, as `mailbox*account`, one its `access` globs allow (sandbox/protocols/accounts.py)."""
+    accounts = Accounts(credentials, access)
 
     def login(user: str, password: str) -> str | None:
-        owner = normalize_user(user)
-        if not owner:
-            return None
-        if table is None:
-            return owner
-        expected = table.get(owner)
         given = password.encode("utf-8", "surrogateescape")
-        if expected is None or not hmac.compare_digest(expected.encode("utf-8"), given):
-            return None
-        return owner
+        return accounts.login(user, lambda secret: hmac.compare_digest(secret.encode("utf-8"), given))
 
     return login
 
@@ -294,6 +288,7 @@ async def start_imap(
     autologout: float = AUTOLOGOUT,
     workers: int = WORKERS,
     throttle: LoginThrottle | None = None,
+    access: Mapping[str, Sequence[str]] | None = None,
 ) -> asyncio.Server:
     """Listen for IMAP: STARTTLS is offered when `ssl_context` is given; implicit_tls speaks TLS at once.
 
@@ -306,7 +301,7 @@ async def start_imap(
         raise ValueError("implicit TLS needs an ssl_context")
     loop = asyncio.get_running_loop()
     shared = shared_for(store)
-    login = make_login(credentials)
+    login = make_login(credentials, access)
     sessions: set[ImapProtocol] = set()
     executor = BoundedExecutor("imap", workers)
 

@@ -85,6 +85,7 @@ class Pop3Protocol(asyncio.Protocol):
         limiter: ConnectionLimiter | None = None,
         login_timeout: float = LOGIN_TIMEOUT,
         throttle: LoginThrottle | None = None,
+        access: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.store = store
         self.locks = locks
@@ -92,6 +93,7 @@ class Pop3Protocol(asyncio.Protocol):
         self.conn = Pop3Connection(
             hostname,
             credentials,
+            access=access,
             tls_available=ssl_context is not None and not implicit_tls,
             tls_active=implicit_tls,
             banner_id=secrets.token_hex(8),
@@ -296,12 +298,15 @@ async def start_pop3(
     idle_timeout: float = IDLE_TIMEOUT,
     workers: int = WORKERS,
     throttle: LoginThrottle | None = None,
+    access: Mapping[str, Sequence[str]] | None = None,
 ) -> asyncio.Server:
     """Listen for POP3 on host:port (port 0: any free port; see `server.sockets`).
 
     With `ssl_context`, the plain port offers STLS (RFC 2595); with `implicit_tls` too, the port
     speaks TLS from the first byte (the 995 style). `credentials` maps mailbox address to password;
-    None accepts any password. Listeners of one store share maildrop locks unless `locks` is given.
+    None accepts any password; `access` maps an account to the mailbox globs it may open as
+    `mailbox*account` (sandbox/protocols/accounts.py). Listeners of one store share maildrop locks
+    unless `locks` is given.
     `limiter` refuses connections over its limits with `-ERR [SYS/TEMP]`; a session is closed after
     `login_timeout` seconds of silence before login and `idle_timeout` after it. Store calls run on
     `workers` threads of the listener's own. `throttle` answers failed logins with a growing delay
@@ -317,6 +322,7 @@ async def start_pop3(
         return Pop3Protocol(
             store, shared, hostname, credentials, ssl_context, implicit_tls, idle_timeout,
             executor=executor, limiter=limiter, login_timeout=login_timeout, throttle=throttle,
+            access=access,
         )  # fmt: skip
 
     server = await loop.create_server(session, host, port, ssl=ssl_context if implicit_tls else None)

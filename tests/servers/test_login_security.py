@@ -205,3 +205,53 @@ def test_throttle_memory_is_bounded() -> None:
     for i in range(10_000):
         throttle.failed(f"10.0.{i // 256}.{i % 256}", "POP3")
     assert len(throttle._records) == 100
+
+
+def _deliver(sb: Sandbox, *to: str) -> None:
+    with _smtp(sb) as client:
+        client.login("alice", "pw")
+        for rcpt in to:
+            client.sendmail("a@x.test", [rcpt], MESSAGE)
+
+
+def test_logins_open_only_their_mailboxes_over_pop3_and_imap(sandbox_factory: Start) -> None:
+    sb = sandbox_factory(smtp_auth="alice:pw,ops@x.test:pw2", smtp_auth_allow_insecure=True,
+                         mailbox_access="alice=*@team.example", auth_failure_delay=0)  # fmt: skip
+    _deliver(sb, "bob@team.example", "bob@team.example", "carol@other.example", "ops@x.test")
+    pop3, imap = sb.address("pop3"), sb.address("imap")
+
+    def pop3_count(user: str, password: str) -> int | None:
+        client = poplib.POP3(pop3.host, pop3.port, timeout=10)
+        try:
+            client.user(user)
+            client.pass_(password)
+        except poplib.error_proto:
+            return None
+        count = client.stat()[0]
+        client.quit()
+        return count
+
+    def imap_count(user: str, password: str) -> int | None:
+        with imaplib.IMAP4(imap.host, imap.port, timeout=10) as client:
+            try:  # imaplib sends the name as it is, and "*" is not an atom character (RFC 3501 §9): quote it
+                client.login(f'"{user}"', password)
+            except imaplib.IMAP4.error:
+                return None
+            return int(client.select("INBOX")[1][0] or 0)
+
+    for count in (pop3_count, imap_count):
+        assert count("bob@team.example*alice", "pw") == 2
+        assert count("carol@other.example*alice", "pw") is None  # not one of alice's mailboxes
+        assert count("bob@team.example*alice", "guess") is None  # a wrong password opens nothing
+        assert count("ops@x.test", "pw2") == 1
+        assert count("bob@team.example*ops@x.test", "pw2") is None
+        assert count("bob@team.example", "anything") is None  # no account of that name
+        sb.throttle.clear()  # four failures each: keep under the limit for the next protocol
+
+
+def test_mailbox_access_needs_credentials(tmp_path: object) -> None:
+    from sandbox.app import SandboxThread
+    from tests.conftest import free_config
+
+    with pytest.raises(ValueError, match="set smtp_auth"):
+        SandboxThread(free_config(tmp_path, mailbox_access="alice=*@x.test")).start()  # type: ignore[arg-type]
