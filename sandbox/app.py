@@ -325,7 +325,7 @@ class Sandbox:
         self._auth_executor = BoundedExecutor("http-auth", 2, max_pending=32)
         return AccessPolicy(
             allowed_hosts=own_names(names), users=users, token=cfg.api_token, cors=cfg.api_cors,
-            throttle=self.throttle, executor=self._auth_executor,
+            throttle=self.throttle, executor=self._auth_executor, ip_literals=_exposed(listen.host),
         )  # fmt: skip
 
     def _extra_routes(self, workers: Any) -> list[Any]:

@@ -76,6 +76,14 @@ def host_name(host_header: str) -> str:
     return host.rstrip(".")
 
 
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 def _is_loopback(name: str) -> bool:
     if name == "localhost" or name.endswith(".localhost"):  # RFC 6761 §6.3
         return True
@@ -95,6 +103,9 @@ class AccessPolicy:
     token: str | None = None
     cors: tuple[str, ...] = ()
     throttle: LoginThrottle | None = None
+    # Any IP address as Host (a listener reachable from other machines, browsed by address): DNS rebinding
+    # needs a name, and a browser that connected to an address literal connected to us.
+    ip_literals: bool = False
     # bcrypt checks run here, off the loop (the composition root shuts it down); made on first use if None
     executor: BoundedExecutor | None = None
 
@@ -106,7 +117,7 @@ class AccessPolicy:
         if host_header is None:
             return True  # HTTP/1.0 without Host: not a browser, so not a rebinding page
         name = host_name(host_header)
-        if _is_loopback(name):
+        if _is_loopback(name) or (self.ip_literals and _is_address(name)):
             return True
         return any(fnmatch.fnmatchcase(name, pattern.lower().rstrip(".")) for pattern in self.allowed_hosts)
 

@@ -91,6 +91,22 @@ def test_allowed_hosts_names_and_globs(sandbox_factory: Start) -> None:
     assert _handshake(sandbox, "runner-7.ci.internal:8025") == b"HTTP/1.1 101 Switching Protocols"
 
 
+def test_an_exposed_listener_answers_its_addresses_but_no_foreign_name(sandbox_factory: Start) -> None:
+    import socket as sockets
+
+    from sandbox.config import Listen
+
+    sandbox = sandbox_factory(http=Listen("0.0.0.0", 0))
+    port = sandbox.address("http").port
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        for host in (f"192.0.2.7:{port}", "[2001:db8::1]", sockets.gethostname()):  # browsed by address or name
+            assert client.get("/api/v1/messages", headers={"Host": host}).status_code == 200, host
+        assert client.get("/api/v1/messages", headers={"Host": FOREIGN}).status_code == 403
+    loopback_only = sandbox_factory()
+    with httpx.Client(base_url=_url(loopback_only), timeout=10) as client:
+        assert client.get("/api/v1/messages", headers={"Host": "192.0.2.7"}).status_code == 403
+
+
 def _auth_file(tmp_path: Path) -> Path:
     hashed = bcrypt.hashpw(b"s3cret hashed", bcrypt.gensalt(rounds=4)).decode()
     path = tmp_path / "ui-users"
