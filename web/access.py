@@ -9,6 +9,7 @@ every route but /livez and /readyz needs `Authorization: Basic` (a user of the -
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import fnmatch
@@ -193,7 +194,9 @@ class AccessControl:
         if not good:
             self._refuse(scope, "auth-failed", "wrong credentials")
             if throttle is not None:
-                throttle.failed(client, "HTTP")
+                verdict = throttle.failed(client, "HTTP")
+                if verdict.delay > 0:  # as on the mail protocols: the answer to a wrong guess comes late
+                    await asyncio.sleep(verdict.delay)
             return 401, "authentication required"
         self._verified[key] = None
         while len(self._verified) > _VERIFIED_CACHE:
@@ -219,13 +222,20 @@ class AccessControl:
         if secret.startswith(_BCRYPT_PREFIXES):
             if self.policy.executor is None:
                 self.policy.executor = BoundedExecutor("http-auth", 2, max_pending=32)
-            checked: bool = await self.policy.executor.run(bcrypt.checkpw, password.encode(), secret.encode("ascii"))
-            return checked
+            return await self.policy.executor.run(_bcrypt_matches, password, secret)
         return hmac.compare_digest(secret.encode(), password.encode())
 
     def _refuse(self, scope: Scope, kind: str, reason: str) -> None:
         what = "WebSocket" if scope["type"] == "websocket" else scope.get("method", "")
         self._refusals(kind, f"refused {what} {scope.get('path', '')} from {client_of(scope)}: {reason}")
+
+
+def _bcrypt_matches(password: str, hashed: str) -> bool:
+    # bcrypt reads 72 bytes of a password; htpasswd -B truncated when it hashed, the bcrypt module refuses.
+    try:
+        return bool(bcrypt.checkpw(password.encode()[:72], hashed.encode("ascii")))
+    except ValueError:
+        return False
 
 
 def log_refusal(kind: str, line: str) -> None:

@@ -6,6 +6,7 @@ import base64
 import logging
 import smtplib
 import socket
+import time
 from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
@@ -119,7 +120,7 @@ def _basic(user: str, password: str) -> dict[str, str]:
 
 
 def test_ui_auth_file_and_api_token(sandbox_factory: Start, tmp_path: Path) -> None:
-    sandbox = sandbox_factory(ui_auth_file=_auth_file(tmp_path), api_token="tok-123")
+    sandbox = sandbox_factory(ui_auth_file=_auth_file(tmp_path), api_token="tok-123", auth_failure_delay=0)
     _send(sandbox)
     with httpx.Client(base_url=_url(sandbox), timeout=10) as client:
         for method, path in ROUTES:
@@ -135,7 +136,8 @@ def test_ui_auth_file_and_api_token(sandbox_factory: Start, tmp_path: Path) -> N
         assert client.get("/", headers=_basic("bob", "s3cret hashed")).status_code == 200  # cached: no re-hash
         assert client.get("/api/v1/messages", headers={"Authorization": "Bearer tok-123"}).status_code == 200
         for bad in (_basic("ann", "wrong"), _basic("bob", "plain-pass"), _basic("eve", "x"),
-                    {"Authorization": "Bearer tok-12"}, {"Authorization": "Basic !!!"}):  # fmt: skip
+                    {"Authorization": "Bearer tok-12"}, {"Authorization": "Basic !!!"},
+                    _basic("bob", "s3cret hashed" + "x" * 100), _basic("bob", "é" * 5000)):  # fmt: skip
             assert client.get("/api/v1/messages", headers=bad).status_code == 401, bad
     assert _handshake(sandbox, "localhost") == b"HTTP/1.1 403 Forbidden"
     token = "Authorization: Bearer tok-123\r\n"
@@ -145,10 +147,15 @@ def test_ui_auth_file_and_api_token(sandbox_factory: Start, tmp_path: Path) -> N
 
 
 def test_failed_http_logins_are_throttled(sandbox_factory: Start, tmp_path: Path) -> None:
-    sandbox = sandbox_factory(ui_auth_file=_auth_file(tmp_path), auth_failure_limit=3, auth_failure_delay=0)
+    sandbox = sandbox_factory(ui_auth_file=_auth_file(tmp_path), auth_failure_limit=3, auth_failure_delay=0.2)
     with httpx.Client(base_url=_url(sandbox), timeout=10) as client:
-        codes = [client.get("/api/v1/info", headers=_basic("ann", f"guess{i}")).status_code for i in range(4)]
+        codes, times = [], []
+        for i in range(4):
+            began = time.monotonic()
+            codes.append(client.get("/api/v1/info", headers=_basic("ann", f"guess{i}")).status_code)
+            times.append(time.monotonic() - began)
         assert codes == [401, 401, 401, 429]
+        assert times[0] < 0.2 <= times[1] and times[2] >= 0.4 and times[3] < 0.2  # growing, then refused at once
         # even the right password waits out the block; the clock moving on lifts it
         assert client.get("/api/v1/info", headers=_basic("ann", "plain-pass")).status_code == 429
         sandbox.clock.advance(sandbox.throttle.forget_after)
