@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 
@@ -16,10 +16,18 @@ class SandboxApiError(RuntimeError):
 class ApiClient:
     """Thin synchronous client over httpx; one instance per sandbox handle, safe for sequential threads."""
 
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
-        self.base_url = base_url.rstrip("/")
+    def __init__(self, base_url: str, timeout: float = 10.0, *, token: str | None = None) -> None:
+        """`base_url` may carry basic-auth credentials (http://user:pass@host:8025), a sandbox started
+        with --ui-auth-file; `token` is sent as `Authorization: Bearer` (a sandbox's --api-token)."""
+        url = httpx.URL(base_url.rstrip("/"))
+        auth = (unquote(url.username), unquote(url.password)) if url.username else None
+        url = url.copy_with(username=None, password=None)
+        self.base_url = str(url).rstrip("/")  # without the password: this one appears in messages
+        headers = {"Authorization": f"Bearer {token}"} if token else None
         # trust_env=False: an HTTP(S)_PROXY meant for the internet must not capture loopback calls.
-        self._client = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
+        self._client = httpx.Client(
+            base_url=self.base_url, timeout=timeout, trust_env=False, auth=auth, headers=headers
+        )
 
     def close(self) -> None:
         self._client.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -53,9 +54,10 @@ class SandboxHandle:
         tag: str | None = None,
         timeout: float = 5.0,
         started_in: float | None = None,
+        token: str | None = None,
     ) -> None:
-        self.http_url = http_url.rstrip("/")
-        self.api = ApiClient(self.http_url)
+        self.api = ApiClient(http_url, token=token)
+        self.http_url = self.api.base_url  # credentials in the URL are kept by the client only
         self.listeners = dict(listeners)
         self.thread = thread
         self.external = thread is None  # URL mode: shared, so never reset behind others' backs
@@ -74,6 +76,9 @@ class SandboxHandle:
         from sandbox import SandboxThread
 
         began = time.perf_counter()
+        if config.ui_auth_file is not None and not config.api_token:
+            # The plugin cannot know the file's passwords: it talks to its own sandbox with a token.
+            config = config.replace(api_token=secrets.token_urlsafe(24))
         thread = SandboxThread(config)
         sandbox = thread.start()
         listeners = {name: (listen.host, listen.port) for name, listen in sandbox.addresses.items()}
@@ -82,14 +87,28 @@ class SandboxHandle:
             raise ValueError("mail_sandbox_config turned the HTTP API off; the plugin reaches the sandbox through it")
         host, port = listeners["http"]
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-        return cls(url, listeners, thread=thread, timeout=timeout, started_in=time.perf_counter() - began)
+        return cls(
+            url,
+            listeners,
+            thread=thread,
+            timeout=timeout,
+            started_in=time.perf_counter() - began,
+            token=config.api_token,
+        )
 
     @classmethod
     def connect(
-        cls, url: str, *, smtp: str | None = None, tag: str | None = None, timeout: float = 5.0
+        cls,
+        url: str,
+        *,
+        smtp: str | None = None,
+        tag: str | None = None,
+        timeout: float = 5.0,
+        token: str | None = None,
     ) -> SandboxHandle:
-        """Use a sandbox that is already running; its listeners come from GET /api/v1/info."""
-        api = ApiClient(url)
+        """Use a sandbox that is already running; its listeners come from GET /api/v1/info. Credentials:
+        in the URL (http://user:pass@host:8025) for --ui-auth-file, or `token` for --api-token."""
+        api = ApiClient(url, token=token)
         try:
             info = api.info() or {}
         finally:
@@ -111,7 +130,7 @@ class SandboxHandle:
                 raise ValueError(f"--mailsandbox-smtp wants HOST:PORT, not {smtp!r}")
             listeners["smtp"] = listen
         listeners.setdefault("smtp", (url_host, DEFAULT_SMTP_PORT))
-        return cls(url, listeners, tag=tag, timeout=timeout)
+        return cls(url, listeners, tag=tag, timeout=timeout, token=token)
 
     def stop(self) -> None:
         """Close the API client; stop the sandbox if this handle started it."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -41,7 +43,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="with --mailsandbox-url: where that sandbox takes SMTP, if its API does not say",
     )
+    group.addoption(
+        "--mailsandbox-token",
+        dest="mailsandbox_token",
+        metavar="TOKEN",
+        default=None,
+        help="with --mailsandbox-url: the sandbox's --api-token (default: $MAILSANDBOX_API_TOKEN); for basic"
+        " auth put the user in the URL: http://user:pass@host:8025",
+    )
     parser.addini("mailsandbox_url", "sandbox HTTP API URL to use instead of starting one (--mailsandbox-url)")
+    parser.addini("mailsandbox_token", "bearer token of the sandbox at mailsandbox_url (--mailsandbox-token)")
     parser.addini("mailsandbox_smtp", "SMTP HOST:PORT of the sandbox at mailsandbox_url (--mailsandbox-smtp)")
     parser.addini("mailsandbox_timeout", "seconds the outbox waits before failing (default 5)", default="5")
     parser.addini(
@@ -64,7 +75,12 @@ def _setting(config: pytest.Config, name: str) -> str:
 
 def pytest_report_header(config: pytest.Config) -> str | None:
     url = _setting(config, "mailsandbox_url")
-    return f"mailsandbox: using {url}" if url else None
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.password:  # never print a password in the report
+        url = parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}").geturl()
+    return f"mailsandbox: using {url}"
 
 
 def _worker(config: pytest.Config) -> str | None:
@@ -131,8 +147,9 @@ def mail_sandbox(request: pytest.FixtureRequest) -> Iterator[SandboxHandle]:
     timeout = float(_setting(config, "mailsandbox_timeout") or 5)
     url = _setting(config, "mailsandbox_url")
     if url:
+        token = _setting(config, "mailsandbox_token") or os.environ.get("MAILSANDBOX_API_TOKEN") or None
         handle = SandboxHandle.connect(
-            url, smtp=_setting(config, "mailsandbox_smtp") or None, tag=_tag(config), timeout=timeout
+            url, smtp=_setting(config, "mailsandbox_smtp") or None, tag=_tag(config), timeout=timeout, token=token
         )
     else:
         handle = SandboxHandle.start(request.getfixturevalue("mail_sandbox_config"), timeout=timeout)

@@ -19,12 +19,13 @@ import uvicorn
 from sandbox.clock import ManualClock
 from sandbox.config import Config, Listen
 from sandbox.events import EventBus
-from sandbox.servers._limits import ConnectionLimiter, install_loop_error_throttle, raise_fd_limit
+from sandbox.servers._limits import ConnectionLimiter, RateLimitedLog, install_loop_error_throttle, raise_fd_limit
 from sandbox.servers.http import HEADER_TIMEOUT, KEEP_ALIVE_TIMEOUT, MAX_HEAD, bounded_protocol
 from sandbox.servers.smtp import CaptureHandler, SmtpOptions, start_smtp
 from sandbox.servers.websocket import FramesWebSocketProtocol
 from sandbox.store import Store
 from sandbox.store.sqlite import SqliteStore
+from sandbox.throttle import LoginThrottle
 from sandbox.tls import ensure_certificate, server_context
 
 log = logging.getLogger("mailsandbox")
@@ -60,6 +61,44 @@ _FD_RESERVE = 256
 _TCP_LISTENERS = ("smtp", "smtp_tls_port", "http", "pop3", "pop3_tls_port", "imap", "imap_tls_port", "dns")
 
 
+_REFUSALS = RateLimitedLog(logging.getLogger("mailsandbox.http"), 10.0)  # a flood of refusals: a line per kind
+
+
+def _exposed(host: str) -> bool:
+    """Does a listener on `host` take connections from other machines?"""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a name: whatever it resolves to
+
+
+def _machine_names() -> list[str]:
+    """This machine's (a container's) host name, its fully qualified name and its addresses."""
+    name = socket.gethostname()
+    names = [name]
+    with contextlib.suppress(OSError):
+        canonical, aliases, addresses = socket.gethostbyname_ex(name)
+        names += [canonical, *aliases, *addresses]
+    return names
+
+
+def _warn_if_exposed(cfg: Config) -> None:
+    """Say it loudly when mail can be read from other machines without a password."""
+    exposed = [name for name in _TCP_LISTENERS if (listen := getattr(cfg, name)) is not None and _exposed(listen.host)]
+    if not exposed:
+        return
+    if cfg.ui_auth_file is None and not cfg.api_token:
+        log.warning(
+            "listening beyond loopback (%s) without UI authentication: anyone who can reach %s can read and"
+            " delete every message; set --ui-auth-file FILE (and --api-token) to lock it down",
+            ", ".join(exposed), "this machine" if cfg.http is None else str(cfg.http),
+        )  # fmt: skip
+    if cfg.smtp_auth is None and any(n.startswith(("pop3", "imap")) for n in exposed):
+        log.warning("POP3/IMAP listen beyond loopback and accept any password: set --smtp-auth to require one")
+
+
 class _EmbeddedServer(uvicorn.Server):
     """uvicorn, minus its signal handling: the sandbox owns SIGINT/SIGTERM and stops every server together
     (uvicorn would otherwise take SIGINT in the main thread and re-raise it after its own shutdown)."""
@@ -91,6 +130,9 @@ class Sandbox:
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop it runs on, set by start()
         self.limiters: dict[str, ConnectionLimiter] = {}
         self._max_connections = config.max_connections
+        # One count of failed logins per client address, across SMTP, POP3, IMAP and HTTP.
+        self.throttle = LoginThrottle(config.auth_failure_limit, config.auth_failure_delay, clock=self.clock.now)
+        self._auth_executor: Any = None  # the HTTP layer's bcrypt checks, made by _start_http
 
     def limiter(self, name: str) -> ConnectionLimiter:
         """The connection limits of one listener (made on first use, so tests can read its counts)."""
@@ -132,6 +174,9 @@ class Sandbox:
 
     async def start(self) -> None:
         cfg = self.config
+        if cfg.mailbox_access and cfg.smtp_auth is None:
+            raise ValueError("mailbox_access binds smtp_auth users to mailboxes: set smtp_auth too")
+        _warn_if_exposed(cfg)
         self.loop = asyncio.get_running_loop()
         install_loop_error_throttle(self.loop)
         # Room for every listener's connection limit, so the limits answer before the fd table runs out.
@@ -164,6 +209,8 @@ class Sandbox:
             require_tls=cfg.require_tls,
             credentials=cfg.smtp_auth,
             allow_insecure_auth=cfg.smtp_auth_allow_insecure,
+            require_auth=cfg.smtp_auth is not None and not cfg.smtp_auth_accept_any,
+            throttle=self.throttle,
         )
         if cfg.smtp:
             smtp = start_smtp(cfg.smtp.host, cfg.smtp.port, self.handler, options, limiter=self.limiter("smtp"))
@@ -221,6 +268,7 @@ class Sandbox:
                 await self._serve(name, start_pop3(
                     listen.host, listen.port, self.store, self.ssl_context, implicit,
                     credentials=cfg.smtp_auth, hostname=cfg.hostname, limiter=self.limiter(name),
+                    throttle=self.throttle, access=cfg.mailbox_access,
                 ))  # fmt: skip
         await self._start_imap()
 
@@ -233,6 +281,7 @@ class Sandbox:
                 await self._serve(name, start_imap(
                     listen.host, listen.port, self.store, self.bus, self.ssl_context, implicit,
                     credentials=cfg.smtp_auth, limiter=self.limiter(name), max_literal=cfg.max_message_size,
+                    throttle=self.throttle, access=cfg.mailbox_access,
                 ))  # fmt: skip
 
     http_header_timeout = HEADER_TIMEOUT  # seconds to send a request head (a test may set it on the instance)
@@ -249,6 +298,7 @@ class Sandbox:
         app = create_app(
             self.store, self.bus, info=self.info, reset=self.reset, extra_routes=self._extra_routes(workers),
             workers=workers, max_body=body_limit(self.config.max_message_size),
+            access=await self._access_policy(listen), refusals=_REFUSALS.warning,
         )  # fmt: skip
         config = uvicorn.Config(
             # /api/events writes frames it encoded once for every client (servers/websocket.py); they go
@@ -265,6 +315,22 @@ class Sandbox:
                 await self._uvicorn_task  # re-raise why it failed
                 raise RuntimeError("the HTTP server stopped while starting")
             await asyncio.sleep(0.005)  # uvicorn offers no started event to await
+
+    async def _access_policy(self, listen: Listen) -> Any:
+        """Who may use the UI and API: the Host names it answers, its users, its token, CORS."""
+        from sandbox.executors import BoundedExecutor
+        from web.access import AccessPolicy, load_users, own_names
+
+        cfg = self.config
+        names = [*cfg.allowed_hosts, listen.host]
+        if _exposed(listen.host):  # reachable from other machines: by this machine's own names too
+            names += await asyncio.to_thread(_machine_names)
+        users = await asyncio.to_thread(load_users, cfg.ui_auth_file) if cfg.ui_auth_file else {}
+        self._auth_executor = BoundedExecutor("http-auth", 2, max_pending=32)
+        return AccessPolicy(
+            allowed_hosts=own_names(names), users=users, token=cfg.api_token, cors=cfg.api_cors,
+            throttle=self.throttle, executor=self._auth_executor, ip_literals=_exposed(listen.host),
+        )  # fmt: skip
 
     def _extra_routes(self, workers: Any) -> list[Any]:
         """Routes of the relay, queue, clock, DNS records, host behaviours and release."""
@@ -319,6 +385,7 @@ class Sandbox:
             if part is not None and hasattr(part, "reset"):
                 part.reset()
         self.clock.reset()
+        self.throttle.clear()  # its times were on the clock just put back
 
     async def stop(self) -> None:
         """Stop accepting, let running sessions finish their commit, then close the store."""
@@ -330,6 +397,8 @@ class Sandbox:
                 await asyncio.wait_for(self._uvicorn_task, timeout=5)
         if self._http_workers is not None:
             self._http_workers.close()
+        if self._auth_executor is not None:
+            self._auth_executor.shutdown()
         for closer in reversed(self._closers):
             with contextlib.suppress(Exception):
                 await closer()

@@ -49,6 +49,22 @@ def _serve_parser(sub: Any) -> None:
                    help="demand these credentials (default: accept any and record them)")  # fmt: skip
     p.add_argument("--smtp-auth-allow-insecure", dest="smtp_auth_allow_insecure", action="store_const",
                    const=True, help="offer AUTH without TLS")  # fmt: skip
+    p.add_argument("--smtp-auth-accept-any", dest="smtp_auth_accept_any", action="store_const", const=True,
+                   help="with --smtp-auth: still accept mail from clients that do not authenticate")  # fmt: skip
+    p.add_argument("--mailbox-access", dest="mailbox_access", metavar="USER=GLOB|GLOB;...",
+                   help="POP3/IMAP: the mailboxes each --smtp-auth user may open (default: its own name)")  # fmt: skip
+    p.add_argument("--auth-failure-limit", dest="auth_failure_limit", type=int, metavar="N",
+                   help="failed logins from one client address before it is disconnected (default 10)")  # fmt: skip
+    p.add_argument("--auth-failure-delay", dest="auth_failure_delay", type=float, metavar="SECONDS",
+                   help="delay after a second failed login, doubling up to 15 s (default 1)")  # fmt: skip
+    p.add_argument("--allowed-hosts", dest="allowed_hosts", metavar="NAME,...",
+                   help="Host names the UI answers besides loopback and this machine's own ('*.x' globs)")  # fmt: skip
+    p.add_argument("--ui-auth-file", dest="ui_auth_file", metavar="FILE",
+                   help="web UI and API basic auth: user:password or user:bcrypt-hash lines (htpasswd -B)")  # fmt: skip
+    p.add_argument("--api-token", dest="api_token", metavar="TOKEN",
+                   help="also accept 'Authorization: Bearer TOKEN' (better: MAILSANDBOX_API_TOKEN)")  # fmt: skip
+    p.add_argument("--api-cors", dest="api_cors", metavar="ORIGIN,...",
+                   help="let these origins ('*': any) call the API from their pages (default: none)")  # fmt: skip
     p.add_argument("--zone", dest="zones", action="append", metavar="FILE", help="zone file (repeatable)")
     p.add_argument("--dns-strict", dest="dns_strict", action="store_const", const=True,
                    help="unknown domains are NXDOMAIN (mail to them bounces)")  # fmt: skip
@@ -104,7 +120,7 @@ def serve(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(Sandbox(config).run_forever(ready))
-    except (OSError, ZoneError) as exc:  # a port in use, a directory we cannot write, a bad zone file
+    except (OSError, ZoneError, ValueError) as exc:  # a port in use, an unwritable directory, a bad zone or auth file
         print(f"mailsandbox: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

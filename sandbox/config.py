@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ class Listen:
 
 
 def parse_listen(value: str | Listen | None, default_host: str = "127.0.0.1") -> Listen | None:
-    """"HOST:PORT", ":PORT", "PORT" or "off" -> Listen | None."""
+    """ "HOST:PORT", ":PORT", "PORT" or "off" -> Listen | None."""
     if value is None or isinstance(value, Listen):
         return value
     text = str(value).strip()
@@ -41,7 +41,7 @@ def parse_listen(value: str | Listen | None, default_host: str = "127.0.0.1") ->
 
 
 def _parse_credentials(value: str | Mapping[str, str] | None) -> dict[str, str] | None:
-    """"user:pass,user2:pass2", "@/path/file" (one user:pass a line), or a mapping."""
+    """ "user:pass,user2:pass2", "@/path/file" (one user:pass a line), or a mapping."""
     if value is None or isinstance(value, Mapping):
         return dict(value) if value is not None else None
     text = str(value).strip()
@@ -59,6 +59,34 @@ def _parse_credentials(value: str | Mapping[str, str] | None) -> dict[str, str] 
             raise ValueError(f"credentials must be user:password, got {item!r}")
         creds[user.strip()] = password
     return creds
+
+
+def _parse_list(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """ "a,b" or a list -> ("a", "b")."""
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    return tuple(item.strip() for item in items if item.strip())
+
+
+def _parse_access(value: str | Mapping[str, Any] | None) -> dict[str, tuple[str, ...]]:
+    """ "user=glob|glob;user2=glob" or a mapping of user -> globs (a TOML table)."""
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        pairs = [(str(k), v) for k, v in value.items()]
+    else:
+        pairs = []
+        for item in str(value).split(";"):
+            if item.strip():
+                user, sep, globs = item.partition("=")
+                if not sep:
+                    raise ValueError(f"mailbox_access must be user=glob|glob;..., got {item!r}")
+                pairs.append((user, globs.split("|")))
+    out: dict[str, tuple[str, ...]] = {}
+    for user, globs in pairs:
+        out[user.strip()] = _parse_list([globs] if isinstance(globs, str) else globs)
+    return out
 
 
 def default_data_dir() -> Path:
@@ -93,6 +121,18 @@ class Config:
     require_tls: bool = False
     smtp_auth: dict[str, str] | None = None  # None: any credentials accepted and recorded
     smtp_auth_allow_insecure: bool = False
+    smtp_auth_accept_any: bool = False  # with smtp_auth: still take mail from clients that send no AUTH
+    # POP3/IMAP: which mailboxes each smtp_auth user may open (address globs); unlisted users their own
+    mailbox_access: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # failed logins (SMTP, POP3, IMAP, HTTP) per client address: a growing delay, then a disconnect
+    auth_failure_limit: int = 10
+    auth_failure_delay: float = 1.0
+
+    # web UI and API access
+    allowed_hosts: tuple[str, ...] = ()  # Host names accepted besides loopback and the machine's own
+    ui_auth_file: Path | None = None  # htpasswd style: user:password or user:bcrypt-hash lines
+    api_token: str | None = None  # Authorization: Bearer TOKEN, for API clients
+    api_cors: tuple[str, ...] = ()  # origins sent Access-Control-Allow-Origin ("*": any)
 
     # fake DNS and relay
     zones: tuple[Path, ...] = ()
@@ -133,9 +173,10 @@ class Config:
 
 _LISTENERS = {f.name for f in fields(Config) if "Listen" in str(f.type)}
 _BOOLS = {f.name for f in fields(Config) if f.type in ("bool", bool)}
-_FLOATS = {"retry_interval", "warn_after", "give_up_after"}
-_INTS = {"max_message_size", "max_messages", "max_connections", "max_connections_per_client"}
-_PATHS = {"data_dir", "tls_cert", "tls_key"}
+_FLOATS = {"retry_interval", "warn_after", "give_up_after", "auth_failure_delay"}
+_INTS = {"max_message_size", "max_messages", "max_connections", "max_connections_per_client", "auth_failure_limit"}
+_PATHS = {"data_dir", "tls_cert", "tls_key", "ui_auth_file"}
+_LISTS = {"allowed_hosts", "api_cors"}
 NAMES = {f.name for f in fields(Config)}
 
 
@@ -164,6 +205,12 @@ def coerce(values: Mapping[str, Any]) -> dict[str, Any]:
             value = Path(value).expanduser() if value not in (None, "") else None
         elif name == "smtp_auth":
             value = _parse_credentials(value)
+        elif name in _LISTS:
+            value = _parse_list(value)
+        elif name == "mailbox_access":
+            value = _parse_access(value)
+        elif name == "api_token" and value is not None:
+            value = str(value).strip() or None
         elif name == "zones":
             if isinstance(value, str):
                 value = [v for v in value.split(",") if v]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from sandbox.app import Sandbox
 from sandbox.cli import main
@@ -93,3 +95,33 @@ def test_serve_reports_a_port_in_use(tmp_path: Path) -> None:
         )  # fmt: skip
     assert proc.returncode == 1
     assert "mailsandbox:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_exposed_listeners_without_ui_auth_warn_at_start(
+    sandbox_factory: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sandbox.config import Listen
+
+    caplog.set_level(logging.WARNING, logger="mailsandbox")
+    sandbox_factory(smtp=Listen("0.0.0.0", 0), pop3=None, imap=None)
+    [line] = [r.getMessage() for r in caplog.records if "without UI authentication" in r.getMessage()]
+    assert "smtp" in line and "--ui-auth-file" in line
+    caplog.clear()
+    users = tmp_path / "users"
+    users.write_text("ann:pw\n")
+    sandbox_factory(smtp=Listen("0.0.0.0", 0), http=Listen("0.0.0.0", 0), ui_auth_file=users, smtp_auth="a:b")
+    assert not [r for r in caplog.records if "beyond loopback" in r.getMessage()]
+    caplog.clear()
+    sandbox_factory()  # loopback only: nothing to say
+    assert not [r for r in caplog.records if "beyond loopback" in r.getMessage()]
+
+
+def test_a_bad_ui_auth_file_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    users = tmp_path / "users"
+    users.write_text("ann:$apr1$salt$hash\n")
+    command = [sys.executable, "-m", "sandbox", "serve", "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0",
+               "--pop3", "off", "--imap", "off", "--dns", "off", "--db", ":memory:", "--data-dir", str(tmp_path),
+               "--ui-auth-file", str(users)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "only bcrypt hashes are supported" in done.stderr and "Traceback" not in done.stderr

@@ -77,3 +77,27 @@ def test_unknown_setting_is_an_error(tmp_path: Path) -> None:
 def test_memory_db_and_db_path(tmp_path: Path) -> None:
     assert Config(db=":memory:").db_path == ":memory:"
     assert Config(data_dir=tmp_path).db_path == str(tmp_path / "mailsandbox.db")
+
+
+def test_access_settings_from_toml_env_and_flags(tmp_path: Path) -> None:
+    toml = tmp_path / "c.toml"
+    toml.write_text(
+        'allowed-hosts = ["mail.test", "*.ci.internal"]\nui_auth_file = "/run/secrets/ui"\napi_cors = "*"\n'
+        'smtp_auth = "alice:pw"\nauth_failure_limit = 5\n[mailbox_access]\nalice = ["*@team.example", "x@y.test"]\n'
+    )
+    c = Config.load(environ={}, config_file=toml)
+    assert c.allowed_hosts == ("mail.test", "*.ci.internal") and c.api_cors == ("*",)
+    assert c.ui_auth_file == Path("/run/secrets/ui") and c.auth_failure_limit == 5
+    assert c.mailbox_access == {"alice": ("*@team.example", "x@y.test")}
+    env = {"MAILSANDBOX_API_TOKEN": " tok ", "MAILSANDBOX_ALLOWED_HOSTS": "a.test,b.test",
+           "MAILSANDBOX_SMTP_AUTH_ACCEPT_ANY": "true", "MAILSANDBOX_AUTH_FAILURE_DELAY": "0.5",
+           "MAILSANDBOX_MAILBOX_ACCESS": "alice=*@a.test|b@c.test;ops=ops@*"}  # fmt: skip
+    c = Config.load(environ=env, config_file=toml, overrides={"api_cors": "https://dash.example"})
+    assert c.api_token == "tok" and c.allowed_hosts == ("a.test", "b.test") and c.smtp_auth_accept_any
+    assert c.auth_failure_delay == 0.5 and c.api_cors == ("https://dash.example",)
+    assert c.mailbox_access == {"alice": ("*@a.test", "b@c.test"), "ops": ("ops@*",)}
+    defaults = Config.load(environ={})
+    assert defaults.allowed_hosts == () and defaults.ui_auth_file is None and defaults.api_token is None
+    assert defaults.api_cors == () and not defaults.smtp_auth_accept_any and defaults.mailbox_access == {}
+    with pytest.raises(ValueError):
+        Config.load(environ={"MAILSANDBOX_MAILBOX_ACCESS": "alice"})

@@ -42,10 +42,10 @@ def allowed(name: str, prefixes: tuple[str, ...]) -> bool:
         ("sandbox/protocols", ("sandbox.protocols", "sandbox.models", "sandbox.zone", "sandbox.mime")),
         ("sandbox/store", ("sandbox.store", "sandbox.models", "sandbox.events", "sandbox.clock", "sandbox.mime",
                            "sandbox.mime")),
-        # The web layer sees storage, data, events, the pure MIME and HTML parsers and the bounded thread pools;
-        # never servers or the relay.
+        # The web layer sees storage, data, events, the pure MIME and HTML parsers, the bounded thread pools and
+        # the failed-login throttle; never servers or the relay.
         ("web", ("web", "sandbox.store", "sandbox.models", "sandbox.events", "sandbox.config", "sandbox.mime",
-                 "sandbox.html_tokens", "sandbox.executors")),
+                 "sandbox.html_tokens", "sandbox.executors", "sandbox.throttle")),
         # The plugin uses the public sandbox API, the pure MIME model (so it reads mail as the API does) and HTTP.
         ("pytest_plugin", ("pytest_plugin", "sandbox.mime", "sandbox.Sandbox", "sandbox.SandboxThread", "sandbox.Config",
                            "sandbox.Listen", "sandbox.ManualClock", "sandbox.Address", "sandbox.Envelope",

@@ -14,9 +14,10 @@ from starlette.routing import BaseRoute
 
 from sandbox.events import EventBus
 from sandbox.store import Store
+from web.access import AccessControl, AccessPolicy, RefusalLog
 from web.api import Api
 from web.inputs import BodyLimit, body_limit, not_found
-from web.security import SecurityHeaders
+from web.security import SecurityHeaders, security_headers
 from web.ui import web_routes
 from web.workers import Workers
 
@@ -34,7 +35,9 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    return JSONResponse({"Error": "internal error"}, status_code=500)
+    # Starlette answers a 500 outside every middleware: the security headers are added here.
+    headers = security_headers(request.url.path, request.headers.get("host"))
+    return JSONResponse({"Error": "internal error"}, status_code=500, headers=headers)
 
 
 def create_app(
@@ -46,15 +49,24 @@ def create_app(
     extra_routes: Sequence[BaseRoute] = (),
     workers: Workers | None = None,
     max_body: int | None = None,
+    access: AccessPolicy | None = None,
+    refusals: RefusalLog | None = None,
 ) -> Starlette:
     """`workers` run the blocking work (the composition root passes the ones it shuts down at stop);
-    `max_body` is the request body limit, by default `body_limit` of the default message size."""
+    `max_body` is the request body limit, by default `body_limit` of the default message size;
+    `access` who may use it (by default: loopback Hosts, no authentication); `refusals` logs each
+    refused request as (kind, line)."""
+    policy = access or AccessPolicy()
     api = Api(store, info, reset, workers or Workers())
     routes: list[BaseRoute] = [*api.routes(), *extra_routes, *web_routes(store, bus)]
     limit = body_limit(0) if max_body is None else max_body
     return Starlette(
         routes=routes,
         # BodyLimit sits outside Starlette's exception handling, which turns its 413 into the JSON answer.
-        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit, limit=limit)],
+        middleware=[
+            Middleware(SecurityHeaders, trusted_origins=policy.cors, refusals=refusals),
+            Middleware(AccessControl, policy=policy, refusals=refusals),
+            Middleware(BodyLimit, limit=limit),
+        ],
         exception_handlers={HTTPException: _http_error, ClientDisconnect: _client_gone, 500: _server_error},
     )

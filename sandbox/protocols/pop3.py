@@ -11,6 +11,7 @@ from enum import Enum
 from typing import Protocol
 
 from sandbox.protocols import sasl
+from sandbox.protocols.accounts import Accounts, fold
 
 # Reply prefixes (RFC 1939 §3; "+ " is the SASL continuation of RFC 5034 §4).
 OK = b"+OK"
@@ -26,6 +27,7 @@ MAX_SASL_LINE = 2048  # AUTH lines carry base64, longer than a command (RFC 5034
 ERR_IN_USE = b"-ERR [IN-USE] maildrop already locked by another session"  # RFC 2449 §8.1.1
 ERR_AUTH = b"-ERR [AUTH] invalid user name or password"  # RFC 3206 §4
 ERR_SYS_TEMP = b"-ERR [SYS/TEMP] maildrop unavailable, try again"  # RFC 3206 §4
+ERR_TOO_MANY_FAILURES = b"-ERR [SYS/TEMP] too many failed logins, try again later"
 ERR_TOO_LONG = b"-ERR command line too long"
 ERR_UNKNOWN = b"-ERR unknown command"
 ERR_STATE = b"-ERR command not valid in this state"
@@ -105,7 +107,16 @@ class CloseRequested:
     """Close the connection once the replies before it are written."""
 
 
-Event = Reply | MaildropRequested | MessageRequested | StartTlsRequested | UpdateRequested | CloseRequested
+@dataclass(frozen=True)
+class LoginFailed:
+    """Wrong credentials (their -ERR [AUTH] is the Reply after this): the adapter may delay it."""
+
+    user: str
+
+
+Event = (
+    Reply | MaildropRequested | MessageRequested | StartTlsRequested | UpdateRequested | CloseRequested | LoginFailed
+)
 
 _Check = Callable[[str], bool]  # does this stored secret match what the client proved?
 _Column = Callable[[int], str]  # one LIST/UIDL column for a 0-based index
@@ -114,11 +125,6 @@ _LINE_BREAK = re.compile(rb"\r?\n")
 _UIDL_SAFE = re.compile(r"[!-~]{1,70}")
 _UIDL_UNSAFE = re.compile(r"[^!-~]")
 _DIGITS = re.compile(r"[0-9]{1,9}")
-
-
-def _fold(user: str) -> str:
-    # Same folding as the store's normalize_user; protocols may not import the store.
-    return user.strip().strip("<>").lower()
 
 
 def unique_id(item: MaildropItem) -> str:
@@ -157,6 +163,7 @@ class Pop3Connection:
         hostname: str = "mailsandbox.local",
         credentials: Mapping[str, str] | None = None,
         *,
+        access: Mapping[str, Sequence[str]] | None = None,
         tls_available: bool = False,
         tls_active: bool = False,
         banner_id: str = "0",
@@ -165,7 +172,7 @@ class Pop3Connection:
         self.state = State.AUTHORIZATION
         self.tls_active = tls_active
         self.user: str | None = None
-        self._credentials = None if credentials is None else {_fold(k): v for k, v in credentials.items()}
+        self._accounts = Accounts(credentials, access)
         self._tls_available = tls_available
         self._timestamp = f"<{banner_id}@{hostname}>"  # RFC 1939 §7 APOP banner
         self._buffer = bytearray()
@@ -370,14 +377,12 @@ class Pop3Connection:
             return self._err(b"-ERR invalid SASL response" if step.reason == "malformed" else ERR_AUTH)
         return self._login(step.user, step.check)
 
-    def _login(self, user: str, check: _Check) -> list[Event]:
-        user = _fold(user)
-        if not user:
-            return self._err(ERR_AUTH)
-        if self._credentials is not None:
-            secret = self._credentials.get(user)
-            if secret is None or not check(secret):
+    def _login(self, name: str, check: _Check) -> list[Event]:
+        user = self._accounts.login(name, check)
+        if user is None:
+            if self._accounts.accept_any:  # an empty name: nothing to throttle
                 return self._err(ERR_AUTH)
+            return [LoginFailed(fold(name)), *self._err(ERR_AUTH)]
         self.user = user
         self._pending = "maildrop"
         return [MaildropRequested(user)]

@@ -27,6 +27,7 @@ READY_TLS = b"220 2.0.0 Ready to start TLS\r\n"
 VRFY_REPLY = b"252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery\r\n"
 TIMEOUT = b"421 4.4.2 Timeout: closing connection\r\n"
 TOO_MANY_CONNECTIONS = b"421 4.7.0 Too many connections, try again later\r\n"
+TOO_MANY_FAILURES = b"421 4.7.0 Too many failed logins, try again later\r\n"
 TEMP_ERROR = b"451 4.3.0 Error: local problem, message not stored; try again\r\n"
 TOO_MANY_RCPTS = b"452 4.5.3 Too many recipients\r\n"
 TLS_UNAVAILABLE = b"454 4.7.0 TLS not available\r\n"
@@ -50,6 +51,7 @@ RCPT_AFTER_BDAT = b"503 5.5.1 Error: RCPT after BDAT\r\n"
 BDAT_MIXED = b"503 5.5.1 Error: DATA after BDAT\r\n"
 BAD_MECHANISM = b"504 5.5.4 Unrecognized authentication type\r\n"
 NEED_TLS = b"530 5.7.0 Must issue a STARTTLS command first\r\n"
+NEED_AUTH = b"530 5.7.0 Authentication required\r\n"  # RFC 4954 §6
 AUTH_FAILED = b"535 5.7.8 Authentication credentials invalid\r\n"
 AUTH_NEEDS_TLS = b"538 5.7.11 Encryption required for requested authentication mechanism\r\n"
 TOO_BIG = b"552 5.3.4 Error: message too big\r\n"
@@ -124,7 +126,14 @@ class CloseRequested:
     """Close the connection once the replies before it are written."""
 
 
-Event = Reply | MessageReceived | StartTlsRequested | CloseRequested
+@dataclass(frozen=True)
+class LoginFailed:
+    """A client's credentials were wrong (its 535 is the Reply after this): the adapter may delay it."""
+
+    user: str
+
+
+Event = Reply | MessageReceived | StartTlsRequested | CloseRequested | LoginFailed
 
 _TERMINATOR_STARTS = tuple((n, b"\r\n.\r\n"[:n]) for n in (4, 3, 2, 1))
 _MAIL_PARAMS = frozenset({"SIZE", "BODY", "SMTPUTF8", "AUTH"})
@@ -136,6 +145,7 @@ class SmtpConnection:
     Nothing here does I/O: the adapter answers `MessageReceived` with `message_stored` and
     `StartTlsRequested` with `tls_started`. Pipelined input (RFC 2920) waits in the buffer meanwhile.
     `credentials` None accepts any login (recorded as the user); otherwise user -> password.
+    `require_auth` refuses MAIL until a login succeeded (RFC 4954 §6: 530 5.7.0).
     """
 
     def __init__(
@@ -148,6 +158,7 @@ class SmtpConnection:
         require_tls: bool = False,
         credentials: Mapping[str, str] | None = None,
         allow_insecure_auth: bool = False,
+        require_auth: bool = False,
         ident: str = "Mailsandbox ESMTP",
         challenge: str | None = None,
     ) -> None:
@@ -163,6 +174,7 @@ class SmtpConnection:
         self._require_tls = require_tls
         self._credentials = credentials
         self._allow_insecure_auth = allow_insecure_auth
+        self._require_auth = require_auth
         self._ident = ident
         self._challenge = challenge  # CRAM-MD5's, for tests; by default each exchange makes its own
         self._buffer = bytearray()
@@ -434,6 +446,8 @@ class SmtpConnection:
             return [Reply(NEED_HELO)]
         if self._require_tls and not self.tls_active:
             return [Reply(NEED_TLS)]
+        if self._require_auth and self.auth_user is None:
+            return [Reply(NEED_AUTH)]
         if self.transaction is not None:
             return [Reply(NESTED_MAIL)]
         if arg[:5].upper() != "FROM:":
@@ -593,7 +607,7 @@ class SmtpConnection:
         if self._credentials is not None:
             secret = self._credentials.get(step.user)
             if secret is None or not step.check(secret):
-                return [Reply(AUTH_FAILED)]
+                return [LoginFailed(step.user), Reply(AUTH_FAILED)]
         self.auth_user = step.user  # with no credentials configured, any login works and is recorded
         return [Reply(AUTH_OK)]
 

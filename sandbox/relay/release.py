@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import smtplib
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import parseaddr
 from typing import Any
 
 from sandbox.executors import BoundedExecutor, ExecutorBusy
+from sandbox.relay.release_addresses import AddressError, Mailbox, parse_recipient, wire_data
 from sandbox.store import Store
 
 # An upstream that accepts and never answers holds a thread for `timeout` seconds per socket operation:
@@ -59,6 +58,8 @@ class ReleaseSettings:
     insecure: bool = False  # skip certificate checks (a self-signed upstream in a lab)
     timeout: float = 30.0  # smtplib's: for the connect and for every read and write
     helo: str | None = None
+    # percent hack, source routes (ignored, RFC 5321 §3.3), bang paths, quoted local parts holding "@"
+    allow_unusual_recipients: bool = False
 
     @classmethod
     def from_config(cls, data: Mapping[str, Any] | None) -> ReleaseSettings | None:
@@ -70,16 +71,23 @@ class ReleaseSettings:
             allowed = [a for a in allowed.split(",") if a.strip()]
         tls = _flag(items.get("tls", False))
         return cls(
-            host=str(items["host"]), port=int(items.get("port", 465 if tls else 25)),
-            starttls=_flag(items.get("starttls", False)), tls=tls,
-            username=items.get("username") or None, password=items.get("password") or None,
-            allowed=tuple(str(a).strip().lower() for a in allowed), return_path=items.get("return_path"),
-            ca_file=items.get("ca_file"), insecure=_flag(items.get("insecure", False)),
-            timeout=float(items.get("timeout", 30.0)), helo=items.get("helo"),
+            host=str(items["host"]),
+            port=int(items.get("port", 465 if tls else 25)),
+            starttls=_flag(items.get("starttls", False)),
+            tls=tls,
+            username=items.get("username") or None,
+            password=items.get("password") or None,
+            allowed=tuple(str(a).strip().lower() for a in allowed),
+            return_path=items.get("return_path"),
+            ca_file=items.get("ca_file"),
+            insecure=_flag(items.get("insecure", False)),
+            timeout=float(items.get("timeout", 30.0)),
+            helo=items.get("helo"),
+            allow_unusual_recipients=_flag(items.get("allow_unusual_recipients", False)),
         )
 
-    def permits(self, recipient: str) -> bool:
-        return any(fnmatch.fnmatchcase(recipient.lower(), pattern) for pattern in self.allowed)
+    def permits(self, recipient: Mailbox) -> bool:
+        return any(recipient.matches(pattern) for pattern in self.allowed)
 
 
 def _flag(value: Any) -> bool:
@@ -95,12 +103,20 @@ def check_recipients(settings: ReleaseSettings | None, recipients: Any) -> list[
         raise ReleaseInvalid('give the recipients as {"To": ["someone@example.com", ...]}')
     out: list[str] = []
     for value in recipients:
-        address = parseaddr(value)[1] if isinstance(value, str) else ""
-        if "@" not in address or any(c in address for c in "\r\n<>"):
+        try:
+            mailbox = parse_recipient(value) if isinstance(value, str) else None
+        except AddressError:
+            mailbox = None
+        if mailbox is None:
             raise ReleaseInvalid(f"not an email address: {value!r}")
-        if not settings.permits(address):
-            raise ReleaseForbidden(f"{address} is not in the release allow-list")
-        out.append(address)
+        if mailbox.unusual and not settings.allow_unusual_recipients:
+            raise ReleaseForbidden(
+                f"{value!r} uses {' and '.join(mailbox.unusual)}, which an upstream may route elsewhere"
+                " (allow_unusual_recipients = true in [release] permits it)"
+            )
+        if not settings.permits(mailbox):
+            raise ReleaseForbidden(f"{mailbox} is not in the release allow-list")
+        out.append(str(mailbox))
     return out
 
 
@@ -115,11 +131,15 @@ def _context(settings: ReleaseSettings) -> ssl.SSLContext:
 def _send(settings: ReleaseSettings, raw: bytes, sender: str, recipients: Sequence[str]) -> str:
     client: smtplib.SMTP
     if settings.tls:
-        client = smtplib.SMTP_SSL(settings.host, settings.port, local_hostname=settings.helo,
-                                  timeout=settings.timeout, context=_context(settings))
+        client = smtplib.SMTP_SSL(
+            settings.host,
+            settings.port,
+            local_hostname=settings.helo,
+            timeout=settings.timeout,
+            context=_context(settings),
+        )
     else:
-        client = smtplib.SMTP(settings.host, settings.port, local_hostname=settings.helo,
-                              timeout=settings.timeout)
+        client = smtplib.SMTP(settings.host, settings.port, local_hostname=settings.helo, timeout=settings.timeout)
     with client:
         client.ehlo()
         if settings.starttls:
@@ -132,12 +152,41 @@ def _send(settings: ReleaseSettings, raw: bytes, sender: str, recipients: Sequen
             options.append("BODY=8BITMIME")  # RFC 6152
         if not (sender.isascii() and all(r.isascii() for r in recipients)):
             options.append("SMTPUTF8")  # RFC 6531 §3.4
-        refused = client.sendmail(sender, list(recipients), raw, mail_options=options)
+        refused = _transaction(client, sender, recipients, raw, options)
         code, text = client.noop()
     if refused:
-        return "accepted for some: " + "; ".join(f"{r}: {c} {m.decode(errors='replace')}"
-                                                 for r, (c, m) in refused.items())
+        return "accepted for some: " + "; ".join(
+            f"{r}: {c} {m.decode(errors='replace')}" for r, (c, m) in refused.items()
+        )
     return f"{code} {text.decode(errors='replace')}"
+
+
+def _transaction(
+    client: smtplib.SMTP, sender: str, recipients: Sequence[str], raw: bytes, options: Sequence[str]
+) -> dict[str, tuple[int, bytes]]:
+    """MAIL, RCPT and DATA by hand: smtplib's sendmail re-parses addresses (email.utils) and stuffs dots
+    only after LF, so a bare CR before a dot would reach the upstream as it is."""
+    code, text = client.docmd("MAIL", f"FROM:<{sender}>" + "".join(" " + o for o in options))
+    if code != 250:
+        client.rset()
+        raise smtplib.SMTPSenderRefused(code, text, sender)
+    refused: dict[str, tuple[int, bytes]] = {}
+    for recipient in recipients:
+        code, text = client.docmd("RCPT", f"TO:<{recipient}>")
+        if code not in (250, 251):
+            refused[recipient] = (code, text)
+    if len(refused) == len(recipients):
+        client.rset()
+        raise smtplib.SMTPRecipientsRefused(refused)
+    code, text = client.docmd("DATA")
+    if code != 354:
+        client.rset()
+        raise smtplib.SMTPDataError(code, text)
+    client.send(wire_data(raw))
+    code, text = client.getreply()
+    if code != 250:
+        raise smtplib.SMTPDataError(code, text)
+    return refused
 
 
 async def release_message(
@@ -192,9 +241,6 @@ class Releaser:
         if message is None:
             raise KeyError(message_id)
         raw = self.store.raw(message.id)
-        sent, reply = await release_message(
-            self.settings, raw, message.envelope.mail_from, recipients, self._executor
-        )
+        sent, reply = await release_message(self.settings, raw, message.envelope.mail_from, recipients, self._executor)
         assert self.settings is not None
-        return {"ID": message.id, "To": sent, "Upstream": f"{self.settings.host}:{self.settings.port}",
-                "Reply": reply}
+        return {"ID": message.id, "To": sent, "Upstream": f"{self.settings.host}:{self.settings.port}", "Reply": reply}

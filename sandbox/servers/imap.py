@@ -6,16 +6,18 @@ import asyncio
 import hmac
 import logging
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from sandbox.events import Event, EventBus, MailboxChanged, MessagesDeleted, MessagesUpdated
 from sandbox.executors import BoundedExecutor
+from sandbox.protocols.accounts import Accounts
 from sandbox.protocols.imap import MAX_LITERAL, MAX_LITERAL_PREAUTH, ImapConnection, MessageCache, RecentTracker
 from sandbox.protocols.imap.session import Login, State
-from sandbox.servers._limits import ConnectionLimiter, Slot
+from sandbox.servers._limits import ConnectionLimiter, Slot, client_address
 from sandbox.servers._per_store import PerStore
 from sandbox.servers._starttls import upgrade
 from sandbox.store import Store, normalize_user
+from sandbox.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,7 @@ AUTOLOGOUT = 30 * 60.0  # RFC 3501 §5.4: at least 30 minutes of inactivity
 LOGIN_TIMEOUT = 60.0  # before login a silent connection only holds a place: much shorter
 WORKERS = 8  # threads running the sessions' commands, per listener
 REFUSAL = b"* BYE [UNAVAILABLE] too many connections\r\n"  # RFC 5530 §3
+TOO_MANY_FAILURES = b"* BYE [UNAVAILABLE] too many failed logins, try again later\r\n"
 _NOTIFY = object()  # a work item: the store changed under the selected mailbox
 _MAX_QUEUED = 64  # received chunks waiting for the worker before we stop reading the socket
 # Store changes during a burst reach a session at most this often (one refresh covers them all), so the
@@ -42,21 +45,14 @@ class ImapShared:
 shared_for: PerStore[ImapShared] = PerStore(ImapShared)
 
 
-def make_login(credentials: Mapping[str, str] | None) -> Login:
-    """Any password for any address by default; with credentials, only the listed pairs."""
-    table = None if credentials is None else {normalize_user(u): p for u, p in credentials.items()}
+def make_login(credentials: Mapping[str, str] | None, access: Mapping[str, Sequence[str]] | None = None) -> Login:
+    """Any password for any address by default; with credentials, only the listed pairs, each opening its
+    own mailbox or, as `mailbox*account`, one its `access` globs allow (sandbox/protocols/accounts.py)."""
+    accounts = Accounts(credentials, access)
 
     def login(user: str, password: str) -> str | None:
-        owner = normalize_user(user)
-        if not owner:
-            return None
-        if table is None:
-            return owner
-        expected = table.get(owner)
         given = password.encode("utf-8", "surrogateescape")
-        if expected is None or not hmac.compare_digest(expected.encode("utf-8"), given):
-            return None
-        return owner
+        return accounts.login(user, lambda secret: hmac.compare_digest(secret.encode("utf-8"), given))
 
     return login
 
@@ -80,12 +76,21 @@ class ImapProtocol(asyncio.Protocol):
         limiter: ConnectionLimiter | None = None,
         login_timeout: float = LOGIN_TIMEOUT,
         max_literal_preauth: int = MAX_LITERAL_PREAUTH,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         self.bus = bus
         self.ssl_context = ssl_context
+        self._throttle = throttle
+        self._login_failed = False  # set on the worker thread by the login check, read after it on the loop
+
+        def checked_login(user: str, password: str) -> str | None:
+            owner = login(user, password)
+            self._login_failed = owner is None
+            return owner
+
         self.conn = ImapConnection(
             store,
-            login=login,
+            login=checked_login,
             tls_available=ssl_context is not None and not implicit_tls,
             tls_active=implicit_tls,
             cache=shared.cache,
@@ -128,6 +133,10 @@ class ImapProtocol(asyncio.Protocol):
             self._slot = self._limiter.admit_transport(transport, REFUSAL)
             if self._slot is None:
                 return
+        if self._throttle is not None and self._throttle.blocked(self._client()):
+            transport.write(TOO_MANY_FAILURES)  # too many failed logins from this address lately
+            transport.close()
+            return
         self._sessions.add(self)
         # Subscribed only now: a TLS handshake that fails never reaches connection_lost to undo it.
         self._unsubscribe = self.bus.subscribe(self._on_event)
@@ -214,12 +223,30 @@ class ImapProtocol(asyncio.Protocol):
                 log.exception("IMAP session failed")  # the core answers bad input itself: this is a bug
                 self.shutdown("Internal server error")
                 return
+            if self._login_failed and await self._penalize():
+                await self._send(out + TOO_MANY_FAILURES)
+                self._close()
+                return
             await self._send(out)
             if self.conn.starttls_requested:
                 await self._start_tls()
             if self.conn.closed:
                 self._close()
                 return
+
+    def _client(self) -> str:
+        return client_address(self.transport.get_extra_info("peername")) if self.transport else ""
+
+    async def _penalize(self) -> bool:
+        """A failed login: wait out the throttle's delay (this session's commands wait too); True means
+        cut the connection."""
+        self._login_failed = False
+        if self._throttle is None:
+            return False
+        verdict = self._throttle.failed(self._client(), "IMAP")
+        if not verdict.disconnect and verdict.delay > 0:
+            await asyncio.sleep(verdict.delay)
+        return verdict.disconnect
 
     def shutdown(self, reason: str) -> None:
         """Say goodbye (RFC 3501 §7.1.5 BYE) and hang up: the server is going away."""
@@ -274,18 +301,21 @@ async def start_imap(
     login_timeout: float = LOGIN_TIMEOUT,
     autologout: float = AUTOLOGOUT,
     workers: int = WORKERS,
+    throttle: LoginThrottle | None = None,
+    access: Mapping[str, Sequence[str]] | None = None,
 ) -> asyncio.Server:
     """Listen for IMAP: STARTTLS is offered when `ssl_context` is given; implicit_tls speaks TLS at once.
 
     `max_literal` is the largest literal (and APPEND) after login, `max_literal_preauth` before it;
     `limiter` refuses connections over its limits with `* BYE [UNAVAILABLE]`; a session is logged out
     after `login_timeout` seconds of silence before login and `autologout` after it. Commands run on
-    `workers` threads of the listener's own."""
+    `workers` threads of the listener's own; `throttle` delays failed logins and cuts an address off
+    past its limit."""
     if implicit_tls and ssl_context is None:
         raise ValueError("implicit TLS needs an ssl_context")
     loop = asyncio.get_running_loop()
     shared = shared_for(store)
-    login = make_login(credentials)
+    login = make_login(credentials, access)
     sessions: set[ImapProtocol] = set()
     executor = BoundedExecutor("imap", workers)
 
@@ -293,7 +323,7 @@ async def start_imap(
         return ImapProtocol(
             store, bus, shared, login, ssl_context, implicit_tls, sessions, max_literal, autologout,
             executor=executor, limiter=limiter, login_timeout=login_timeout,
-            max_literal_preauth=max_literal_preauth,
+            max_literal_preauth=max_literal_preauth, throttle=throttle,
         )  # fmt: skip
 
     server = await loop.create_server(

@@ -14,10 +14,13 @@ from typing import Any
 from sandbox.executors import BoundedExecutor
 from sandbox.protocols.pop3 import (
     CRLF,
+    ERR_AUTH,
     ERR_IN_USE,
     ERR_SYS_TEMP,
+    ERR_TOO_MANY_FAILURES,
     CloseRequested,
     Event,
+    LoginFailed,
     MaildropItem,
     MaildropRequested,
     MessageRequested,
@@ -28,9 +31,11 @@ from sandbox.protocols.pop3 import (
     UpdateRequested,
 )
 from sandbox.servers._limits import ConnectionLimiter, Slot
+from sandbox.servers._penalty import LoginPenalty
 from sandbox.servers._per_store import PerStore
 from sandbox.servers._starttls import upgrade
 from sandbox.store import Store, StoreError, normalize_user
+from sandbox.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +84,8 @@ class Pop3Protocol(asyncio.Protocol):
         executor: BoundedExecutor,
         limiter: ConnectionLimiter | None = None,
         login_timeout: float = LOGIN_TIMEOUT,
+        throttle: LoginThrottle | None = None,
+        access: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.store = store
         self.locks = locks
@@ -86,6 +93,7 @@ class Pop3Protocol(asyncio.Protocol):
         self.conn = Pop3Connection(
             hostname,
             credentials,
+            access=access,
             tls_available=ssl_context is not None and not implicit_tls,
             tls_active=implicit_tls,
             banner_id=secrets.token_hex(8),
@@ -101,6 +109,7 @@ class Pop3Protocol(asyncio.Protocol):
         self._slot: Slot | None = None
         self._write_paused = False
         self._store_call = False  # reading pauses while the core waits for the store: its buffer stays small
+        self._penalty = LoginPenalty(throttle, "POP3", lambda: self.transport, self._reading)
 
     # -- asyncio callbacks -------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -110,6 +119,10 @@ class Pop3Protocol(asyncio.Protocol):
             self._slot = self._limiter.admit_transport(transport, REFUSAL)
             if self._slot is None:
                 return
+        if self._penalty.blocked():  # too many failed logins from this address lately
+            transport.write(ERR_TOO_MANY_FAILURES + CRLF)
+            transport.close()
+            return
         self._touch()
         self._process(self.conn.greeting())
 
@@ -129,6 +142,7 @@ class Pop3Protocol(asyncio.Protocol):
         self.conn.receive_data(b"")
         if self._timer is not None:
             self._timer.cancel()
+        self._penalty.cancel()
         # RFC 1939 §6: no QUIT, no UPDATE; only the lock goes (unless an UPDATE is still running).
         if self._locked is not None and not self._tasks:
             self._unlock()
@@ -146,7 +160,7 @@ class Pop3Protocol(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if self._write_paused or self._store_call:
+        if self._write_paused or self._store_call or self._penalty.holding:
             transport.pause_reading()
         else:
             transport.resume_reading()
@@ -177,6 +191,10 @@ class Pop3Protocol(asyncio.Protocol):
                 self._spawn(self._update(event))
             elif isinstance(event, CloseRequested):
                 self._close()
+            elif isinstance(event, LoginFailed) and self._penalty.failed():  # its -ERR waits out the delay
+                self._write(ERR_AUTH + CRLF + ERR_TOO_MANY_FAILURES + CRLF)
+                self._close()
+                return
 
     async def _open(self, user: str) -> None:
         self._process(self.conn.answer_maildrop(*await self._list(user)))
@@ -250,12 +268,10 @@ class Pop3Protocol(asyncio.Protocol):
             self._locked = None
 
     def _write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+        self._penalty.write(data)  # after a failed login, held for its delay
 
     def _close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        self._penalty.close()
 
     def _touch(self) -> None:
         if self._timer is not None:
@@ -281,15 +297,20 @@ async def start_pop3(
     login_timeout: float = LOGIN_TIMEOUT,
     idle_timeout: float = IDLE_TIMEOUT,
     workers: int = WORKERS,
+    throttle: LoginThrottle | None = None,
+    access: Mapping[str, Sequence[str]] | None = None,
 ) -> asyncio.Server:
     """Listen for POP3 on host:port (port 0: any free port; see `server.sockets`).
 
     With `ssl_context`, the plain port offers STLS (RFC 2595); with `implicit_tls` too, the port
     speaks TLS from the first byte (the 995 style). `credentials` maps mailbox address to password;
-    None accepts any password. Listeners of one store share maildrop locks unless `locks` is given.
+    None accepts any password; `access` maps an account to the mailbox globs it may open as
+    `mailbox*account` (sandbox/protocols/accounts.py). Listeners of one store share maildrop locks
+    unless `locks` is given.
     `limiter` refuses connections over its limits with `-ERR [SYS/TEMP]`; a session is closed after
     `login_timeout` seconds of silence before login and `idle_timeout` after it. Store calls run on
-    `workers` threads of the listener's own.
+    `workers` threads of the listener's own. `throttle` answers failed logins with a growing delay
+    and cuts an address off past its limit.
     """
     if implicit_tls and ssl_context is None:
         raise ValueError("implicit_tls needs an ssl_context")
@@ -300,7 +321,8 @@ async def start_pop3(
     def session() -> Pop3Protocol:
         return Pop3Protocol(
             store, shared, hostname, credentials, ssl_context, implicit_tls, idle_timeout,
-            executor=executor, limiter=limiter, login_timeout=login_timeout,
+            executor=executor, limiter=limiter, login_timeout=login_timeout, throttle=throttle,
+            access=access,
         )  # fmt: skip
 
     server = await loop.create_server(session, host, port, ssl=ssl_context if implicit_tls else None)

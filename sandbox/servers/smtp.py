@@ -14,10 +14,13 @@ from typing import Any, Protocol
 
 from sandbox.models import Envelope, StoredMessage
 from sandbox.protocols.smtp import (
+    AUTH_FAILED,
     TEMP_ERROR,
     TOO_MANY_CONNECTIONS,
+    TOO_MANY_FAILURES,
     CloseRequested,
     Event,
+    LoginFailed,
     MessageReceived,
     Reply,
     SmtpConnection,
@@ -25,8 +28,10 @@ from sandbox.protocols.smtp import (
 )
 from sandbox.received import received_line, with_protocol
 from sandbox.servers._limits import ConnectionLimiter, Slot
+from sandbox.servers._penalty import LoginPenalty
 from sandbox.servers._starttls import upgrade
 from sandbox.store import Store
+from sandbox.throttle import LoginThrottle
 
 log = logging.getLogger("mailsandbox.smtp")
 
@@ -114,7 +119,9 @@ class SmtpOptions:
     require_tls: bool = False
     credentials: dict[str, str] | None = None
     allow_insecure_auth: bool = False
+    require_auth: bool = False  # MAIL only after a successful AUTH (530 5.7.0 before)
     idle_timeout: float = IDLE_TIMEOUT
+    throttle: LoginThrottle | None = None  # failed logins: a growing delay, then a disconnect
 
 
 class SmtpProtocol(asyncio.Protocol):
@@ -138,8 +145,10 @@ class SmtpProtocol(asyncio.Protocol):
             require_tls=options.require_tls and not implicit_tls,
             credentials=options.credentials,
             allow_insecure_auth=options.allow_insecure_auth,
+            require_auth=options.require_auth,
         )
         self.transport: asyncio.Transport | None = None
+        self._penalty = LoginPenalty(options.throttle, "SMTP", lambda: self.transport, self._resume_reading)
         self.peer = ""
         self._loop = asyncio.get_running_loop()
         self._last_active = 0.0
@@ -158,6 +167,11 @@ class SmtpProtocol(asyncio.Protocol):
             if self._slot is None:  # over the listener's or this client's connection limit
                 self._refused = True
                 return
+        if self._penalty.blocked():  # too many failed logins from this address lately
+            self._refused = True
+            transport.write(TOO_MANY_FAILURES)
+            transport.close()
+            return
         self.peer = _peer(peername)
         self._last_active = self._loop.time()
         self._timer = self._loop.call_later(self.options.idle_timeout, self._check_idle)
@@ -188,6 +202,7 @@ class SmtpProtocol(asyncio.Protocol):
             self._timer.cancel()
         if self._slot is not None:
             self._slot.release()
+        self._penalty.cancel()
         self.transport = None
 
     # -- driving the core -------------------------------------------------------
@@ -205,6 +220,12 @@ class SmtpProtocol(asyncio.Protocol):
                 elif isinstance(event, CloseRequested):
                     self._write(out)
                     self._close()
+                elif isinstance(event, LoginFailed):
+                    self._write(out)  # replies before it go now; its 535 and the rest wait out the delay
+                    if self._penalty.failed():
+                        self._write([AUTH_FAILED, TOO_MANY_FAILURES])
+                        self._close()
+                        return
         except Exception:
             # The core never raises on input; this is a programming error: don't leak it, don't go on.
             log.exception("SMTP session failed")
@@ -225,6 +246,11 @@ class SmtpProtocol(asyncio.Protocol):
         self._process(events)
         if self._paused and self.transport is not None and self.conn.buffered <= MAX_BUFFERED:
             self._paused = False
+            self._resume_reading()
+
+    def _resume_reading(self) -> None:
+        # Both the pipelining bound and a failed login's delay pause reading: resume when neither holds.
+        if self.transport is not None and not self._paused and not self._penalty.holding:
             self.transport.resume_reading()
 
     async def _start_tls(self) -> None:
@@ -257,13 +283,12 @@ class SmtpProtocol(asyncio.Protocol):
         task.add_done_callback(self._tasks.discard)
 
     def _write(self, out: list[bytes]) -> None:
-        if out and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        if out:
+            self._penalty.write(out[0] if len(out) == 1 else b"".join(out))
         out.clear()
 
     def _close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        self._penalty.close()
 
 
 def _peer(peer: object) -> str:

@@ -24,13 +24,12 @@ class CliSandbox:
     smtp: tuple[str, int]
 
 
-@pytest.fixture(scope="module")
-def cli_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliSandbox]:
-    """`mailsandbox serve` on free ports, as a CI service container would run it."""
+def _serve(folder: Path, *flags: str) -> Iterator[CliSandbox]:
+    """`mailsandbox serve` on free ports with `flags`, as a CI service container would run it."""
     command = [
         str(Path(sys.executable).with_name("mailsandbox")), "serve",
         "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--pop3", "off", "--imap", "off", "--dns", "off",
-        "--db", ":memory:", "--data-dir", str(tmp_path_factory.mktemp("cli")), "--smtp-auth-allow-insecure",
+        "--db", ":memory:", "--data-dir", str(folder), *flags,
     ]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
@@ -48,6 +47,11 @@ def cli_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliSandbox
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def cli_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliSandbox]:
+    yield from _serve(tmp_path_factory.mktemp("cli"), "--smtp-auth-allow-insecure")
 
 
 def test_xdist_workers_get_their_own_sandbox(pytester: pytest.Pytester) -> None:
@@ -112,3 +116,56 @@ def test_sees_only_its_own_mail(outbox, mail_sandbox, n):
     )
     result = pytester.runpytest_inprocess(*OPTIONS, "-p", "xdist", "-n", "2")
     result.assert_outcomes(passed=8)
+
+
+LOCKED = (
+    SEND
+    + """
+def test_locked_sandbox(outbox, mail_sandbox):
+    send(mail_sandbox, subject="through the lock")
+    [message] = outbox.wait(1)
+    assert message.subject == "through the lock" and "pw" not in mail_sandbox.http_url
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def locked_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliSandbox]:
+    """A shared sandbox locked with --ui-auth-file and --api-token."""
+    folder = tmp_path_factory.mktemp("locked")
+    (folder / "users").write_text("ci:pw-123\n")
+    yield from _serve(folder, "--ui-auth-file", str(folder / "users"), "--api-token", "tok-9")
+
+
+def test_url_mode_with_credentials(pytester: pytest.Pytester, locked_sandbox: CliSandbox) -> None:
+    assert httpx.get(locked_sandbox.url + "/api/v1/messages", trust_env=False).status_code == 401
+    pytester.makepyfile(test_locked=LOCKED)
+    with_user = locked_sandbox.url.replace("http://", "http://ci:pw-123@")
+    result = pytester.runpytest_inprocess(*OPTIONS, "--mailsandbox-url", with_user)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"mailsandbox: using {locked_sandbox.url.replace('http://', 'http://ci:***@')}"])
+    assert "pw-123" not in result.stdout.str()
+    result = pytester.runpytest_inprocess(
+        *OPTIONS, "--mailsandbox-url", locked_sandbox.url, "--mailsandbox-token", "tok-9"
+    )
+    result.assert_outcomes(passed=1)
+    result = pytester.runpytest_inprocess(*OPTIONS, "--mailsandbox-url", locked_sandbox.url)
+    result.assert_outcomes(errors=1)  # no credentials: the fixture says why, the test does not run
+    result.stdout.fnmatch_lines(["*401*"])
+
+
+def test_in_process_sandbox_with_ui_auth(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    users = tmp_path / "users"
+    users.write_text("ann:secret\n")
+    pytester.makeconftest(
+        f"""
+import pytest
+
+@pytest.fixture(scope="session")
+def mail_sandbox_config(mail_sandbox_config):
+    return mail_sandbox_config.replace(ui_auth_file={str(users)!r})
+"""
+    )
+    pytester.makepyfile(test_locked=LOCKED)
+    result = pytester.runpytest_inprocess(*OPTIONS)
+    result.assert_outcomes(passed=1)

@@ -53,6 +53,7 @@ from sandbox.protocols.smtp import (
     UNKNOWN,
     CloseRequested,
     Event,
+    LoginFailed,
     MessageReceived,
     Reply,
     SmtpConnection,
@@ -510,6 +511,17 @@ def test_auth_checks_configured_credentials() -> None:
     assert d.feed(b"AUTH PLAIN " + base64.b64encode(b"\0\0s3cret") + b"\r\n") == AUTH_FAILED
     assert d.feed(b"AUTH PLAIN " + base64.b64encode(b"\0ann\0s3cret") + b"\r\n") == AUTH_OK
     assert d.conn.auth_user == "ann"
+
+
+def test_require_auth_refuses_mail_until_login_and_reports_failures() -> None:
+    d = session(allow_insecure_auth=True, credentials={"ann": "s3cret"}, require_auth=True)
+    assert d.feed(b"MAIL FROM:<a@x.test>\r\n") == b"530 5.7.0 Authentication required\r\n"  # RFC 4954 §6
+    assert d.feed(b"AUTH PLAIN " + base64.b64encode(b"\0ann\0wrong") + b"\r\n") == AUTH_FAILED
+    assert [e for e in d.events if isinstance(e, LoginFailed)] == [LoginFailed("ann")]
+    assert d.feed(b"MAIL FROM:<a@x.test>\r\n").startswith(b"530 ")
+    assert d.feed(b"AUTH PLAIN " + base64.b64encode(b"\0ann\0s3cret") + b"\r\n") == AUTH_OK
+    assert d.feed(b"MAIL FROM:<a@x.test>\r\n") == b"250 2.1.0 Ok\r\n"
+    assert len([e for e in d.events if isinstance(e, LoginFailed)]) == 1
 
 
 def test_auth_cram_md5() -> None:
