@@ -10,9 +10,9 @@ Users (mailbox owners) are lower-cased addresses; every user has an INBOX.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from sandbox.models import Attempt, Envelope, FolderInfo, MailEntry, StoredMessage
 
@@ -179,3 +179,14 @@ class Store(Protocol):
     def add_attempt(self, attempt: Attempt) -> None: ...
 
     def trace(self, message_id: str) -> builtins.list[Attempt]: ...
+
+
+class AuthStore(Protocol):
+    """Email authentication results kept with each message (sandbox/auth computes them)."""
+
+    async def save_auth(self, message_id: str, summary: Mapping[str, str], report: Mapping[str, Any]) -> bool:
+        """`summary`: method ("spf", "dkim", "dmarc", "arc") -> result word; `report`: the full JSON.
+        False when the message no longer exists."""
+        ...
+
+    def auth_report(self, message_id: str) -> dict[str, Any] | None: ...

@@ -85,6 +85,18 @@ MIGRATIONS: list[str] = [
     CREATE TABLE uidvalidity_counter (id INTEGER PRIMARY KEY CHECK (id = 0), last INTEGER NOT NULL);
     INSERT INTO uidvalidity_counter SELECT 0, coalesce(max(uidvalidity), 0) FROM folders;
     """,
+    # 3: email authentication results (sandbox/auth), one row per checked message; the per-method words
+    # are columns for search (auth:dkim=fail), the whole report is JSON. Deleting a message deletes its row.
+    """
+    CREATE TABLE message_auth (
+        rowid INTEGER PRIMARY KEY REFERENCES messages(rowid) ON DELETE CASCADE,
+        spf TEXT NOT NULL,
+        dkim TEXT NOT NULL,
+        dmarc TEXT NOT NULL,
+        arc TEXT NOT NULL,
+        report_json TEXT NOT NULL
+    );
+    """,
 ]
 
 

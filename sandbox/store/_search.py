@@ -3,6 +3,7 @@
     from:bob  to:"Ann Lee"  subject:invoice  is:unread  is:read  has:attachment
     before:2024-05-01  after:2024-04-01  after:3d  larger:1M  smaller:10k
     message-id:<x@y>  "exact phrase"  words  -negated  !negated
+    auth:dkim=fail  auth:spf=pass  auth:dmarc=fail  auth:arc=none   (results of sandbox/auth's checks)
 
 Text terms go through the FTS5 index (`messages_fts`), never a LIKE over bodies. All user text
 reaches SQLite as bound parameters, and each text term becomes a quoted FTS5 string, so quotes,
@@ -35,7 +36,7 @@ _FTS_COLUMNS = {
     "subject": "subject",
     "body": "body",
 }
-_KEYS = {*_FTS_COLUMNS, "is", "has", "before", "after", "message-id", "msgid", "larger", "smaller"}
+_KEYS = {*_FTS_COLUMNS, "is", "has", "before", "after", "message-id", "msgid", "larger", "smaller", "auth"}
 _FTS_IN = "m.rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)"
 _FTS_NOT_IN = "m.rowid NOT IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)"
 _RELATIVE = re.compile(r"(\d{1,6})([hdwmy])")
@@ -146,9 +147,22 @@ def parse_size(value: str) -> int | None:
     return int(min(size, _MAX_SIZE))
 
 
+_AUTH_METHODS = ("spf", "dkim", "dmarc", "arc")  # message_auth's columns
+
+
+def _auth_sql(value: str) -> tuple[str, list[object]] | None:
+    """auth:METHOD=RESULT: messages whose stored check gave that result (one not checked yet matches none)."""
+    method, sep, result = value.partition("=")
+    if not sep or method not in _AUTH_METHODS or not result:
+        return None
+    return f"m.rowid IN (SELECT rowid FROM message_auth WHERE {method} = ?)", [result]
+
+
 def _plain_sql(term: Term, now: float) -> tuple[str, list[object]] | None:
     """SQL for a term that is not a full-text match; None when the term means nothing."""
     key, value = term.key, term.value.strip().lower()
+    if key == "auth":
+        return _auth_sql(value)
     if key == "is" and value in ("unread", "new"):
         return "m.read = 0", []
     if key == "is" and value in ("read", "seen"):

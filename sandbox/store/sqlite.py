@@ -22,6 +22,7 @@ from sandbox.clock import Clock, SystemClock
 from sandbox.events import Event, EventBus, MailboxChanged, MessagesDeleted, MessageStored, MessagesUpdated
 from sandbox.models import Address, Envelope, MailEntry, StoredMessage, Summary
 from sandbox.store import MailboxStat, NoSuchMessage, Page, normalize_user
+from sandbox.store._auth import AuthMixin
 from sandbox.store._mailbox import MailboxMixin, deliver_entries, deliver_entry
 from sandbox.store._queue import QueueMixin
 from sandbox.store._schema import migrate
@@ -259,7 +260,7 @@ def _write_adds(conn: sqlite3.Connection, adds: list[_Add]) -> list[tuple[Stored
     return out
 
 
-class SqliteStore(MailboxMixin, QueueMixin):
+class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
     """The Store protocol over one SQLite file."""
 
     def __init__(
@@ -541,7 +542,7 @@ class SqliteStore(MailboxMixin, QueueMixin):
                     "SELECT DISTINCT f.user, f.name FROM entries e JOIN folders f ON f.id = e.folder_id"
                 ).fetchall()
                 (n,) = conn.execute("SELECT count(*) FROM messages WHERE parent IS NULL").fetchone()
-                for table in ("entries", "message_raw", "messages_fts", "queue", "attempts"):
+                for table in ("entries", "message_raw", "messages_fts", "queue", "attempts", "message_auth"):
                     conn.execute(f"DELETE FROM {table}")
                 conn.execute("DELETE FROM messages WHERE parent IS NOT NULL")
                 conn.execute("DELETE FROM messages")

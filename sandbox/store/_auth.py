@@ -1,0 +1,52 @@
+"""Email authentication results kept with each message (the message_auth table)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+from sandbox.events import Event
+
+_METHODS = ("spf", "dkim", "dmarc", "arc")
+
+
+class AuthMixin:
+    @property
+    def _db(self) -> sqlite3.Connection:
+        raise NotImplementedError
+
+    async def _write(self, fn: Any) -> Any:
+        raise NotImplementedError
+
+    async def save_auth(self, message_id: str, summary: Mapping[str, str], report: Mapping[str, Any]) -> bool:
+        """Store a message's results: `summary` is method -> result word, `report` the full JSON.
+        False when the message is gone (deleted before its checks finished)."""
+        words = [str(summary.get(m, "none")) for m in _METHODS]
+        text = json.dumps(report, ensure_ascii=False)
+
+        def write(conn: sqlite3.Connection) -> tuple[bool, list[Event]]:
+            row = conn.execute("SELECT rowid FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                return False, []
+            conn.execute(
+                "INSERT OR REPLACE INTO message_auth (rowid, spf, dkim, dmarc, arc, report_json)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (row[0], *words, text),
+            )
+            return True, []
+
+        saved: bool = await self._write(write)
+        return saved
+
+    def auth_report(self, message_id: str) -> dict[str, Any] | None:
+        """The stored report of a message, or None when it has not been checked (yet)."""
+        row = self._db.execute(
+            "SELECT a.report_json FROM message_auth a JOIN messages m ON m.rowid = a.rowid WHERE m.id = ?",
+            (message_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        report: dict[str, Any] = json.loads(row[0])
+        return report
