@@ -100,6 +100,11 @@ class ApiClient:
         rows = [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
         return [{str(k).lower(): v for k, v in r.items()} for r in rows]
 
+    def auth(self, message_id: str) -> dict[str, Any]:
+        """GET /api/sandbox/message/{ID}/auth: the message's SPF, DKIM, DMARC and ARC results."""
+        data = self._json("GET", f"/api/sandbox/message/{quote(message_id, safe='')}/auth")
+        return data if isinstance(data, dict) else {}
+
     def dns_add(self, record: Mapping[str, Any]) -> None:
         self.request("POST", "/api/sandbox/dns/records", json=dict(record))
 

@@ -12,6 +12,8 @@ from email.message import EmailMessage
 from html.parser import HTMLParser
 from typing import Any
 
+from pytest_plugin.auth import AuthResults
+
 # A URL in plain text ends at whitespace or at a character that cannot sit unescaped in a URL
 # (RFC 3986 §2; RFC 3986 Appendix C: "<" and ">" or quotes delimit URLs in running text).
 _TEXT_URL = re.compile(r"""\b(?:https?|ftp|mailto):[^\s<>"'`\]\[{}|\\^]+""", re.IGNORECASE)
@@ -188,6 +190,7 @@ class CapturedMessage:
         mailboxes: Sequence[str] = (),
         details: Mapping[str, Any] | None = None,
         trace_loader: Callable[[], list[Hop]] | None = None,
+        auth_loader: Callable[[], AuthResults] | None = None,
     ) -> None:
         self.raw = raw
         self.id = id
@@ -195,6 +198,8 @@ class CapturedMessage:
         self.mailboxes = tuple(mailboxes)
         self.details: Mapping[str, Any] = details or {}
         self._trace_loader = trace_loader
+        self._auth_loader = auth_loader
+        self._auth: AuthResults | None = None
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
         self.email: EmailMessage = parsed
@@ -269,6 +274,16 @@ class CapturedMessage:
     def trace(self) -> list[Hop]:
         """The relay's delivery attempts for this message, fetched fresh from the sandbox on each read."""
         return self._trace_loader() if self._trace_loader is not None else []
+
+    @property
+    def auth(self) -> AuthResults:
+        """SPF, DKIM, DMARC and ARC as the sandbox checked them on arrival (fetched once):
+        `assert msg.auth.dkim == "pass", msg.auth.dkim.reason`."""
+        if self._auth is None:
+            if self._auth_loader is None:
+                raise LookupError("this message did not come from a sandbox: it has no authentication results")
+            self._auth = self._auth_loader()
+        return self._auth
 
     @property
     def recipients(self) -> list[str]:
