@@ -1,0 +1,71 @@
+"""The Authentication tab in headless Chromium: results shown as text, hostile values never as markup."""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sandbox.app import Sandbox
+from sandbox.auth.keys import generate_key
+
+pytestmark = pytest.mark.browser
+
+MESSAGE = (
+    b"From: Shop <orders@shop.test>\r\nTo: ann@example.test\r\nSubject: Signed order\r\n"
+    b"Date: Tue, 01 Dec 2026 10:00:00 +0000\r\nMessage-ID: <b1@shop.test>\r\n\r\nThanks.\r\n"
+)
+# A signature naming a selector that is markup: it reaches the page only inside a reason.
+HOSTILE = (
+    b"From: x@evil.test\r\nSubject: Hostile selector\r\nDKIM-Signature: v=1; a=rsa-sha256; d=evil.test;"
+    b' s=<img src=x onerror="parent.pwned=1">; h=from; bh=AAAA; b=AAAA\r\n\r\nhi\r\n'
+)
+
+
+@pytest.fixture
+def page(browser: Any, base_url: str) -> Iterator[Any]:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=5000)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    pg = context.new_page()
+    pg.set_default_timeout(5000)
+    pg.goto(base_url + "/")
+    yield pg
+    context.close()
+
+
+def send(sandbox: Sandbox, raw: bytes, mail_from: str) -> None:
+    smtp = sandbox.address("smtp")
+    with smtplib.SMTP(smtp.host, smtp.port) as s:
+        s.sendmail(mail_from, ["ann@example.test"], raw)
+
+
+def test_authentication_tab(page: Any, running_sandbox: Sandbox) -> None:
+    from playwright.sync_api import expect
+
+    zone = running_sandbox.zone
+    key = generate_key("shop.test", "s1", bits=1024)
+    key.publish(zone)
+    zone.add_record("shop.test", "TXT", "v=spf1 -all")
+    zone.add_record("_dmarc.shop.test", "TXT", "v=DMARC1; p=quarantine")
+    send(running_sandbox, key.sign(MESSAGE), "bounce@shop.test")
+    send(running_sandbox, HOSTILE, "x@evil.test")
+    page.locator("#messages > li", has_text="Signed order").click()
+    page.locator(".tab", has_text="Authentication").click()
+    table = page.locator(".auth-results")
+    expect(table.locator("tbody tr")).to_have_count(4)
+    expect(table.locator("tbody tr").nth(0)).to_contain_text("SPF")
+    expect(table.locator("tbody tr").nth(0).locator(".tag")).to_have_text("fail")
+    expect(table.locator("tbody tr").nth(1).locator(".tag")).to_have_text("pass")
+    expect(table.locator("tbody tr").nth(1)).to_contain_text("d=shop.test s=s1")
+    expect(table.locator("tbody tr").nth(2)).to_contain_text("p=quarantine")
+    expect(page.locator(".auth-header")).to_contain_text("Authentication-Results: mailsandbox.local; spf=fail")
+
+    page.locator("#messages > li", has_text="Hostile selector").click()  # the tab stays chosen
+    expect(page.locator(".auth-results tbody tr").nth(1).locator(".tag")).to_have_text("permerror")
+    expect(page.locator(".auth-results")).to_contain_text('<img src=x onerror="parent.pwned=1">')
+    assert page.locator(".auth img").count() == 0
+    assert page.evaluate("window.pwned") is None
