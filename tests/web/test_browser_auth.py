@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,28 +23,18 @@ HOSTILE = (
 )
 
 
-@pytest.fixture
-def page(browser: Any, base_url: str) -> Iterator[Any]:
-    from playwright.sync_api import expect
-
-    expect.set_options(timeout=5000)
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    pg = context.new_page()
-    pg.set_default_timeout(5000)
-    pg.goto(base_url + "/")
-    yield pg
-    context.close()
-
-
 def send(sandbox: Sandbox, raw: bytes, mail_from: str) -> None:
     smtp = sandbox.address("smtp")
     with smtplib.SMTP(smtp.host, smtp.port) as s:
         s.sendmail(mail_from, ["ann@example.test"], raw)
 
 
-def test_authentication_tab(page: Any, running_sandbox: Sandbox) -> None:
+def test_authentication_tab(browser: Any, base_url: str, running_sandbox: Sandbox) -> None:
     from playwright.sync_api import expect
 
+    page = browser.new_page()
+    page.set_default_timeout(5000)
+    page.goto(base_url + "/")
     zone = running_sandbox.zone
     key = generate_key("shop.test", "s1", bits=1024)
     key.publish(zone)
@@ -69,3 +58,4 @@ def test_authentication_tab(page: Any, running_sandbox: Sandbox) -> None:
     expect(page.locator(".auth-results")).to_contain_text('<img src=x onerror="parent.pwned=1">')
     assert page.locator(".auth img").count() == 0
     assert page.evaluate("window.pwned") is None
+    page.close()
