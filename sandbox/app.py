@@ -324,7 +324,7 @@ class Sandbox:
     async def reset(self) -> None:
         """Empty every mailbox and the queue; put run-time DNS, host faults and the clock back."""
         await self.store.delete(None)
-        for part in (self.relay, self.zone):
+        for part in (self.zone, self.relay):  # the relay re-publishes its signers' keys into the reset zone
             if part is not None and hasattr(part, "reset"):
                 part.reset()
         self.clock.reset()

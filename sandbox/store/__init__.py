@@ -93,10 +93,13 @@ class Store(Protocol):
         order, a list this call empties: a large message is joined once, off the loop, and not held twice."""
         ...
 
-    async def deliver(self, message_id: str, user: str, folder: str = "INBOX", prefix: bytes = b"") -> MailEntry:
+    async def deliver(
+        self, message_id: str, user: str, folder: str = "INBOX", prefix: bytes = b"", suffix: bytes = b""
+    ) -> MailEntry:
         """Put a stored message into a user's folder. A non-empty `prefix` (the Received: lines the
-        relay's hops stamped) makes the entry a hidden child copy whose raw() is prefix + the original;
-        listings show only originals, and a mailbox filter finds the original through its children."""
+        relay's hops stamped, and any header fields they added) makes the entry a hidden child copy whose
+        raw() is prefix + the original + `suffix` (what a rewriting hop appended to the body); listings
+        show only originals, and a mailbox filter finds the original through its children."""
         ...
 
     # -- listing and reading (web API, plugin) -----------------------------

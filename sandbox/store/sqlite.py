@@ -390,7 +390,9 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         users = (normalize_user(u) for u in (envelope.rcpt_tos if deliver_to is None else deliver_to))
         return _Add(raw, mime.summarize(raw), envelope, created, tuple(dict.fromkeys(users)), tuple(queue))
 
-    async def deliver(self, message_id: str, user: str, folder: str = "INBOX", prefix: bytes = b"") -> MailEntry:
+    async def deliver(
+        self, message_id: str, user: str, folder: str = "INBOX", prefix: bytes = b"", suffix: bytes = b""
+    ) -> MailEntry:
         user = normalize_user(user)
         now = self.clock.now()
 
@@ -404,8 +406,8 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
                 raise NoSuchMessage(message_id)
             root, raw, env_j = row
             target, target_id, size = root, message_id, len(raw)
-            if prefix:
-                copy = prefix + raw
+            if prefix or suffix:
+                copy = prefix + raw + suffix
                 target, target_id = insert_message(conn, copy, mime.summarize(copy), _envelope(env_j), now, root)
                 size = len(copy)
             uid = deliver_entry(conn, user, folder, target, root, (), now)

@@ -48,7 +48,7 @@ def envelope(ip: str = "198.51.100.7", mail_from: str = "bounces@shop.test", hel
 
 def app_signed(key: SigningKey, raw: bytes = APP_MESSAGE) -> bytes:
     """As an application signs: dkimpy's own sign(), its default headers and canonicalization."""
-    return dkim.sign(raw, key.selector.encode(), key.domain.encode(), key.private_key) + raw
+    return bytes(dkim.sign(raw, key.selector.encode(), key.domain.encode(), key.private_key)) + raw
 
 
 def test_a_message_signed_as_an_app_signs_it_verifies(zone: Zone, shop_key: SigningKey) -> None:
