@@ -8,9 +8,8 @@ from functools import lru_cache
 
 from publicsuffixlist import PublicSuffixList
 
-from sandbox.auth._lookup import LookupFailed, txt_records
+from sandbox.auth._lookup import LookupFailed, Resolver, txt_records
 from sandbox.auth.results import DkimResult, DmarcResult, SpfResult
-from sandbox.zone import Zone
 
 _POLICIES = ("none", "quarantine", "reject")
 
@@ -67,7 +66,7 @@ def parse_record(text: str) -> DmarcRecord | None:
     )
 
 
-def _discover(zone: Zone, domain: str) -> tuple[DmarcRecord | None, str]:
+def _discover(zone: Resolver, domain: str) -> tuple[DmarcRecord | None, str]:
     """§6.6.3: the From domain's record, else its organizational domain's; (record, where found)."""
     org = organizational_domain(domain)
     for name in dict.fromkeys((domain, org)):
@@ -88,7 +87,7 @@ def _aligned(identifier: str, from_domain: str, mode: str) -> bool:
     return organizational_domain(identifier) == organizational_domain(from_domain)
 
 
-def check_dmarc(zone: Zone, from_domains: Sequence[str], spf: SpfResult, dkim: Sequence[DkimResult]) -> DmarcResult:
+def check_dmarc(zone: Resolver, from_domains: Sequence[str], spf: SpfResult, dkim: Sequence[DkimResult]) -> DmarcResult:
     """The DMARC result for the message's From domain (§6.6.2), and the policy its owner asks for."""
     domains = sorted(set(from_domains))
     if not domains:

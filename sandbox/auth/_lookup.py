@@ -2,21 +2,57 @@
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from typing import Any, Protocol
 
 import dns.rdtypes.ANY.MX
 import dns.rdtypes.ANY.PTR
 import dns.rdtypes.txtbase
 import spf
 
-from sandbox.zone import Zone, ZoneError
+from sandbox.zone import Resolution, Zone, ZoneError
+
+CACHE_SIZE = 4096  # answers kept per zone version (a check asks 4 to 10 questions)
+
+
+class Resolver(Protocol):
+    """What the checks ask of the fake DNS: a Zone, or a CachedZone in front of one."""
+
+    def resolve(self, name: str, rdtype: str) -> Resolution: ...
+
+
+class CachedZone:
+    """The zone's answers, remembered until the zone changes (Zone.version): the same sender's records
+    are asked for by every message it sends."""
+
+    def __init__(self, zone: Zone, size: int = CACHE_SIZE) -> None:
+        self.zone = zone
+        self.size = size
+        self._version = -1
+        self._answers: dict[tuple[str, str], Resolution] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, name: str, rdtype: str) -> Resolution:
+        key = (name.lower().rstrip("."), rdtype.upper())
+        version = self.zone.version
+        with self._lock:
+            if version != self._version or len(self._answers) >= self.size:
+                self._answers.clear()
+                self._version = version
+            found = self._answers.get(key)
+        if found is None:
+            found = self.zone.resolve(*key)  # a ZoneError is not cached: it is raised each time
+            with self._lock:
+                if self._version == version:
+                    self._answers[key] = found
+        return found
 
 
 class LookupFailed(Exception):
     """A question the zone could not answer at all (a malformed name): a temperror to the caller."""
 
 
-def txt_records(zone: Zone, name: str) -> list[bytes]:
+def txt_records(zone: Resolver, name: str) -> list[bytes]:
     """Every TXT record of `name`, each record's strings joined (RFC 7208 §3.3, RFC 6376 §3.6.2.2)."""
     try:
         found = zone.resolve(name, "TXT")
@@ -33,7 +69,7 @@ def txt_records(zone: Zone, name: str) -> list[bytes]:
 class DkimKeys:
     """dkimpy's `dnsfunc`, remembering how each key lookup went (dkimpy folds a missing key into False)."""
 
-    def __init__(self, zone: Zone) -> None:
+    def __init__(self, zone: Resolver) -> None:
         self.zone = zone
         self.missing: set[str] = set()  # names with no key record: RFC 6376 §6.1.2 PERMFAIL
         self.failed: set[str] = set()  # names the zone could not answer: TEMPFAIL
@@ -55,7 +91,7 @@ class ZoneSpfQuery(spf.query):  # type: ignore[misc]  # pyspf has no type hints
     """pyspf's query with its DNS method answered from the zone; pyspf keeps its lookup and void
     limits (RFC 7208 §4.6.4), which count calls to this method."""
 
-    def __init__(self, zone: Zone, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, zone: Resolver, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.zone = zone
 

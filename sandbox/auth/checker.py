@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from typing import Any, Protocol
 
+from sandbox.auth._lookup import CachedZone
 from sandbox.auth.checks import authenticate
+from sandbox.auth.results import ArcResult, AuthReport, DmarcResult, SpfResult
 from sandbox.events import Event, EventBus, MessageStored
-from sandbox.executors import BoundedExecutor, ExecutorBusy
+from sandbox.executors import BoundedExecutor
 from sandbox.models import StoredMessage
 from sandbox.store import AuthStore, NoSuchMessage
 from sandbox.zone import Zone
 
 log = logging.getLogger("mailsandbox.auth")
-THREADS = 2
-# Checks waiting or running at once; past that a message is checked when its results are first asked for.
-MAX_PENDING = 256
+BATCH = 64  # unchecked messages fetched per sweep query, newest first
+MAX_ASKED = 64  # on-demand checks waiting or running at once (API requests); more are told to retry
+# While mail keeps arriving (a message in the last BUSY_WINDOW seconds), the sweep pauses for YIELD times
+# the time each check took, so checks take at most 1/(1+YIELD) of the interpreter while capture is busy.
+BUSY_WINDOW = 0.05
+YIELD = 4.0
 
 
 class _Store(AuthStore, Protocol):
@@ -25,8 +32,9 @@ class _Store(AuthStore, Protocol):
 
 
 class AuthChecker:
-    """Subscribes to MessageStored; `report()` answers from the store, checking on demand what is missing
-    (a message that arrived while the checks were off or busy, or a relay's delivered copy)."""
+    """Checks what arrives: a MessageStored wakes a sweep over the messages that have no results yet (so a
+    burst leaves no queue in memory, and nothing is skipped); `report()` answers from the store, checking
+    on demand what is still missing (while the sweep catches up, with checks off, or a relay's copy)."""
 
     def __init__(self, store: _Store, zone: Zone, bus: EventBus, authserv_id: str, *, on_arrival: bool = True) -> None:
         self.store = store
@@ -34,63 +42,88 @@ class AuthChecker:
         self.bus = bus
         self.authserv_id = authserv_id
         self.on_arrival = on_arrival
-        self._pool = BoundedExecutor("auth", THREADS, MAX_PENDING)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._cache = CachedZone(zone)
+        # One thread each: the checks are pure Python and share the GIL with capture. The sweep's pool is
+        # used by the sweep alone; a request for results never waits behind it.
+        self._sweeping = BoundedExecutor("auth", 1)
+        self._asked = BoundedExecutor("auth-asked", 1, MAX_ASKED)
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Any = None
-        self.checked = 0  # messages checked on arrival (tests and the benchmark wait on it)
+        self._last_arrival = 0.0
+        self.checked = 0  # messages the sweep checked (the benchmark reads it)
 
     def start(self) -> None:
-        """Call on the sandbox's loop: the bus runs the listener there."""
-        if self.on_arrival:
-            self._unsubscribe = self.bus.subscribe(self._on_event)
+        """Call on the sandbox's loop: the bus runs the listener there, and the sweep is a task of it."""
+        if not self.on_arrival:
+            return
+        self._wake = asyncio.Event()
+        self._wake.set()  # messages stored before this start (an older database) are checked too
+        self._unsubscribe = self.bus.subscribe(self._on_event)
+        self._task = asyncio.get_running_loop().create_task(self._sweep())
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._pool.shutdown()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._sweeping.shutdown()
+        self._asked.shutdown()
 
     def _on_event(self, event: Event) -> None:
-        if isinstance(event, MessageStored):
-            task = asyncio.get_running_loop().create_task(self._arrived(event.message))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if isinstance(event, MessageStored) and self._wake is not None:
+            self._last_arrival = time.monotonic()
+            self._wake.set()
 
-    async def _arrived(self, message: StoredMessage) -> None:
+    async def _sweep(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                while ids := await self._sweeping.run(self.store.unchecked_auth, BATCH):
+                    for message_id in ids:
+                        await self._check(message_id, self._sweeping, pace=True)
+                        self.checked += 1
+            except Exception:
+                log.exception("the authentication sweep failed; it runs again with the next message")
+
+    def _compute(self, message: StoredMessage, pace: bool) -> dict[str, Any]:
+        began = time.monotonic()
         try:
-            await self._check(message)
-            self.checked += 1
-        except ExecutorBusy:
-            pass  # checked later, when someone asks for the results
+            report = authenticate(self._cache, self.store.raw(message.id), message.envelope, self.authserv_id)
         except NoSuchMessage:
-            pass  # deleted before its turn
-        except Exception:
+            raise
+        except Exception as exc:  # a bug or a library's surprise: recorded, so the sweep does not retry it forever
             log.exception("checking the authentication of %s failed", message.id)
+            why = f"the check failed: {type(exc).__name__}"
+            report = AuthReport(
+                self.authserv_id, SpfResult("temperror", reason=why), (), DmarcResult("temperror", reason=why),
+                ArcResult("temperror", why),
+            )  # fmt: skip
+        done = {"summary": report.summary(), "report": {**report.to_json(), "header": report.header_value()}}
+        if pace and time.monotonic() - self._last_arrival < BUSY_WINDOW:
+            time.sleep((time.monotonic() - began) * YIELD)  # capture is busy: give it the interpreter
+        return done
 
-    def _compute(self, message: StoredMessage) -> dict[str, Any]:
-        raw = self.store.raw(message.id)
-        report = authenticate(self.zone, raw, message.envelope, self.authserv_id)
-        return {"summary": report.summary(), "report": {**report.to_json(), "header": report.header_value()}}
-
-    async def _check(self, message: StoredMessage) -> dict[str, Any]:
-        done = await self._pool.run(self._compute, message)
+    async def _check(self, message_id: str, pool: BoundedExecutor, pace: bool = False) -> dict[str, Any] | None:
+        message = await pool.run(self.store.get, message_id)
+        if message is None:
+            return None
+        try:
+            done = await pool.run(self._compute, message, pace)
+        except NoSuchMessage:
+            return None  # deleted meanwhile
         await self.store.save_auth(message.id, done["summary"], done["report"])
         report: dict[str, Any] = done["report"]
         return report
 
     async def report(self, message_id: str) -> dict[str, Any] | None:
-        """The stored report (AuthReport.to_json()) of a message; None when there is no such message.
-        Raises ExecutorBusy when it must be computed and the checks are saturated."""
-        stored = await self._pool.run(self.store.auth_report, message_id)
+        """The stored report (AuthReport.to_json() plus "header") of a message; None when there is no such
+        message. Raises ExecutorBusy when it must be computed and too many requests already wait."""
+        stored = await self._asked.run(self.store.auth_report, message_id)
         if stored is not None:
             return stored
-        message = await self._pool.run(self.store.get, message_id)
-        if message is None:
-            return None
-        try:
-            return await self._check(message)
-        except NoSuchMessage:
-            return None
+        return await self._check(message_id, self._asked)

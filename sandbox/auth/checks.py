@@ -6,8 +6,6 @@ pyspf evaluates SPF records and dkimpy does the DKIM and ARC cryptography; both 
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import email.utils
 import ipaddress
 import logging
@@ -17,10 +15,9 @@ import spf
 from dkim.util import InvalidTagValueList, parse_tag_value
 
 from sandbox.auth._dmarc import check_dmarc
-from sandbox.auth._lookup import DkimKeys, ZoneSpfQuery
+from sandbox.auth._lookup import DkimKeys, Resolver, ZoneSpfQuery
 from sandbox.auth.results import ArcResult, AuthReport, DkimResult, SpfResult
 from sandbox.models import Envelope
-from sandbox.zone import Zone
 
 MAX_SIGNATURES = 10  # signatures verified per message; more are reported as not checked
 _quiet = logging.getLogger("mailsandbox.auth.dkimpy")  # dkimpy logs every failure at ERROR
@@ -37,7 +34,7 @@ def client_ip(peer: str) -> str:
         return ""
 
 
-def check_spf(zone: Zone, ip: str, mail_from: str, helo: str) -> SpfResult:
+def check_spf(zone: Resolver, ip: str, mail_from: str, helo: str) -> SpfResult:
     """RFC 7208 check_host() for the MAIL FROM identity, or the HELO identity for a null sender (§2.4)."""
     identity = "mailfrom" if mail_from else "helo"
     domain = mail_from.rpartition("@")[2].lower() if mail_from else helo.lower()
@@ -67,8 +64,20 @@ def _signature_tags(value: bytes) -> dict[bytes, bytes]:
         return {}
 
 
-def check_dkim(zone: Zone, raw: bytes) -> tuple[DkimResult, ...]:
+def _header_block(raw: bytes) -> bytes:
+    end = raw.find(b"\r\n\r\n")
+    return raw if end < 0 else raw[: end + 2]
+
+
+def _has_field(head: bytes, name: bytes) -> bool:
+    """Whether a header block may hold the field (a cheap test that spares dkimpy's parse)."""
+    return name in head.lower()
+
+
+def check_dkim(zone: Resolver, raw: bytes) -> tuple[DkimResult, ...]:
     """Each DKIM-Signature (RFC 6376 §6), top first; dkimpy verifies, the lookups tell errors apart."""
+    if not _has_field(_header_block(raw), b"dkim-signature"):
+        return ()
     checker = dkim.DKIM(raw, logger=_quiet, minkey=1024)
     signatures = [value for name, value in checker.headers if name.lower() == b"dkim-signature"]
     out: list[DkimResult] = []
@@ -107,8 +116,10 @@ def _verify_one(checker: dkim.DKIM, index: int, keys: DkimKeys, key_name: str) -
     return "fail", "signature did not verify: a signed header changed, or another key signed it"
 
 
-def check_arc(zone: Zone, raw: bytes) -> ArcResult:
+def check_arc(zone: Resolver, raw: bytes) -> ArcResult:
     """The ARC chain's validation status (RFC 8617 §5.2): none, pass or fail."""
+    if not _has_field(_header_block(raw), b"arc-"):
+        return ArcResult("none", "the message has no ARC sets")
     arc = dkim.ARC(raw, logger=_quiet, minkey=1024)
     try:
         cv, _results, reason = arc.verify(dnsfunc=DkimKeys(zone))
@@ -125,17 +136,31 @@ def check_arc(zone: Zone, raw: bytes) -> ArcResult:
     return ArcResult(word, str(reason))
 
 
+def _field_values(head: bytes, name: bytes) -> list[str]:
+    """Every value of one header field, unfolded (RFC 5322 §2.2.3), in one pass over the header block."""
+    values: list[bytes] = []
+    current: list[bytes] | None = None
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t"):
+            if current is not None:
+                current.append(line)
+            continue
+        if current is not None:
+            values.append(b"".join(current))
+        field, colon, value = line.partition(b":")
+        current = [value] if colon and field.strip().lower() == name else None
+    if current is not None:
+        values.append(b"".join(current))
+    return [v.decode("utf-8", "replace") for v in values]
+
+
 def _from_domains(raw: bytes) -> list[str]:
-    """The domains of the RFC 5322.From addresses (DMARC's identifier), header parsing only."""
-    header_end = raw.find(b"\r\n\r\n")
-    head = raw if header_end < 0 else raw[: header_end + 4]
-    parsed = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
-    values = [str(v) for v in parsed.get_all("From", [])]
-    addresses = email.utils.getaddresses(values)
+    """The domains of the RFC 5322.From addresses (DMARC's identifier)."""
+    addresses = email.utils.getaddresses(_field_values(_header_block(raw), b"from"))
     return [addr.rpartition("@")[2].lower().rstrip(".") for _name, addr in addresses if "@" in addr]
 
 
-def authenticate(zone: Zone, raw: bytes, envelope: Envelope, authserv_id: str) -> AuthReport:
+def authenticate(zone: Resolver, raw: bytes, envelope: Envelope, authserv_id: str) -> AuthReport:
     """Every check, as the receiving server `authserv_id` (the sandbox) would run them on arrival."""
     spf_result = check_spf(zone, client_ip(envelope.peer), envelope.mail_from, envelope.helo)
     dkim_results = check_dkim(zone, raw)

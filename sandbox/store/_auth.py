@@ -40,6 +40,15 @@ class AuthMixin:
         saved: bool = await self._write(write)
         return saved
 
+    def unchecked_auth(self, limit: int) -> list[str]:
+        """Ids of up to `limit` originals without results, newest first (what the checks still owe)."""
+        rows = self._db.execute(
+            "SELECT m.id FROM messages m WHERE m.parent IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM message_auth a WHERE a.rowid = m.rowid) ORDER BY m.rowid DESC LIMIT ?",
+            (limit,),
+        )
+        return [r[0] for r in rows]
+
     def auth_report(self, message_id: str) -> dict[str, Any] | None:
         """The stored report of a message, or None when it has not been checked (yet)."""
         row = self._db.execute(

@@ -136,3 +136,21 @@ def test_with_checks_off_results_are_computed_when_asked(sandbox_factory: Callab
 def test_unknown_message_is_404(client: httpx.Client) -> None:
     response = client.get("/api/sandbox/message/nope/auth")
     assert response.status_code == 404 and response.json() == {"Error": "message not found"}
+
+
+def test_a_burst_is_checked_in_full_off_the_loop(shop: Sandbox, key: SigningKey) -> None:
+    # Every message of a burst gets its results (the sweep reads what is unchecked from the store, so
+    # nothing is dropped), and the loop is not held: a check is milliseconds of pure Python on the
+    # checker's thread. The bound is loose, since this shared machine's own stalls reach ~100 ms.
+    from tests.conftest import LoopWatch
+
+    body = signed(key)
+    smtp = shop.address("smtp")
+    with LoopWatch(shop) as watch, smtplib.SMTP(smtp.host, smtp.port) as client:
+        for _ in range(60):
+            client.sendmail("bounces@shop.test", ["ann@example.test"], body)
+        ids = [m.id for m in shop.store.list(limit=100).messages]
+        wait_for(lambda: all(stored(shop, i) for i in ids), timeout=30)
+    assert len(ids) == 60
+    assert shop.store.search_ids("auth:dkim=pass") and len(shop.store.search_ids("auth:dkim=pass")) == 60
+    assert watch.max_stall < 0.5, f"the loop stalled {watch.max_stall * 1000:.0f} ms"
