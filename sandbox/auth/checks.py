@@ -6,7 +6,6 @@ pyspf evaluates SPF records and dkimpy does the DKIM and ARC cryptography; both 
 
 from __future__ import annotations
 
-import email.utils
 import ipaddress
 import logging
 
@@ -154,10 +153,53 @@ def _field_values(head: bytes, name: bytes) -> list[str]:
     return [v.decode("utf-8", "replace") for v in values]
 
 
+def _address_domains(value: str) -> list[str]:
+    """The domains of the addresses in an address-list field (RFC 5322 §3.4), in one pass: comments
+    (nested to any depth) dropped, quoted strings kept whole, commas outside them separating addresses,
+    an angle-addr preferred to the text around it. The stdlib's parser recurses once per "(": it gives
+    up with RecursionError on a field of nested comments."""
+    pieces: list[str] = []
+    current: list[str] = []
+    depth, quoted, escaped = 0, False, False
+    for char in value:
+        if escaped:
+            escaped = False
+            if depth == 0:
+                current.append(char)
+        elif char == "\\":
+            escaped = True
+        elif quoted:
+            quoted = char != '"'
+            current.append(char)
+        elif char == "(":
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+        elif depth:
+            continue
+        elif char == '"':
+            quoted = True
+            current.append(char)
+        elif char == ",":
+            pieces.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    pieces.append("".join(current))
+    domains = []
+    for piece in pieces:
+        open_at = piece.rfind("<")
+        spec = piece[open_at + 1 : piece.find(">", open_at)] if open_at >= 0 else piece
+        local, at, domain = spec.rpartition("@")
+        domain = domain.strip().strip(";").strip().rstrip(".").lower()
+        if at and local.strip() and domain:
+            domains.append(domain)
+    return domains
+
+
 def _from_domains(raw: bytes) -> list[str]:
     """The domains of the RFC 5322.From addresses (DMARC's identifier)."""
-    addresses = email.utils.getaddresses(_field_values(_header_block(raw), b"from"))
-    return [addr.rpartition("@")[2].lower().rstrip(".") for _name, addr in addresses if "@" in addr]
+    return [d for value in _field_values(_header_block(raw), b"from") for d in _address_domains(value)]
 
 
 def authenticate(zone: Resolver, raw: bytes, envelope: Envelope, authserv_id: str) -> AuthReport:
