@@ -252,7 +252,7 @@ class SandboxHandle:
             mailboxes=details.get("Mailboxes") or (),
             details=details,
             trace_loader=lambda: [Hop.from_json(d) for d in self.api.trace(message_id)],
-            auth_loader=lambda: AuthResults(self.api.auth(message_id)),
+            auth_loader=lambda mailbox: AuthResults(self.api.auth(message_id, mailbox)),
         )
         self._cache[message_id] = msg
         return msg

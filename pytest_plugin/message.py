@@ -190,7 +190,7 @@ class CapturedMessage:
         mailboxes: Sequence[str] = (),
         details: Mapping[str, Any] | None = None,
         trace_loader: Callable[[], list[Hop]] | None = None,
-        auth_loader: Callable[[], AuthResults] | None = None,
+        auth_loader: Callable[[str | None], AuthResults] | None = None,
     ) -> None:
         self.raw = raw
         self.id = id
@@ -282,8 +282,15 @@ class CapturedMessage:
         if self._auth is None:
             if self._auth_loader is None:
                 raise LookupError("this message did not come from a sandbox: it has no authentication results")
-            self._auth = self._auth_loader()
+            self._auth = self._auth_loader(None)
         return self._auth
+
+    def auth_in(self, mailbox: str) -> AuthResults:
+        """The results for the copy `mailbox` received, after the relay's hops (which may sign, seal or
+        rewrite it): `msg.auth_in("bob@list.test").arc == "pass"`."""
+        if self._auth_loader is None:
+            raise LookupError("this message did not come from a sandbox: it has no authentication results")
+        return self._auth_loader(mailbox)
 
     @property
     def recipients(self) -> list[str]:

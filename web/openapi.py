@@ -299,7 +299,7 @@ PATHS: dict[str, Schema] = {
         "get": _op(
             "SPF, DKIM, DMARC and ARC as checked on arrival against the fake DNS (checked now if not yet)",
             {"200": _json(_ref("AuthResults")), **_404, "503": _json(_ref("Error"), "the checks are busy")},
-            [_ID],
+            [_ID, _param("mailbox", "query", "the copy this address received, after the relay's hops")],
             tag="sandbox",
         )
     },

@@ -120,10 +120,19 @@ class AuthChecker:
         report: dict[str, Any] = done["report"]
         return report
 
-    async def report(self, message_id: str) -> dict[str, Any] | None:
-        """The stored report (AuthReport.to_json() plus "header") of a message; None when there is no such
-        message. Raises ExecutorBusy when it must be computed and too many requests already wait."""
-        stored = await self._asked.run(self.store.auth_report, message_id)
+    async def report(self, message_id: str, mailbox: str | None = None) -> dict[str, Any] | None:
+        """The stored report (AuthReport.to_json() plus "header") of a message ("latest" works), or of the
+        copy `mailbox` received (after the relay's hops); None when there is no such message or copy.
+        Raises ExecutorBusy when it must be computed and too many requests already wait."""
+        message = await self._asked.run(self.store.get, message_id)
+        if message is None:
+            return None
+        target: str | None = message.id
+        if mailbox:
+            target = await self._asked.run(self.store.delivered_copy, message.id, mailbox)
+            if target is None:
+                return None
+        stored = await self._asked.run(self.store.auth_report, target)
         if stored is not None:
             return stored
-        return await self._check(message_id, self._asked)
+        return await self._check(target, self._asked)

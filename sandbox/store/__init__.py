@@ -194,6 +194,10 @@ class AuthStore(Protocol):
 
     def auth_report(self, message_id: str) -> dict[str, Any] | None: ...
 
+    def delivered_copy(self, message_id: str, user: str) -> str | None:
+        """The id of the message as it reached `user`'s mailbox (a relay's copy, or itself)."""
+        ...
+
     def unchecked_auth(self, limit: int) -> builtins.list[str]:
         """Ids of up to `limit` original messages without results, newest first."""
         ...

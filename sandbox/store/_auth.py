@@ -49,6 +49,16 @@ class AuthMixin:
         )
         return [r[0] for r in rows]
 
+    def delivered_copy(self, message_id: str, user: str) -> str | None:
+        """The id of the message as it reached `user`'s mailbox: the relay's copy (with what its hops
+        added), or the message itself when it was delivered directly; None when it never reached it."""
+        row = self._db.execute(
+            "SELECT c.id FROM messages m JOIN entries e ON e.root = m.rowid JOIN folders f ON f.id = e.folder_id"
+            " JOIN messages c ON c.rowid = e.message WHERE m.id = ? AND f.user = ? ORDER BY e.uid LIMIT 1",
+            (message_id, user.strip().strip("<>").lower()),
+        ).fetchone()
+        return str(row[0]) if row else None
+
     def auth_report(self, message_id: str) -> dict[str, Any] | None:
         """The stored report of a message, or None when it has not been checked (yet)."""
         row = self._db.execute(

@@ -19,8 +19,9 @@ RAW = (
 
 
 def send(mail_sandbox, raw, mail_from="bounce@app.test"):
+    to = "team@list.test" if b"team@list.test" in raw else "ann@example.test"
     with smtplib.SMTP(mail_sandbox.smtp_host, mail_sandbox.smtp_port, timeout=10) as smtp:
-        smtp.sendmail(mail_from, ["ann@example.test"], raw)
+        smtp.sendmail(mail_from, [to], raw)
 
 
 @pytest.mark.mailsandbox(records=[("app.test", "TXT", "v=spf1 ip4:127.0.0.1 -all"),
@@ -51,6 +52,23 @@ def test_a_changed_body_fails_with_the_reason(outbox, mail_sandbox, dkim_key):
     assert msg.auth.dmarc == "none"
 
 
+@pytest.mark.mailsandbox(
+    records=[("list.test", "MX", "10 gw.list.test."), ("gw.list.test", "A", "192.0.2.5"),
+             ("mx.list.test", "A", "192.0.2.6")],
+    hosts={"gw.list.test": {"relay_to": "mx.list.test", "rewrite_body": "--\\nfooter",
+                            "arc_seal": {"domain": "list.test", "selector": "arc"}}},
+)
+def test_a_list_breaks_dkim_and_arc_carries_it(outbox, mail_sandbox, dkim_key):
+    key = dkim_key("app.test", "s1", bits=1024)
+    send(mail_sandbox, key.sign(RAW.replace(b"ann@example.test", b"team@list.test")))
+    msg = outbox.wait_for(subject="Welcome")
+    mail_sandbox.clock.advance(0)  # the relay's pass has run
+    assert msg.auth.dkim == "pass"  # as the app sent it
+    delivered = msg.auth_in("team@list.test")
+    assert delivered.dkim == "fail" and "body" in delivered.dkim.reason
+    assert delivered.arc == "pass", delivered.arc.reason
+
+
 def test_a_failing_assertion_shows_the_reason(outbox, mail_sandbox):
     send(mail_sandbox, RAW)
     assert outbox.wait_for(subject="Welcome").auth.dkim == "pass"
@@ -60,7 +78,7 @@ def test_a_failing_assertion_shows_the_reason(outbox, mail_sandbox):
 def test_msg_auth_and_dkim_key(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_auth=INNER)
     result = pytester.runpytest_inprocess(*INNER_OPTIONS, "-p", "no:randomly", "-vv")
-    result.assert_outcomes(passed=3, failed=1)
+    result.assert_outcomes(passed=4, failed=1)
     result.stdout.fnmatch_lines(["*AssertionError: assert 'none' (the message has no DKIM signature) == 'pass'*"])
 
 

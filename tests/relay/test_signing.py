@@ -36,8 +36,9 @@ def delivered_copy(world: World, user: str = "bob@chain.test") -> str:
     return str(entry.message_id)
 
 
-def auth(world: World, message_id: str) -> dict[str, Any]:
-    result: dict[str, Any] = world.ok("GET", f"/api/sandbox/message/{message_id}/auth")
+def auth(world: World, message_id: str, mailbox: str | None = None) -> dict[str, Any]:
+    params = {"mailbox": mailbox} if mailbox else {}
+    result: dict[str, Any] = world.ok("GET", f"/api/sandbox/message/{message_id}/auth", params=params)
     return result
 
 
@@ -51,7 +52,8 @@ def test_a_rewriting_hop_breaks_dkim_and_arc_carries_it(world: World) -> None:
     assert raw.rstrip().endswith(b"You are on the minutes@chain.test list.")
     assert raw.count(b"ARC-Seal:") == 2
     assert auth(world, original)["DKIM"][0]["Result"] == "pass"  # as the app sent it
-    final = auth(world, copy)
+    final = auth(world, original, mailbox="Bob@chain.test")  # the copy as the hops left it
+    assert final == auth(world, copy)
     assert [d["Result"] for d in final["DKIM"]] == ["fail"]
     assert "body" in final["DKIM"][0]["Reason"]
     assert final["ARC"]["Result"] == "pass", final["ARC"]["Reason"]
@@ -94,6 +96,13 @@ def test_configured_signers_get_their_key_back_after_a_reset(world_factory: Worl
     world.settle()
     signatures = auth(world, delivered_copy(world))["DKIM"]
     assert [(d["Selector"], d["Result"]) for d in signatures] == [("cfg", "pass"), ("app", "pass")]
+
+
+def test_a_mailbox_that_got_no_copy_is_404(world: World) -> None:
+    original = send_signed(world)
+    world.settle()
+    response = world.api("GET", f"/api/sandbox/message/{original}/auth", params={"mailbox": "nobody@chain.test"})
+    assert response.status_code == 404 and "nobody@chain.test" in response.json()["Error"]
 
 
 def test_bad_signing_settings_are_refused(world: World) -> None:
