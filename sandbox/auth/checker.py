@@ -18,11 +18,14 @@ from sandbox.store import AuthStore, NoSuchMessage
 from sandbox.zone import Zone
 
 log = logging.getLogger("mailsandbox.auth")
-BATCH = 64  # unchecked messages fetched per sweep query, newest first
+BATCH = 64  # unchecked messages fetched per sweep query, newest first; their results are one write
 MAX_ASKED = 64  # on-demand checks waiting or running at once (API requests); more are told to retry
-# While mail keeps arriving (a message in the last BUSY_WINDOW seconds), the sweep pauses for YIELD times
-# the time each check took, so checks take at most 1/(1+YIELD) of the interpreter while capture is busy.
-BUSY_WINDOW = 0.05
+# The checks are pure Python and share the GIL with capture: a check running while a session waits for the
+# loop delays it. So the sweep runs in the quiet between arrivals (none for QUIET seconds), hands back
+# as soon as one arrives, and waits at most MAX_DEFER for quiet; a check it runs while mail keeps
+# arriving is followed by a pause of YIELD times its length.
+QUIET = 0.01
+MAX_DEFER = 0.5
 YIELD = 4.0
 
 
@@ -77,6 +80,15 @@ class AuthChecker:
             self._last_arrival = time.monotonic()
             self._wake.set()
 
+    def _busy(self) -> bool:
+        return time.monotonic() - self._last_arrival < QUIET
+
+    async def _quiet(self) -> None:
+        """Until no message arrived for QUIET seconds, or MAX_DEFER passed."""
+        deadline = time.monotonic() + MAX_DEFER
+        while self._busy() and time.monotonic() < deadline:
+            await asyncio.sleep(QUIET)
+
     async def _sweep(self) -> None:
         assert self._wake is not None
         while True:
@@ -84,14 +96,33 @@ class AuthChecker:
             self._wake.clear()
             try:
                 while ids := await self._sweeping.run(self.store.unchecked_auth, BATCH):
-                    for message_id in ids:
-                        await self._check(message_id, self._sweeping, pace=True)
-                        self.checked += 1
+                    await self._quiet()
+                    done = await self._sweeping.run(self._compute_some, ids)
+                    await self.store.save_auths(done)
+                    self.checked += len(done)
             except Exception:
                 log.exception("the authentication sweep failed; it runs again with the next message")
 
-    def _compute(self, message: StoredMessage, pace: bool) -> dict[str, Any]:
-        began = time.monotonic()
+    def _compute_some(self, ids: list[str]) -> list[tuple[str, dict[str, str], dict[str, Any]]]:
+        """Check messages in order until capture gets busy again (at least one: the sweep moves on)."""
+        out: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+        for message_id in ids:
+            if out and self._busy():
+                break
+            began = time.monotonic()
+            message = self.store.get(message_id)
+            if message is None:
+                continue
+            try:
+                done = self._compute(message)
+            except NoSuchMessage:
+                continue  # deleted meanwhile
+            out.append((message.id, done["summary"], done["report"]))
+            if self._busy():
+                time.sleep((time.monotonic() - began) * YIELD)  # capture is busy: give it the interpreter
+        return out
+
+    def _compute(self, message: StoredMessage) -> dict[str, Any]:
         try:
             report = authenticate(self._cache, self.store.raw(message.id), message.envelope, self.authserv_id)
         except NoSuchMessage:
@@ -103,17 +134,14 @@ class AuthChecker:
                 self.authserv_id, SpfResult("temperror", reason=why), (), DmarcResult("temperror", reason=why),
                 ArcResult("temperror", why),
             )  # fmt: skip
-        done = {"summary": report.summary(), "report": {**report.to_json(), "header": report.header_value()}}
-        if pace and time.monotonic() - self._last_arrival < BUSY_WINDOW:
-            time.sleep((time.monotonic() - began) * YIELD)  # capture is busy: give it the interpreter
-        return done
+        return {"summary": report.summary(), "report": {**report.to_json(), "header": report.header_value()}}
 
-    async def _check(self, message_id: str, pool: BoundedExecutor, pace: bool = False) -> dict[str, Any] | None:
+    async def _check(self, message_id: str, pool: BoundedExecutor) -> dict[str, Any] | None:
         message = await pool.run(self.store.get, message_id)
         if message is None:
             return None
         try:
-            done = await pool.run(self._compute, message, pace)
+            done = await pool.run(self._compute, message)
         except NoSuchMessage:
             return None  # deleted meanwhile
         await self.store.save_auth(message.id, done["summary"], done["report"])
@@ -127,11 +155,12 @@ class AuthChecker:
         message = await self._asked.run(self.store.get, message_id)
         if message is None:
             return None
-        target: str | None = message.id
+        target = message.id
         if mailbox:
-            target = await self._asked.run(self.store.delivered_copy, message.id, mailbox)
-            if target is None:
+            copy = await self._asked.run(self.store.delivered_copy, message.id, mailbox)
+            if copy is None:
                 return None
+            target = copy
         stored = await self._asked.run(self.store.auth_report, target)
         if stored is not None:
             return stored

@@ -192,6 +192,10 @@ class AuthStore(Protocol):
         False when the message no longer exists."""
         ...
 
+    async def save_auths(self, items: Sequence[tuple[str, Mapping[str, str], Mapping[str, Any]]]) -> int:
+        """Several (message_id, summary, report) in one transaction; how many messages still existed."""
+        ...
+
     def auth_report(self, message_id: str) -> dict[str, Any] | None: ...
 
     def delivered_copy(self, message_id: str, user: str) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sandbox.events import Event
@@ -23,22 +23,31 @@ class AuthMixin:
     async def save_auth(self, message_id: str, summary: Mapping[str, str], report: Mapping[str, Any]) -> bool:
         """Store a message's results: `summary` is method -> result word, `report` the full JSON.
         False when the message is gone (deleted before its checks finished)."""
-        words = [str(summary.get(m, "none")) for m in _METHODS]
-        text = json.dumps(report, ensure_ascii=False)
+        saved = await self.save_auths([(message_id, summary, report)])
+        return saved == 1
 
-        def write(conn: sqlite3.Connection) -> tuple[bool, list[Event]]:
-            row = conn.execute("SELECT rowid FROM messages WHERE id = ?", (message_id,)).fetchone()
-            if row is None:
-                return False, []
-            conn.execute(
-                "INSERT OR REPLACE INTO message_auth (rowid, spf, dkim, dmarc, arc, report_json)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (row[0], *words, text),
-            )
-            return True, []
+    async def save_auths(self, items: Sequence[tuple[str, Mapping[str, str], Mapping[str, Any]]]) -> int:
+        """Several messages' results in one transaction; returns how many messages still existed."""
+        rows = [
+            (message_id, *(str(summary.get(m, "none")) for m in _METHODS), json.dumps(report, ensure_ascii=False))
+            for message_id, summary, report in items
+        ]
 
-        saved: bool = await self._write(write)
-        return saved
+        def write(conn: sqlite3.Connection) -> tuple[int, list[Event]]:
+            saved = 0
+            for message_id, *values in rows:
+                found = conn.execute("SELECT rowid FROM messages WHERE id = ?", (message_id,)).fetchone()
+                if found is not None:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO message_auth (rowid, spf, dkim, dmarc, arc, report_json)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (found[0], *values),
+                    )
+                    saved += 1
+            return saved, []
+
+        count: int = await self._write(write)
+        return count
 
     def unchecked_auth(self, limit: int) -> list[str]:
         """Ids of up to `limit` originals without results, newest first (what the checks still owe)."""
