@@ -59,3 +59,34 @@ def test_authentication_tab(browser: Any, base_url: str, running_sandbox: Sandbo
     assert page.locator(".auth img").count() == 0
     assert page.evaluate("window.pwned") is None
     page.close()
+
+
+def test_the_copy_a_mailbox_received_after_a_list(browser: Any, base_url: str, running_sandbox: Sandbox) -> None:
+    import httpx
+    from playwright.sync_api import expect
+
+    zone = running_sandbox.zone
+    key = generate_key("shop.test", "s1", bits=1024)
+    key.publish(zone)
+    for name, kind, value in (("list.test", "MX", "10 gw.list.test."), ("gw.list.test", "A", "192.0.2.5"),
+                              ("mx.list.test", "A", "192.0.2.6")):  # fmt: skip
+        zone.add_record(name, kind, value)
+    with httpx.Client(base_url=base_url) as client:
+        client.put("/api/sandbox/hosts/gw.list.test", json={
+            "relay_to": "mx.list.test", "rewrite_body": "-- footer",
+            "arc_seal": {"domain": "list.test", "selector": "arc"}}).raise_for_status()  # fmt: skip
+        smtp = running_sandbox.address("smtp")
+        with smtplib.SMTP(smtp.host, smtp.port) as s:
+            s.sendmail("bounce@shop.test", ["team@list.test"], key.sign(MESSAGE))
+        client.post("/api/sandbox/clock", json={"advance": 0}).raise_for_status()  # the relay's pass is over
+    page = browser.new_page()
+    page.set_default_timeout(5000)
+    page.goto(base_url + "/")
+    page.locator("#messages > li", has_text="Signed order").click()
+    page.locator(".tab", has_text="Authentication").click()
+    dkim = page.locator(".auth-results tbody tr").nth(1).locator(".tag")
+    expect(dkim).to_have_text("pass")  # as captured
+    page.select_option(".auth-copy", "team@list.test")
+    expect(dkim).to_have_text("fail")
+    expect(page.locator(".auth-results tbody tr").nth(3).locator(".tag")).to_have_text("pass")  # ARC
+    page.close()

@@ -1,4 +1,5 @@
 // The Authentication tab: SPF, DKIM, DMARC and ARC as the sandbox checked them on arrival (RFC 8601 words).
+import * as api from "./api.js";
 import { h } from "./dom.js";
 
 // pass is good news, fail/permerror bad, the rest (softfail, neutral, none, temperror) a warning.
@@ -39,4 +40,33 @@ export function renderAuth(auth) {
     h("h3", { class: "small muted" }, "Authentication-Results"),
     h("pre", { class: "raw-body auth-header" }, `Authentication-Results: ${auth.AuthenticationResults || ""}`),
   );
+}
+
+/**
+ * The tab's content for a message: its results as captured, and, for each mailbox it reached, the copy
+ * that mailbox received (a relay's hops may have signed, sealed or rewritten it).
+ */
+export function authTab(message) {
+  const body = h("div", {});
+  const load = (mailbox) => {
+    body.replaceChildren(h("div", { class: "loading muted" }, "Loading…"));
+    api.getAuth(message.ID, mailbox).then(
+      (auth) => body.replaceChildren(renderAuth(auth)),
+      (error) => body.replaceChildren(h("p", { class: "muted pad" }, `Could not load: ${error.message}`)),
+    );
+  };
+  const mailboxes = message.Mailboxes || [];
+  const root = h("div", {});
+  if (mailboxes.length) {
+    const select = h(
+      "select",
+      { class: "auth-copy", "aria-label": "Which copy", onchange: () => load(select.value || undefined) },
+      h("option", { value: "" }, "As captured"),
+      mailboxes.map((mailbox) => h("option", { value: mailbox }, `As delivered to ${mailbox}`)),
+    );
+    root.append(h("div", { class: "pad auth-choice" }, select));
+  }
+  root.append(body);
+  load(undefined);
+  return root;
 }

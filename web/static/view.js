@@ -4,7 +4,7 @@ import * as api from "./api.js";
 import { h, clear, icon } from "./dom.js";
 import { address, addresses, fullDate, size } from "./format.js";
 import { renderDelivery, tickDelivery } from "./trace.js";
-import { renderAuth } from "./auth.js";
+import { authTab } from "./auth.js";
 
 const RAW_LIMIT = 2_000_000; // characters of source shown inline; the download has everything
 
@@ -248,7 +248,7 @@ export class MessageView {
       mime: () => this.renderMime(),
       envelope: () => this.renderEnvelope(),
       delivery: () => this.renderDelivery(),
-      auth: () => this.later(api.getAuth(this.message.ID), renderAuth),
+      auth: () => this.panel.append(authTab(this.message)),
     }[key];
     render();
     if (redraw) this.panel.scrollTop = scroll; // a live refresh keeps the reader's place
