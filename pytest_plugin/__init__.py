@@ -6,6 +6,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pytest_plugin.auth import AuthResults, Verdict
     from pytest_plugin.controls import ClockControl, DnsControl, HostsControl
     from pytest_plugin.filters import MailFilter
     from pytest_plugin.handle import SandboxHandle
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Attachment",
+    "AuthResults",
     "CapturedMessage",
     "ClockControl",
     "DnsControl",
@@ -24,11 +26,14 @@ __all__ = [
     "MailFilter",
     "Outbox",
     "SandboxHandle",
+    "Verdict",
 ]
 
 # pytest imports this package for every run where the plugin is installed; loading httpx and
 # the sandbox only when a name is used keeps that free for projects that never touch mail.
 _HOMES = {
+    "AuthResults": "auth",
+    "Verdict": "auth",
     "MailFilter": "filters",
     "ClockControl": "controls",
     "DnsControl": "controls",

@@ -108,6 +108,13 @@ class ApiClient:
         rows = [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
         return [{str(k).lower(): v for k, v in r.items()} for r in rows]
 
+    def auth(self, message_id: str, mailbox: str | None = None) -> dict[str, Any]:
+        """GET /api/sandbox/message/{ID}/auth: the message's SPF, DKIM, DMARC and ARC results (of the copy
+        `mailbox` received, with the relay's hops' changes, when given)."""
+        params = {"mailbox": mailbox} if mailbox else None
+        data = self._json("GET", f"/api/sandbox/message/{quote(message_id, safe='')}/auth", params=params)
+        return data if isinstance(data, dict) else {}
+
     def dns_add(self, record: Mapping[str, Any]) -> None:
         self.request("POST", "/api/sandbox/dns/records", json=dict(record))
 

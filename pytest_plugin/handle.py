@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pytest_plugin._http import ApiClient, SandboxApiError
+from pytest_plugin.auth import AuthResults
 from pytest_plugin.controls import ClockControl, DnsControl, HostsControl, RecordSpec, zone_records
 from pytest_plugin.message import CapturedMessage, Hop
 from pytest_plugin.outbox import Outbox
@@ -270,6 +271,7 @@ class SandboxHandle:
             mailboxes=details.get("Mailboxes") or (),
             details=details,
             trace_loader=lambda: [Hop.from_json(d) for d in self.api.trace(message_id)],
+            auth_loader=lambda mailbox: AuthResults(self.api.auth(message_id, mailbox)),
         )
         self._cache[message_id] = msg
         return msg

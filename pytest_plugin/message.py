@@ -12,6 +12,7 @@ from functools import cached_property
 from html.parser import HTMLParser
 from typing import Any
 
+from pytest_plugin.auth import AuthResults
 from sandbox import mime
 
 # A URL in plain text ends at whitespace or at a character that cannot sit unescaped in a URL
@@ -172,6 +173,7 @@ class CapturedMessage:
         mailboxes: Sequence[str] = (),
         details: Mapping[str, Any] | None = None,
         trace_loader: Callable[[], list[Hop]] | None = None,
+        auth_loader: Callable[[str | None], AuthResults] | None = None,
     ) -> None:
         self.raw = raw
         self.id = id
@@ -179,6 +181,8 @@ class CapturedMessage:
         self.mailboxes = tuple(mailboxes)
         self.details: Mapping[str, Any] = details or {}
         self._trace_loader = trace_loader
+        self._auth_loader = auth_loader
+        self._auth: AuthResults | None = None
         parsed = mime.parse(raw)
         header = parsed.message.header
         self.headers = Headers([(name, mime.decode_words(value)) for name, value in header.items()])
@@ -232,6 +236,23 @@ class CapturedMessage:
     def trace(self) -> list[Hop]:
         """The relay's delivery attempts for this message, fetched fresh from the sandbox on each read."""
         return self._trace_loader() if self._trace_loader is not None else []
+
+    @property
+    def auth(self) -> AuthResults:
+        """SPF, DKIM, DMARC and ARC as the sandbox checked them on arrival (fetched once):
+        `assert msg.auth.dkim == "pass", msg.auth.dkim.reason`."""
+        if self._auth is None:
+            if self._auth_loader is None:
+                raise LookupError("this message did not come from a sandbox: it has no authentication results")
+            self._auth = self._auth_loader(None)
+        return self._auth
+
+    def auth_in(self, mailbox: str) -> AuthResults:
+        """The results for the copy `mailbox` received, after the relay's hops (which may sign, seal or
+        rewrite it): `msg.auth_in("bob@list.test").arc == "pass"`."""
+        if self._auth_loader is None:
+            raise LookupError("this message did not come from a sandbox: it has no authentication results")
+        return self._auth_loader(mailbox)
 
     @property
     def recipients(self) -> list[str]:

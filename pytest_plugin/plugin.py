@@ -16,7 +16,7 @@ import pytest
 if TYPE_CHECKING:
     from pytest_plugin.handle import SandboxHandle
     from pytest_plugin.outbox import Outbox
-    from sandbox import Config
+    from sandbox import Config, SigningKey
 
 MARKER = (
     "mailsandbox(*, zone=None, hosts=None, records=None): for this test only, load zone-file text "
@@ -172,6 +172,37 @@ def outbox(mail_sandbox: SandboxHandle) -> Outbox:
     if not mail_sandbox.external:
         mail_sandbox.reset()  # a shared sandbox is never reset: the outbox shows only this test's mail
     return mail_sandbox.outbox()
+
+
+@pytest.fixture
+def dkim_key(mail_sandbox: SandboxHandle, request: pytest.FixtureRequest) -> Iterator[Callable[..., SigningKey]]:
+    """Make DKIM key pairs for this test: `dkim_key(domain, selector, bits=2048)` generates an RSA key,
+    publishes its public key as `selector._domainkey.domain` TXT in the fake DNS (removed after the
+    test) and returns it: give `key.private_key` (PEM) to the code that signs, or sign with
+    `key.sign(raw)`::
+
+        def test_signed_welcome(outbox, dkim_key):
+            key = dkim_key("app.test", "s2026")
+            app.send_welcome("ann@example.test", dkim=(key.domain, key.selector, key.private_key))
+            msg = outbox.wait_for(subject="Welcome")
+            assert msg.auth.dkim == "pass", msg.auth.dkim.reason
+    """
+    from sandbox import generate_key
+
+    request.getfixturevalue("outbox")  # reset first, so the published keys survive the reset
+    published: list[tuple[str, str]] = []
+
+    def make(domain: str, selector: str, bits: int = 2048) -> SigningKey:
+        key = generate_key(domain, selector, bits)
+        mail_sandbox.dns.add(key.record_name, "TXT", key.txt_record)
+        published.append((key.record_name, key.txt_record))
+        return key
+
+    try:
+        yield make
+    finally:
+        for name, value in published:
+            mail_sandbox.dns.remove(name, "TXT", value)
 
 
 def _marker_options(

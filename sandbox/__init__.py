@@ -6,11 +6,23 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sandbox.app import Sandbox, SandboxThread
+    from sandbox.auth.keys import SigningKey, generate_key
     from sandbox.clock import ManualClock
     from sandbox.config import Config, Listen
     from sandbox.models import Address, Envelope, StoredMessage
 
-__all__ = ["Address", "Config", "Envelope", "Listen", "ManualClock", "Sandbox", "SandboxThread", "StoredMessage"]
+__all__ = [
+    "Address",
+    "Config",
+    "Envelope",
+    "Listen",
+    "ManualClock",
+    "Sandbox",
+    "SandboxThread",
+    "SigningKey",
+    "StoredMessage",
+    "generate_key",
+]
 
 _HOMES = {
     "Sandbox": "sandbox.app",
@@ -21,6 +33,8 @@ _HOMES = {
     "Address": "sandbox.models",
     "Envelope": "sandbox.models",
     "StoredMessage": "sandbox.models",
+    "SigningKey": "sandbox.auth.keys",
+    "generate_key": "sandbox.auth.keys",
 }
 
 

@@ -121,6 +121,7 @@ class Sandbox:
         self.handler: CaptureHandler | None = None
         self.zone: Any = None
         self.relay: Any = None
+        self.auth: Any = None  # sandbox.auth.checker.AuthChecker, made by start()
         self._servers: list[asyncio.base_events.Server] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._addresses: dict[str, Listen] = {}
@@ -200,6 +201,7 @@ class Sandbox:
             self.ssl_context = server_context(cert, key)
         # 2. the zone and 3. the relay
         await self._start_dns_and_relay()
+        self._start_auth()
         # 4. the servers
         self.handler = CaptureHandler(self.store, cfg.hostname, relay=self.relay)
         options = SmtpOptions(
@@ -243,6 +245,15 @@ class Sandbox:
             server = await start_dns(cfg.dns.host, cfg.dns.port, self.zone, self.limiter("dns"))
             self._closers.append(server.close)
             self._addresses["dns"] = Listen(*server.address)
+
+    def _start_auth(self) -> None:
+        from sandbox.auth.checker import AuthChecker
+
+        cfg = self.config
+        store: Any = self.store  # SqliteStore is also the AuthStore
+        self.auth = AuthChecker(store, self.zone, self.bus, cfg.hostname, on_arrival=cfg.auth_checks)
+        self.auth.start()
+        self._closers.append(self.auth.stop)
 
     async def _start_relay(self) -> None:
         from sandbox.relay import Relay
@@ -341,9 +352,11 @@ class Sandbox:
         if releaser is None:
             releaser = Releaser(self.store, self.config.release)
             self._closers.append(releaser.close)
+        from web.auth_api import auth_routes
+
         return relay_routes(
             store=self.store, relay=self.relay, zone=self.zone, clock=self.clock, releaser=releaser, workers=workers
-        )
+        ) + auth_routes(self.auth)
 
     def info(self) -> dict[str, Any]:
         """GET /api/v1/info: Mailpit's fields, plus where each listener is."""
@@ -381,7 +394,7 @@ class Sandbox:
     async def reset(self) -> None:
         """Empty every mailbox and the queue; put run-time DNS, host faults and the clock back."""
         await self.store.delete(None)
-        for part in (self.relay, self.zone):
+        for part in (self.zone, self.relay):  # the relay re-publishes its signers' keys into the reset zone
             if part is not None and hasattr(part, "reset"):
                 part.reset()
         self.clock.reset()

@@ -70,6 +70,9 @@ def _serve_parser(sub: Any) -> None:
                    help="unknown domains are NXDOMAIN (mail to them bounces)")  # fmt: skip
     p.add_argument("--relay", choices=["on", "off"],
                    help="simulate delivery through the fake DNS's MX hosts (default on)")  # fmt: skip
+    p.add_argument("--auth-checks", dest="auth_checks", choices=["on", "off"],
+                   help="check SPF, DKIM, DMARC and ARC of each message on arrival (default on;"
+                        " off: when its results are first asked for)")  # fmt: skip
     p.add_argument("-v", "--verbose", action="store_true")
 
 

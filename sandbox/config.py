@@ -143,6 +143,8 @@ class Config:
     give_up_after: float = 5 * 24 * 3600
     hosts: dict[str, Any] = field(default_factory=dict)  # simulated MTA behaviours by host name
     release: dict[str, Any] = field(default_factory=dict)  # upstream SMTP for release
+    # email authentication: check SPF/DKIM/DMARC/ARC of every message on arrival (off: only when asked for)
+    auth_checks: bool = True
 
     @property
     def db_path(self) -> str:

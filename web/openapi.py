@@ -131,6 +131,14 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "Mailbox": _obj(Mailbox=_S, Total=_I, Unread=_I),
     "PreviewInfo": _obj(ID=_S, HTML=_B, RemoteBlocked=_I, RemoteHosts=_arr(_S)),
+    # RFC 8601 result words: pass, fail, softfail, neutral, none, temperror, permerror
+    "AuthResults": _obj(
+        SPF=_obj(Result=_S, Domain=_S, ClientIP=_S, Reason=_S),
+        DKIM=_arr(_obj(Result=_S, Domain=_S, Selector=_S, Reason=_S)),
+        DMARC=_obj(Result=_S, Policy=_S, Domain=_S, Reason=_S),
+        ARC=_obj(Result=_S, Reason=_S),
+        AuthenticationResults=_S,
+    ),
     "Error": _obj(Error=_S),
     "DnsRecord": _obj(required=False, Name=_S, Type=_S, Value=_S, TTL=_I),
     "Attempt": _obj(
@@ -317,6 +325,14 @@ PATHS: dict[str, Schema] = {
     },
     "/api/sandbox/message/{ID}/preview": {
         "get": _op("What the HTML preview blocks", {"200": _json(_ref("PreviewInfo")), **_404}, [_ID], tag="view")
+    },
+    "/api/sandbox/message/{ID}/auth": {
+        "get": _op(
+            "SPF, DKIM, DMARC and ARC as checked on arrival against the fake DNS (checked now if not yet)",
+            {"200": _json(_ref("AuthResults")), **_404, "503": _json(_ref("Error"), "the checks are busy")},
+            [_ID, _param("mailbox", "query", "the copy this address received, after the relay's hops")],
+            tag="sandbox",
+        )
     },
     "/api/sandbox/reset": {
         "post": _op("Empty every mailbox; reset queue, faults, DNS edits and clock", _OK, tag="sandbox")

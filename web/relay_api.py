@@ -333,7 +333,8 @@ class RelayApi:
         if self.relay is None:
             return error(404, "the relay is off")
         data = await json_value(request, self.workers, {})
-        return JSONResponse(self.relay.set_host(request.path_params["name"], data))
+        # off the loop: a signing host without a key gets an RSA key made
+        return JSONResponse(await self.workers.run(self.relay.set_host, request.path_params["name"], data))
 
     async def delete_host(self, request: Request) -> Response:
         if self.relay is None:

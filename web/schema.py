@@ -179,3 +179,21 @@ def headers(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
 
 def mailboxes(stats: list[MailboxStat]) -> list[dict[str, Any]]:
     return [{"Mailbox": s.user, "Total": s.total, "Unread": s.unread} for s in stats]
+
+
+def auth(report: dict[str, Any]) -> dict[str, Any]:
+    """Our extra, GET /api/sandbox/message/{ID}/auth: each method's RFC 8601 result word and why,
+    and the Authentication-Results field the sandbox would add (`header`, computed by sandbox/auth)."""
+    spf, dmarc, arc = report["spf"], report["dmarc"], report["arc"]
+    return {
+        "SPF": {"Result": spf["result"], "Domain": spf["domain"], "ClientIP": spf["client_ip"],
+                "Reason": spf["reason"]},
+        "DKIM": [
+            {"Result": d["result"], "Domain": d["domain"], "Selector": d["selector"], "Reason": d["reason"]}
+            for d in report["dkim"]
+        ],
+        "DMARC": {"Result": dmarc["result"], "Policy": dmarc["policy"], "Domain": dmarc["domain"],
+                  "Reason": dmarc["reason"]},
+        "ARC": {"Result": arc["result"], "Reason": arc["reason"]},
+        "AuthenticationResults": report["header"],
+    }  # fmt: skip

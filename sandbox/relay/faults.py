@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
+from sandbox.relay.signing import Signer, SignerError
+
 Mode = Literal["accept", "down", "tempfail", "permfail", "greylist"]
 MODES: tuple[Mode, ...] = ("accept", "down", "tempfail", "permfail", "greylist")
 _RULE_MODES = ("accept", "tempfail", "permfail", "greylist")  # "down" is per host: nobody answers
@@ -50,11 +52,16 @@ class HostBehaviour:
     relay_to: str | None = None  # a gateway: passes accepted mail on to this host (cut-through)
     rules: tuple[RecipientRule, ...] = ()
     greylist_delay: float = 0.0  # retries sooner than this after the first try are greylisted again
+    # What the host does to a message it passes on (sandbox/relay/signing.py): sign, seal, add a footer.
+    dkim_sign: Signer | None = None
+    arc_seal: Signer | None = None
+    rewrite_body: str | None = None  # text appended to the body, as a mailing list adds its footer
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | str | None) -> HostBehaviour:
         """Config/API shape: {"behaviour": "permfail", "reply": "...", "recipients": [...],
-        "delay": 5, "relay_to": "mx.inner.test", "rules": [{"recipient": "b@*", "behaviour": ...}]}.
+        "delay": 5, "relay_to": "mx.inner.test", "rules": [{"recipient": "b@*", "behaviour": ...}],
+        "dkim_sign": {"domain", "selector", "key"}, "arc_seal": {...}, "rewrite_body": "footer"}.
         A bare string is a mode; "slow" is accept with a delay (default 30 s)."""
         if data is None:
             return cls()
@@ -63,17 +70,8 @@ class HostBehaviour:
         if not isinstance(data, Mapping):
             raise BehaviourError("a host behaviour is a JSON object or a mode name")
         items = {str(k).lower().replace("-", "_"): v for k, v in data.items()}
-        unknown = set(items) - {
-            "behaviour",
-            "behavior",
-            "mode",
-            "reply",
-            "recipients",
-            "delay",
-            "relay_to",
-            "rules",
-            "greylist_delay",
-        }
+        unknown = set(items) - {"behaviour", "behavior", "mode", "reply", "recipients", "delay",
+                                "relay_to", "rules", "greylist_delay", "dkim_sign", "arc_seal", "rewrite_body"}
         if unknown:
             raise BehaviourError(f"unknown host setting(s): {', '.join(sorted(unknown))}")
         name = str(items.get("behaviour", items.get("behavior", items.get("mode", "accept")))).lower()
@@ -95,17 +93,17 @@ class HostBehaviour:
             relay_to=relay_to.strip().rstrip(".").lower() if relay_to else None,
             rules=rules,
             greylist_delay=_number(items.get("greylist_delay", 0.0), "greylist_delay"),
+            **_content_settings(items),
         )
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "behaviour": self.mode,
-            "reply": self.reply,  # None: the mode's default reply
-            "recipients": list(self.recipients),
-            "delay": self.delay,
-            "relay_to": self.relay_to,
-            "rules": [r.to_json() for r in self.rules],
-            "greylist_delay": self.greylist_delay,
+            "behaviour": self.mode, "reply": self.reply,  # None: the mode's default reply
+            "recipients": list(self.recipients), "delay": self.delay, "relay_to": self.relay_to,
+            "rules": [r.to_json() for r in self.rules], "greylist_delay": self.greylist_delay,
+            "dkim_sign": self.dkim_sign.to_json() if self.dkim_sign else None,
+            "arc_seal": self.arc_seal.to_json() if self.arc_seal else None,
+            "rewrite_body": self.rewrite_body,
         }
 
     def verdict(self, recipient: str) -> tuple[Mode, str | None]:
@@ -119,6 +117,19 @@ class HostBehaviour:
         if any(fnmatch.fnmatchcase(address, pattern) for pattern in self.recipients):
             return self.mode, self.reply
         return "accept", None
+
+
+def _content_settings(items: Mapping[str, Any]) -> dict[str, Any]:
+    """dkim_sign, arc_seal and rewrite_body: what the host does to the message it passes on."""
+    try:
+        signers = {name: Signer.from_json(items.get(name), name) for name in ("dkim_sign", "arc_seal")}
+    except SignerError as exc:
+        raise BehaviourError(str(exc)) from None
+    footer = items.get("rewrite_body")
+    if footer is not None and (not isinstance(footer, str) or "\x00" in footer):
+        raise BehaviourError("rewrite_body is the text a hop appends to the body")
+    text = footer.replace("\r\n", "\n").replace("\r", "\n") if footer else None  # lines end in CRLF when sent
+    return {**signers, "rewrite_body": text}
 
 
 def _mode(name: str, allowed: Iterable[str]) -> Mode:

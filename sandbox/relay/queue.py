@@ -13,11 +13,13 @@ from typing import Any
 
 from sandbox.clock import ManualClock
 from sandbox.events import DeliveryAttempted, EventBus
+from sandbox.executors import BoundedExecutor
 from sandbox.models import Attempt, Envelope, StoredMessage
 from sandbox.relay.bounce import RecipientStatus, build_dsn, header_block
 from sandbox.relay.faults import OK, Faults, HostBehaviour
 from sandbox.relay.release import Releaser, ReleaseSettings
 from sandbox.relay.route import MAX_HOPS, Delivery, Router, domain_of
+from sandbox.relay.signing import apply_hops
 from sandbox.store import NoSuchMessage, QueueItem, Store, normalize_user
 from sandbox.zone import Zone
 
@@ -73,6 +75,9 @@ class Relay:
         self.give_up_after = give_up_after
         self.releaser = Releaser(store, ReleaseSettings.from_config(_mapping(release, "release")))
         self.faults = Faults.from_config(_mapping(hosts, "hosts"))
+        self._signing = BoundedExecutor("relay-sign", 1)  # DKIM/ARC work of signing hops, off the loop
+        self.faults.configured = {name: self._with_keys(b) for name, b in self.faults.configured.items()}
+        self.faults.reset()
         self.router = Router(zone, self.faults, hostname, max_hops)
         self._local: dict[str, bool] = {}
         self._local_version = -1
@@ -147,6 +152,7 @@ class Relay:
         await self.releaser.close()
         task, self._task = self._task, None
         if task is None:
+            self._signing.shutdown()
             return
         self._stopping = True
         self._wakeup.set()
@@ -157,6 +163,7 @@ class Relay:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._signing.shutdown()
 
     def wake(self) -> None:
         """Look at the queue now (after the clock moved, a retry request, a new message)."""
@@ -272,8 +279,13 @@ class Relay:
             await self._write(self.store.add_attempt, attempt)
         if delivery.status == "delivered":
             user = normalize_user(item.recipient)
+            prefix, suffix = delivery.prefix, b""
+            if delivery.changes_content:  # hops that sign, seal or rewrite: milliseconds of RSA per hop
+                prefix, suffix = await self._signing.run(
+                    apply_hops, raw, sender, item.recipient, delivery.hops, self.zone
+                )
             with contextlib.suppress(NoSuchMessage):  # deleted meanwhile: nothing left to deliver
-                await self.store.deliver(message.id, user, "INBOX", prefix=delivery.prefix)
+                await self.store.deliver(message.id, user, "INBOX", prefix=prefix, suffix=suffix)
             await self._write(self.store.dequeue, message.id, item.recipient)
             self._publish(message.id, item.recipient, delivery, "delivered")
             return
@@ -394,10 +406,21 @@ class Relay:
         return self.faults.get(name).to_json()
 
     def set_host(self, name: str, data: Any) -> dict[str, Any]:
-        """Set a host's behaviour from JSON; raises BehaviourError (a ValueError) on nonsense."""
-        behaviour = HostBehaviour.from_json(data)
+        """Set a host's behaviour from JSON; raises BehaviourError (a ValueError) on nonsense. A signing
+        host without a key gets one made (tens of milliseconds: call it off the loop)."""
+        behaviour = self._with_keys(HostBehaviour.from_json(data))
         self.faults.set(name, behaviour)
         return behaviour.to_json()
+
+    def _with_keys(self, behaviour: HostBehaviour) -> HostBehaviour:
+        """The behaviour with a key for each signer (made when missing), each public key in the zone."""
+        signers = {}
+        for field_name in ("dkim_sign", "arc_seal"):
+            signer = getattr(behaviour, field_name)
+            if signer is not None:
+                signers[field_name] = signer = signer.with_key()
+                signer.publish(self.zone)
+        return replace(behaviour, **signers) if signers else behaviour
 
     def remove_host(self, name: str) -> bool:
         """Forget a host's behaviour: it accepts mail again."""
@@ -407,8 +430,13 @@ class Relay:
         return await self.releaser.release(message_id, recipients)
 
     def reset(self) -> None:
-        """Back to configured host behaviours; greylists forget; routing decisions are recomputed."""
+        """Back to configured host behaviours; greylists forget; routing decisions are recomputed; the
+        configured signers' public keys are published again (call after the zone's own reset)."""
         self.faults.reset()
+        for behaviour in self.faults.configured.values():
+            for signer in (behaviour.dkim_sign, behaviour.arc_seal):
+                if signer is not None:
+                    signer.publish(self.zone)
         self.zone_changed()
 
     def trace(self, message: StoredMessage) -> list[Attempt]:

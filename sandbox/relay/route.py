@@ -10,6 +10,7 @@ from sandbox.models import Attempt
 from sandbox.received import received_line as trace_line
 from sandbox.received import with_protocol
 from sandbox.relay.faults import NO_CONNECTION, OK, Faults, Session, status_of
+from sandbox.relay.signing import HopWork
 from sandbox.zone import Zone
 
 MAX_HOPS = 100  # RFC 5321 §6.3: reject as a loop only past a large count of Received: lines
@@ -27,6 +28,12 @@ class Delivery:
     attempts: tuple[Attempt, ...]
     prefix: bytes = b""  # the Received: lines the hops stamped, newest first (Store.deliver's prefix)
     finished: float = 0.0  # trace time when the attempt ended (slow hosts push it on)
+    hops: tuple[HopWork, ...] = ()  # the hops it passed, oldest first: their stamps and what else they do
+
+    @property
+    def changes_content(self) -> bool:
+        """Whether a hop signs, seals or rewrites: then signing.apply_hops makes the prefix (and suffix)."""
+        return any(h.changes_content for h in self.hops)
 
     @property
     def status_code(self) -> str:
@@ -44,7 +51,7 @@ class _Walk:
     size: int
     received: int  # Received: lines the message carried before we sent it
     utf8: bool
-    stamps: list[bytes] = field(default_factory=list)  # oldest first
+    hops: list[HopWork] = field(default_factory=list)  # the hops that took the message, oldest first
     attempts: list[Attempt | None] = field(default_factory=list)
 
 
@@ -164,14 +171,18 @@ class Router:
                 at=at,
                 utf8=walk.utf8,
             )
-            loop = walk.received + len(walk.stamps) >= self.max_hops
+            loop = walk.received + len(walk.hops) >= self.max_hops
+            work = HopWork(
+                host, stamp, helo, client_address, dkim_sign=behaviour.dkim_sign, arc_seal=behaviour.arc_seal,
+                rewrite_body=behaviour.rewrite_body,
+            )  # fmt: skip
 
             def forward(t: float) -> Session:
                 assert behaviour.relay_to is not None
-                walk.stamps.append(stamp)  # the gateway stamps its line before passing the message on
+                walk.hops.append(work)  # the gateway stamps its line before passing the message on
                 inner = self._hop(walk, index + 1, host, address, behaviour.relay_to, None, t)
                 if not inner.accepted:
-                    walk.stamps.remove(stamp)
+                    walk.hops.remove(work)
                 return inner
 
             session = self.faults.converse(
@@ -187,7 +198,7 @@ class Router:
                 too_many_hops=loop,
             )
             if session.accepted and behaviour.relay_to is None:
-                walk.stamps.append(stamp)  # the final host: its own line, then into the mailbox
+                walk.hops.append(work)  # the final host: its own line, then into the mailbox
         walk.attempts[slot] = Attempt(
             message_id=walk.message_id,
             recipient=walk.recipient,
@@ -202,9 +213,10 @@ class Router:
         return session
 
     def _done(self, walk: _Walk, status: Status, session: Session, finished: float) -> Delivery:
-        prefix = b"".join(reversed(walk.stamps)) if status == "delivered" else b""
+        hops = tuple(walk.hops) if status == "delivered" else ()
+        prefix = b"".join(h.stamp for h in reversed(hops))
         attempts = tuple(a for a in walk.attempts if a is not None)
-        return Delivery(status, session.code, session.reply, session.host, attempts, prefix, finished)
+        return Delivery(status, session.code, session.reply, session.host, attempts, prefix, finished, hops)
 
     def _local_failure(self, walk: _Walk, now: float, reply: str, lookup: str) -> Delivery:
         """Decided before any connection: recorded as a hop "by" our own host, with the DNS answer."""

@@ -10,9 +10,9 @@ Users (mailbox owners) are lower-cased addresses; every user has an INBOX.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from sandbox.models import Attempt, Envelope, FolderInfo, MailEntry, StoredMessage
 
@@ -95,10 +95,13 @@ class Store(Protocol):
         order, a list this call empties: a large message is joined once, off the loop, and not held twice."""
         ...
 
-    async def deliver(self, message_id: str, user: str, folder: str = "INBOX", prefix: bytes = b"") -> MailEntry:
+    async def deliver(
+        self, message_id: str, user: str, folder: str = "INBOX", prefix: bytes = b"", suffix: bytes = b""
+    ) -> MailEntry:
         """Put a stored message into a user's folder. A non-empty `prefix` (the Received: lines the
-        relay's hops stamped) makes the entry a hidden child copy whose raw() is prefix + the original;
-        listings show only originals, and a mailbox filter finds the original through its children."""
+        relay's hops stamped, and any header fields they added) makes the entry a hidden child copy whose
+        raw() is prefix + the original + `suffix` (what a rewriting hop appended to the body); listings
+        show only originals, and a mailbox filter finds the original through its children."""
         ...
 
     # -- listing and reading (web API, plugin) -----------------------------
@@ -185,3 +188,26 @@ class Store(Protocol):
     def add_attempt(self, attempt: Attempt) -> None: ...
 
     def trace(self, message_id: str) -> builtins.list[Attempt]: ...
+
+
+class AuthStore(Protocol):
+    """Email authentication results kept with each message (sandbox/auth computes them)."""
+
+    async def save_auth(self, message_id: str, summary: Mapping[str, str], report: Mapping[str, Any]) -> bool:
+        """`summary`: method ("spf", "dkim", "dmarc", "arc") -> result word; `report`: the full JSON.
+        False when the message no longer exists."""
+        ...
+
+    async def save_auths(self, items: Sequence[tuple[str, Mapping[str, str], Mapping[str, Any]]]) -> int:
+        """Several (message_id, summary, report) in one transaction; how many messages still existed."""
+        ...
+
+    def auth_report(self, message_id: str) -> dict[str, Any] | None: ...
+
+    def delivered_copy(self, message_id: str, user: str) -> str | None:
+        """The id of the message as it reached `user`'s mailbox (a relay's copy, or itself)."""
+        ...
+
+    def unchecked_auth(self, limit: int) -> builtins.list[str]:
+        """Ids of up to `limit` original messages without results, newest first."""
+        ...

@@ -101,6 +101,18 @@ MIGRATIONS: list[str] = [
     ALTER TABLE messages ADD COLUMN inline INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX messages_tagged ON messages(tags) WHERE tags != '';
     """,
+    # 5: email authentication results (sandbox/auth), one row per checked message; the per-method words
+    # are columns for search (auth:dkim=fail), the whole report is JSON. Deleting a message deletes its row.
+    """
+    CREATE TABLE message_auth (
+        rowid INTEGER PRIMARY KEY REFERENCES messages(rowid) ON DELETE CASCADE,
+        spf TEXT NOT NULL,
+        dkim TEXT NOT NULL,
+        dmarc TEXT NOT NULL,
+        arc TEXT NOT NULL,
+        report_json TEXT NOT NULL
+    );
+    """,
 ]
 
 

@@ -3,6 +3,7 @@
     from:bob  to:"Ann Lee"  cc:x  bcc:x  reply-to:x  addressed:x  subject:invoice  message-id:<x@y>
     tag:urgent  is:read  is:unread  is:tagged  has:attachment  has:inline  larger:1M  smaller:10k
     before:2024-05-01  after:2024-04-01  after:3d  "exact phrase"  words  -negated  !negated
+    auth:dkim=fail  auth:spf=pass  auth:dmarc=fail  auth:arc=none   (results of sandbox/auth's checks)
 
 As in Mailpit, the address filters, `subject:` and `message-id:` match a substring of their own field
 (case-insensitive), `tag:` a whole tag. Plain words go through the FTS5 index (`messages_fts`), never a
@@ -60,7 +61,7 @@ _FLAGS: dict[tuple[str, str], str] = {
     ("has", "inline"): "m.inline > 0",
     ("has", "inlines"): "m.inline > 0",
 }
-_KEYS = {*_LIKE_FIELDS, "body", "tag", "is", "has", "before", "after", "larger", "smaller"}
+_KEYS = {*_LIKE_FIELDS, "body", "tag", "is", "has", "before", "after", "larger", "smaller", "auth"}
 _FTS_IN = "m.rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)"
 _FTS_NOT_IN = "m.rowid NOT IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)"
 _RELATIVE = re.compile(r"(\d{1,6})([hdwmy])")
@@ -189,9 +190,25 @@ def parse_size(value: str) -> int | None:
     return int(min(size, _MAX_SIZE))
 
 
+_AUTH_METHODS = ("spf", "dkim", "dmarc", "arc")  # message_auth's columns
+
+
+def _auth_sql(value: str) -> tuple[str, list[object]] | None:
+    """auth:METHOD=RESULT: messages whose stored check gave that result (one not checked yet matches none)."""
+    method, sep, result = value.partition("=")
+    if not sep or method not in _AUTH_METHODS or not result:
+        return None
+    return f"m.rowid IN (SELECT rowid FROM message_auth WHERE {method} = ?)", [result]
+
+
 def _plain_sql(term: Term, now: float, zone: tzinfo | None) -> tuple[str, list[object]]:
     """SQL for a filter that is not a full-text match; ValueError names a filter that means nothing."""
     key, value = term.key, term.value.strip()
+    if key == "auth":
+        found = _auth_sql(value.lower())
+        if found is None:
+            raise ValueError(f'unknown filter "auth:{value}": use auth:spf=, auth:dkim=, auth:dmarc= or auth:arc=')
+        return found
     if key in ("is", "has"):
         flag = _FLAGS.get((key, value.lower()))
         if flag is None:

@@ -24,6 +24,7 @@ from sandbox.clock import Clock, SystemClock
 from sandbox.events import Event, EventBus, MailboxChanged, MessagesDeleted, MessageStored, MessagesUpdated
 from sandbox.models import Address, Envelope, MailEntry, StoredMessage, Summary
 from sandbox.store import MailboxStat, NoSuchMessage, Page, normalize_user
+from sandbox.store._auth import AuthMixin
 from sandbox.store._mailbox import MailboxMixin, deliver_entries, deliver_entry
 from sandbox.store._queue import QueueMixin
 from sandbox.store._schema import migrate
@@ -327,7 +328,7 @@ def _write_adds(conn: sqlite3.Connection, adds: list[_Add]) -> list[tuple[Stored
     return out
 
 
-class SqliteStore(MailboxMixin, QueueMixin):
+class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
     """The Store protocol over one SQLite file."""
 
     def __init__(
@@ -490,7 +491,9 @@ class SqliteStore(MailboxMixin, QueueMixin):
         users = (normalize_user(u) for u in (envelope.rcpt_tos if deliver_to is None else deliver_to))
         return _Add(raw, mime.summarize(raw), envelope, created, tuple(dict.fromkeys(users)), tuple(queue))
 
-    async def deliver(self, message_id: str, user: str, folder: str = "INBOX", prefix: bytes = b"") -> MailEntry:
+    async def deliver(
+        self, message_id: str, user: str, folder: str = "INBOX", prefix: bytes = b"", suffix: bytes = b""
+    ) -> MailEntry:
         user = normalize_user(user)
         now = self.clock.now()
 
@@ -505,8 +508,8 @@ class SqliteStore(MailboxMixin, QueueMixin):
             root, stored, chunks, env_j = row
             raw = read_raw(conn, stored, chunks)
             target, target_id, size = root, message_id, len(raw)
-            if prefix:
-                copy = prefix + raw
+            if prefix or suffix:
+                copy = prefix + raw + suffix
                 target, target_id = insert_message(conn, copy, mime.summarize(copy), _envelope(env_j), now, root)
                 size = len(copy)
             uid = deliver_entry(conn, user, folder, target, root, (), now)
@@ -654,7 +657,7 @@ class SqliteStore(MailboxMixin, QueueMixin):
                     "SELECT DISTINCT f.user, f.name FROM entries e JOIN folders f ON f.id = e.folder_id"
                 ).fetchall()
                 (n,) = conn.execute("SELECT count(*) FROM messages WHERE parent IS NULL").fetchone()
-                for table in ("entries", "message_raw", "messages_fts", "queue", "attempts"):
+                for table in ("entries", "message_raw", "messages_fts", "queue", "attempts", "message_auth"):
                     conn.execute(f"DELETE FROM {table}")
                 # Not the sets of messages still arriving: their add finds its chunks.
                 conn.execute("DELETE FROM raw_chunks WHERE stage NOT IN (SELECT stage FROM raw_pending)")

@@ -13,6 +13,7 @@ import web.app
 from sandbox.clock import ManualClock
 from sandbox.events import EventBus
 from sandbox.store.sqlite import SqliteStore
+from web.auth_api import auth_routes
 from web.openapi import OPENAPI_PATH, document
 from web.relay_api import relay_routes
 
@@ -34,7 +35,8 @@ async def _reset() -> None:
 
 def test_every_route_is_documented(store: SqliteStore) -> None:
     relay = relay_routes(store=store, relay=None, zone=None, clock=ManualClock())
-    app = web.app.create_app(store, EventBus(), info=dict, reset=_reset, extra_routes=relay)
+    extra = [*relay, *auth_routes(None)]  # type: ignore[arg-type]  # the routes only, never called
+    app = web.app.create_app(store, EventBus(), info=dict, reset=_reset, extra_routes=extra)
     served = {_shape(r.path) for r in app.routes if isinstance(r, Route | WebSocketRoute) and r.path != "/"}
     documented = {_shape(p) for p in document()["paths"]}
     assert served - documented == set()

@@ -47,6 +47,8 @@ export const partUrl = (id, part) => `/api/v1/message/${enc(id)}/part/${enc(part
 export const previewUrl = (id, remote) => `/view/${enc(id)}.html${remote ? "?remote=1" : ""}`;
 export const getPreviewInfo = (id) => getJSON(`/api/sandbox/message/${enc(id)}/preview`);
 export const getTrace = (id) => getJSON(`/api/v1/message/${enc(id)}/trace`);
+export const getAuth = (id, mailbox) =>
+  getJSON(`/api/sandbox/message/${enc(id)}/auth${mailbox ? `?mailbox=${enc(mailbox)}` : ""}`);
 export const getMailboxes = () => getJSON("/api/sandbox/mailboxes");
 
 // The relay's queue (one item per deferred recipient) and the sandbox clock it runs on.

@@ -1,8 +1,10 @@
-// The message view: header, actions and tabs (HTML, text, headers, raw, attachments, MIME, envelope, delivery).
+// The message view: header, actions and tabs (HTML, text, headers, raw, attachments, MIME, envelope, delivery,
+// authentication).
 import * as api from "./api.js";
 import { h, clear, icon } from "./dom.js";
 import { address, addresses, fullDate, size } from "./format.js";
 import { renderDelivery, tickDelivery } from "./trace.js";
+import { authTab } from "./auth.js";
 
 const RAW_LIMIT = 2_000_000; // characters of source shown inline; the download has everything
 
@@ -15,6 +17,7 @@ const TABS = [
   ["mime", "MIME"],
   ["envelope", "Envelope"],
   ["delivery", "Delivery"],
+  ["auth", "Authentication"],
 ];
 
 export class MessageView {
@@ -245,6 +248,7 @@ export class MessageView {
       mime: () => this.renderMime(),
       envelope: () => this.renderEnvelope(),
       delivery: () => this.renderDelivery(),
+      auth: () => this.panel.append(authTab(this.message)),
     }[key];
     render();
     if (redraw) this.panel.scrollTop = scroll; // a live refresh keeps the reader's place

@@ -1,0 +1,80 @@
+"""Email authentication results kept with each message (the message_auth table)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sandbox.events import Event
+
+_METHODS = ("spf", "dkim", "dmarc", "arc")
+
+
+class AuthMixin:
+    @property
+    def _db(self) -> sqlite3.Connection:
+        raise NotImplementedError
+
+    async def _write(self, fn: Any) -> Any:
+        raise NotImplementedError
+
+    async def save_auth(self, message_id: str, summary: Mapping[str, str], report: Mapping[str, Any]) -> bool:
+        """Store a message's results: `summary` is method -> result word, `report` the full JSON.
+        False when the message is gone (deleted before its checks finished)."""
+        saved = await self.save_auths([(message_id, summary, report)])
+        return saved == 1
+
+    async def save_auths(self, items: Sequence[tuple[str, Mapping[str, str], Mapping[str, Any]]]) -> int:
+        """Several messages' results in one transaction; returns how many messages still existed."""
+        rows = [
+            (message_id, *(str(summary.get(m, "none")) for m in _METHODS), json.dumps(report, ensure_ascii=False))
+            for message_id, summary, report in items
+        ]
+
+        def write(conn: sqlite3.Connection) -> tuple[int, list[Event]]:
+            saved = 0
+            for message_id, *values in rows:
+                found = conn.execute("SELECT rowid FROM messages WHERE id = ?", (message_id,)).fetchone()
+                if found is not None:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO message_auth (rowid, spf, dkim, dmarc, arc, report_json)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (found[0], *values),
+                    )
+                    saved += 1
+            return saved, []
+
+        count: int = await self._write(write)
+        return count
+
+    def unchecked_auth(self, limit: int) -> list[str]:
+        """Ids of up to `limit` originals without results, newest first (what the checks still owe)."""
+        rows = self._db.execute(
+            "SELECT m.id FROM messages m WHERE m.parent IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM message_auth a WHERE a.rowid = m.rowid) ORDER BY m.rowid DESC LIMIT ?",
+            (limit,),
+        )
+        return [r[0] for r in rows]
+
+    def delivered_copy(self, message_id: str, user: str) -> str | None:
+        """The id of the message as it reached `user`'s mailbox: the relay's copy (with what its hops
+        added), or the message itself when it was delivered directly; None when it never reached it."""
+        row = self._db.execute(
+            "SELECT c.id FROM messages m JOIN entries e ON e.root = m.rowid JOIN folders f ON f.id = e.folder_id"
+            " JOIN messages c ON c.rowid = e.message WHERE m.id = ? AND f.user = ? ORDER BY e.uid LIMIT 1",
+            (message_id, user.strip().strip("<>").lower()),
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def auth_report(self, message_id: str) -> dict[str, Any] | None:
+        """The stored report of a message, or None when it has not been checked (yet)."""
+        row = self._db.execute(
+            "SELECT a.report_json FROM message_auth a JOIN messages m ON m.rowid = a.rowid WHERE m.id = ?",
+            (message_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        report: dict[str, Any] = json.loads(row[0])
+        return report
