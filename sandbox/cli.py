@@ -54,6 +54,10 @@ def _serve_parser(sub: Any) -> None:
                    help="unknown domains are NXDOMAIN (mail to them bounces)")  # fmt: skip
     p.add_argument("--relay", choices=["on", "off"],
                    help="simulate delivery through the fake DNS's MX hosts (default on)")  # fmt: skip
+    p.add_argument("--allow-internal-http-requests", dest="allow_internal_http_requests", action="store_const",
+                   const=True, help="let the link check reach loopback and private addresses")  # fmt: skip
+    p.add_argument("--spamassassin", "--enable-spamassassin", dest="spamassassin", metavar="HOST:PORT",
+                   help="SpamAssassin's spamd, for the spam score (sa-check)")  # fmt: skip
     p.add_argument("-v", "--verbose", action="store_true")
 
 

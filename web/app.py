@@ -12,9 +12,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
+from sandbox.checks.links import LinkChecker
+from sandbox.checks.spam import SpamAssassin
 from sandbox.events import EventBus
 from sandbox.store import Store
 from web.api import Api
+from web.checks_api import CheckApi
 from web.inputs import BodyLimit, body_limit
 from web.security import SecurityHeaders
 from web.ui import web_routes
@@ -44,11 +47,16 @@ def create_app(
     extra_routes: Sequence[BaseRoute] = (),
     workers: Workers | None = None,
     max_body: int | None = None,
+    link_checker: LinkChecker | None = None,
+    spamassassin: SpamAssassin | None = None,
 ) -> Starlette:
     """`workers` run the blocking work (the composition root passes the ones it shuts down at stop);
-    `max_body` is the request body limit, by default `body_limit` of the default message size."""
-    api = Api(store, info, reset, workers or Workers())
-    routes: list[BaseRoute] = [*api.routes(), *extra_routes, *web_routes(store, bus)]
+    `max_body` is the request body limit, by default `body_limit` of the default message size;
+    `link_checker` and `spamassassin` serve the message checks (no spamd: sa-check says so)."""
+    workers = workers or Workers()
+    api = Api(store, info, reset, workers)
+    checks = CheckApi(store, workers, link_checker or LinkChecker(), spamassassin)
+    routes: list[BaseRoute] = [*api.routes(), *checks.routes(), *extra_routes, *web_routes(store, bus)]
     limit = body_limit(0) if max_body is None else max_body
     return Starlette(
         routes=routes,
