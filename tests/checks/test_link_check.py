@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-
 from sandbox.checks import links
 from sandbox.checks.links import LinkChecker, extract, is_internal
 
