@@ -19,7 +19,7 @@ from sandbox.html_tokens import Kind
 
 MAX_PLACES = 10  # source lines kept per feature
 MAX_SNIPPET = 160  # characters of an offending line
-MAX_HTML = 4 << 20  # characters checked: past this, the rest of a huge body is not read
+MAX_HTML = 2 << 20  # characters checked (a few seconds of work): past this, the rest is not read
 
 _ELEMENTS = {
     "object": "html-object", "embed": "html-object", "link": "html-link", "hr": "html-hr",
@@ -163,7 +163,8 @@ def _image(found: _Findings, src: str, line: int) -> None:
 
 def check(markup: str, places: bool = False) -> dict[str, Any]:
     """Mailpit's `HTMLCheckResponse` for `markup`. With `places`, each warning also lists where the feature
-    is used: `"Places": [{"Line": 12, "Text": "<div style=...>"}]` (the source as written: escape it to show it)."""
+    is used: `"Places": [{"Line": 12, "Text": "<div style=...>"}]` (the source as written: escape it to show
+    it), and `"Families"` maps each family's key to its name."""
     found, nodes = _find(markup[:MAX_HTML])
     data = tables()
     warnings = []
@@ -186,7 +187,9 @@ def check(markup: str, places: bool = False) -> dict[str, Any]:
     partial = min(100.0, max((weight(w, "Partial") for w in warnings), default=0.0))
     unsupported = min(100.0 - partial, max((weight(w, "Unsupported") for w in warnings), default=0.0))
     warnings.sort(key=lambda w: (-(weight(w, "Partial") + weight(w, "Unsupported")), w["Slug"]))
+    extra = {"Families": dict(data.families)} if places else {}
     return {
+        **extra,
         "Warnings": warnings,
         "Platforms": data.platform_families(),
         "Total": {

@@ -124,7 +124,7 @@ def test_answers_are_cached_and_domains_rate_limited(site: Any, monkeypatch: pyt
         slept.append(seconds)
         await real_sleep(0)
 
-    monkeypatch.setattr(links.asyncio, "sleep", sleep)
+    monkeypatch.setattr(asyncio, "sleep", sleep)
 
     async def go() -> None:
         first = await checker.check([site.url("/ok"), site.url("/gone")])

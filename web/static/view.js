@@ -3,6 +3,7 @@ import * as api from "./api.js";
 import { h, clear, icon } from "./dom.js";
 import { address, addresses, fullDate, size } from "./format.js";
 import { renderDelivery, tickDelivery } from "./trace.js";
+import { renderChecks } from "./checks.js";
 
 const RAW_LIMIT = 2_000_000; // characters of source shown inline; the download has everything
 
@@ -15,6 +16,7 @@ const TABS = [
   ["mime", "MIME"],
   ["envelope", "Envelope"],
   ["delivery", "Delivery"],
+  ["checks", "Checks"],
 ];
 
 export class MessageView {
@@ -245,6 +247,7 @@ export class MessageView {
       mime: () => this.renderMime(),
       envelope: () => this.renderEnvelope(),
       delivery: () => this.renderDelivery(),
+      checks: () => renderChecks(this.panel, this.message),
     }[key];
     render();
     if (redraw) this.panel.scrollTop = scroll; // a live refresh keeps the reader's place
