@@ -6,6 +6,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pytest_plugin.checks import HtmlCheck, LinkCheck, SpamCheck
     from pytest_plugin.controls import ClockControl, DnsControl, HostsControl
     from pytest_plugin.filters import MailFilter
     from pytest_plugin.handle import SandboxHandle
@@ -20,10 +21,13 @@ __all__ = [
     "Headers",
     "Hop",
     "HostsControl",
+    "HtmlCheck",
+    "LinkCheck",
     "MailAssertionError",
     "MailFilter",
     "Outbox",
     "SandboxHandle",
+    "SpamCheck",
 ]
 
 # pytest imports this package for every run where the plugin is installed; loading httpx and
@@ -33,6 +37,9 @@ _HOMES = {
     "ClockControl": "controls",
     "DnsControl": "controls",
     "HostsControl": "controls",
+    "HtmlCheck": "checks",
+    "LinkCheck": "checks",
+    "SpamCheck": "checks",
     "SandboxHandle": "handle",
     "Attachment": "message",
     "CapturedMessage": "message",

@@ -251,6 +251,7 @@ class SandboxHandle:
             mailboxes=details.get("Mailboxes") or (),
             details=details,
             trace_loader=lambda: [Hop.from_json(d) for d in self.api.trace(message_id)],
+            check_loader=lambda name, params: self.api.check(message_id, name, params),
         )
         self._cache[message_id] = msg
         return msg

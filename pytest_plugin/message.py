@@ -12,6 +12,8 @@ from email.message import EmailMessage
 from html.parser import HTMLParser
 from typing import Any
 
+from pytest_plugin.checks import HtmlCheck, LinkCheck, SpamCheck
+
 # A URL in plain text ends at whitespace or at a character that cannot sit unescaped in a URL
 # (RFC 3986 §2; RFC 3986 Appendix C: "<" and ">" or quotes delimit URLs in running text).
 _TEXT_URL = re.compile(r"""\b(?:https?|ftp|mailto):[^\s<>"'`\]\[{}|\\^]+""", re.IGNORECASE)
@@ -188,6 +190,7 @@ class CapturedMessage:
         mailboxes: Sequence[str] = (),
         details: Mapping[str, Any] | None = None,
         trace_loader: Callable[[], list[Hop]] | None = None,
+        check_loader: Callable[[str, Mapping[str, str]], Mapping[str, Any]] | None = None,
     ) -> None:
         self.raw = raw
         self.id = id
@@ -195,6 +198,7 @@ class CapturedMessage:
         self.mailboxes = tuple(mailboxes)
         self.details: Mapping[str, Any] = details or {}
         self._trace_loader = trace_loader
+        self._check_loader = check_loader
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
         self.email: EmailMessage = parsed
@@ -269,6 +273,25 @@ class CapturedMessage:
     def trace(self) -> list[Hop]:
         """The relay's delivery attempts for this message, fetched fresh from the sandbox on each read."""
         return self._trace_loader() if self._trace_loader is not None else []
+
+    def _check(self, name: str, params: Mapping[str, str] | None = None) -> Mapping[str, Any]:
+        if self._check_loader is None:
+            raise RuntimeError("this message was not read from a sandbox: it has no checks")
+        return self._check_loader(name, params or {})
+
+    def html_check(self) -> HtmlCheck:
+        """The HTML compatibility check (caniemail.com data): `msg.html_check().supported > 90`,
+        `"css-display-flex" not in msg.html_check()`, `msg.html_check().unsupported_in("outlook")`."""
+        return HtmlCheck(self._check("html-check"))
+
+    def link_check(self, follow: bool = False) -> LinkCheck:
+        """The status of every link and image URL (`msg.link_check().broken == []`); internal addresses are
+        refused unless the sandbox runs with `allow_internal_http_requests`."""
+        return LinkCheck(self._check("link-check", {"follow": "true"} if follow else {}))
+
+    def spam_check(self) -> SpamCheck:
+        """SpamAssassin's score and rules (`msg.spam_check().score < 5`); needs the sandbox's `spamassassin`."""
+        return SpamCheck(self._check("sa-check"))
 
     @property
     def recipients(self) -> list[str]:

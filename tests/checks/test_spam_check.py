@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from pytest_plugin.checks import SpamCheck
 from sandbox.checks.spam import SpamAssassin, parse_report
 from sandbox.config import Listen
 from tests.conftest import require_binary
@@ -92,6 +93,10 @@ def test_gtube_is_spam(spamd: int) -> None:
     result = check(spamd, MESSAGE.replace(b"Just a note.", GTUBE))
     assert result["IsSpam"] is True and result["Score"] >= 1000
     assert "GTUBE" in {rule["Name"] for rule in result["Rules"]}
+    # The pytest plugin's view of the same answer.
+    seen = SpamCheck(result)
+    assert seen.is_spam and seen.score >= 1000 and "GTUBE" in seen.rules and seen.error == ""
+    assert not SpamCheck(check(spamd, MESSAGE)).is_spam
 
 
 def test_a_spamd_that_is_not_there_is_an_error_not_an_exception() -> None:
