@@ -282,16 +282,16 @@ class CapturedMessage:
     def html_check(self) -> HtmlCheck:
         """The HTML compatibility check (caniemail.com data): `msg.html_check().supported > 90`,
         `"css-display-flex" not in msg.html_check()`, `msg.html_check().unsupported_in("outlook")`."""
-        return HtmlCheck(self._check("html-check"))
+        return HtmlCheck.from_json(self._check("html-check"))
 
     def link_check(self, follow: bool = False) -> LinkCheck:
         """The status of every link and image URL (`msg.link_check().broken == []`); internal addresses are
         refused unless the sandbox runs with `allow_internal_http_requests`."""
-        return LinkCheck(self._check("link-check", {"follow": "true"} if follow else {}))
+        return LinkCheck.from_json(self._check("link-check", {"follow": "true"} if follow else {}))
 
     def spam_check(self) -> SpamCheck:
         """SpamAssassin's score and rules (`msg.spam_check().score < 5`); needs the sandbox's `spamassassin`."""
-        return SpamCheck(self._check("sa-check"))
+        return SpamCheck.from_json(self._check("sa-check"))
 
     @property
     def recipients(self) -> list[str]:

@@ -94,9 +94,9 @@ def test_gtube_is_spam(spamd: int) -> None:
     assert result["IsSpam"] is True and result["Score"] >= 1000
     assert "GTUBE" in {rule["Name"] for rule in result["Rules"]}
     # The pytest plugin's view of the same answer.
-    seen = SpamCheck(result)
+    seen = SpamCheck.from_json(result)
     assert seen.is_spam and seen.score >= 1000 and "GTUBE" in seen.rules and seen.error == ""
-    assert not SpamCheck(check(spamd, MESSAGE)).is_spam
+    assert not SpamCheck.from_json(check(spamd, MESSAGE)).is_spam
 
 
 def test_a_spamd_that_is_not_there_is_an_error_not_an_exception() -> None:
