@@ -245,11 +245,11 @@ class Sandbox:
         self._record("http", sock)
         # The HTTP layer's own threads for store reads and MIME parses; stop() shuts them down.
         self._http_workers = workers = Workers()
-        links, spam = self._checks()
+        html_checker, links, spam = self._checks()
         app = create_app(
             self.store, self.bus, info=self.info, reset=self.reset, extra_routes=self._extra_routes(workers),
             workers=workers, max_body=body_limit(self.config.max_message_size),
-            link_checker=links, spamassassin=spam,
+            link_checker=links, spamassassin=spam, html_checker=html_checker,
         )  # fmt: skip
         config = uvicorn.Config(
             app, log_level="warning", lifespan="off", access_log=False, ws="websockets-sansio",
@@ -264,15 +264,18 @@ class Sandbox:
                 raise RuntimeError("the HTTP server stopped while starting")
             await asyncio.sleep(0.005)  # uvicorn offers no started event to await
 
-    def _checks(self) -> tuple[Any, Any]:
-        """The link checker (its HTTP client closed at stop) and the spamd client, if one is configured."""
+    def _checks(self) -> tuple[Any, Any, Any]:
+        """The HTML checker's process, the link checker (its HTTP client) and, if one is configured, the
+        spamd client; the first two are closed at stop."""
         from sandbox.checks.links import LinkChecker
+        from sandbox.checks.pool import HtmlChecker
         from sandbox.checks.spam import SpamAssassin
 
+        html_checker = HtmlChecker()
         links = LinkChecker(self.config.allow_internal_http_requests)
-        self._closers.append(links.close)
+        self._closers += [html_checker.close, links.close]
         spamd = self.config.spamassassin
-        return links, SpamAssassin(spamd.host, spamd.port) if spamd else None
+        return html_checker, links, SpamAssassin(spamd.host, spamd.port) if spamd else None
 
     def _extra_routes(self, workers: Any) -> list[Any]:
         """Routes of the relay, queue, clock, DNS records, host behaviours and release."""

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from sandbox.checks.links import LinkChecker
+from sandbox.checks.pool import HtmlChecker
 from sandbox.checks.spam import SpamAssassin
 from sandbox.events import EventBus
 from sandbox.store import Store
@@ -49,13 +50,14 @@ def create_app(
     max_body: int | None = None,
     link_checker: LinkChecker | None = None,
     spamassassin: SpamAssassin | None = None,
+    html_checker: HtmlChecker | None = None,
 ) -> Starlette:
     """`workers` run the blocking work (the composition root passes the ones it shuts down at stop);
     `max_body` is the request body limit, by default `body_limit` of the default message size;
-    `link_checker` and `spamassassin` serve the message checks (no spamd: sa-check says so)."""
+    `html_checker`, `link_checker` and `spamassassin` serve the message checks (no spamd: sa-check says so)."""
     workers = workers or Workers()
     api = Api(store, info, reset, workers)
-    checks = CheckApi(store, workers, link_checker or LinkChecker(), spamassassin)
+    checks = CheckApi(store, workers, html_checker or HtmlChecker(), link_checker or LinkChecker(), spamassassin)
     routes: list[BaseRoute] = [*api.routes(), *checks.routes(), *extra_routes, *web_routes(store, bus)]
     limit = body_limit(0) if max_body is None else max_body
     return Starlette(

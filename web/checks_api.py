@@ -10,9 +10,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import mime
-from sandbox.checks import html as html_check
 from sandbox.checks import links as link_check
 from sandbox.checks.links import LinkChecker
+from sandbox.checks.pool import CheckFailed, HtmlChecker
 from sandbox.checks.spam import NOT_CONFIGURED, SpamAssassin
 from sandbox.store import Store
 from web.api import stored_raw
@@ -23,15 +23,18 @@ _CACHED = 64  # HTML checks kept: a stored message never changes, and the UI ask
 
 
 class CheckApi:
-    """HTML checks run on the worker threads (a parse and a tokenizer pass over the HTML); link checks and
-    spamd calls are async, bounded by their own clients."""
+    """Store reads and MIME parses run on the worker threads, HTML checks in their own process; link checks
+    and spamd calls are async, bounded by their own clients."""
 
-    def __init__(self, store: Store, workers: Workers, links: LinkChecker, spam: SpamAssassin | None) -> None:
+    def __init__(
+        self, store: Store, workers: Workers, html: HtmlChecker, links: LinkChecker, spam: SpamAssassin | None
+    ) -> None:
         self.store = store
         self.workers = workers
+        self.html = html
         self.links = links
         self.spam = spam
-        self._html: OrderedDict[tuple[str, bool], dict[str, Any]] = OrderedDict()
+        self._html_cache: OrderedDict[tuple[str, bool], dict[str, Any]] = OrderedDict()
 
     def routes(self) -> list[Route]:
         return [
@@ -47,25 +50,32 @@ class CheckApi:
 
     async def html_check(self, request: Request) -> Response:
         """GET /api/v1/message/{ID}/html-check: Mailpit's HTMLCheckResponse."""
-        return await self.workers.run_heavy(self._html_check, request.path_params["id"], False)
+        return await self._html_check(request.path_params["id"], False)
 
     async def html_places(self, request: Request) -> Response:
-        return await self.workers.run_heavy(self._html_check, request.path_params["id"], True)
+        return await self._html_check(request.path_params["id"], True)
 
-    def _html_check(self, key: str, places: bool) -> Response:
+    def _html_of(self, key: str) -> tuple[str, str] | None:
         found = self._raw(key)
+        return None if found is None else (found[0], mime.parse(found[1]).html)
+
+    async def _html_check(self, key: str, places: bool) -> Response:
+        found = await self.workers.run(self._html_of, key)
         if found is None:
             return error(404, "message not found")
-        cache_key = (found[0], places)
-        result = self._html.get(cache_key)
+        message_id, markup = found
+        if not markup:
+            return error(400, "message does not contain HTML")
+        cache_key = (message_id, places)
+        result = self._html_cache.get(cache_key)
         if result is None:
-            markup = mime.parse(found[1]).html
-            if not markup:
-                return error(400, "message does not contain HTML")
-            result = self._html[cache_key] = html_check.check(markup, places)
-            while len(self._html) > _CACHED:
-                self._html.popitem(last=False)
-        return JSONResponse(result)
+            try:
+                result = self._html_cache[cache_key] = await self.html.check(markup, places)
+            except CheckFailed as exc:
+                return error(503, f"{exc}: try again")
+            while len(self._html_cache) > _CACHED:
+                self._html_cache.popitem(last=False)
+        return await self.workers.run(JSONResponse, result)  # a few hundred kilobytes of JSON
 
     def _links(self, key: str) -> list[str] | None:
         found = self._raw(key)

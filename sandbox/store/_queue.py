@@ -37,9 +37,7 @@ class QueueMixin:
         )
         return [_item(r) for r in rows]
 
-    def update_queue(
-        self, message_id: str, recipient: str, *, next_attempt: float, error: str, warned: bool
-    ) -> None:
+    def update_queue(self, message_id: str, recipient: str, *, next_attempt: float, error: str, warned: bool) -> None:
         def write(conn: sqlite3.Connection) -> tuple[None, list[Event]]:
             conn.execute(
                 "UPDATE queue SET attempts = attempts + 1, next_attempt = ?, last_error = ?, warned = ?"
@@ -62,8 +60,17 @@ class QueueMixin:
             conn.execute(
                 "INSERT INTO attempts (message, recipient, hop, host, preference, code, reply, at, dialogue)"
                 " VALUES (?,?,?,?,?,?,?,?,?)",
-                (attempt.message_id, attempt.recipient, attempt.hop, attempt.host, attempt.preference,
-                 attempt.code, attempt.reply, attempt.at, json.dumps(list(attempt.dialogue))),
+                (
+                    attempt.message_id,
+                    attempt.recipient,
+                    attempt.hop,
+                    attempt.host,
+                    attempt.preference,
+                    attempt.code,
+                    attempt.reply,
+                    attempt.at,
+                    json.dumps(list(attempt.dialogue)),
+                ),
             )
             return None, []
 
@@ -75,6 +82,4 @@ class QueueMixin:
             " WHERE message = ? ORDER BY id",
             (message_id,),
         )
-        return [
-            Attempt(m, r, h, p, c, rep, at, tuple(json.loads(d)), hop) for m, r, h, p, c, rep, at, d, hop in rows
-        ]
+        return [Attempt(m, r, h, p, c, rep, at, tuple(json.loads(d)), hop) for m, r, h, p, c, rep, at, d, hop in rows]

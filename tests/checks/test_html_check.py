@@ -104,3 +104,24 @@ def test_bad_markup_and_css_never_raise() -> None:
                    "<style>a{b:c}}}}@import", "<svg><style>x{y:z}</style></svg>", "\x00<img src>"):  # fmt: skip
         result = check(markup)
         assert result["Total"]["Nodes"] >= 1
+
+
+def test_the_checker_process_answers_and_is_ended_when_late() -> None:
+    import asyncio
+
+    from sandbox.checks.pool import CheckFailed, HtmlChecker
+
+    async def go() -> None:
+        checker = HtmlChecker(timeout=0.001)  # too short even to start the process
+        with pytest.raises(CheckFailed):
+            await checker.check("<p>x</p>")
+        assert checker._process is None  # killed, not left running
+        checker.timeout = 60
+        assert await checker.check('<div style="display:flex">x</div>') == check('<div style="display:flex">x</div>')
+        first = checker._process
+        assert (await checker.check("<hr>", places=True))["Warnings"][0]["Places"] == [{"Line": 1, "Text": "<hr>"}]
+        assert checker._process is first  # one process serves every check
+        await checker.close()
+        assert first is not None and first.returncode is not None
+
+    asyncio.run(go())
