@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -34,7 +33,7 @@ class CheckApi:
         self.html = html
         self.links = links
         self.spam = spam
-        self._html_cache: OrderedDict[tuple[str, bool], dict[str, Any]] = OrderedDict()
+        self._html_cache: OrderedDict[tuple[str, bool], bytes] = OrderedDict()
 
     def routes(self) -> list[Route]:
         return [
@@ -55,27 +54,31 @@ class CheckApi:
     async def html_places(self, request: Request) -> Response:
         return await self._html_check(request.path_params["id"], True)
 
-    def _html_of(self, key: str) -> tuple[str, str] | None:
+    def _html_of(self, key: str, places: bool) -> tuple[str, bytes | None] | None:
+        """(message ID, the check's encoded request or None when there is no HTML), off the loop."""
         found = self._raw(key)
-        return None if found is None else (found[0], mime.parse(found[1]).html)
+        if found is None:
+            return None
+        markup = mime.parse(found[1]).html
+        return found[0], self.html.request(markup, places) if markup else None
 
     async def _html_check(self, key: str, places: bool) -> Response:
-        found = await self.workers.run(self._html_of, key)
+        found = await self.workers.run(self._html_of, key, places)
         if found is None:
             return error(404, "message not found")
-        message_id, markup = found
-        if not markup:
+        message_id, request = found
+        if request is None:
             return error(400, "message does not contain HTML")
         cache_key = (message_id, places)
         result = self._html_cache.get(cache_key)
         if result is None:
             try:
-                result = self._html_cache[cache_key] = await self.html.check(markup, places)
+                result = self._html_cache[cache_key] = await self.html.ask(request)
             except CheckFailed as exc:
                 return error(503, f"{exc}: try again")
             while len(self._html_cache) > _CACHED:
                 self._html_cache.popitem(last=False)
-        return await self.workers.run(JSONResponse, result)  # a few hundred kilobytes of JSON
+        return Response(result, media_type="application/json")  # JSON as the checker wrote it
 
     def _links(self, key: str) -> list[str] | None:
         found = self._raw(key)
