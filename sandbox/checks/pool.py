@@ -13,6 +13,8 @@ import struct
 import sys
 from typing import Any, BinaryIO
 
+from sandbox.checks import html
+
 _LENGTH = struct.Struct(">I")
 MAX_ANSWER = 64 << 20
 
@@ -42,8 +44,9 @@ class HtmlChecker:
 
     @staticmethod
     def request(markup: str, places: bool = False) -> bytes:
-        """A check's request, encoded (milliseconds for megabytes: a caller may do it off the loop)."""
-        return json.dumps({"markup": markup, "places": places}).encode()
+        """A check's request, encoded (milliseconds for megabytes: a caller may do it off the loop); only
+        what the check reads is sent."""
+        return json.dumps({"markup": markup[: html.MAX_HTML], "places": places}).encode()
 
     async def ask(self, request: bytes) -> bytes:
         """The JSON answer to an encoded `request`."""
@@ -89,8 +92,6 @@ class HtmlChecker:
 
 def _serve(reader: BinaryIO, writer: BinaryIO) -> None:
     import os
-
-    from sandbox.checks import html
 
     os.nice(10)  # on a small machine the kernel then favours the sandbox's own process: capture comes first
     while header := reader.read(_LENGTH.size):
