@@ -46,8 +46,9 @@ def test_html_check_errors(client: httpx.Client, send: Send) -> None:
 
 
 def test_a_large_html_check_does_not_stall_the_loop(client: httpx.Client, send: Send, running_sandbox: Sandbox) -> None:
-    # 1.4 MB of styled cells: seconds of checking, in the checker's own process. The loop may stall no
-    # more than it does while the same message is read (its MIME parse shares the interpreter lock).
+    # 1.4 MB of styled cells: seconds of checking, in the checker's own process (on the loop, or on a
+    # thread holding the interpreter lock, it would stall the loop for seconds). The loop may stall about as
+    # long as while the same message is read (its MIME parse shares the lock), plus starting the process.
     send(html="<table>" + '<tr><td style="padding:1px; width:1rem" bgcolor="#fff">cell</td></tr>\n' * 20_000)
     message_id = latest_id(client)
     with LoopWatch(running_sandbox) as reading:
@@ -56,7 +57,7 @@ def test_a_large_html_check_does_not_stall_the_loop(client: httpx.Client, send: 
         answer = client.get(f"/api/v1/message/{message_id}/html-check", timeout=120)
     assert answer.status_code == 200
     assert answer.json()["Total"]["Nodes"] == 40_001
-    allowed = max(0.1, 2 * reading.max_stall)
+    allowed = max(0.25, 3 * reading.max_stall)
     assert watch.max_stall < allowed, (
         f"the loop stalled {watch.max_stall * 1000:.0f} ms (reading: {reading.max_stall * 1000:.0f})"
     )
