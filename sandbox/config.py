@@ -23,7 +23,7 @@ class Listen:
 
 
 def parse_listen(value: str | Listen | None, default_host: str = "127.0.0.1") -> Listen | None:
-    """ "HOST:PORT", ":PORT", "PORT" or "off" -> Listen | None."""
+    """"HOST:PORT", ":PORT", "PORT" or "off" -> Listen | None."""
     if value is None or isinstance(value, Listen):
         return value
     text = str(value).strip()
@@ -41,7 +41,7 @@ def parse_listen(value: str | Listen | None, default_host: str = "127.0.0.1") ->
 
 
 def _parse_credentials(value: str | Mapping[str, str] | None) -> dict[str, str] | None:
-    """ "user:pass,user2:pass2", "@/path/file" (one user:pass a line), or a mapping."""
+    """"user:pass,user2:pass2", "@/path/file" (one user:pass a line), or a mapping."""
     if value is None or isinstance(value, Mapping):
         return dict(value) if value is not None else None
     text = str(value).strip()

@@ -70,18 +70,12 @@ class ReleaseSettings:
             allowed = [a for a in allowed.split(",") if a.strip()]
         tls = _flag(items.get("tls", False))
         return cls(
-            host=str(items["host"]),
-            port=int(items.get("port", 465 if tls else 25)),
-            starttls=_flag(items.get("starttls", False)),
-            tls=tls,
-            username=items.get("username") or None,
-            password=items.get("password") or None,
-            allowed=tuple(str(a).strip().lower() for a in allowed),
-            return_path=items.get("return_path"),
-            ca_file=items.get("ca_file"),
-            insecure=_flag(items.get("insecure", False)),
-            timeout=float(items.get("timeout", 30.0)),
-            helo=items.get("helo"),
+            host=str(items["host"]), port=int(items.get("port", 465 if tls else 25)),
+            starttls=_flag(items.get("starttls", False)), tls=tls,
+            username=items.get("username") or None, password=items.get("password") or None,
+            allowed=tuple(str(a).strip().lower() for a in allowed), return_path=items.get("return_path"),
+            ca_file=items.get("ca_file"), insecure=_flag(items.get("insecure", False)),
+            timeout=float(items.get("timeout", 30.0)), helo=items.get("helo"),
         )
 
     def permits(self, recipient: str) -> bool:
@@ -121,15 +115,11 @@ def _context(settings: ReleaseSettings) -> ssl.SSLContext:
 def _send(settings: ReleaseSettings, raw: bytes, sender: str, recipients: Sequence[str]) -> str:
     client: smtplib.SMTP
     if settings.tls:
-        client = smtplib.SMTP_SSL(
-            settings.host,
-            settings.port,
-            local_hostname=settings.helo,
-            timeout=settings.timeout,
-            context=_context(settings),
-        )
+        client = smtplib.SMTP_SSL(settings.host, settings.port, local_hostname=settings.helo,
+                                  timeout=settings.timeout, context=_context(settings))
     else:
-        client = smtplib.SMTP(settings.host, settings.port, local_hostname=settings.helo, timeout=settings.timeout)
+        client = smtplib.SMTP(settings.host, settings.port, local_hostname=settings.helo,
+                              timeout=settings.timeout)
     with client:
         client.ehlo()
         if settings.starttls:
@@ -145,9 +135,8 @@ def _send(settings: ReleaseSettings, raw: bytes, sender: str, recipients: Sequen
         refused = client.sendmail(sender, list(recipients), raw, mail_options=options)
         code, text = client.noop()
     if refused:
-        return "accepted for some: " + "; ".join(
-            f"{r}: {c} {m.decode(errors='replace')}" for r, (c, m) in refused.items()
-        )
+        return "accepted for some: " + "; ".join(f"{r}: {c} {m.decode(errors='replace')}"
+                                                 for r, (c, m) in refused.items())
     return f"{code} {text.decode(errors='replace')}"
 
 
@@ -203,6 +192,9 @@ class Releaser:
         if message is None:
             raise KeyError(message_id)
         raw = self.store.raw(message.id)
-        sent, reply = await release_message(self.settings, raw, message.envelope.mail_from, recipients, self._executor)
+        sent, reply = await release_message(
+            self.settings, raw, message.envelope.mail_from, recipients, self._executor
+        )
         assert self.settings is not None
-        return {"ID": message.id, "To": sent, "Upstream": f"{self.settings.host}:{self.settings.port}", "Reply": reply}
+        return {"ID": message.id, "To": sent, "Upstream": f"{self.settings.host}:{self.settings.port}",
+                "Reply": reply}
