@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pytest_plugin.auth import AuthResults, Verdict
+    from pytest_plugin.checks import HtmlCheck, LinkCheck, SpamCheck
     from pytest_plugin.controls import ClockControl, DnsControl, HostsControl
     from pytest_plugin.filters import MailFilter
     from pytest_plugin.handle import SandboxHandle
@@ -22,10 +23,13 @@ __all__ = [
     "Headers",
     "Hop",
     "HostsControl",
+    "HtmlCheck",
+    "LinkCheck",
     "MailAssertionError",
     "MailFilter",
     "Outbox",
     "SandboxHandle",
+    "SpamCheck",
     "Verdict",
 ]
 
@@ -38,6 +42,9 @@ _HOMES = {
     "ClockControl": "controls",
     "DnsControl": "controls",
     "HostsControl": "controls",
+    "HtmlCheck": "checks",
+    "LinkCheck": "checks",
+    "SpamCheck": "checks",
     "SandboxHandle": "handle",
     "Attachment": "message",
     "CapturedMessage": "message",

@@ -73,6 +73,11 @@ class ApiClient:
         assert response is not None
         return response.content
 
+    def check(self, message_id: str, name: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """GET /api/v1/message/{ID}/{name} ("html-check", "link-check", "sa-check")."""
+        data = self._json("GET", f"/api/v1/message/{quote(message_id, safe='')}/{name}", params=params)
+        return data if isinstance(data, dict) else {}
+
     def trace(self, message_id: str) -> list[dict[str, Any]]:
         response = self.request("GET", f"/api/v1/message/{quote(message_id, safe='')}/trace", ok_missing=True)
         if response is None or not response.content:

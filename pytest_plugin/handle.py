@@ -272,6 +272,7 @@ class SandboxHandle:
             details=details,
             trace_loader=lambda: [Hop.from_json(d) for d in self.api.trace(message_id)],
             auth_loader=lambda mailbox: AuthResults(self.api.auth(message_id, mailbox)),
+            check_loader=lambda name, params: self.api.check(message_id, name, params),
         )
         self._cache[message_id] = msg
         return msg

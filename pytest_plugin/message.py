@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 from pytest_plugin.auth import AuthResults
+from pytest_plugin.checks import HtmlCheck, LinkCheck, SpamCheck
 from sandbox import mime
 
 # A URL in plain text ends at whitespace or at a character that cannot sit unescaped in a URL
@@ -174,6 +175,7 @@ class CapturedMessage:
         details: Mapping[str, Any] | None = None,
         trace_loader: Callable[[], list[Hop]] | None = None,
         auth_loader: Callable[[str | None], AuthResults] | None = None,
+        check_loader: Callable[[str, Mapping[str, str]], Mapping[str, Any]] | None = None,
     ) -> None:
         self.raw = raw
         self.id = id
@@ -181,6 +183,7 @@ class CapturedMessage:
         self.mailboxes = tuple(mailboxes)
         self.details: Mapping[str, Any] = details or {}
         self._trace_loader = trace_loader
+        self._check_loader = check_loader
         self._auth_loader = auth_loader
         self._auth: AuthResults | None = None
         parsed = mime.parse(raw)
@@ -236,6 +239,25 @@ class CapturedMessage:
     def trace(self) -> list[Hop]:
         """The relay's delivery attempts for this message, fetched fresh from the sandbox on each read."""
         return self._trace_loader() if self._trace_loader is not None else []
+
+    def _check(self, name: str, params: Mapping[str, str] | None = None) -> Mapping[str, Any]:
+        if self._check_loader is None:
+            raise RuntimeError("this message was not read from a sandbox: it has no checks")
+        return self._check_loader(name, params or {})
+
+    def html_check(self) -> HtmlCheck:
+        """The HTML compatibility check (caniemail.com data): `msg.html_check().supported > 90`,
+        `"css-display-flex" not in msg.html_check()`, `msg.html_check().unsupported_in("outlook")`."""
+        return HtmlCheck.from_json(self._check("html-check"))
+
+    def link_check(self, follow: bool = False) -> LinkCheck:
+        """The status of every link and image URL (`msg.link_check().broken == []`); internal addresses are
+        refused unless the sandbox runs with `allow_internal_http_requests`."""
+        return LinkCheck.from_json(self._check("link-check", {"follow": "true"} if follow else {}))
+
+    def spam_check(self) -> SpamCheck:
+        """SpamAssassin's score and rules (`msg.spam_check().score < 5`); needs the sandbox's `spamassassin`."""
+        return SpamCheck.from_json(self._check("sa-check"))
 
     @property
     def auth(self) -> AuthResults:

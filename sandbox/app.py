@@ -306,10 +306,12 @@ class Sandbox:
         self._record("http", sock)
         # The HTTP layer's own threads for store reads and MIME parses; stop() shuts them down.
         self._http_workers = workers = Workers()
+        html_checker, links, spam = self._checks()
         app = create_app(
             self.store, self.bus, info=self.info, reset=self.reset, extra_routes=self._extra_routes(workers),
             workers=workers, max_body=body_limit(self.config.max_message_size),
             access=await self._access_policy(listen), refusals=_REFUSALS.warning,
+            link_checker=links, spamassassin=spam, html_checker=html_checker,
         )  # fmt: skip
         config = uvicorn.Config(
             # /api/events writes frames it encoded once for every client (servers/websocket.py); they go
@@ -342,6 +344,19 @@ class Sandbox:
             allowed_hosts=own_names(names), users=users, token=cfg.api_token, cors=cfg.api_cors,
             throttle=self.throttle, executor=self._auth_executor, ip_literals=_exposed(listen.host),
         )  # fmt: skip
+
+    def _checks(self) -> tuple[Any, Any, Any]:
+        """The HTML checker's process, the link checker (its HTTP client) and, if one is configured, the
+        spamd client; the first two are closed at stop."""
+        from sandbox.checks.links import LinkChecker
+        from sandbox.checks.pool import HtmlChecker
+        from sandbox.checks.spam import SpamAssassin
+
+        html_checker = HtmlChecker()
+        links = LinkChecker(self.config.allow_internal_http_requests)
+        self._closers += [html_checker.close, links.close]
+        spamd = self.config.spamassassin
+        return html_checker, links, SpamAssassin(spamd.host, spamd.port) if spamd else None
 
     def _extra_routes(self, workers: Any) -> list[Any]:
         """Routes of the relay, queue, clock, DNS records, host behaviours and release."""

@@ -73,6 +73,10 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--auth-checks", dest="auth_checks", choices=["on", "off"],
                    help="check SPF, DKIM, DMARC and ARC of each message on arrival (default on;"
                         " off: when its results are first asked for)")  # fmt: skip
+    p.add_argument("--allow-internal-http-requests", dest="allow_internal_http_requests", action="store_const",
+                   const=True, help="let the link check reach loopback and private addresses")  # fmt: skip
+    p.add_argument("--spamassassin", "--enable-spamassassin", dest="spamassassin", metavar="HOST:PORT",
+                   help="SpamAssassin's spamd, for the spam score (sa-check)")  # fmt: skip
     p.add_argument("-v", "--verbose", action="store_true")
 
 

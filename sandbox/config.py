@@ -146,6 +146,10 @@ class Config:
     # email authentication: check SPF/DKIM/DMARC/ARC of every message on arrival (off: only when asked for)
     auth_checks: bool = True
 
+    # message checks
+    allow_internal_http_requests: bool = False  # the link check may reach loopback and private addresses
+    spamassassin: Listen | None = None  # where spamd listens, for sa-check (not a listener of ours)
+
     @property
     def db_path(self) -> str:
         if self.db:

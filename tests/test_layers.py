@@ -45,7 +45,8 @@ def allowed(name: str, prefixes: tuple[str, ...]) -> bool:
         # The web layer sees storage, data, events, the pure MIME and HTML parsers, the bounded thread pools and
         # the failed-login throttle; never servers or the relay.
         ("web", ("web", "sandbox.store", "sandbox.models", "sandbox.events", "sandbox.config", "sandbox.mime",
-                 "sandbox.html_tokens", "sandbox.executors", "sandbox.throttle")),
+                 "sandbox.html_tokens", "sandbox.executors", "sandbox.throttle",
+                 "sandbox.checks")),
         # The plugin uses the public sandbox API, the pure MIME model (so it reads mail as the API does) and HTTP.
         ("pytest_plugin", ("pytest_plugin", "sandbox.mime", "sandbox.Sandbox", "sandbox.SandboxThread", "sandbox.Config",
                            "sandbox.Listen", "sandbox.ManualClock", "sandbox.Address", "sandbox.Envelope",
@@ -61,6 +62,15 @@ def test_layer_imports(folder: str, may_import: tuple[str, ...]) -> None:
         if bad:
             wrong[str(path.relative_to(ROOT))] = bad
     assert not wrong
+
+
+def test_checks_stay_below_the_servers() -> None:
+    # The message checks read stored messages; they know nothing of servers, the relay or the web.
+    for path in files("sandbox/checks"):
+        assert not {
+            n for n in ours(imports(path)) if n.split(".")[1:2] and n.split(".")[1] in ("servers", "relay", "app")
+        }, path
+        assert not any(n.split(".")[0] == "web" for n in imports(path)), path
 
 
 def test_cores_use_no_io() -> None:

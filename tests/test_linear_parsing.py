@@ -12,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sandbox import mime
+from sandbox.checks import html as html_check
+from sandbox.checks import links as link_check
 from sandbox.html_tokens import Kind, attributes, tokens
 from sandbox.mime import words
 from web.preview import rewrite_html
@@ -79,11 +81,38 @@ def _summarize_html(markup: str) -> object:
     return mime.summarize(b"Content-Type: text/html; charset=utf-8\r\n\r\n" + markup.encode())
 
 
+def _links(markup: str) -> object:
+    return link_check.extract(markup, markup)
+
+
 @pytest.mark.slow  # about 5 s in all
 @pytest.mark.parametrize("shape", HTML_BOMBS)
-@pytest.mark.parametrize("fn", [_rewrite, mime.html_to_text, _summarize_html], ids=["preview", "text", "summary"])
+@pytest.mark.parametrize(
+    "fn", [_rewrite, mime.html_to_text, _summarize_html, html_check.check, _links],
+    ids=["preview", "text", "summary", "html-check", "link-check"],
+)  # fmt: skip
 def test_html_parsing_is_linear(shape: str, fn: Callable[[str], object]) -> None:
     assert_linear(fn, HTML_BOMBS[shape])
+
+
+# CSS for the HTML check (tinycss2 and our walks over its tree).
+CSS_BOMBS: dict[str, Callable[[int], str]] = {
+    "brackets": lambda n: "<style>" + "(" * n + "</style>",
+    "nested media": lambda n: "<style>" + "@media (a) {" * n + "</style>",
+    "declarations": lambda n: '<p style="' + "width:1rem;" * n + '">',
+    "styled elements": lambda n: "<div style='x:y'>" * n,
+    "selectors": lambda n: "<style>" + "a:hover," * n + "{}</style>",
+    "open comment": lambda n: "<style>/*" + "*" * n + "</style>",
+    "functions": lambda n: '<p style="width:' + "calc(" * n + '">',
+    "image dots": lambda n: '<img src="' + "a." * n + 'gif">',
+    "text urls": lambda n: "http://" * n + "https://a" * n,
+}
+
+
+@pytest.mark.parametrize("shape", CSS_BOMBS)
+@pytest.mark.parametrize("fn", [html_check.check, _links], ids=["html-check", "link-check"])
+def test_message_checks_are_linear(shape: str, fn: Callable[[str], object]) -> None:
+    assert_linear(fn, CSS_BOMBS[shape], n=200)
 
 
 def _message(header: str, value: str) -> str:

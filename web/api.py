@@ -54,6 +54,17 @@ async def _searching(work: Awaitable[Response]) -> Response:
         return plain(503, f"{exc}: narrow the query (fewer or longer words)")
 
 
+def stored_raw(store: Store, key: str) -> tuple[str, bytes] | None:
+    """(ID, raw bytes) of a message by ID or "latest"; None when there is none (or it was just deleted)."""
+    message = store.get(key)
+    if message is None:
+        return None
+    try:
+        return message.id, store.raw(message.id)
+    except NoSuchMessage:
+        return None
+
+
 class Api:
     """The endpoints hold only explicit collaborators: the store, two hooks from the composition root, and
     the worker threads that every store read, MIME parse and large JSON rendering runs on."""
@@ -190,13 +201,7 @@ class Api:
         return message.id, message.read, JSONResponse(body)
 
     def _raw(self, message_id: str) -> tuple[str, bytes] | None:
-        message = self.store.get(message_id)
-        if message is None:
-            return None
-        try:
-            return message.id, self.store.raw(message.id)
-        except NoSuchMessage:
-            return None
+        return stored_raw(self.store, message_id)
 
     async def raw(self, request: Request) -> Response:
         found = await self.workers.run(self._raw, request.path_params["id"])

@@ -12,10 +12,14 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
+from sandbox.checks.links import LinkChecker
+from sandbox.checks.pool import HtmlChecker
+from sandbox.checks.spam import SpamAssassin
 from sandbox.events import EventBus
 from sandbox.store import Store
 from web.access import AccessControl, AccessPolicy, RefusalLog
 from web.api import Api
+from web.checks_api import CheckApi
 from web.inputs import BodyLimit, body_limit, not_found
 from web.security import SecurityHeaders, security_headers
 from web.ui import web_routes
@@ -51,14 +55,20 @@ def create_app(
     max_body: int | None = None,
     access: AccessPolicy | None = None,
     refusals: RefusalLog | None = None,
+    link_checker: LinkChecker | None = None,
+    spamassassin: SpamAssassin | None = None,
+    html_checker: HtmlChecker | None = None,
 ) -> Starlette:
     """`workers` run the blocking work (the composition root passes the ones it shuts down at stop);
     `max_body` is the request body limit, by default `body_limit` of the default message size;
     `access` who may use it (by default: loopback Hosts, no authentication); `refusals` logs each
-    refused request as (kind, line)."""
+    refused request as (kind, line); `html_checker`, `link_checker` and `spamassassin` serve the message
+    checks (no spamd: sa-check says so)."""
     policy = access or AccessPolicy()
-    api = Api(store, info, reset, workers or Workers())
-    routes: list[BaseRoute] = [*api.routes(), *extra_routes, *web_routes(store, bus)]
+    workers = workers or Workers()
+    api = Api(store, info, reset, workers)
+    checks = CheckApi(store, workers, html_checker or HtmlChecker(), link_checker or LinkChecker(), spamassassin)
+    routes: list[BaseRoute] = [*api.routes(), *checks.routes(), *extra_routes, *web_routes(store, bus)]
     limit = body_limit(0) if max_body is None else max_body
     return Starlette(
         routes=routes,

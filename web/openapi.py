@@ -31,6 +31,7 @@ def _arr(item: Schema) -> Schema:
 _S: Schema = {"type": "string"}
 _I: Schema = {"type": "integer"}
 _B: Schema = {"type": "boolean"}
+_N: Schema = {"type": "number"}
 _TIME: Schema = {"type": "string", "format": "date-time"}
 
 SCHEMAS: dict[str, Schema] = {
@@ -167,6 +168,35 @@ SCHEMAS: dict[str, Schema] = {
             ),
         ],
     },
+    # The message checks, Mailpit's shapes (HTMLCheckResponse, LinkCheckResponse, SpamAssassinResponse).
+    "HTMLCheckResult": _obj(
+        Name=_S, Platform=_S, Family=_S, Version=_S, Support={"enum": ["yes", "no", "partial"]}, NoteNumber=_S
+    ),
+    "HTMLCheckScore": _obj(Found=_I, Supported=_N, Partial=_N, Unsupported=_N),
+    "HTMLCheckWarning": _obj(
+        Slug=_S,
+        Title=_S,
+        Description=_S,
+        URL=_S,
+        Category=_S,
+        Tags=_arr(_S),
+        Keywords=_S,
+        Results=_arr(_ref("HTMLCheckResult")),
+        NotesByNumber={"type": "object", "additionalProperties": _S},
+        Score=_ref("HTMLCheckScore"),
+    ),
+    "HTMLCheckTotal": _obj(Tests=_I, Nodes=_I, Supported=_N, Partial=_N, Unsupported=_N),
+    "HTMLCheckResponse": _obj(
+        Warnings=_arr(_ref("HTMLCheckWarning")),
+        Platforms={"type": "object", "additionalProperties": _arr(_S)},
+        Total=_ref("HTMLCheckTotal"),
+    ),
+    "LinkCheckLink": _obj(URL=_S, StatusCode=_I, Status=_S),
+    "LinkCheckResponse": _obj(Errors=_I, Links=_arr(_ref("LinkCheckLink"))),
+    "SpamAssassinRule": _obj(Score=_N, Name=_S, Description=_S),
+    "SpamAssassinResponse": _obj(
+        IsSpam=_B, Error=_S, Score=_N, Rules={"oneOf": [_arr(_ref("SpamAssassinRule")), {"type": "null"}]}
+    ),
 }
 
 
@@ -396,6 +426,39 @@ PATHS: dict[str, Schema] = {
             "Readiness: a query through the store",
             {"200": _bytes("text/plain", "ok"), "503": _text("the store does not answer")},
             tag="server",
+        )
+    },
+    "/api/v1/message/{ID}/html-check": {
+        "get": _op(
+            "HTML compatibility against the caniemail.com tables (Mailpit's HTML check)",
+            {"200": _json(_ref("HTMLCheckResponse")), "400": _json(_ref("Error"), "no HTML part"), **_404},
+            [_ID],
+            tag="checks",
+        )
+    },
+    "/api/sandbox/message/{ID}/html-check": {
+        "get": _op(
+            "The HTML check, each warning with Places ([{Line, Text}]: the source lines using it) (extra)",
+            {"200": _json(_ref("HTMLCheckResponse")), "400": _json(_ref("Error"), "no HTML part"), **_404},
+            [_ID],
+            tag="checks",
+        )
+    },
+    "/api/v1/message/{ID}/link-check": {
+        "get": _op(
+            "HEAD status of every link and image URL; internal addresses answer 451 unless"
+            " --allow-internal-http-requests",
+            {"200": _json(_ref("LinkCheckResponse")), **_404},
+            [_ID, _param("follow", "query", "true or 1: follow up to 3 redirects, each checked again")],
+            tag="checks",
+        )
+    },
+    "/api/v1/message/{ID}/sa-check": {
+        "get": _op(
+            "SpamAssassin's score and rules from spamd (--spamassassin HOST:PORT); 404 when not configured",
+            {"200": _json(_ref("SpamAssassinResponse")), **_404},
+            [_ID],
+            tag="checks",
         )
     },
 }

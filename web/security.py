@@ -89,8 +89,11 @@ def security_headers(path: str, host: str | None) -> dict[str, str]:
 
 def _harden_part(headers: MutableHeaders) -> None:
     """An active part becomes a download of opaque bytes: with nosniff no browser runs or renders it."""
-    headers["Cross-Origin-Resource-Policy"] = "same-origin"
     essence = headers.get("content-type", "").partition(";")[0].strip().lower()
+    # Other sites may not embed a part; a passive image may be, because the preview frame is one: it is
+    # sandboxed without allow-same-origin, so its cid: images are requested from an opaque origin.
+    if not (essence.startswith("image/") and not _ACTIVE.fullmatch(essence)):
+        headers["Cross-Origin-Resource-Policy"] = "same-origin"
     if not _ACTIVE.fullmatch(essence):
         return
     headers["Content-Type"] = "application/octet-stream"

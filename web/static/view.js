@@ -5,6 +5,7 @@ import { h, clear, icon } from "./dom.js";
 import { address, addresses, fullDate, size } from "./format.js";
 import { renderDelivery, tickDelivery } from "./trace.js";
 import { authTab } from "./auth.js";
+import { renderChecks } from "./checks.js";
 
 const RAW_LIMIT = 2_000_000; // characters of source shown inline; the download has everything
 
@@ -18,6 +19,7 @@ const TABS = [
   ["envelope", "Envelope"],
   ["delivery", "Delivery"],
   ["auth", "Authentication"],
+  ["checks", "Checks"],
 ];
 
 export class MessageView {
@@ -249,6 +251,7 @@ export class MessageView {
       envelope: () => this.renderEnvelope(),
       delivery: () => this.renderDelivery(),
       auth: () => this.panel.append(authTab(this.message)),
+      checks: () => renderChecks(this.panel, this.message),
     }[key];
     render();
     if (redraw) this.panel.scrollTop = scroll; // a live refresh keeps the reader's place
