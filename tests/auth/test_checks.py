@@ -248,3 +248,30 @@ def test_header_values_are_quoted_and_single_line(zone: Zone) -> None:
 )
 def test_client_ip(peer: str, ip: str) -> None:
     assert client_ip(peer) == ip
+
+
+def test_no_check_reaches_for_the_network(zone: Zone, shop_key: SigningKey, monkeypatch: pytest.MonkeyPatch) -> None:
+    # dkimpy and pyspf bring resolvers of their own; every question must go to the zone instead.
+    import socket
+
+    import dns.resolver
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a network lookup: {args!r}")
+
+    for target, name in ((dns.resolver, "resolve"), (dns.resolver, "query"), (dns.resolver.Resolver, "resolve"),
+                         (socket, "getaddrinfo"), (socket, "gethostbyname")):  # fmt: skip
+        monkeypatch.setattr(target, name, refuse)
+    list_key = generate_key("list.test", "arc1", bits=1024)
+    list_key.publish(zone)
+    signed = app_signed(shop_key)
+    sealed = list_key.seal(signed, authenticate(zone, signed, envelope(), "lists.list.test"))
+    zone.remove_record("shop.test", "TXT")  # every mechanism that looks something up, each once
+    zone.add_record("shop.test", "TXT", "v=spf1 a mx ptr exists:%{i}.x.shop.test include:_spf.mailer.test -all")
+    report = authenticate(zone, sealed, envelope(ip="203.0.113.5"), "mailsandbox.local")
+    assert report.dkim_result == "pass" and report.arc.result == "pass"
+    # Catch-all mode gives every name an address, so exists: matches: proof the lookup went to the zone.
+    assert report.spf.result == "pass", report.spf.reason
+    zone.strict = True  # now a, mx, ptr and exists find nothing: past two void lookups (RFC 7208 §4.6.4)
+    strict = authenticate(zone, sealed, envelope(ip="203.0.113.5"), "x").spf
+    assert strict.result == "permerror" and "Void lookup" in strict.reason
