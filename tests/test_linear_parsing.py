@@ -134,6 +134,17 @@ HEADER_BOMBS: dict[str, Callable[[int], str]] = {
         + "--b--\r\n"
     ),
     "near boundaries": lambda n: "Content-Type: multipart/mixed; boundary=b\r\n\r\n" + "--bx\r\n" * n + "--b--\r\n",
+    "parameters": lambda n: _message("Content-Type", "text/plain" + "; a=b" * n),
+    "unclosed parameter quote": lambda n: _message("Content-Type", 'text/plain; name="' + "\\x" * n),
+    "names without values": lambda n: _message("Content-Type", "text/plain; " + "a " * n),
+    "rfc2231 sections": lambda n: _message(
+        "Content-Disposition", "attachment" + "".join(f"; filename*{i}*=%41" for i in range(min(n, 999))) + "; x" * n
+    ),
+    "attached messages": lambda n: (
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+        + "--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\nx\r\n" * n
+        + "--b--\r\n"
+    ),
 }
 
 
@@ -142,7 +153,11 @@ def test_summary_of_hostile_headers_is_linear(shape: str) -> None:
     assert_linear(lambda raw: mime.summarize(raw.encode()), HEADER_BOMBS[shape], n=200)
 
 
-@pytest.mark.parametrize("shape", ["encoded-word starts", "encoded words", "many parts"])
+@pytest.mark.parametrize(
+    "shape",
+    ["encoded-word starts", "encoded words", "many parts", "parameters", "unclosed parameter quote",
+     "names without values", "rfc2231 sections", "attached messages"],
+)  # fmt: skip
 def test_full_parse_of_hostile_headers_is_linear(shape: str) -> None:
     def full(raw: str) -> object:
         parsed = mime.parse(raw.encode())

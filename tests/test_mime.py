@@ -184,17 +184,6 @@ def test_rfc2231_and_rfc2047_filenames(value: str, name: str) -> None:
     assert attachment.filename == name
 
 
-def test_parameter_parsing_is_linear_on_hostile_values() -> None:
-    import time
-
-    from sandbox.mime import params
-
-    for value in ("a" * 200_000, "; x" * 70_000, 'x="' + "\\" * 200_000, "x*0*=" + "%" * 200_000):
-        started = time.perf_counter()
-        params.get(params.split("text/plain; " + value)[1], "x")
-        assert time.perf_counter() - started < 1.0
-
-
 NESTED = (
     b"Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: text/plain\r\n\r\nouter\r\n"
     b"--o\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nContent-Type: multipart/mixed; boundary=i\r\n"

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sandbox.mime.html_text import html_to_text
-from sandbox.mime.tree import Message, Part
+from sandbox.mime.tree import Message, Part, to_text
 from sandbox.mime.words import header_text
 
 Role = Literal["text", "html", "attachment", "inline", "none"]
@@ -42,10 +42,11 @@ class PartInfo:
     disposition: str
     children: tuple[PartInfo, ...] = ()
     part: Part | None = field(default=None, compare=False, repr=False)
+    data: bytes = field(default=b"", compare=False, repr=False)
 
     def content(self) -> bytes:
         """The decoded bytes (for an attached message: the message itself)."""
-        return self.part.decoded() if self.part is not None else b""
+        return self.data
 
 
 @dataclass
@@ -82,15 +83,17 @@ def _walk(part: Part, part_id: str, parsed: Parsed, listing: bool) -> PartInfo:
         else:
             children = [_walk(inner, f"{part_id}.1", parsed, False)]
     leaf = not part.children and part.type != "multipart"
+    data = part.decoded() if leaf else b""
     info = PartInfo(
         part_id=part_id,
         content_type=part.content_type,
         filename=part.filename,
         content_id=part.content_id,
-        size=len(part.decoded()) if leaf else 0,
+        size=len(data),
         disposition=part.disposition,
         children=tuple(children),
         part=part,
+        data=data,
     )
     if listing and leaf:
         kind = role(info.content_type, info.disposition, info.filename, info.content_id,
@@ -100,9 +103,9 @@ def _walk(part: Part, part_id: str, parsed: Parsed, listing: bool) -> PartInfo:
         elif kind == "inline":
             parsed.inline.append(info)
         elif kind == "text":
-            parsed.text = part.text()
+            parsed.text = to_text(data, part.charset)
         elif kind == "html":
-            parsed.html = part.text()
+            parsed.html = to_text(data, part.charset)
         if kind in ("text", "html"):
             parsed.bodies.add(kind)
     return info

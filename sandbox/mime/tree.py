@@ -135,7 +135,7 @@ def parse_params(value: str) -> tuple[str, list[tuple[str, str]]]:
 class Part:
     """One MIME entity: its header, its body's byte range and, lazily, what it contains."""
 
-    __slots__ = tuple("_decoded body_start children data end header message params start subtype type".split())
+    __slots__ = tuple("body_start children data end header message params start subtype type".split())
 
     def __init__(self, data: bytes, start: int, end: int, depth: int = 0, digest: bool = False) -> None:
         self.data = data
@@ -153,7 +153,6 @@ class Part:
             self.params = [("charset", "us-ascii"), *self.params]  # RFC 2045 §5.2 default
         self.children: list[Part] = []
         self.message: Part | None = None
-        self._decoded: bytes | None = None
         if depth >= MAX_DEPTH:
             return
         if self.type == "multipart":
@@ -213,10 +212,8 @@ class Part:
         return to_text(self.decoded(), self.charset)
 
     def decoded(self) -> bytes:
-        """The body with its transfer encoding undone (RFC 2045 §6); decoded once."""
-        if self._decoded is None:
-            self._decoded = decode_transfer(self.body, self.encoding)
-        return self._decoded
+        """The body with its transfer encoding undone (RFC 2045 §6). Not kept: IMAP's cache holds parts."""
+        return decode_transfer(self.body, self.encoding)
 
     def lines(self) -> int:
         body = self.body
