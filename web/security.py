@@ -89,7 +89,8 @@ def security_headers(path: str, host: str | None) -> dict[str, str]:
 
 def _harden_part(headers: MutableHeaders) -> None:
     """An active part becomes a download of opaque bytes: with nosniff no browser runs or renders it."""
-    headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    # No Cross-Origin-Resource-Policy: the /view/ preview is sandboxed (an opaque origin) and shows inline
+    # images from here.
     essence = headers.get("content-type", "").partition(";")[0].strip().lower()
     if not _ACTIVE.fullmatch(essence):
         return
