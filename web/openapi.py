@@ -175,9 +175,7 @@ _START = _param("start", "query", "offset of the first message", _I)
 _LIMIT = _param("limit", "query", "page size (default 50, at most 1000)", _I)
 _MAILBOX = _param("mailbox", "query", "only messages delivered to this mailbox (address)")
 _QUERY = _param(
-    "query",
-    "query",
-    "search language: from: to: subject: is:unread has:attachment ... (at most 50 terms)",
+    "query", "query", "search language: from: to: subject: is:unread has:attachment ... (at most 50 terms)",
     required=True,
 )
 

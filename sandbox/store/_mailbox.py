@@ -150,7 +150,9 @@ class MailboxMixin:
 
     def _ensure_inbox(self, user: str) -> None:
         now = self.clock.now()
-        if self._db.execute("SELECT 1 FROM folders WHERE user = ? AND name = 'INBOX'", (user,)).fetchone() is None:
+        if self._db.execute(
+            "SELECT 1 FROM folders WHERE user = ? AND name = 'INBOX'", (user,)
+        ).fetchone() is None:
             self._write_sync(lambda conn: (folder_id(conn, user, "INBOX", True, now), []))
 
     def folders(self, user: str) -> list[FolderInfo]:
@@ -177,7 +179,9 @@ class MailboxMixin:
         user, folder = normalize_user(user), canonical_folder(folder)
         if folder == "INBOX":
             self._ensure_inbox(user)
-        elif self._db.execute("SELECT 1 FROM folders WHERE user = ? AND name = ?", (user, folder)).fetchone() is None:
+        elif self._db.execute(
+            "SELECT 1 FROM folders WHERE user = ? AND name = ?", (user, folder)
+        ).fetchone() is None:
             raise NoSuchFolder(folder)
         rows = self._db.execute(
             "SELECT e.uid, m.id, e.flags, e.internaldate, m.size FROM entries e"
@@ -230,7 +234,8 @@ class MailboxMixin:
                 ).fetchall()
                 for i, (_uid, message, root, flags, date) in enumerate(rows, 1):
                     conn.execute(
-                        "INSERT INTO entries (folder_id, uid, message, root, flags, internaldate) VALUES (?,?,?,?,?,?)",
+                        "INSERT INTO entries (folder_id, uid, message, root, flags, internaldate)"
+                        " VALUES (?,?,?,?,?,?)",
                         (nid, i, message, root, flags, date),
                     )
                 conn.execute("UPDATE folders SET uidnext = ? WHERE id = ?", (len(rows) + 1, nid))
@@ -242,7 +247,7 @@ class MailboxMixin:
                     "SELECT id, name FROM folders WHERE user = ? AND substr(name, 1, ?) = ?",
                     (user, len(prefix), prefix),
                 ).fetchall():
-                    conn.execute("UPDATE folders SET name = ? WHERE id = ?", (new + "/" + cname[len(prefix) :], cid))
+                    conn.execute("UPDATE folders SET name = ? WHERE id = ?", (new + "/" + cname[len(prefix):], cid))
             return None, [MailboxChanged(user, old), MailboxChanged(user, new)]
 
         self._write_sync(write)

@@ -37,7 +37,9 @@ class QueueMixin:
         )
         return [_item(r) for r in rows]
 
-    def update_queue(self, message_id: str, recipient: str, *, next_attempt: float, error: str, warned: bool) -> None:
+    def update_queue(
+        self, message_id: str, recipient: str, *, next_attempt: float, error: str, warned: bool
+    ) -> None:
         def write(conn: sqlite3.Connection) -> tuple[None, list[Event]]:
             conn.execute(
                 "UPDATE queue SET attempts = attempts + 1, next_attempt = ?, last_error = ?, warned = ?"
@@ -60,17 +62,8 @@ class QueueMixin:
             conn.execute(
                 "INSERT INTO attempts (message, recipient, hop, host, preference, code, reply, at, dialogue)"
                 " VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    attempt.message_id,
-                    attempt.recipient,
-                    attempt.hop,
-                    attempt.host,
-                    attempt.preference,
-                    attempt.code,
-                    attempt.reply,
-                    attempt.at,
-                    json.dumps(list(attempt.dialogue)),
-                ),
+                (attempt.message_id, attempt.recipient, attempt.hop, attempt.host, attempt.preference,
+                 attempt.code, attempt.reply, attempt.at, json.dumps(list(attempt.dialogue))),
             )
             return None, []
 
@@ -82,4 +75,6 @@ class QueueMixin:
             " WHERE message = ? ORDER BY id",
             (message_id,),
         )
-        return [Attempt(m, r, h, p, c, rep, at, tuple(json.loads(d)), hop) for m, r, h, p, c, rep, at, d, hop in rows]
+        return [
+            Attempt(m, r, h, p, c, rep, at, tuple(json.loads(d)), hop) for m, r, h, p, c, rep, at, d, hop in rows
+        ]

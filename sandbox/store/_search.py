@@ -26,7 +26,6 @@ _MAX_SIZE = 2**62  # sizes beyond this match like it, rather than overflow SQLit
 class QueryTooSlow(StoreError):
     """A search ran past its time budget and was interrupted."""
 
-
 # FTS5 columns a text term may target; plain words search all of them.
 _FTS_COLUMNS = {
     "from": "sender",

@@ -259,9 +259,8 @@ class _Checkpointer:
             try:
                 self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error:
-                log.warning(
-                    "background WAL checkpoint failed; the next commit's own checkpoint stands in", exc_info=True
-                )
+                log.warning("background WAL checkpoint failed; the next commit's own checkpoint stands in",
+                            exc_info=True)
             self._stopping.wait(self.INTERVAL)
 
 

@@ -96,27 +96,8 @@ def _envelope(text: str) -> Envelope:
 
 
 def row_to_message(row: sqlite3.Row | tuple[Any, ...]) -> StoredMessage:
-    (
-        rowid,
-        mid,
-        created,
-        message_id,
-        subject,
-        from_name,
-        from_addr,
-        to_j,
-        cc_j,
-        bcc_j,
-        rt_j,
-        date,
-        size,
-        attachments,
-        snippet,
-        read,
-        env_j,
-        tags,
-        users,
-    ) = row
+    (rowid, mid, created, message_id, subject, from_name, from_addr, to_j, cc_j, bcc_j, rt_j, date, size,
+     attachments, snippet, read, env_j, tags, users) = row
     summary = Summary(
         message_id=message_id,
         from_=Address(from_name, from_addr) if (from_name or from_addr) else None,
@@ -222,21 +203,17 @@ def delete_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[Event]:
             ).fetchall()
         )
         ids.extend(r[0] for r in conn.execute(f"SELECT id FROM messages WHERE rowid IN ({marks})", chunk))
-        every = [
-            r[0]
-            for r in conn.execute(
-                f"SELECT rowid FROM messages WHERE rowid IN ({marks}) OR parent IN ({marks})", chunk + chunk
-            )
-        ]
+        every = [r[0] for r in conn.execute(
+            f"SELECT rowid FROM messages WHERE rowid IN ({marks}) OR parent IN ({marks})", chunk + chunk)]
         emarks = ",".join("?" * len(every))
         conn.execute(f"DELETE FROM entries WHERE message IN ({emarks})", every)
         conn.execute(f"DELETE FROM message_raw WHERE rowid IN ({emarks})", every)
         conn.execute(f"DELETE FROM messages_fts WHERE rowid IN ({marks})", chunk)
         conn.execute(f"DELETE FROM messages WHERE parent IN ({marks})", chunk)
         conn.execute(f"DELETE FROM messages WHERE rowid IN ({marks})", chunk)
-        idmarks = ",".join("?" * len(ids[-len(chunk) :]))
-        conn.execute(f"DELETE FROM queue WHERE message IN ({idmarks})", ids[-len(chunk) :])
-        conn.execute(f"DELETE FROM attempts WHERE message IN ({idmarks})", ids[-len(chunk) :])
+        idmarks = ",".join("?" * len(ids[-len(chunk):]))
+        conn.execute(f"DELETE FROM queue WHERE message IN ({idmarks})", ids[-len(chunk):])
+        conn.execute(f"DELETE FROM attempts WHERE message IN ({idmarks})", ids[-len(chunk):])
     events.append(MessagesDeleted(tuple(ids)))
     events.extend(MailboxChanged(u, f) for u, f in sorted(folders))
     return events
@@ -390,10 +367,7 @@ class SqliteStore(MailboxMixin, QueueMixin):
         return message
 
     def add_message_sync(
-        self,
-        raw: bytes | builtins.list[bytes],
-        envelope: Envelope,
-        deliver_to: Sequence[str] | None = None,
+        self, raw: bytes | builtins.list[bytes], envelope: Envelope, deliver_to: Sequence[str] | None = None,
         received_at: float | None = None,
     ) -> StoredMessage:
         """For bulk loads and benchmarks outside a loop."""
@@ -482,7 +456,8 @@ class SqliteStore(MailboxMixin, QueueMixin):
     def _page(self, where: str, params: list[Any], start: int, limit: int, user: str | None) -> Page:
         if user:
             where += (
-                " AND m.rowid IN (SELECT e.root FROM entries e JOIN folders f ON f.id = e.folder_id WHERE f.user = ?)"
+                " AND m.rowid IN (SELECT e.root FROM entries e JOIN folders f ON f.id = e.folder_id"
+                " WHERE f.user = ?)"
             )
             params = [*params, normalize_user(user)]
         db = self._db
@@ -531,7 +506,8 @@ class SqliteStore(MailboxMixin, QueueMixin):
         params = list(params)
         if user:
             where += (
-                " AND m.rowid IN (SELECT e.root FROM entries e JOIN folders f ON f.id = e.folder_id WHERE f.user = ?)"
+                " AND m.rowid IN (SELECT e.root FROM entries e JOIN folders f ON f.id = e.folder_id"
+                " WHERE f.user = ?)"
             )
             params.append(normalize_user(user))
         with self._search_budget():

@@ -302,7 +302,7 @@ def test_a_malformed_request_gets_a_json_4xx(shared: Sandbox, request_bytes: byt
 
 def test_a_client_that_leaves_mid_body_logs_no_traceback(shared: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
     with _connect(shared) as sock:
-        sock.sendall(b'PUT /api/v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n{"IDs": [')
+        sock.sendall(b"PUT /api/v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n{\"IDs\": [")
         _wait(lambda: shared.limiter("http").active == 1)
     _wait(lambda: shared.limiter("http").active == 0)
     assert httpx.get(f"http://{shared.address('http')}/livez").status_code == 200
