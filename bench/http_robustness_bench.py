@@ -55,7 +55,7 @@ def _stream_body(host: str, port: int, total: int) -> tuple[int, bytes]:
     framed = b"%x\r\n%s\r\n" % (len(chunk), chunk)
     sent = 0
     with socket.create_connection((host, port)) as sock:
-        sock.sendall(b"PUT /api/v1/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(b"PUT /api/v1/messages HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n")
         sock.setblocking(False)
         while sent < total:
             readable, writable, _ = select.select([sock], [sock], [], 30)

@@ -303,7 +303,9 @@ class Zone:
         filename = str(_file or "<text>")
         for piece_origin, offset, piece in _split_zones(text, _name(origin) if origin else None):
             try:
-                zone = dns.zone.from_text(piece, piece_origin, relativize=False, check_origin=False, filename=filename)
+                zone = dns.zone.from_text(
+                    piece, piece_origin, relativize=False, check_origin=False, filename=filename
+                )
                 _check_ttls(zone)
             except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
                 # dnspython's syntax errors name the file and the piece's line: make it the file's line

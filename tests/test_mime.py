@@ -50,7 +50,7 @@ CORPUS = [
     b"Content-Type: multipart/mixed; boundary=XX\r\nSubject: preamble\r\n\r\npreamble\r\n--XX\r\n"
     b"Content-Type: text/plain\r\n\r\nfirst\r\n--XX\r\nContent-Type: application/pdf; name=a.pdf\r\n"
     b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--XX--\r\nepilogue\r\n",
-    b'Content-Type: multipart/alternative; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain; charset=iso-8859-1'
+    b"Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=iso-8859-1"
     b"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=E9 soft=\r\nbreak\r\n--b\r\n"
     b"Content-Type: text/html\r\n\r\n<p>caf&eacute;</p>\r\n--b--\r\n",
     b"Content-Type: multipart/mixed; boundary=outer\r\n\r\n--outer\r\nContent-Type: multipart/alternative;"
@@ -79,9 +79,8 @@ texts = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_s
     subject=st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=60),
     text=st.none() | texts,
     html=st.none() | texts.map(lambda t: f"<p>{t}</p>"),
-    attachments=st.lists(
-        st.tuples(st.from_regex(r"[a-z]{1,8}\.(pdf|bin|txt)", fullmatch=True), st.binary(max_size=2000)), max_size=3
-    ),
+    attachments=st.lists(st.tuples(st.from_regex(r"[a-z]{1,8}\.(pdf|bin|txt)", fullmatch=True),
+                                   st.binary(max_size=2000)), max_size=3),
     inline=st.booleans(),
     cte=st.sampled_from(["quoted-printable", "base64", "8bit"]),
 )
@@ -148,14 +147,8 @@ def test_simple_address_path_agrees_with_stdlib(value: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [
-        "bob@example.test",
-        "Bob Example <bob@example.test>",
-        "a@x.test, B <b@y.test>",
-        " spaced@x.test ",
-        "Dr. Who <who@tardis.test>",
-        "o'brien@x.test",
-    ],
+    ["bob@example.test", "Bob Example <bob@example.test>", "a@x.test, B <b@y.test>", " spaced@x.test ",
+     "Dr. Who <who@tardis.test>", "o'brien@x.test"],
 )
 def test_simple_address_shapes_take_the_fast_path(value: str) -> None:
     assert words._simple_addresses(value) == _stdlib_addresses(value)

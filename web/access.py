@@ -152,7 +152,7 @@ class AccessControl:
             return
         origin = policy.cors_origin(headers.get("origin")) if scope["path"].startswith("/api/") else None
         if scope["type"] == "http" and scope["method"] == "OPTIONS" and origin is not None:
-            await _preflight(send, origin)  # RFC: preflights carry no credentials (Fetch §4.8)
+            await _preflight(send, origin)  # a preflight never carries credentials (Fetch, "CORS-preflight fetch")
             return
         if policy.authenticates and scope["path"] not in OPEN_PATHS:
             refusal = await self._authenticate(scope, headers.get("authorization"))

@@ -140,14 +140,8 @@ class RelayApi:
     (the queue, traces) run on `workers`; what changes the relay, zone or clock stays on the loop."""
 
     def __init__(
-        self,
-        *,
-        store: Store,
-        relay: RelayLike | None,
-        zone: ZoneLike | None,
-        clock: ClockLike,
-        releaser: ReleaserLike | None = None,
-        workers: Workers,
+        self, *, store: Store, relay: RelayLike | None, zone: ZoneLike | None, clock: ClockLike,
+        releaser: ReleaserLike | None = None, workers: Workers,
     ) -> None:
         self.store = store
         self.relay = relay
@@ -228,16 +222,11 @@ class RelayApi:
         if self.relay is not None:
             items = await self.workers.run(self.store.queue)
             upcoming = min((i.next_attempt for i in items), default=None)  # the relay's next_retry
-            out.update(
-                {
-                    "NextRetry": upcoming,
-                    "NextRetryTime": _iso(upcoming),
-                    "Queued": len(items),
-                    "RetryInterval": self.relay.retry_interval,
-                    "WarnAfter": self.relay.warn_after,
-                    "GiveUpAfter": self.relay.give_up_after,
-                }
-            )
+            out.update({
+                "NextRetry": upcoming, "NextRetryTime": _iso(upcoming), "Queued": len(items),
+                "RetryInterval": self.relay.retry_interval, "WarnAfter": self.relay.warn_after,
+                "GiveUpAfter": self.relay.give_up_after,
+            })
         return out
 
     async def get_clock(self, request: Request) -> Response:
@@ -369,13 +358,8 @@ class RelayApi:
 
 
 def _record_json(record: dict[str, object]) -> dict[str, object]:
-    return {
-        "Zone": record.get("zone"),
-        "Name": record.get("name"),
-        "Type": record.get("type"),
-        "TTL": record.get("ttl"),
-        "Value": record.get("value"),
-    }
+    return {"Zone": record.get("zone"), "Name": record.get("name"), "Type": record.get("type"),
+            "TTL": record.get("ttl"), "Value": record.get("value")}
 
 
 def _record_args(item: Any, value_required: bool = True) -> tuple[str, str, str | None]:
@@ -393,13 +377,8 @@ def _record_args(item: Any, value_required: bool = True) -> tuple[str, str, str 
 
 
 def relay_routes(
-    *,
-    store: Store,
-    relay: RelayLike | None,
-    zone: ZoneLike | None,
-    clock: ClockLike,
-    releaser: ReleaserLike | None = None,
-    workers: Workers | None = None,
+    *, store: Store, relay: RelayLike | None, zone: ZoneLike | None, clock: ClockLike,
+    releaser: ReleaserLike | None = None, workers: Workers | None = None,
 ) -> list[Route]:
     """The routes the composition root mounts: the Relay (None when it is off), the Zone, the
     ManualClock; `releaser` defaults to the relay (pass a Releaser to release with the relay off);

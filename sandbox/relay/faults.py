@@ -86,12 +86,8 @@ class HostBehaviour:
         rules = tuple(_rule(r) for r in _list(items.get("rules", []), "rules"))
         recipients = tuple(str(r).lower() for r in _list(items.get("recipients", []), "recipients"))
         return cls(
-            mode=mode,
-            reply=reply,
-            recipients=recipients,
-            delay=delay,
-            relay_to=relay_to.strip().rstrip(".").lower() if relay_to else None,
-            rules=rules,
+            mode=mode, reply=reply, recipients=recipients, delay=delay,
+            relay_to=relay_to.strip().rstrip(".").lower() if relay_to else None, rules=rules,
             greylist_delay=_number(items.get("greylist_delay", 0.0), "greylist_delay"),
             **_content_settings(items),
         )
@@ -227,18 +223,8 @@ class Faults:
         self.greylist.clear()
 
     def converse(
-        self,
-        host: str,
-        address: str,
-        *,
-        client: str,
-        sender: str,
-        recipient: str,
-        size: int,
-        now: float,
-        queue_id: str,
-        forward: Callable[[float], Session] | None = None,
-        too_many_hops: bool = False,
+        self, host: str, address: str, *, client: str, sender: str, recipient: str, size: int, now: float,
+        queue_id: str, forward: Callable[[float], Session] | None = None, too_many_hops: bool = False,
     ) -> Session:
         """Play one SMTP session with `host` from `client`, in the order RFC 5321 §3.3 gives.
 
@@ -249,13 +235,8 @@ class Faults:
         lines = [f"C: connect {host} [{address}]:25"]
         if behaviour.mode == "down":
             lines.append("connection refused")
-            return Session(
-                host,
-                NO_CONNECTION,
-                f"connect to {host}[{address}]:25: Connection refused",
-                tuple(lines),
-                connected=False,
-            )
+            return Session(host, NO_CONNECTION, f"connect to {host}[{address}]:25: Connection refused",
+                           tuple(lines), connected=False)
         lines += [
             f"S: {READY} {host} ESMTP Mailsandbox (simulated)",
             f"C: EHLO {client}",
@@ -278,13 +259,8 @@ class Faults:
                 mode, custom = "accept", None
         if mode in ("tempfail", "permfail"):
             return self._end(host, custom or DEFAULT_REPLIES[mode], lines)
-        lines += [
-            f"S: {OK} 2.1.5 Recipient ok",
-            "C: DATA",
-            f"S: {START_INPUT} End data with <CRLF>.<CRLF>",
-            f"C: ({size} bytes of message)",
-            "C: .",
-        ]
+        lines += [f"S: {OK} 2.1.5 Recipient ok", "C: DATA", f"S: {START_INPUT} End data with <CRLF>.<CRLF>",
+                  f"C: ({size} bytes of message)", "C: ."]
         if behaviour.delay:
             lines.append(f"({behaviour.delay:g} s pass: the host is slow)")
         if too_many_hops:
@@ -300,7 +276,8 @@ class Faults:
                 reply = f"{code} {enhanced} {origin} said: {_text_of(said)}"
                 session = self._end(host, reply, lines, behaviour.delay + inner.duration)
                 return replace(session, origin=origin, said=said)
-            return self._end(host, f"{OK} 2.0.0 Ok: queued as {queue_id}", lines, behaviour.delay + inner.duration)
+            return self._end(host, f"{OK} 2.0.0 Ok: queued as {queue_id}", lines,
+                             behaviour.delay + inner.duration)
         return self._end(host, f"{OK} 2.0.0 Ok: queued as {queue_id}", lines, behaviour.delay)
 
     @staticmethod
@@ -337,3 +314,4 @@ def status_of(reply: str, code: int) -> str:
     if code == NO_CONNECTION:
         return "4.4.1"  # RFC 3463 X.4.1: no answer from host
     return f"{code // 100}.0.0" if code >= 400 else "2.0.0"
+

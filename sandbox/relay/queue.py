@@ -238,12 +238,9 @@ class Relay:
             except Exception as exc:  # one poisoned item must not stall the rest of the queue
                 log.exception("relay attempt for %s to %s failed", item.message_id, item.recipient)
                 await self._write(
-                    self.store.update_queue,
-                    item.message_id,
-                    item.recipient,
+                    self.store.update_queue, item.message_id, item.recipient,
                     next_attempt=self.clock.now() + self.retry_interval,
-                    error=f"internal error: {type(exc).__name__}",
-                    warned=item.warned,
+                    error=f"internal error: {type(exc).__name__}", warned=item.warned,
                 )
         for reports in (failed, delayed):
             for message_id, statuses in reports.items():
@@ -267,13 +264,8 @@ class Relay:
         now = self.clock.now()
         sender = message.envelope.mail_from
         delivery = self.router.attempt(
-            message_id=message.id,
-            sender=sender,
-            recipient=item.recipient,
-            size=len(raw),
-            now=now,
-            received=len(_RECEIVED.findall(header_block(raw))),
-            utf8=message.envelope.smtputf8,
+            message_id=message.id, sender=sender, recipient=item.recipient, size=len(raw), now=now,
+            received=len(_RECEIVED.findall(header_block(raw))), utf8=message.envelope.smtputf8,
         )
         for attempt in delivery.attempts:
             await self._write(self.store.add_attempt, attempt)
@@ -290,12 +282,8 @@ class Relay:
             self._publish(message.id, item.recipient, delivery, "delivered")
             return
         report = RecipientStatus(
-            recipient=item.recipient,
-            action="failed",
-            status=delivery.status_code,
-            diagnostic=delivery.reply,
-            remote_mta=delivery.remote,
-            last_attempt=now,
+            recipient=item.recipient, action="failed", status=delivery.status_code, diagnostic=delivery.reply,
+            remote_mta=delivery.remote, last_attempt=now,
         )
         if delivery.status == "failed" or now - item.first_attempt >= self.give_up_after:
             if delivery.status == "deferred":
@@ -313,19 +301,14 @@ class Relay:
                 delay = replace(report, action="delayed", will_retry_until=until)
                 delayed.setdefault(message.id, []).append(delay)
         await self._write(
-            self.store.update_queue,
-            message.id,
-            item.recipient,
-            next_attempt=now + self.retry_interval,
-            error=delivery.reply,
-            warned=warned,
+            self.store.update_queue, message.id, item.recipient, next_attempt=now + self.retry_interval,
+            error=delivery.reply, warned=warned,
         )
         self._publish(message.id, item.recipient, delivery, "deferred")
 
     def _publish(self, message_id: str, recipient: str, delivery: Delivery, status: str) -> None:
-        self.bus.publish(
-            DeliveryAttempted(message_id, recipient, delivery.remote or self.hostname, delivery.code, status)
-        )
+        self.bus.publish(DeliveryAttempted(message_id, recipient, delivery.remote or self.hostname,
+                                           delivery.code, status))
 
     async def _notify(self, message_id: str, statuses: list[RecipientStatus]) -> None:
         """Send the sender one DSN for every recipient of this message the pass failed or delayed."""
@@ -334,24 +317,18 @@ class Relay:
             return
         sender = message.envelope.mail_from
         dsn = build_dsn(
-            hostname=self.hostname,
-            original=self.store.raw(message_id),
-            sender=sender,
-            arrival=message.created,
-            recipients=statuses,
-            now=self.clock.now(),
+            hostname=self.hostname, original=self.store.raw(message_id), sender=sender,
+            arrival=message.created, recipients=statuses, now=self.clock.now(),
         )
-        envelope = Envelope(
-            mail_from="", rcpt_tos=(sender,), peer="127.0.0.1", helo=self.hostname, smtputf8=message.envelope.smtputf8
-        )
+        envelope = Envelope(mail_from="", rcpt_tos=(sender,), peer="127.0.0.1", helo=self.hostname,
+                            smtputf8=message.envelope.smtputf8)
         await self.submit(dsn, envelope)
 
     # -- the API's side ------------------------------------------------------------------------
 
     def queued(self, message_id: str, recipient: str | None = None) -> list[QueueItem]:
         return [
-            i
-            for i in self.store.queue()
+            i for i in self.store.queue()
             if i.message_id == message_id
             and (recipient is None or normalize_user(i.recipient) == normalize_user(recipient))
         ]
@@ -369,13 +346,8 @@ class Relay:
             now = self.clock.now()
             for item in items:
                 note = Attempt(
-                    message_id=item.message_id,
-                    recipient=item.recipient,
-                    host=self.hostname,
-                    preference=None,
-                    code=0,
-                    reply="dropped from the queue through the API",
-                    at=now,
+                    message_id=item.message_id, recipient=item.recipient, host=self.hostname, preference=None,
+                    code=0, reply="dropped from the queue through the API", at=now,
                     dialogue=("(dropped by the user; no bounce sent)",),
                 )
                 await self._write(self.store.dequeue, item.message_id, item.recipient)
@@ -448,23 +420,14 @@ class Relay:
         env = message.envelope
         local = [
             Attempt(
-                message_id=message.id,
-                recipient=rcpt,
-                host=self.hostname,
-                preference=None,
-                code=OK,
-                reply=f"{OK} 2.0.0 Delivered to local mailbox",
-                at=message.created,
+                message_id=message.id, recipient=rcpt, host=self.hostname, preference=None, code=OK,
+                reply=f"{OK} 2.0.0 Delivered to local mailbox", at=message.created,
                 dialogue=(
-                    f"C: EHLO {env.helo or '(none)'}",
-                    f"C: MAIL FROM:<{env.mail_from}>",
-                    f"C: RCPT TO:<{rcpt}>",
-                    "C: DATA",
-                    f"S: {OK} 2.0.0 Ok: queued as {message.id}",
+                    f"C: EHLO {env.helo or '(none)'}", f"C: MAIL FROM:<{env.mail_from}>",
+                    f"C: RCPT TO:<{rcpt}>", "C: DATA", f"S: {OK} 2.0.0 Ok: queued as {message.id}",
                     f"(local delivery: {self.hostname} is the best MX of {domain_of(rcpt) or 'the address'})",
                 ),
             )
-            for rcpt in env.rcpt_tos
-            if normalize_user(rcpt) not in seen
+            for rcpt in env.rcpt_tos if normalize_user(rcpt) not in seen
         ]
         return sorted(local + recorded, key=lambda a: a.at)

@@ -88,14 +88,7 @@ class Router:
         return found[0] if found else "127.0.0.1"
 
     def attempt(
-        self,
-        *,
-        message_id: str,
-        sender: str,
-        recipient: str,
-        size: int,
-        now: float,
-        received: int = 0,
+        self, *, message_id: str, sender: str, recipient: str, size: int, now: float, received: int = 0,
         utf8: bool = False,
     ) -> Delivery:
         walk = _Walk(message_id, sender, recipient, size, received, utf8)
@@ -136,13 +129,7 @@ class Router:
         return self._done(walk, "deferred", decided, at)
 
     def _hop(
-        self,
-        walk: _Walk,
-        index: int,
-        helo: str,
-        client_address: str,
-        host: str,
-        preference: int | None,
+        self, walk: _Walk, index: int, helo: str, client_address: str, host: str, preference: int | None,
         at: float,
     ) -> Session:
         """One SMTP hand-over to `host`; a gateway recurses into the next hop before it answers."""
@@ -151,11 +138,8 @@ class Router:
         addresses = self.zone.addresses(host)
         if not addresses:
             session = Session(
-                host,
-                NO_CONNECTION,
-                f"Host or domain name not found: {host} has no address record",
-                (f"DNS {host} A/AAAA? -> no address",),
-                connected=False,
+                host, NO_CONNECTION, f"Host or domain name not found: {host} has no address record",
+                (f"DNS {host} A/AAAA? -> no address",), connected=False,
             )
         else:
             address = addresses[0]
@@ -163,13 +147,8 @@ class Router:
             queue = queue_id(walk.message_id, walk.recipient, index, host, at)
             # The host stamps as the data arrives; a slow host then takes its time to pass it on or answer.
             stamp = received_line(
-                helo=helo,
-                address=client_address,
-                by=host,
-                queue=queue,
-                recipient=walk.recipient,
-                at=at,
-                utf8=walk.utf8,
+                helo=helo, address=client_address, by=host, queue=queue, recipient=walk.recipient,
+                at=at, utf8=walk.utf8,
             )
             loop = walk.received + len(walk.hops) >= self.max_hops
             work = HopWork(
@@ -186,29 +165,14 @@ class Router:
                 return inner
 
             session = self.faults.converse(
-                host,
-                address,
-                client=helo,
-                sender=walk.sender,
-                recipient=walk.recipient,
-                size=walk.size,
-                now=at,
-                queue_id=queue,
-                forward=forward if behaviour.relay_to else None,
-                too_many_hops=loop,
+                host, address, client=helo, sender=walk.sender, recipient=walk.recipient, size=walk.size,
+                now=at, queue_id=queue, forward=forward if behaviour.relay_to else None, too_many_hops=loop,
             )
             if session.accepted and behaviour.relay_to is None:
                 walk.hops.append(work)  # the final host: its own line, then into the mailbox
         walk.attempts[slot] = Attempt(
-            message_id=walk.message_id,
-            recipient=walk.recipient,
-            host=host,
-            preference=preference,
-            code=session.code,
-            reply=session.reply,
-            at=at,
-            dialogue=session.dialogue,
-            hop=index,
+            message_id=walk.message_id, recipient=walk.recipient, host=host, preference=preference,
+            code=session.code, reply=session.reply, at=at, dialogue=session.dialogue, hop=index,
         )
         return session
 
@@ -221,29 +185,15 @@ class Router:
     def _local_failure(self, walk: _Walk, now: float, reply: str, lookup: str) -> Delivery:
         """Decided before any connection: recorded as a hop "by" our own host, with the DNS answer."""
         attempt = Attempt(
-            message_id=walk.message_id,
-            recipient=walk.recipient,
-            host=self.hostname,
-            preference=None,
-            code=int(reply[:3]),
-            reply=reply,
-            at=now,
-            dialogue=(f"DNS {lookup}", reply),
-            hop=0,
+            message_id=walk.message_id, recipient=walk.recipient, host=self.hostname, preference=None,
+            code=int(reply[:3]), reply=reply, at=now, dialogue=(f"DNS {lookup}", reply), hop=0,
         )
         return Delivery("failed", int(reply[:3]), reply, None, (attempt,), b"", now)
 
     def _local_delivery(self, walk: _Walk, now: float) -> Delivery:
         reply = f"{OK} 2.0.0 Delivered to local mailbox (this host is the best MX)"
         attempt = Attempt(
-            message_id=walk.message_id,
-            recipient=walk.recipient,
-            host=self.hostname,
-            preference=None,
-            code=OK,
-            reply=reply,
-            at=now,
-            dialogue=(reply,),
-            hop=0,
+            message_id=walk.message_id, recipient=walk.recipient, host=self.hostname, preference=None,
+            code=OK, reply=reply, at=now, dialogue=(reply,), hop=0,
         )
         return Delivery("delivered", OK, reply, self.hostname, (attempt,), b"", now)

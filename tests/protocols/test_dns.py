@@ -49,12 +49,16 @@ def texts(response: dns.message.Message, rdtype: str) -> list[str]:
 
 
 def test_mx_sorted_by_preference(zone: Zone) -> None:
-    assert zone.mx("example.test") == MxResult("example.test", [(10, "mx1.example.test"), (20, "mx2.example.test")])
+    assert zone.mx("example.test") == MxResult(
+        "example.test", [(10, "mx1.example.test"), (20, "mx2.example.test")]
+    )
     assert zone.mx("EXAMPLE.test.").hosts == [(10, "mx1.example.test"), (20, "mx2.example.test")]
 
 
 def test_mx_equal_preferences_keep_zone_order(zone: Zone) -> None:
-    zone.load_text("b 60 IN MX 5 zz.tie.test.\nb 60 IN MX 5 aa.tie.test.\nb 60 IN MX 1 first.tie.test.\n", "tie.test")
+    zone.load_text(
+        "b 60 IN MX 5 zz.tie.test.\nb 60 IN MX 5 aa.tie.test.\nb 60 IN MX 1 first.tie.test.\n", "tie.test"
+    )
     assert zone.mx("b.tie.test").hosts == [(1, "first.tie.test"), (5, "zz.tie.test"), (5, "aa.tie.test")]
 
 
@@ -63,7 +67,9 @@ def test_null_mx_rfc7505(zone: Zone) -> None:
 
 
 def test_implicit_mx_when_only_an_address(zone: Zone) -> None:
-    assert zone.mx("mx1.example.test") == MxResult("mx1.example.test", [(0, "mx1.example.test")], implicit=True)
+    assert zone.mx("mx1.example.test") == MxResult(
+        "mx1.example.test", [(0, "mx1.example.test")], implicit=True
+    )
     assert zone.mx("_dmarc.example.test") == MxResult("_dmarc.example.test")  # neither MX nor address
     assert zone.mx("[192.0.2.7]") == MxResult("[192.0.2.7]", [(0, "[192.0.2.7]")], implicit=True)
 
@@ -77,7 +83,9 @@ def test_catch_all_and_strict(zone: Zone) -> None:
     assert zone.mx("anywhere.org") == MxResult("anywhere.org", nxdomain=True)
     assert zone.addresses("host.anywhere.org") == []
     assert zone.addresses("mailsandbox.local") == ["127.0.0.1"]  # the sandbox always resolves
-    assert zone.mx("mailsandbox.local") == MxResult("mailsandbox.local", [(0, "mailsandbox.local")], implicit=True)
+    assert zone.mx("mailsandbox.local") == MxResult(
+        "mailsandbox.local", [(0, "mailsandbox.local")], implicit=True
+    )
     assert zone.mx("example.test").hosts[0] == (10, "mx1.example.test")
 
 
@@ -289,7 +297,9 @@ def test_refusals_and_format_errors(zone: Zone) -> None:
 def test_malformed_bytes(zone: Zone) -> None:
     assert answer(b"", zone) is None and answer(b"\x12\x34\x01", zone) is None  # no header: drop
     # a header that promises one question and has none: FORMERR, id, opcode and RD echoed
-    assert answer(b"\xab\xcd\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00", zone) == (b"\xab\xcd\x81\x01" + bytes(8))
+    assert answer(b"\xab\xcd\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00", zone) == (
+        b"\xab\xcd\x81\x01" + bytes(8)
+    )
     reply = dns.message.make_response(dns.message.make_query("example.test", "A"))
     assert answer(reply.to_wire(), zone) is None  # never answer an answer
     assert answer(reply.to_wire()[:20], zone) is None
@@ -381,7 +391,9 @@ def test_any_bytes_give_none_or_a_parseable_reply(data: bytes) -> None:
     st.integers(min_value=1, max_value=300),
     st.booleans(),
 )
-def test_any_question_gets_a_well_formed_reply(labels: list[str], suffix: str, rdtype: int, strict: bool) -> None:
+def test_any_question_gets_a_well_formed_reply(
+    labels: list[str], suffix: str, rdtype: int, strict: bool
+) -> None:
     zone = FUZZ_STRICT if strict else FUZZ_ZONE
     query = dns.message.make_query(
         dns.name.from_text(".".join([*labels, suffix])), dns.rdatatype.RdataType.make(rdtype)

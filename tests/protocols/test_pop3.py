@@ -36,7 +36,10 @@ MESSAGES = {
     "m2": b"Subject: two\n\nbare LF body\nline 2\n",
     "m3": b"Subject: three\r\n\r\n",
 }
-DROP = [MailEntry(uid, mid, frozenset(), 0.0, len(MESSAGES[mid])) for uid, mid in ((1, "m1"), (2, "m2"), (5, "m3"))]
+DROP = [
+    MailEntry(uid, mid, frozenset(), 0.0, len(MESSAGES[mid]))
+    for uid, mid in ((1, "m1"), (2, "m2"), (5, "m3"))
+]
 
 
 class Driver:
@@ -95,7 +98,9 @@ def test_user_pass_then_stat_list_uidl() -> None:
     assert d.conn.user == "bob@example.test"
     size = sum(i.size for i in DROP)
     assert d.feed(b"STAT\r\n") == f"+OK 3 {size}\r\n".encode()
-    assert d.feed(b"list\r\n") == (f"+OK\r\n1 {DROP[0].size}\r\n2 {DROP[1].size}\r\n3 {DROP[2].size}\r\n.\r\n".encode())
+    assert d.feed(b"list\r\n") == (
+        f"+OK\r\n1 {DROP[0].size}\r\n2 {DROP[1].size}\r\n3 {DROP[2].size}\r\n.\r\n".encode()
+    )
     assert d.feed(b"LIST 2\r\n") == f"+OK 2 {DROP[1].size}\r\n".encode()
     assert d.feed(b"UIDL\r\n") == b"+OK\r\n1 1.m1\r\n2 2.m2\r\n3 5.m3\r\n.\r\n"
     assert d.feed(b"UIDL 3\r\n") == b"+OK 3 5.m3\r\n"

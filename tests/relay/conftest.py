@@ -147,13 +147,8 @@ def _config(tmp_path: Path, **overrides: Any) -> Config:
     """Every listener on a free loopback port; the database under tmp_path (shared across restarts)."""
     zero = Listen("127.0.0.1", 0)
     base = Config(
-        smtp=zero,
-        http=zero,
-        pop3=None,
-        imap=None,
-        dns=None,
-        data_dir=tmp_path / "data",
-        db=str(tmp_path / "data" / "mailsandbox.db"),
+        smtp=zero, http=zero, pop3=None, imap=None, dns=None,
+        data_dir=tmp_path / "data", db=str(tmp_path / "data" / "mailsandbox.db"),
     )
     return base.replace(**overrides)
 

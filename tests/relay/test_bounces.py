@@ -49,10 +49,8 @@ def test_permanent_failure_bounces_at_once_with_a_dsn(world: World) -> None:
 
 
 def test_rule_fails_one_recipient_and_the_other_is_delivered(world: World) -> None:
-    world.set_host(
-        "mx.single.test",
-        {"rules": [{"recipient": "bob@*", "behaviour": "permfail", "reply": "550 5.2.1 Mailbox disabled"}]},
-    )
+    world.set_host("mx.single.test", {"rules": [{"recipient": "bob@*", "behaviour": "permfail",
+                                                 "reply": "550 5.2.1 Mailbox disabled"}]})
     world.send(["bob@single.test", "carol@single.test"])
     world.settle()
     assert len(world.mailbox("carol@single.test")) == 1

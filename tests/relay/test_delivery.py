@@ -159,16 +159,9 @@ def test_implicit_mx_uses_the_domain_address(world: World) -> None:
 def test_dns_edits_through_the_api_change_routing(world: World) -> None:
     # late.example is in no zone: catch-all, local. An MX added at run time sends it through a host.
     assert world.send(["bob@late.example"]) and world.queue() == []
-    added = world.ok(
-        "POST",
-        "/api/sandbox/dns/records",
-        json={
-            "Records": [
-                {"Name": "late.example", "Type": "MX", "Value": "10 mx.late.example."},
-                {"Name": "mx.late.example", "Type": "A", "Value": "192.0.2.50"},
-            ]
-        },
-    )
+    added = world.ok("POST", "/api/sandbox/dns/records",
+                     json={"Records": [{"Name": "late.example", "Type": "MX", "Value": "10 mx.late.example."},
+                                       {"Name": "mx.late.example", "Type": "A", "Value": "192.0.2.50"}]})
     assert len(added) == 2
     names = {(r["Name"], r["Type"]) for r in world.ok("GET", "/api/sandbox/dns/records")}
     assert ("late.example", "MX") in names

@@ -48,8 +48,7 @@ def test_queue_waits_for_its_time_after_a_restart(world_factory: WorldFactory) -
 def upstream(world_factory: WorldFactory, tmp_path: Path) -> World:
     """A second sandbox, with its own database, acting as the real world's SMTP server."""
     return world_factory(
-        data_dir=tmp_path / "upstream",
-        db=str(tmp_path / "upstream" / "up.db"),
+        data_dir=tmp_path / "upstream", db=str(tmp_path / "upstream" / "up.db"),
         smtp_tls_port=Listen("127.0.0.1", 0),
     )
 
@@ -111,15 +110,9 @@ def test_release_upstream_down_is_mailpits_smtp_error(world_factory: WorldFactor
 
 
 def test_release_over_starttls_with_auth(world_factory: WorldFactory, upstream: World) -> None:
-    world = world_factory(
-        release=_release_config(
-            upstream,
-            starttls=True,
-            insecure=True,
-            username="relay-user",
-            password="secret",
-        )
-    )
+    world = world_factory(release=_release_config(
+        upstream, starttls=True, insecure=True, username="relay-user", password="secret",
+    ))
     message_id = world.send(["bob@anywhere.example"])
     _release(world, message_id, json={"To": ["ops@anywhere.example"]})
     [summary] = upstream.ok("GET", "/api/v1/messages")["messages"]

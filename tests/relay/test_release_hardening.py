@@ -9,6 +9,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sandbox.relay.release_addresses import AddressError, parse_recipient, wire_data
 from tests.relay.conftest import World, WorldFactory
@@ -175,3 +177,14 @@ def test_release_refuses_routing_tricks_unless_allowed(world_factory: WorldFacto
     # allowed, the source route is still ignored, so the allow-list sees attacker.example and refuses
     assert lenient.api("POST", path, json={"To": [SMUGGLED[2]]}).status_code == 400
     assert naive.rcpts == [b"RCPT TO:<evil%attacker.example@mycompany.example>"]
+
+
+@given(st.one_of(st.text(max_size=300), st.text(alphabet='ab@."\\%!:,<> []-é', max_size=60)))
+@settings(max_examples=300, deadline=None)
+def test_any_text_is_a_mailbox_or_an_address_error(text: str) -> None:
+    try:
+        mailbox = parse_recipient(text)
+    except AddressError:
+        return
+    assert "@" in str(mailbox) and not any(c in str(mailbox) for c in "\r\n\0")
+    assert parse_recipient(str(mailbox)).domain == mailbox.domain  # what is sent parses the same

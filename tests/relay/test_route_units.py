@@ -59,14 +59,8 @@ def attempt(r: Router, recipient: str, now: float = 1_800_000_000.0) -> Any:
 
 
 def test_received_line_follows_the_grammar() -> None:
-    line = received_line(
-        helo="mx1.example.test",
-        address="192.0.2.1",
-        by="mx2.example.test",
-        queue="ABC123",
-        recipient="bob@example.test",
-        at=1_800_000_000.0,
-    ).decode()
+    line = received_line(helo="mx1.example.test", address="192.0.2.1", by="mx2.example.test", queue="ABC123",
+                         recipient="bob@example.test", at=1_800_000_000.0).decode()
     match = STAMP.match(line)
     assert match is not None, line
     assert match["date"] == "Fri, 15 Jan 2027 08:00:00 +0000"
@@ -78,8 +72,7 @@ def test_mx_order_and_failover() -> None:
     delivery = attempt(router(**{"mx1.example.test": "down"}), "bob@example.test")
     assert delivery.status == "delivered"
     assert [(a.host, a.preference, a.code) for a in delivery.attempts] == [
-        ("mx1.example.test", 10, 0),
-        ("mx2.example.test", 20, 250),
+        ("mx1.example.test", 10, 0), ("mx2.example.test", 20, 250),
     ]
     assert STAMP.match(delivery.prefix.decode())
 
@@ -208,14 +201,10 @@ def test_status_of_replies() -> None:
 
 def _dsn_bytes(original: bytes, recipient: str = "bob@example.test") -> bytes:
     return build_dsn(
-        hostname="mailsandbox.local",
-        original=original,
-        sender="a@sender.test",
-        arrival=1_800_000_000.0,
+        hostname="mailsandbox.local", original=original, sender="a@sender.test", arrival=1_800_000_000.0,
         now=1_800_000_100.0,
-        recipients=[
-            RecipientStatus(recipient, "failed", "5.1.1", "550 5.1.1 User unknown", "mx.example.test", 1_800_000_050.0)
-        ],
+        recipients=[RecipientStatus(recipient, "failed", "5.1.1", "550 5.1.1 User unknown", "mx.example.test",
+                                    1_800_000_050.0)],
     )
 
 
@@ -264,18 +253,8 @@ def test_relay_and_releaser_fit_the_web_layer_protocols() -> None:
     # mypy checks these assignments: the web layer states what it needs without importing the relay.
     store = SqliteStore(":memory:")
     try:
-        relay = Relay(
-            store,
-            Zone(),
-            ManualClock(),
-            EventBus(),
-            hosts='{"mx.test": "down"}',
-            hostname="h",
-            retry_interval=0,
-            warn_after=1,
-            give_up_after=2,
-            release="",
-        )
+        relay = Relay(store, Zone(), ManualClock(), EventBus(), hosts='{"mx.test": "down"}', hostname="h",
+                      retry_interval=0, warn_after=1, give_up_after=2, release="")
         as_web: RelayLike = relay
         releaser: ReleaserLike = Releaser(store, {"host": "smtp.example.com"})
         assert as_web.host("mx.test")["behaviour"] == "down" and releaser is not None

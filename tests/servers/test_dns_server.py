@@ -44,7 +44,9 @@ def running() -> Iterator[Running]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    server: DnsServer = asyncio.run_coroutine_threadsafe(start_dns("127.0.0.1", 0, zone), loop).result(TIMEOUT)
+    server: DnsServer = asyncio.run_coroutine_threadsafe(start_dns("127.0.0.1", 0, zone), loop).result(
+        TIMEOUT
+    )
     host, port = server.address
     try:
         yield Running(zone, host, port)
@@ -300,7 +302,10 @@ def test_dig_status_catch_all_strict_and_run_time_records(srv: Running, dig: lis
     srv.zone.strict = True
     assert "status: NXDOMAIN" in run([*dig, "shop.example.com", "MX"])
     srv.zone.add_record("shop.example.com", "TXT", 'v=spf1 include:_spf.shop.example.com "-all"')
-    assert run([*dig, "+short", "shop.example.com", "TXT"]) == '"v=spf1 include:_spf.shop.example.com \\"-all\\""\n'
+    assert (
+        run([*dig, "+short", "shop.example.com", "TXT"])
+        == '"v=spf1 include:_spf.shop.example.com \\"-all\\""\n'
+    )
 
 
 # -- pipelined floods over TCP ---------------------------------------------------------------------

@@ -109,7 +109,7 @@ def test_the_limit_leaves_room_for_a_message_sent_as_json_and_base64() -> None:
 def test_a_content_length_over_the_limit_gets_413_before_the_body_is_sent(shared: Sandbox) -> None:
     sandbox = shared
     with _connect(sandbox) as sock:
-        sock.sendall(b"DELETE /api/v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 800000000\r\n\r\n")
+        sock.sendall(b"DELETE /api/v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Length: 800000000\r\n\r\n")
         started = time.monotonic()
         status, headers, body = _read_response(sock)
         assert time.monotonic() - started < 2
@@ -125,7 +125,7 @@ def test_an_800_mb_chunked_body_is_refused_early_without_buffering_it(start: Sta
     limit = body_limit(MIB)
     chunk = b"[" + b"0," * 32_767 + b"0"  # 64 KiB of a JSON array that never closes
     framed = b"%x\r\n%s\r\n" % (len(chunk), chunk)
-    head = b"PUT /api/v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head = b"PUT /api/v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
     before = _rss()
     sent = 0
     with _connect(sandbox) as sock:
@@ -224,7 +224,7 @@ def test_a_connection_that_sends_nothing_is_closed(shared: Sandbox) -> None:
 
 def test_a_slowloris_trickling_its_head_is_closed(shared: Sandbox) -> None:
     sandbox = shared
-    head = b"GET /livez HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 200
+    head = b"GET /livez HTTP/1.1\r\nHost: localhost\r\n" + b"X-Slow: " + b"a" * 200
     with _connect(sandbox) as sock:
         started = time.monotonic()
         closed = False
@@ -244,7 +244,7 @@ def test_a_slowloris_trickling_its_head_is_closed(shared: Sandbox) -> None:
 def test_after_a_response_the_next_head_has_the_same_deadline(shared: Sandbox) -> None:
     sandbox = shared
     with _connect(sandbox) as sock:
-        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: localhost\r\n\r\n")
         assert _read_response(sock)[0] == 200
         sock.sendall(b"GET /livez HTTP/1.1\r\n")  # and then nothing more
         started = time.monotonic()
@@ -285,10 +285,10 @@ def test_a_websocket_outlives_the_head_timeout(shared: Sandbox) -> None:
 
 @pytest.mark.parametrize(
     "request_bytes",
-    [b"NONSENSE\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
-     b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n",
-     b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-     b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Many: a\r\n" * 2_000 + b"\r\n"],
+    [b"NONSENSE\r\n\r\n", b"GET / HTTP/1.1\r\nHost: localhost\r\nBad Header\r\n\r\n",
+     b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n",
+     b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n",
+     b"GET / HTTP/1.1\r\nHost: localhost\r\n" + b"X-Many: a\r\n" * 2_000 + b"\r\n"],
 )  # fmt: skip
 def test_a_malformed_request_gets_a_json_4xx(shared: Sandbox, request_bytes: bytes) -> None:
     sandbox = shared
@@ -302,7 +302,7 @@ def test_a_malformed_request_gets_a_json_4xx(shared: Sandbox, request_bytes: byt
 
 def test_a_client_that_leaves_mid_body_logs_no_traceback(shared: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
     with _connect(shared) as sock:
-        sock.sendall(b'PUT /api/v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{"IDs": [')
+        sock.sendall(b"PUT /api/v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n{\"IDs\": [")
         _wait(lambda: shared.limiter("http").active == 1)
     _wait(lambda: shared.limiter("http").active == 0)
     assert httpx.get(f"http://{shared.address('http')}/livez").status_code == 200

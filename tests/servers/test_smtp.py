@@ -96,12 +96,8 @@ def test_bcc_recipient_is_in_envelope_and_gets_its_mailbox(running_sandbox: Sand
     [summary] = api(running_sandbox, "/api/v1/messages")["messages"]
     full = api(running_sandbox, f"/api/v1/message/{summary['ID']}")
     assert "Hidden@Example.TEST" in full["Envelope"]["RcptTo"]
-    assert (
-        b"hidden"
-        not in httpx.get(f"http://{running_sandbox.address('http')}/api/v1/message/{summary['ID']}/raw")
-        .content.lower()
-        .split(b"\r\n\r\n")[0][200:]
-    )
+    assert b"hidden" not in httpx.get(f"http://{running_sandbox.address('http')}/api/v1/message/"
+                                      f"{summary['ID']}/raw").content.lower().split(b"\r\n\r\n")[0][200:]
     boxes = {b["Mailbox"]: b for b in api(running_sandbox, "/api/sandbox/mailboxes")}
     # Mailbox names compare case-insensitively.
     assert set(boxes) == {"to@example.test", "cc@example.test", "hidden@example.test"}

@@ -117,7 +117,8 @@ def test_search_and_delete_search(running_sandbox: Sandbox, client: httpx.Client
     assert [m["Subject"] for m in found["messages"]] == ["Invoice 42"]
     assert client.get("/api/v1/search").status_code == 400
     client.delete("/api/v1/search", params={"query": "subject:weekly"})
-    assert {m["Subject"] for m in client.get("/api/v1/messages").json()["messages"]} == {"Invoice 42", "Welcome aboard"}
+    assert {m["Subject"] for m in client.get("/api/v1/messages").json()["messages"]} == {"Invoice 42",
+                                                                                           "Welcome aboard"}
 
 
 def test_info_and_mailboxes_and_reset(running_sandbox: Sandbox, client: httpx.Client) -> None:

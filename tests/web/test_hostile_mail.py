@@ -25,7 +25,7 @@ HOSTILE = {
     "unclosed-quotes": _html_mail("unclosed-quotes", "<a href='" * 10000),
     "deep-divs": _html_mail("deep-divs", "<div>" * 8000),  # 40 KB of tags: about 12 ms to summarize
     "comments": _html_mail("comments", "<!--" * 25000),
-    "css": _html_mail("css", "<style>" + "url(" * 20000 + '</style><p style="' + "url('" * 10000 + '">'),
+    "css": _html_mail("css", "<style>" + "url(" * 20000 + "</style><p style=\"" + "url('" * 10000 + '">'),
     "spaces-in-to": (
         b"From: a@example.test\r\nTo: x@example.test," + b" " * 50000 + b"!\r\nSubject: spaces-in-to\r\n"
         b"Message-ID: <spaces-in-to@example.test>\r\n\r\nbody\r\n"

@@ -83,9 +83,7 @@ def test_a_search_over_its_time_budget_is_interrupted_off_the_loop(running_sandb
     assert running_sandbox.store.count()[0] >= 3000  # the interrupted DELETE deleted nothing
 
 
-def test_reading_a_large_message_parses_it_off_the_loop(
-    running_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_reading_a_large_message_parses_it_off_the_loop(running_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     """Parsing this 11 MB message takes about 300 ms per request; on the loop, every probe waited for it.
     Off the loop it still competes for the GIL (the parser is Python), hence the wider budget here; where
     it runs is pinned exactly by recording the thread of every parse."""

@@ -63,7 +63,9 @@ def test_unknown_cid_is_left_alone() -> None:
 
 
 def test_attributes_and_text_survive_exactly() -> None:
-    markup = '<h1 style="color:#2563eb" class=big>Hi &amp; bye</h1><a href="https://x.test/?a=1&amp;b=2">go</a>'
+    markup = (
+        '<h1 style="color:#2563eb" class=big>Hi &amp; bye</h1><a href="https://x.test/?a=1&amp;b=2">go</a>'
+    )
     out, _, _ = run(markup)
     assert out == '<base target="_blank">' + markup
 

@@ -127,7 +127,9 @@ def db() -> Iterator[sqlite3.Connection]:
             (i, subject, f"{sender[0]} {sender[1]}", recipients, body),
         )
     # a relay child copy: never listed (parent IS NOT NULL)
-    conn.execute("INSERT INTO messages(rowid, id, parent, created, subject) VALUES (99, 'child', 1, ?, 'x')", (NOW,))
+    conn.execute(
+        "INSERT INTO messages(rowid, id, parent, created, subject) VALUES (99, 'child', 1, ?, 'x')", (NOW,)
+    )
     conn.execute("INSERT INTO messages_fts(rowid, subject, body) VALUES (99, 'Invoice', 'invoice')")
     yield conn
     conn.close()
@@ -136,7 +138,8 @@ def db() -> Iterator[sqlite3.Connection]:
 def search(conn: sqlite3.Connection, query: str) -> list[str]:
     where, params = compile_query(query, NOW)
     rows = conn.execute(
-        f"SELECT m.id FROM messages m WHERE m.parent IS NULL AND ({where}) ORDER BY m.created DESC, m.rowid DESC",
+        f"SELECT m.id FROM messages m WHERE m.parent IS NULL AND ({where})"
+        " ORDER BY m.created DESC, m.rowid DESC",
         params,
     ).fetchall()
     return [r[0] for r in rows]
@@ -311,7 +314,8 @@ def test_parse_helpers() -> None:
 def test_search_uses_the_fts_index(db: sqlite3.Connection) -> None:
     where, params = compile_query("from:bob invoice -paid", NOW)
     plan = " ".join(
-        str(r[3]) for r in db.execute(f"EXPLAIN QUERY PLAN SELECT m.id FROM messages m WHERE {where}", params)
+        str(r[3])
+        for r in db.execute(f"EXPLAIN QUERY PLAN SELECT m.id FROM messages m WHERE {where}", params)
     )
     assert "VIRTUAL TABLE INDEX" in plan and "messages_fts" in plan
 
