@@ -1,4 +1,4 @@
-"""Bad input gets 400/404 with Mailpit's JSON error shape, never a 500: the cases the issue measured, then
+"""Bad input gets 400/404 with Mailpit's JSON error shape, never a 500: the cases once measured, then
 every documented route called with junk path parameters, query parameters and bodies."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The search language against a real SQLite holding the store's schema (schema.md, version 1)."""
+"""The search language against a real SQLite with the columns it reads (those of the messages table and its FTS5
+index in sandbox/store/_schema.py)."""
 
 from __future__ import annotations
 
