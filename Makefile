@@ -20,14 +20,14 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/pytest -n 2 --dist loadfile
 
-# The image is the same whatever runs the tests, so the Docker test runs with `make test` only.
+# The image and the browser do not depend on the interpreter: their tests run with `make test` only.
 PY ?= python3
 OTHER := .venv-$(notdir $(PY))
 test-python:
 	$(PY) -m venv $(OTHER)
 	$(OTHER)/bin/pip install -q --upgrade pip
 	$(OTHER)/bin/pip install -q -e '.[test,examples]'
-	$(OTHER)/bin/pytest -n 2 --dist loadfile -m "not docker"
+	$(OTHER)/bin/pytest -n 2 --dist loadfile -m "not docker and not browser"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sandbox web pytest_plugin tests bench examples
