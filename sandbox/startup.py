@@ -39,9 +39,12 @@ def listen_failed(name: str, config: Config, exc: OSError) -> StartupError:
         return StartupError(f"{where}: the address is already in use; {todo}")
     if exc.errno == errno.EACCES:
         return StartupError(f"{where}: permission denied (ports below 1024 need root); choose a port above 1023")
-    if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+    # Python 3.13's create_server drops EADDRNOTAVAIL and raises "could not bind on any address" instead.
+    unavailable = exc.errno == errno.EADDRNOTAVAIL or (exc.errno is None and "could not bind" in str(exc))
+    if isinstance(exc, socket.gaierror) or unavailable:
         todo = "use an address of this machine, such as 127.0.0.1, ::1 or 0.0.0.0 (every interface)"
-        return StartupError(f"{where}: not an address this machine can listen on ({_reason(exc)}); {todo}")
+        reason = os.strerror(errno.EADDRNOTAVAIL) if exc.errno is None else _reason(exc)
+        return StartupError(f"{where}: not an address this machine can listen on ({reason}); {todo}")
     return StartupError(f"{where}: cannot listen there: {_reason(exc)}")
 
 
