@@ -5,8 +5,8 @@ time to render each view, and the loop's longest stall during arrival and during
 
     .venv/bin/python bench/hostile_bench.py [--scale 1.0] [--only NAME ...]
 
---scale multiplies every repeat count (the old parsers need --scale 0.05 or so to finish). Target
-(issue 10): no stall above 50 ms. The client runs in this process too, so its own work shows up as a
+--scale multiplies every repeat count (the old parsers need --scale 0.05 or so to finish). Target:
+no stall above 50 ms. The client runs in this process too, so its own work shows up as a
 millisecond or two of stall; messages stay under 900 KB.
 """
 

@@ -1,4 +1,4 @@
-"""HTTP robustness figures (issue 10): what hostile API requests cost the event loop and memory.
+"""HTTP robustness figures: what hostile API requests cost the event loop and memory.
 
     .venv/bin/python bench/http_robustness_bench.py [--messages 3000] [--body-mb 800]
 

@@ -1,4 +1,4 @@
-"""Large-message benchmark (issue 10): time to accept 1, 5 and 20 MB, peak RSS while 10 clients send 20 MB
+"""Large-message benchmark: time to accept 1, 5 and 20 MB, peak RSS while 10 clients send 20 MB
 at once, and small-message throughput, for the sandbox and, in the same run, a baseline aiosmtpd whose
 handler stores nothing.
 

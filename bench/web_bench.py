@@ -8,7 +8,7 @@ that database, so the timing client and the server do not share a GIL.
 
 Search terms: "invoice" is in ~9% of subjects; "kalys" is in ~25% of bodies; "payment" in ~9%.
 
-Targets (issue 3): list and view < 20 ms median, search < 100 ms median, event < 50 ms p99.
+Targets: list and view < 20 ms median, search < 100 ms median, event < 50 ms p99.
 """
 
 from __future__ import annotations

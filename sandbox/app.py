@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import signal
 import socket
+import sqlite3
 import ssl
 import threading
 import time
@@ -23,6 +24,7 @@ from sandbox.servers._limits import ConnectionLimiter, RateLimitedLog, install_l
 from sandbox.servers.http import HEADER_TIMEOUT, KEEP_ALIVE_TIMEOUT, MAX_HEAD, bounded_protocol
 from sandbox.servers.smtp import CaptureHandler, SmtpOptions, start_smtp
 from sandbox.servers.websocket import FramesWebSocketProtocol
+from sandbox.startup import database_failed, listen_failed, prepare_data_dir, tls_failed
 from sandbox.store import Store
 from sandbox.store.sqlite import SqliteStore
 from sandbox.throttle import LoginThrottle
@@ -177,25 +179,32 @@ class Sandbox:
         cfg = self.config
         if cfg.mailbox_access and cfg.smtp_auth is None:
             raise ValueError("mailbox_access binds smtp_auth users to mailboxes: set smtp_auth too")
-        _warn_if_exposed(cfg)
         self.loop = asyncio.get_running_loop()
         install_loop_error_throttle(self.loop)
         # Room for every listener's connection limit, so the limits answer before the fd table runs out.
         self._max_connections = self._fit_connection_limit()
-        # 1. the store
-        self.store = SqliteStore(
-            cfg.db_path, bus=self.bus, clock=self.clock, max_messages=cfg.max_messages, durable=cfg.fsync
-        )
+        # 1. the store; the data directory is ours to create, --db's directory must exist
+        prepare_data_dir(cfg.data_dir)
+        try:
+            self.store = SqliteStore(
+                cfg.db_path, bus=self.bus, clock=self.clock, max_messages=cfg.max_messages, durable=cfg.fsync
+            )
+        except (sqlite3.Error, OSError) as exc:
+            raise database_failed(cfg.db_path, exc) from exc
         try:
             await self._start_rest()
         except BaseException:
             await self.stop()
             raise
+        _warn_if_exposed(cfg)  # once it is listening: a start that failed has nothing to warn about
 
     async def _start_rest(self) -> None:
         cfg = self.config
         if cfg.tls_cert and cfg.tls_key:
-            self.ssl_context = server_context(cfg.tls_cert, cfg.tls_key)
+            try:
+                self.ssl_context = server_context(cfg.tls_cert, cfg.tls_key)
+            except OSError as exc:  # ssl.SSLError is one
+                raise tls_failed(cfg.tls_cert, cfg.tls_key, exc) from exc
         else:
             cert, key = await asyncio.to_thread(ensure_certificate, cfg.data_dir, cfg.hostname)
             self.ssl_context = server_context(cert, key)
@@ -226,7 +235,10 @@ class Sandbox:
             await self._start_http(cfg.http)
 
     async def _serve(self, name: str, starting: Awaitable[asyncio.base_events.Server]) -> None:
-        server = await starting
+        try:
+            server = await starting
+        except OSError as exc:
+            raise listen_failed(name, self.config, exc) from exc
         self._servers.append(server)
         self._record(name, server)
 
@@ -242,7 +254,10 @@ class Sandbox:
         # 3. the relay
         await self._start_relay()
         if cfg.dns:
-            server = await start_dns(cfg.dns.host, cfg.dns.port, self.zone, self.limiter("dns"))
+            try:
+                server = await start_dns(cfg.dns.host, cfg.dns.port, self.zone, self.limiter("dns"))
+            except OSError as exc:
+                raise listen_failed("dns", cfg, exc) from exc
             self._closers.append(server.close)
             self._addresses["dns"] = Listen(*server.address)
 
@@ -302,7 +317,10 @@ class Sandbox:
         from web.inputs import body_limit
         from web.workers import Workers
 
-        sock = _bind_tcp(listen)
+        try:
+            sock = _bind_tcp(listen)
+        except OSError as exc:
+            raise listen_failed("http", self.config, exc) from exc
         self._record("http", sock)
         # The HTTP layer's own threads for store reads and MIME parses; stop() shuts them down.
         self._http_workers = workers = Workers()

@@ -7,114 +7,195 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sandbox.config import Config
+from sandbox.config import Config, ConfigError, Listen
 
-# Every listener is one row: flag, Config field, help. Adding a protocol is one more row.
-LISTENERS = [
-    ("--smtp", "smtp", "SMTP capture HOST:PORT (default 127.0.0.1:1025; 'off' disables)"),
-    ("--smtp-tls-port", "smtp_tls_port", "implicit-TLS SMTP HOST:PORT, the 465 style (default off)"),
-    ("--http", "http", "web UI and API HOST:PORT (default 127.0.0.1:8025)"),
-    ("--pop3", "pop3", "POP3 HOST:PORT (default 127.0.0.1:1110; 'off' disables)"),
-    ("--pop3-tls-port", "pop3_tls_port", "implicit-TLS POP3 HOST:PORT, the 995 style (default off)"),
-    ("--imap", "imap", "IMAP HOST:PORT (default 127.0.0.1:1143; 'off' disables)"),
-    ("--imap-tls-port", "imap_tls_port", "implicit-TLS IMAP HOST:PORT, the 993 style (default off)"),
-    ("--dns", "dns", "fake DNS server HOST:PORT, UDP and TCP (default 127.0.0.1:5353; 'off' disables)"),
+
+@dataclass(frozen=True)
+class Flag:
+    """One `serve` flag that sets a Config field. Adding a setting to the command line is one more row."""
+
+    name: str  # "--max-messages"
+    help: str
+    metavar: str | None = None  # None: an on/off switch
+    dest: str = ""  # the Config field; default: the name without "--", dashes as underscores
+    repeat: bool = False
+    choices: tuple[str, ...] = ()
+    default: str | None = ""  # the default shown in --help; "": read from Config(), None: shown by the help itself
+    aliases: tuple[str, ...] = ()  # other spellings (another tool's name for the flag)
+
+    @property
+    def field(self) -> str:
+        return self.dest or self.name.removeprefix("--").replace("-", "_")
+
+
+_ADDR = "HOST:PORT"
+SERVE_FLAGS = [
+    Flag("--smtp", "SMTP capture ('off' disables; a bare PORT listens on loopback)", _ADDR),
+    Flag("--smtp-tls-port", "implicit-TLS SMTP, the 465 style", _ADDR),
+    Flag("--http", "web UI and API", _ADDR),
+    Flag("--pop3", "POP3, with STLS", _ADDR),
+    Flag("--pop3-tls-port", "implicit-TLS POP3, the 995 style", _ADDR),
+    Flag("--imap", "IMAP, with STARTTLS", _ADDR),
+    Flag("--imap-tls-port", "implicit-TLS IMAP, the 993 style", _ADDR),
+    Flag("--dns", "fake DNS server, UDP and TCP", _ADDR),
+    Flag(
+        "--data-dir",
+        "where the database and the generated TLS certificate live (made if missing)",
+        "DIR",
+        default="$XDG_DATA_HOME/mailsandbox, else ~/.local/share/mailsandbox",
+    ),
+    Flag(
+        "--db",
+        "SQLite database file, in a directory that exists; ':memory:' for a throw-away store",
+        "FILE",
+        default="DATA_DIR/mailsandbox.db",
+    ),
+    Flag("--max-message-size", "largest message accepted, however it arrives", "BYTES"),
+    Flag("--max-messages", "keep at most N messages, pruning the oldest; 0 keeps all", "N"),
+    Flag("--max-connections", "connections each listener accepts at once; 0: no limit", "N"),
+    Flag("--max-connections-per-client", "connections one client address may hold per listener; 0: none", "N"),
+    Flag("--fsync", "fsync every commit, so even a power cut loses no accepted message (slower)"),
+    Flag(
+        "--hostname",
+        "the sandbox's own name: SMTP greeting, Received: lines, bounces, the name its fake DNS "
+        "resolves to itself and the self-signed certificate's subject",
+        "NAME",
+    ),
+    Flag(
+        "--tls-cert",
+        "PEM certificate for STARTTLS and the TLS ports, with --tls-key",
+        "FILE",
+        default="self-signed, made in DATA_DIR/tls",
+    ),
+    Flag("--tls-key", "PEM private key of --tls-cert", "FILE", default=None),
+    Flag("--require-tls", "refuse MAIL before STARTTLS"),
+    Flag(
+        "--smtp-auth",
+        "demand these credentials on SMTP, POP3 and IMAP",
+        "USER:PASS,...|@FILE",
+        default="any credentials accepted and recorded",
+    ),
+    Flag("--smtp-auth-allow-insecure", "offer AUTH without TLS"),
+    Flag("--smtp-auth-accept-any", "with --smtp-auth: still accept mail from clients that do not authenticate"),
+    Flag("--mailbox-access", "POP3/IMAP: the mailboxes each --smtp-auth user may open", "USER=GLOB|GLOB;...",
+         default="its own name"),
+    Flag("--auth-failure-limit", "failed logins from one client address before it is disconnected", "N"),
+    Flag("--auth-failure-delay", "delay after a second failed login, doubling up to 15 s", "SECONDS"),
+    Flag("--allowed-hosts", "Host names the UI answers besides loopback and this machine's own ('*.x' globs)",
+         "NAME,...", default="none"),
+    Flag("--ui-auth-file", "web UI and API basic auth: user:password or user:bcrypt-hash lines (htpasswd -B)",
+         "FILE"),
+    Flag("--api-token", "also accept 'Authorization: Bearer TOKEN' (better: MAILSANDBOX_API_TOKEN)", "TOKEN"),
+    Flag("--api-cors", "let these origins ('*': any) call the API from their pages", "ORIGIN,...", default="none"),
+    Flag("--zone", "zone file for the fake DNS (repeatable)", "FILE", dest="zones", repeat=True, default=None),
+    Flag("--dns-strict", "unknown domains are NXDOMAIN (mail to them bounces)"),
+    Flag("--relay", "simulate delivery through the fake DNS's MX hosts", choices=("on", "off")),
+    Flag("--auth-checks", "check SPF, DKIM, DMARC and ARC of each message on arrival (off: when first asked for)",
+         choices=("on", "off")),
+    Flag("--allow-internal-http-requests", "let the link check reach loopback and private addresses"),
+    Flag("--spamassassin", "SpamAssassin's spamd, for the spam score (sa-check)", _ADDR,
+         aliases=("--enable-spamassassin",)),
 ]
+FLAG_NAMES = {flag.field: flag.name for flag in SERVE_FLAGS}
+_NOT_SETTINGS = ("command", "config", "verbose")
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "off"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def _help(flag: Flag, defaults: Config) -> str:
+    if flag.metavar is None and not flag.choices:
+        return flag.help  # a switch: off unless given
+    default = _shown(getattr(defaults, flag.field)) if flag.default == "" else flag.default
+    return flag.help if default is None else f"{flag.help} (default: {default})"
 
 
 def _serve_parser(sub: Any) -> None:
-    p = sub.add_parser("serve", help="run the sandbox until Ctrl-C")
-    p.add_argument("--config", help="TOML config file (also MAILSANDBOX_CONFIG)")
-    for flag, dest, text in LISTENERS:
-        p.add_argument(flag, dest=dest, metavar="HOST:PORT", help=text)
-    p.add_argument("--data-dir", dest="data_dir", help="where the database and TLS certificate live")
-    p.add_argument("--db", help="SQLite database path, or :memory: for a throw-away store")
-    p.add_argument("--max-message-size", dest="max_message_size", type=int, metavar="BYTES")
-    p.add_argument("--max-messages", dest="max_messages", type=int, metavar="N",
-                   help="keep at most N messages, pruning the oldest")  # fmt: skip
-    p.add_argument("--max-connections", dest="max_connections", type=int, metavar="N",
-                   help="connections each listener accepts at once (default 1000; 0: no limit)")  # fmt: skip
-    p.add_argument("--max-connections-per-client", dest="max_connections_per_client", type=int, metavar="N",
-                   help="connections one client address may hold per listener (default 200; 0: none)")  # fmt: skip
-    p.add_argument("--fsync", action="store_const", const=True,
-                   help="fsync every commit, so even a power cut loses no accepted message (slower)")  # fmt: skip
-    p.add_argument("--hostname", help="the name the sandbox gives itself in greetings and Received: lines")
-    p.add_argument("--tls-cert", dest="tls_cert", help="PEM certificate (default: self-signed, generated)")
-    p.add_argument("--tls-key", dest="tls_key", help="PEM private key")
-    p.add_argument("--require-tls", dest="require_tls", action="store_const", const=True,
-                   help="refuse MAIL before STARTTLS")  # fmt: skip
-    p.add_argument("--smtp-auth", dest="smtp_auth", metavar="USER:PASS,...|@FILE",
-                   help="demand these credentials (default: accept any and record them)")  # fmt: skip
-    p.add_argument("--smtp-auth-allow-insecure", dest="smtp_auth_allow_insecure", action="store_const",
-                   const=True, help="offer AUTH without TLS")  # fmt: skip
-    p.add_argument("--smtp-auth-accept-any", dest="smtp_auth_accept_any", action="store_const", const=True,
-                   help="with --smtp-auth: still accept mail from clients that do not authenticate")  # fmt: skip
-    p.add_argument("--mailbox-access", dest="mailbox_access", metavar="USER=GLOB|GLOB;...",
-                   help="POP3/IMAP: the mailboxes each --smtp-auth user may open (default: its own name)")  # fmt: skip
-    p.add_argument("--auth-failure-limit", dest="auth_failure_limit", type=int, metavar="N",
-                   help="failed logins from one client address before it is disconnected (default 10)")  # fmt: skip
-    p.add_argument("--auth-failure-delay", dest="auth_failure_delay", type=float, metavar="SECONDS",
-                   help="delay after a second failed login, doubling up to 15 s (default 1)")  # fmt: skip
-    p.add_argument("--allowed-hosts", dest="allowed_hosts", metavar="NAME,...",
-                   help="Host names the UI answers besides loopback and this machine's own ('*.x' globs)")  # fmt: skip
-    p.add_argument("--ui-auth-file", dest="ui_auth_file", metavar="FILE",
-                   help="web UI and API basic auth: user:password or user:bcrypt-hash lines (htpasswd -B)")  # fmt: skip
-    p.add_argument("--api-token", dest="api_token", metavar="TOKEN",
-                   help="also accept 'Authorization: Bearer TOKEN' (better: MAILSANDBOX_API_TOKEN)")  # fmt: skip
-    p.add_argument("--api-cors", dest="api_cors", metavar="ORIGIN,...",
-                   help="let these origins ('*': any) call the API from their pages (default: none)")  # fmt: skip
-    p.add_argument("--zone", dest="zones", action="append", metavar="FILE", help="zone file (repeatable)")
-    p.add_argument("--dns-strict", dest="dns_strict", action="store_const", const=True,
-                   help="unknown domains are NXDOMAIN (mail to them bounces)")  # fmt: skip
-    p.add_argument("--relay", choices=["on", "off"],
-                   help="simulate delivery through the fake DNS's MX hosts (default on)")  # fmt: skip
-    p.add_argument("--auth-checks", dest="auth_checks", choices=["on", "off"],
-                   help="check SPF, DKIM, DMARC and ARC of each message on arrival (default on;"
-                        " off: when its results are first asked for)")  # fmt: skip
-    p.add_argument("--allow-internal-http-requests", dest="allow_internal_http_requests", action="store_const",
-                   const=True, help="let the link check reach loopback and private addresses")  # fmt: skip
-    p.add_argument("--spamassassin", "--enable-spamassassin", dest="spamassassin", metavar="HOST:PORT",
-                   help="SpamAssassin's spamd, for the spam score (sa-check)")  # fmt: skip
-    p.add_argument("-v", "--verbose", action="store_true")
+    about = "Run the sandbox until Ctrl-C. Settings: defaults < --config file < MAILSANDBOX_* variables < flags."
+    p = sub.add_parser("serve", help="run the sandbox until Ctrl-C", description=about)
+    config_help = "TOML file whose keys are these flags without '--' (also MAILSANDBOX_CONFIG)"
+    p.add_argument("--config", metavar="FILE", help=config_help)
+    defaults = Config()
+    for flag in SERVE_FLAGS:
+        if flag.metavar is None and not flag.choices:
+            p.add_argument(flag.name, *flag.aliases, dest=flag.field, action="store_const", const=True,
+                           help=_help(flag, defaults))  # fmt: skip
+        else:
+            action = "append" if flag.repeat else "store"
+            choices = flag.choices or None
+            p.add_argument(flag.name, *flag.aliases, dest=flag.field, metavar=flag.metavar, choices=choices,
+                           action=action,
+                           help=_help(flag, defaults))  # fmt: skip
+    p.add_argument("-v", "--verbose", action="store_true", help="log more (INFO level)")
 
 
 def _send_parser(sub: Any) -> None:
-    p = sub.add_parser("send", help="send one message (stdin or composed from flags), sendmail style")
-    p.add_argument("recipients", nargs="*", help="envelope recipients (default: the To/Cc/Bcc headers)")
-    p.add_argument("--server", default="127.0.0.1:1025", help="SMTP HOST:PORT (default 127.0.0.1:1025)")
-    p.add_argument("-f", "--from", dest="sender", help="envelope sender and From: header")
-    p.add_argument("-s", "--subject")
-    p.add_argument("-t", "--to", action="append", default=[], help="To: address (repeatable)")
-    p.add_argument("--body", help="text body (default: stdin when no --subject)")
-    p.add_argument("--html", help="HTML body (sends multipart/alternative)")
-    p.add_argument("--attach", action="append", default=[], metavar="FILE")
-    p.add_argument("--starttls", action="store_true")
-    p.add_argument("--tls", action="store_true", help="implicit TLS")
-    p.add_argument("--user")
-    p.add_argument("--password")
+    about = "Send one message: a whole message from stdin, or one made from --subject, --body, --html, --attach."
+    p = sub.add_parser(
+        "send", help="send one message (stdin or composed from flags), sendmail style", description=about
+    )
+    recipients = "envelope recipients (default: the message's To/Cc/Bcc, or --to)"
+    p.add_argument("recipients", nargs="*", metavar="RECIPIENT", help=recipients)
+    server = str(Config().smtp or Listen("127.0.0.1", 1025))
+    where = "where to send: the sandbox's SMTP listener (default: %(default)s)"
+    p.add_argument("--server", default=server, metavar=_ADDR, help=where)
+    sender = "envelope sender and From: (default: the message's From:, else sender@example.test)"
+    p.add_argument("-f", "--from", dest="sender", metavar="ADDRESS", help=sender)
+    p.add_argument("-s", "--subject", metavar="TEXT", help="Subject: of a composed message")
+    p.add_argument("-t", "--to", action="append", default=[], metavar="ADDRESS", help="To: address (repeatable)")
+    p.add_argument("--body", metavar="TEXT", help="text body of a composed message (default: empty)")
+    p.add_argument("--html", metavar="HTML", help="HTML body (sends multipart/alternative)")
+    p.add_argument("--attach", action="append", default=[], metavar="FILE", help="attach a file (repeatable)")
+    p.add_argument("--starttls", action="store_true", help="upgrade to TLS with STARTTLS (certificate not checked)")
+    p.add_argument("--tls", action="store_true", help="implicit TLS, for the --smtp-tls-port listener")
+    p.add_argument("--user", help="log in with AUTH as USER (default: no AUTH)")
+    p.add_argument("--password", help="the password for --user (default: empty)")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mailsandbox")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailsandbox", description="An email world on one machine.")
-    sub = parser.add_subparsers(dest="command")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="{serve,send}")
     _serve_parser(sub)
     _send_parser(sub)
     return parser
 
 
+def fail(message: object, code: int = 1) -> int:
+    """Print one line for the user on stderr; return the exit code."""
+    print(f"mailsandbox: {message}", file=sys.stderr)
+    return code
+
+
 def serve(args: argparse.Namespace) -> int:
     from sandbox.app import Sandbox
+    from sandbox.startup import StartupError
+    from sandbox.zone import ZoneError
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
-    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "config", "verbose")}
+    overrides = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS}
     try:
-        config = Config.load(config_file=args.config, overrides=overrides)
-    except (ValueError, OSError) as exc:
-        print(f"mailsandbox: {exc}", file=sys.stderr)
-        return 2
+        config = Config.load(config_file=args.config, overrides=overrides, override_names=FLAG_NAMES)
+    except ConfigError as exc:
+        return fail(exc, 2)
 
     def ready(sandbox: Sandbox) -> None:
         print(f"mailsandbox {sandbox.info()['Version']}: database {config.db_path}", flush=True)
@@ -123,13 +204,12 @@ def serve(args: argparse.Namespace) -> int:
             print(f"  {name:<14} {scheme}{addr}", flush=True)
         print("Press Ctrl-C to stop.", flush=True)
 
-    from sandbox.zone import ZoneError
-
     try:
         asyncio.run(Sandbox(config).run_forever(ready))
-    except (OSError, ZoneError, ValueError) as exc:  # a port in use, an unwritable directory, a bad zone or auth file
-        print(f"mailsandbox: {exc}", file=sys.stderr)
-        return 1
+    except (StartupError, ZoneError) as exc:  # each names the file, address or setting
+        return fail(exc)
+    except (OSError, ValueError) as exc:  # anything not foreseen (an auth file, say) still gets one line
+        return fail(exc)
     except KeyboardInterrupt:
         pass
     print("mailsandbox: stopped", flush=True)
@@ -137,15 +217,16 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args)
     if args.command == "send":
         from sandbox.send import send
 
         return send(args)
-    build_parser().print_help()
-    return 0
+    parser.print_help(sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

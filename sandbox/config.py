@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -11,6 +14,18 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "MAILSANDBOX_"
+
+
+class ConfigError(ValueError):
+    """A setting or config file that cannot be used; the message is one line naming it."""
+
+
+class SettingError(ConfigError):
+    """One setting's value is wrong. ``Config.load`` names where it came from: a flag, a variable or a file."""
+
+    def __init__(self, setting: str, problem: str, where: str | None = None) -> None:
+        self.setting, self.problem = setting, problem
+        super().__init__(f"{where or setting}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -36,7 +51,12 @@ def parse_listen(value: str | Listen | None, default_host: str = "127.0.0.1") ->
     else:
         host, port = "", text
     if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"not a HOST:PORT: {value!r}")
+        raise ValueError(f"{value!r} is not HOST:PORT (a port is 0 to 65535), e.g. 127.0.0.1:1025 or 'off'")
+    if re.fullmatch(r"[0-9.]+", host):  # looks like IPv4, so it must be one (not a name to look up)
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError(f"{host} in {value!r} is not an IPv4 address") from None
     return Listen(host or default_host, int(port))
 
 
@@ -48,7 +68,10 @@ def _parse_credentials(value: str | Mapping[str, str] | None) -> dict[str, str] 
     if not text:
         return None
     if text.startswith("@"):
-        text = Path(text[1:]).read_text().replace("\n", ",")
+        try:
+            text = Path(text[1:]).read_text().replace("\n", ",")
+        except (OSError, UnicodeError) as exc:
+            raise ValueError(f"cannot read the credentials file {text[1:]}: {getattr(exc, 'strerror', exc)}") from exc
     creds: dict[str, str] = {}
     for item in text.split(","):
         item = item.strip()
@@ -150,6 +173,9 @@ class Config:
     allow_internal_http_requests: bool = False  # the link check may reach loopback and private addresses
     spamassassin: Listen | None = None  # where spamd listens, for sa-check (not a listener of ours)
 
+    def __post_init__(self) -> None:
+        _validate(self)
+
     @property
     def db_path(self) -> str:
         if self.db:
@@ -165,68 +191,151 @@ class Config:
         environ: Mapping[str, str] | None = None,
         config_file: str | Path | None = None,
         overrides: Mapping[str, Any] | None = None,
+        override_names: Mapping[str, str] | None = None,
     ) -> Config:
-        """Defaults < TOML file < environment < overrides (the CLI's flags)."""
+        """Defaults < TOML file < environment < overrides (the CLI's flags).
+
+        A bad value raises SettingError naming where it came from: the key in the file, the variable, or
+        the flag (``override_names`` maps a setting to its flag; default ``--setting-name``).
+        """
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        where: dict[str, str] = {}
         config_file = config_file or environ.get(ENV_PREFIX + "CONFIG")
         if config_file:
-            values.update(from_toml(Path(config_file)))
-        values.update(from_env(environ))
-        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-        return cls(**coerce(values))
+            path = Path(config_file)
+            from_file = from_toml(path)
+            values.update(from_file)
+            where.update({name: f"config file {path}: {name.replace('_', '-')}" for name in from_file})
+        from_environ = from_env(environ)
+        values.update(from_environ)
+        where.update({name: ENV_PREFIX + name.upper() for name in from_environ})
+        flags = {k.replace("-", "_"): v for k, v in (overrides or {}).items() if v is not None}
+        values.update(flags)
+        names = override_names or {}
+        where.update({name: names.get(name, "--" + name.replace("_", "-")) for name in flags})
+        try:
+            return cls(**coerce(values))
+        except SettingError as exc:
+            label = where.get(exc.setting, exc.setting)
+            raise SettingError(exc.setting, exc.problem, label) from None
 
 
-_LISTENERS = {f.name for f in fields(Config) if "Listen" in str(f.type)}
-_BOOLS = {f.name for f in fields(Config) if f.type in ("bool", bool)}
-_FLOATS = {"retry_interval", "warn_after", "give_up_after", "auth_failure_delay"}
-_INTS = {"max_message_size", "max_messages", "max_connections", "max_connections_per_client", "auth_failure_limit"}
-_PATHS = {"data_dir", "tls_cert", "tls_key", "ui_auth_file"}
-_LISTS = {"allowed_hosts", "api_cors"}
 NAMES = {f.name for f in fields(Config)}
+_KINDS = {f.name: str(f.type) for f in fields(Config)}
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{value!r} is not a whole number")
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a whole number") from None
+
+
+def _float(value: Any) -> float:
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a number of seconds")
+    return number
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
 def _truthy(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
+    text = str(value).strip().lower()
+    if text not in _TRUE + _FALSE:
+        raise ValueError(f"{value!r} is not true or false (use one of {', '.join(_TRUE + _FALSE[:-1])})")
+    return text in _TRUE
+
+
+def _path(value: Any) -> Path | None:
+    return Path(value).expanduser() if value not in (None, "") else None
+
+
+def _db(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    return str(value) if str(value) == ":memory:" else str(Path(str(value)).expanduser())
+
+
+def _token(value: Any) -> str | None:
+    return (str(value).strip() or None) if value is not None else None
+
+
+def _zones(value: Any) -> tuple[Path, ...]:
+    if isinstance(value, str | Path):
+        value = [v for v in str(value).split(",") if v]
+    return tuple(Path(v).expanduser() for v in value)
+
+
+# How a string from a flag, the environment or TOML becomes each kind of field (by its annotation); a new
+# field of one of these kinds needs no entry.
+_CONVERTERS: dict[str, Any] = {
+    "Listen | None": parse_listen,  # a bare port listens on loopback: secure by default
+    "bool": _truthy,
+    "int": _int,
+    "float": _float,
+    "Path": _path,
+    "Path | None": _path,
+    "tuple[Path, ...]": _zones,
+    "dict[str, str] | None": _parse_credentials,
+    "tuple[str, ...]": _parse_list,
+    "dict[str, tuple[str, ...]]": _parse_access,
+    "str | None": lambda v: str(v) if v not in (None, "") else None,
+    "str": str,
+}
+_BY_NAME: dict[str, Any] = {"db": _db, "api_token": _token}
 
 
 def coerce(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Turn strings (env, TOML, flags) into the field's type; unknown names are an error."""
+    """Turn strings (env, TOML, flags) into the field's type; unknown names and bad values are an error."""
     out: dict[str, Any] = {}
     for name, value in values.items():
         name = name.replace("-", "_")
         if name not in NAMES:
-            raise ValueError(f"unknown setting: {name}")
-        if name in _LISTENERS:
-            value = parse_listen(value)  # a bare port listens on loopback: secure by default
-        elif name in _BOOLS:
-            value = _truthy(value)
-        elif name in _FLOATS:
-            value = float(value)
-        elif name in _INTS:
-            value = int(value)
-        elif name in _PATHS:
-            value = Path(value).expanduser() if value not in (None, "") else None
-        elif name == "smtp_auth":
-            value = _parse_credentials(value)
-        elif name in _LISTS:
-            value = _parse_list(value)
-        elif name == "mailbox_access":
-            value = _parse_access(value)
-        elif name == "api_token" and value is not None:
-            value = str(value).strip() or None
-        elif name == "zones":
-            if isinstance(value, str):
-                value = [v for v in value.split(",") if v]
-            value = tuple(Path(v).expanduser() for v in value)
-        elif name == "db" and value is not None:
-            value = str(value)
-        out[name] = value
+            raise SettingError(name, "unknown setting (the settings are serve's flags: mailsandbox serve --help)")
+        convert = _BY_NAME.get(name) or _CONVERTERS.get(_KINDS[name])
+        try:
+            out[name] = convert(value) if convert is not None else value
+        except (TypeError, ValueError) as exc:
+            raise SettingError(name, str(exc)) from None
     if out.get("data_dir") is None and "data_dir" in out:
         del out["data_dir"]
     return out
+
+
+# The smallest value each number setting takes (every other int or float setting: 0).
+_MINIMUM: dict[str, float] = {"max_message_size": 1, "retry_interval": 1}
+_WHAT_ZERO_MEANS = {
+    "max_messages": "0 keeps every message",
+    "max_connections": "0: no limit",
+    "max_connections_per_client": "0: no limit",
+}
+
+
+def _validate(config: Config) -> None:
+    """Refuse values that would be accepted and then misbehave; a SettingError names the setting."""
+    for name, kind in _KINDS.items():
+        value = getattr(config, name)
+        if kind in ("int", "float") and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise SettingError(name, f"{value!r} is not a number")
+        if kind in ("int", "float") and not value >= _MINIMUM.get(name, 0):
+            low = _MINIMUM.get(name, 0)
+            hint = f" ({_WHAT_ZERO_MEANS[name]})" if name in _WHAT_ZERO_MEANS else ""
+            raise SettingError(name, f"{value} is below {low:g}: give {low:g} or more{hint}")
+    if (config.tls_cert is None) != (config.tls_key is None):
+        given, missing = ("tls_cert", "tls_key") if config.tls_key is None else ("tls_key", "tls_cert")
+        raise SettingError(given, f"needs --{missing.replace('_', '-')} too (a PEM certificate and its private key)")
+    if not config.hostname.strip():
+        raise SettingError("hostname", "must not be empty")
 
 
 def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -242,11 +351,20 @@ def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
 
 def from_toml(path: Path) -> dict[str, Any]:
     """Top-level keys are settings (dashes or underscores); [hosts.NAME] and [release] are tables."""
-    with path.open("rb") as fh:
-        data = tomllib.load(fh)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: not valid TOML: {exc}") from None
     values = {k.replace("-", "_"): v for k, v in data.items()}
     if "zone" in values and "zones" not in values:
         values["zones"] = values.pop("zone")
     if "zones" in values and isinstance(values["zones"], list):
         values["zones"] = [str(path.parent / z) if not os.path.isabs(z) else z for z in values["zones"]]
+    unknown = sorted(set(values) - NAMES)
+    if unknown:
+        known = "the settings are serve's flags without '--': mailsandbox serve --help"
+        raise ConfigError(f"config file {path}: unknown setting {unknown[0].replace('_', '-')!r} ({known})")
     return values

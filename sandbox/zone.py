@@ -26,13 +26,16 @@ import dns.rdtypes.ANY.SOA
 import dns.rdtypes.ANY.SPF
 import dns.rdtypes.ANY.TXT
 import dns.rrset
+import dns.tokenizer
 import dns.zone
+import dns.zonefile
 from dns.rdatatype import RdataType
 
 IN = dns.rdataclass.IN
 MAX_CHAIN = 16  # CNAME hops followed before giving up (loop-safe)
 SYNTH_TTL = 60  # catch-all answers: short, since the zone changes at run time
 MAX_TTL = 2**31 - 1  # RFC 2181 §8: a TTL is an unsigned value below 2^31
+DEFAULT_TTL = 300  # records in a zone file with no $TTL (and none of their own): the API's default
 _ADDRESS_TYPES = (RdataType.A, RdataType.AAAA)
 _ORIGIN_RE = re.compile(r"^\$ORIGIN[ \t]+(\S+)", re.IGNORECASE)
 _TTL_RE = re.compile(r"^\$TTL[ \t]", re.IGNORECASE)
@@ -133,6 +136,32 @@ def _shift_line(message: str, filename: str, offset: int) -> str:
     if found is None:
         return message
     return f"{filename}:{int(found.group(1)) + offset}:" + message[found.end() :]
+
+
+class _Tokenizer(dns.tokenizer.Tokenizer):
+    """Remembers the line of the last token that was not an end of line. dnspython reports the line it has
+    reached: it counts a newline when it reads it, even one it puts back as the end of a token."""
+
+    content_line = 1
+
+    def get(self, want_leading: bool = False, want_comment: bool = False) -> dns.tokenizer.Token:
+        token = super().get(want_leading, want_comment)
+        if not token.is_eol_or_eof():
+            self.content_line = self.line_number - (self.ungotten_char == "\n")
+        return token
+
+
+def _read_zone(text: str, origin: dns.name.Name | None, filename: str) -> dns.zone.Zone:
+    """dns.zone.from_text, but errors carry the line of the record at fault, and no $TTL means DEFAULT_TTL."""
+    zone = dns.zone.Zone(origin, IN, relativize=False)
+    tok = _Tokenizer(text, filename)
+    try:
+        with zone.writer(True) as txn:
+            dns.zonefile.Reader(tok, IN, txn, default_ttl=DEFAULT_TTL).read()
+    except dns.exception.SyntaxError as exc:
+        detail = re.sub(rf"^{re.escape(filename)}:\d+: ", "", str(exc))
+        raise ZoneError(f"{filename}:{tok.content_line}: {detail}") from None
+    return zone
 
 
 def _check_ttls(zone: dns.zone.Zone) -> None:
@@ -303,9 +332,7 @@ class Zone:
         filename = str(_file or "<text>")
         for piece_origin, offset, piece in _split_zones(text, _name(origin) if origin else None):
             try:
-                zone = dns.zone.from_text(
-                    piece, piece_origin, relativize=False, check_origin=False, filename=filename
-                )
+                zone = _read_zone(piece, piece_origin, filename)
                 _check_ttls(zone)
             except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
                 # dnspython's syntax errors name the file and the piece's line: make it the file's line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
@@ -14,7 +15,8 @@ import httpx
 import pytest
 
 from sandbox.app import Sandbox
-from sandbox.cli import main
+from sandbox.cli import build_parser, main
+from sandbox.config import Config
 
 
 def test_send_composes_a_message_with_attachment(running_sandbox: Sandbox, tmp_path: Path) -> None:
@@ -125,3 +127,36 @@ def test_a_bad_ui_auth_file_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "only bcrypt hashes are supported" in done.stderr and "Traceback" not in done.stderr
+
+
+def _subcommand(name: str) -> argparse.ArgumentParser:
+    parser = build_parser()
+    (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    found: argparse.ArgumentParser = sub.choices[name]
+    return found
+
+
+@pytest.mark.parametrize("command", ["serve", "send"])
+def test_every_flag_has_help_and_shows_its_default(command: str) -> None:
+    parser = _subcommand(command)
+    for action in parser._actions:
+        assert action.help, action.option_strings or action.dest
+        takes_value = action.nargs != 0 and action.option_strings and action.dest != "help"
+        # Every flag that takes a value says its default, except the few whose default is "none given".
+        if takes_value and action.dest not in ("config", "tls_key", "zones", "subject", "to", "html", "attach"):
+            assert "default" in action.help, action.option_strings
+    text = " ".join(parser.format_help().split())  # without the line wrapping
+    assert "(default: 127.0.0.1:1025)" in text
+    if command == "serve":
+        assert "--hostname NAME" in text and "(default: mailsandbox.local)" in text and "Received:" in text
+        assert "(default: 0)" in text and "(default: on)" in text and "MAILSANDBOX_" in text
+
+
+def test_every_serve_flag_sets_a_config_field() -> None:
+    from sandbox.cli import SERVE_FLAGS
+
+    fields = set(Config.__dataclass_fields__)
+    assert {flag.field for flag in SERVE_FLAGS} <= fields
+    args = build_parser().parse_args(["serve", "--max-messages", "7", "--zone", "a", "--zone", "b", "--fsync"])
+    config = Config.load(environ={}, overrides={k: v for k, v in vars(args).items() if k in fields})
+    assert config.max_messages == 7 and config.zones == (Path("a"), Path("b")) and config.fsync

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.config import Config, Listen, parse_listen
+from sandbox.config import Config, ConfigError, Listen, SettingError, parse_listen
 
 
 def test_defaults_are_loopback_and_mailpit_ports() -> None:
@@ -70,8 +70,10 @@ def test_credentials_inline_and_from_file(tmp_path: Path) -> None:
 def test_unknown_setting_is_an_error(tmp_path: Path) -> None:
     toml = tmp_path / "c.toml"
     toml.write_text("smpt = '127.0.0.1:25'\n")
-    with pytest.raises(ValueError, match="unknown setting: smpt"):
+    with pytest.raises(ConfigError, match=r"c\.toml: unknown setting 'smpt'"):
         Config.load(environ={}, config_file=toml)
+    with pytest.raises(SettingError, match="smpt: unknown setting"):
+        Config().replace(smpt="127.0.0.1:25")
 
 
 def test_memory_db_and_db_path(tmp_path: Path) -> None:
@@ -101,3 +103,38 @@ def test_access_settings_from_toml_env_and_flags(tmp_path: Path) -> None:
     assert defaults.api_cors == () and not defaults.smtp_auth_accept_any and defaults.mailbox_access == {}
     with pytest.raises(ValueError):
         Config.load(environ={"MAILSANDBOX_MAILBOX_ACCESS": "alice"})
+
+
+@pytest.mark.parametrize(
+    ("changes", "setting"),
+    [({"max_messages": -5}, "max_messages"), ({"max_message_size": 0}, "max_message_size"),
+     ({"max_connections": -1}, "max_connections"), ({"retry_interval": 0}, "retry_interval"),
+     ({"give_up_after": "inf"}, "give_up_after"), ({"tls_cert": "c.pem"}, "tls_cert"),
+     ({"tls_key": "k.pem"}, "tls_key"), ({"fsync": "maybe"}, "fsync"), ({"max_messages": "1.5"}, "max_messages"),
+     ({"max_messages": True}, "max_messages"), ({"hostname": " "}, "hostname")],
+)  # fmt: skip
+def test_values_that_would_misbehave_are_refused(changes: dict[str, object], setting: str) -> None:
+    with pytest.raises(SettingError) as caught:
+        Config().replace(**changes)
+    assert caught.value.setting == setting
+
+
+def test_a_bad_value_names_where_it_came_from(tmp_path: Path) -> None:
+    toml = tmp_path / "c.toml"
+    toml.write_text("max-messages = -1\n")
+    with pytest.raises(SettingError, match=r"^config file .*c\.toml: max-messages: -1 is below 0"):
+        Config.load(environ={}, config_file=toml)
+    with pytest.raises(SettingError, match=r"^MAILSANDBOX_MAX_MESSAGES: 'x' is not a whole number"):
+        Config.load(environ={"MAILSANDBOX_MAX_MESSAGES": "x"})
+    with pytest.raises(SettingError, match=r"^--zone: "):
+        Config.load(environ={}, overrides={"zones": 5}, override_names={"zones": "--zone"})
+    with pytest.raises(SettingError, match=r"^--max-messages: -2"):
+        Config.load(environ={}, overrides={"max_messages": "-2"})
+
+
+def test_switches_and_zero_limits_are_accepted() -> None:
+    c = Config.load(
+        environ={"MAILSANDBOX_FSYNC": "yes", "MAILSANDBOX_RELAY": "off"}, overrides={"max_connections": "0"}
+    )
+    assert c.fsync and not c.relay and c.max_connections == 0
+    assert Config(tls_cert=Path("c.pem"), tls_key=Path("k.pem")).tls_key == Path("k.pem")

@@ -1,4 +1,5 @@
-"""Import rules between layers (STYLE.md), checked on the source, and the public API's exports."""
+"""Import rules between layers (ARCHITECTURE.md, "Layers and import rules"), checked on the source, and the public
+API's exports."""
 
 from __future__ import annotations
 

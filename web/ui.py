@@ -46,7 +46,7 @@ class CachedStaticFiles(StaticFiles):
 
 
 def web_routes(store: Store, bus: EventBus) -> list[BaseRoute]:
-    """Everything issue 3 adds: the preview, /api/events, the OpenAPI document, the page and assets."""
+    """The UI's routes: the preview, /api/events, the OpenAPI document, the page and assets."""
     hub = EventHub(store, bus, schema.summary)
     return [*preview_routes(store), *stream_routes(hub), *openapi_routes(), *ui_routes()]
 

@@ -349,9 +349,7 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
             self._tempdir = tempfile.mkdtemp(prefix="mailsandbox-")
             path = str(Path(self._tempdir) / "mailsandbox.db")
             synchronous = "OFF"
-        else:
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
+        self.path = path  # its directory must exist: a mistyped --db must not make directories
         self._synchronous = synchronous
         self.bus = bus or EventBus()
         self.clock = clock or SystemClock()

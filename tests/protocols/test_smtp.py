@@ -219,7 +219,7 @@ def test_non_ascii_addresses_need_smtputf8() -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        "<a@x.test,b@x.test>",  # a comma list is not one forward-path (issue 10)
+        "<a@x.test,b@x.test>",  # a comma list is not one forward-path
         "<a@x.test>,<b@x.test>",
         "<a\x00b@x.test>",  # NUL and other controls, in the local part, the domain or a quoted string
         "<a@x\x00.test>",
@@ -387,7 +387,7 @@ def test_data_over_the_limit_is_552_and_the_session_goes_on() -> None:
 
 
 def test_content_is_consumed_as_it_arrives_so_only_pipelined_input_counts_as_buffered() -> None:
-    """Issue 10: the adapter stops reading past 1 MiB buffered; content must never count, or any message
+    """The adapter stops reading past 1 MiB buffered; content must never count, or any message
     over 1 MiB waits for the idle timeout."""
     body = b"".join(b"%07d ..dotted line\r\n" % i for i in range(150_000))  # 3.6 MB, every line dot-stuffed
     for command, data in ((b"DATA\r\n", body.replace(b"\r\n..", b"\r\n...") + b".\r\n"),

@@ -1,4 +1,4 @@
-"""SMTP capture over real sockets with smtplib: every case the capture issue lists."""
+"""SMTP capture over real sockets with smtplib: the dialogue, limits, TLS, AUTH and commit before 250."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Large messages end to end (issue 10): 2, 5 and 20 MB by DATA, STARTTLS, BDAT and msmtp, read back byte
+"""Large messages end to end: 2, 5 and 20 MB by DATA, STARTTLS, BDAT and msmtp, read back byte
 for byte through the API, IMAP and POP3; over the size limit 552 and the session goes on; the loop stays
 responsive while 20 MB arrive and commit."""
 

@@ -1,5 +1,5 @@
 """Bad input gets 400/404 with Mailpit's error (its plain text on /api/v1, `{"Error": ...}` on our extras),
-never a 500: the cases the issue measured, then every documented route called with junk path parameters,
+never a 500: the cases once measured, then every documented route called with junk path parameters,
 query parameters and bodies."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The search language against a real SQLite holding the store's schema (its own migrations)."""
+"""The search language against a real SQLite holding the store's schema (its own migrations, sandbox/store/_schema.py)."""
 
 from __future__ import annotations
 
