@@ -34,6 +34,10 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--max-message-size", dest="max_message_size", type=int, metavar="BYTES")
     p.add_argument("--max-messages", dest="max_messages", type=int, metavar="N",
                    help="keep at most N messages, pruning the oldest")  # fmt: skip
+    p.add_argument("--max-age", dest="max_age", metavar="AGE",
+                   help="delete messages older than AGE: 7d, 12h, 30m, by the sandbox clock (default off)")  # fmt: skip
+    p.add_argument("--ignore-duplicate-ids", dest="ignore_duplicate_ids", action="store_const", const=True,
+                   help="drop a message whose Message-ID is already stored (the client still gets 250)")  # fmt: skip
     p.add_argument("--max-connections", dest="max_connections", type=int, metavar="N",
                    help="connections each listener accepts at once (default 1000; 0: no limit)")  # fmt: skip
     p.add_argument("--max-connections-per-client", dest="max_connections_per_client", type=int, metavar="N",

@@ -95,6 +95,10 @@ MIGRATIONS: list[str] = [
         stage INTEGER NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (stage, seq)
     );
     """,
+    # 4: look-ups by Message-ID header (--ignore-duplicate-ids), only over originals that have one.
+    """
+    CREATE INDEX messages_message_id ON messages(message_id) WHERE parent IS NULL AND message_id != '';
+    """,
 ]
 
 
