@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from sandbox.clock import Clock
 from sandbox.store import Store
@@ -21,6 +22,8 @@ class Retention:
         self.deleted = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._unwatch: Callable[[], None] | None = None
 
     async def prune(self) -> int:
         """Delete every message received more than max_age ago by the clock; returns how many went."""
@@ -37,13 +40,19 @@ class Retention:
         return total
 
     def kick(self) -> None:
-        """Look now (the clock was moved)."""
-        self._wakeup.set()
+        """Look now (the clock was moved); safe from any thread."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wakeup.set)
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._run(), name="mailsandbox-retention")
+        watch = getattr(self.clock, "watch", None)  # a ManualClock: advancing it prunes at once
+        self._unwatch = watch(self.kick) if watch is not None else None
 
     async def stop(self) -> None:
+        if self._unwatch is not None:
+            self._unwatch()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

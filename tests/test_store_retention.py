@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,14 +72,29 @@ def test_prune_goes_in_transactions_of_a_batch(tmp_path: Path) -> None:
         store.close()
 
 
+def test_advancing_the_clock_prunes(sandbox_factory: Any) -> None:
+    sb = sandbox_factory(max_age="1h")
+    list(sb.store.add_messages_sync((raw(i), ENV) for i in range(3)))
+    sb.clock.advance(1800)
+    young = sb.store.add_message_sync(raw(3), ENV)
+    assert sb.store.count()[0] == 4
+    sb.clock.advance(1801)  # the first three are now over an hour old; the retention task wakes at once
+    deadline = time.monotonic() + 10
+    while sb.store.count()[0] != 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sb.store.count()[0] == 1 and sb.store.get(young.id) is not None
+
+
 def test_pruning_a_large_store_does_not_stall_capture(sandbox_factory: Any) -> None:
     sb = sandbox_factory(max_age="1h")
     store = sb.store
     list(store.add_messages_sync((raw(i), ENV) for i in range(6000)))
-    sb.clock.advance(7201)
 
-    def prune() -> None:
-        assert asyncio.run_coroutine_threadsafe(sb.retention.prune(), sb.loop).result(120) == 6000
+    def prune() -> None:  # the retention task wakes on the clock's move and prunes while the probes send
+        sb.clock.advance(7201)
+        deadline = time.monotonic() + 120
+        while sb.retention.deleted < 6000 and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     # One transaction for all 6000 would hold every capture for most of a second; 200 rows take ~25 ms.
     probe_during(sb, prune, budget=0.5)
