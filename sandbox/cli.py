@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from sandbox import dump, ingest, sendmail
 from sandbox.config import Config
 
 # Every listener is one row: flag, Config field, help. Adding a protocol is one more row.
@@ -82,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     _serve_parser(sub)
     _send_parser(sub)
+    for tool in (sendmail, dump, ingest):  # each module defines its own arguments
+        tool.register(sub)
     return parser
 
 
@@ -118,7 +121,11 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if (sendmail_args := sendmail.wanted(argv)) is not None:  # sendmail's own syntax, not argparse's
+        return sendmail.main(sendmail_args)
     args = build_parser().parse_args(argv)
+    if hasattr(args, "run"):  # a subcommand whose module parses and runs it (dump, ingest)
+        return int(args.run(args))
     if args.command == "serve":
         return serve(args)
     if args.command == "send":

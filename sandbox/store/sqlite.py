@@ -539,13 +539,15 @@ class SqliteStore(MailboxMixin, QueueMixin):
         return _stored(self._write_sync(add), add)
 
     def add_messages_sync(
-        self, items: Iterable[tuple[bytes, Envelope]], window: int = 256
+        self, items: Iterable[tuple[bytes, Envelope] | tuple[bytes, Envelope, float | None]], window: int = 256
     ) -> Iterator[StoredMessage | None]:
-        """For bulk loads outside a loop: up to `window` adds in flight, so the writer commits them in
-        groups; yields each message in order (None for an ignored duplicate). `items` is read lazily."""
+        """For bulk loads outside a loop: (raw, envelope[, received_at]) items, up to `window` in flight so
+        the writer commits them in groups; yields each message in order (None for an ignored duplicate).
+        `items` is read lazily, so a stream of messages is never all in memory."""
         pending: collections.deque[Future[Any]] = collections.deque()
-        for raw, envelope in items:
-            pending.append(self._writer.submit(self._add_fn(raw, envelope, None, None)))
+        for raw, envelope, *when in items:
+            received = when[0] if when else None
+            pending.append(self._writer.submit(self._add_fn(raw, envelope, None, received)))
             if len(pending) >= window:
                 yield pending.popleft().result()
         while pending:
