@@ -17,6 +17,7 @@ from sandbox.models import Envelope
 
 DEFAULT_SMTP = "127.0.0.1:1025"
 _HEAD_LIMIT = 256 * 1024  # the header section read for the envelope; a longer one is cut there
+_ENVELOPE_HEADERS = (b"return-path:", b"delivered-to:", b"x-original-to:")
 
 
 def register(sub: Any) -> None:
@@ -46,10 +47,16 @@ def envelope(message: mailfiles.FileMessage) -> Envelope:
     def addresses(*names: str) -> list[str]:
         return [a for _n, a in getaddresses([str(v) for n in names for v in headers.get_all(n, [])]) if a]
 
-    from_line = [message.sender] if message.sender not in ("", "MAILER-DAEMON") else []
-    sender = addresses("Return-Path") or from_line or addresses("From")
+    sender = addresses("Return-Path") or ([message.sender] if message.sender else []) or addresses("From")
     recipients = addresses("Delivered-To", "X-Original-To") or addresses("To", "Cc", "Bcc")
     return Envelope(mail_from=sender[0] if sender else "", rcpt_tos=tuple(dict.fromkeys(recipients)))
+
+
+def _needs_headers(message: mailfiles.FileMessage) -> bool:
+    """Whether the envelope needs more than From/To/Cc/Bcc (which the store's own summary has, at no cost);
+    the store fills those in itself."""
+    head = message.raw[:_HEAD_LIMIT].split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0].lower()
+    return any(name in head for name in _ENVELOPE_HEADERS)
 
 
 def into_db(path: str, messages: Iterator[mailfiles.FileMessage]) -> int:
@@ -57,7 +64,7 @@ def into_db(path: str, messages: Iterator[mailfiles.FileMessage]) -> int:
 
     store = SqliteStore(path)
     try:
-        items = ((m.raw, envelope(m), m.received) for m in messages)
+        items = ((m.raw, envelope(m) if _needs_headers(m) else Envelope(m.sender, ()), m.received) for m in messages)
         return sum(1 for stored in store.add_messages_sync(items) if stored is not None)
     finally:
         store.close()

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import calendar
 import os
 import re
 import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import BinaryIO
 
 _ESCAPED_FROM = re.compile(rb">*From ")  # mboxrd: a line that would read as a separator gets one more ">"
 _MBOX_SUFFIXES = (".mbox", ".mbx")
+_MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_abbr) if m}
 
 
 @dataclass(frozen=True)
@@ -96,19 +97,19 @@ def _mbox_message(separator: bytes, lines: list[bytes], path: Path) -> FileMessa
     if lines and lines[-1] in (b"\n", b"\r\n"):
         lines.pop()  # the blank line before the next separator belongs to the file, not the message
     parts = separator[5:].decode("latin-1").strip().split(None, 1)
-    received = None
-    if len(parts) == 2:
-        try:
-            received = parsedate_to_datetime(parts[1] if "," in parts[1] else _asctime_to_rfc(parts[1])).timestamp()
-        except (TypeError, ValueError, IndexError):
-            received = None
-    return FileMessage(b"".join(lines), received, parts[0] if parts else "", str(path))
+    received = _asctime(parts[1]) if len(parts) == 2 else None
+    sender = parts[0] if parts and parts[0] != "MAILER-DAEMON" else ""  # the null sender's stand-in
+    return FileMessage(b"".join(lines), received, sender, str(path))
 
 
-def _asctime_to_rfc(text: str) -> str:
-    # "Wed Dec  2 01:58:13 2026" -> "Wed, 2 Dec 2026 01:58:13 +0000"
-    day, month, date, clock, year = text.split()[:5]
-    return f"{day}, {date} {month} {year} {clock} +0000"
+def _asctime(text: str) -> float | None:
+    """The From_ line's date, "Wed Dec  2 01:58:13 2026" (UTC), as epoch seconds; None if it is not one."""
+    try:
+        _day, month, date, clock, year = text.split()[:5]
+        hour, minute, second = (int(x) for x in clock.split(":"))
+        return float(calendar.timegm((int(year), _MONTHS[month.lower()], int(date), hour, minute, second)))
+    except (KeyError, ValueError):
+        return None
 
 
 def read_file(path: Path) -> FileMessage:

@@ -6,6 +6,7 @@ import asyncio
 import builtins
 import collections
 import contextlib
+import dataclasses
 import functools
 import json
 import secrets
@@ -539,15 +540,18 @@ class SqliteStore(MailboxMixin, QueueMixin):
         return _stored(self._write_sync(add), add)
 
     def add_messages_sync(
-        self, items: Iterable[tuple[bytes, Envelope] | tuple[bytes, Envelope, float | None]], window: int = 256
+        self,
+        items: Iterable[tuple[bytes, Envelope] | tuple[bytes, Envelope, float | None]],
+        window: int = 256,
     ) -> Iterator[StoredMessage | None]:
         """For bulk loads outside a loop: (raw, envelope[, received_at]) items, up to `window` in flight so
         the writer commits them in groups; yields each message in order (None for an ignored duplicate).
+        An envelope without sender or recipients takes them from the message's From, To, Cc and Bcc.
         `items` is read lazily, so a stream of messages is never all in memory."""
         pending: collections.deque[Future[Any]] = collections.deque()
         for raw, envelope, *when in items:
             received = when[0] if when else None
-            pending.append(self._writer.submit(self._add_fn(raw, envelope, None, received)))
+            pending.append(self._writer.submit(self._add_fn(raw, envelope, None, received, (), True)))
             if len(pending) >= window:
                 yield pending.popleft().result()
         while pending:
@@ -560,16 +564,21 @@ class SqliteStore(MailboxMixin, QueueMixin):
         deliver_to: Sequence[str] | None,
         received_at: float | None,
         queue: Sequence[str] = (),
+        from_headers: bool = False,
     ) -> _Add:
         if not isinstance(raw, bytes):  # pieces: joined once (a large join releases the GIL), then let go
             parts, raw = raw, b"".join(raw)
             parts.clear()
         created = received_at if received_at is not None else self.clock.now()
+        summary = mime.summarize(raw)
+        if from_headers:  # a bulk load: what the envelope leaves out, as the headers give it
+            people = tuple(dict.fromkeys(a.address for a in (*summary.to, *summary.cc, *summary.bcc)))
+            sender = envelope.mail_from or (summary.from_.address if summary.from_ else "")
+            envelope = dataclasses.replace(envelope, mail_from=sender, rcpt_tos=envelope.rcpt_tos or people)
         users = (normalize_user(u) for u in (envelope.rcpt_tos if deliver_to is None else deliver_to))
         return _Add(
-            raw, mime.summarize(raw), envelope, created, tuple(dict.fromkeys(users)), tuple(queue),
-            self.ignore_duplicate_ids,
-        )  # fmt: skip
+            raw, summary, envelope, created, tuple(dict.fromkeys(users)), tuple(queue), self.ignore_duplicate_ids
+        )
 
     async def deliver(self, message_id: str, user: str, folder: str = "INBOX", prefix: bytes = b"") -> MailEntry:
         user = normalize_user(user)
