@@ -84,7 +84,7 @@ def test_cron_style(running_sandbox: Sandbox, sendmail: Path) -> None:
     done = run(f"{sendmail} -FCronDaemon -i -B8BITMIME -oem -f root@example.test root@example.test", stdin,
                env_for(running_sandbox))  # fmt: skip
     assert done.returncode == 0, done.stderr
-    [(summary, raw)] = messages(running_sandbox)
+    [(summary, _raw)] = messages(running_sandbox)
     assert summary["From"] == {"Name": "CronDaemon", "Address": "root@example.test"}
 
 
