@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from sandbox.clock import ManualClock
@@ -83,6 +84,18 @@ def test_advancing_the_clock_prunes(sandbox_factory: Any) -> None:
     while sb.store.count()[0] != 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert sb.store.count()[0] == 1 and sb.store.get(young.id) is not None
+
+
+def test_the_clock_api_drives_retention(sandbox_factory: Any) -> None:
+    sb = sandbox_factory(max_age="30m", relay=False)  # the clock endpoint without a relay moves the clock itself
+    list(sb.store.add_messages_sync((raw(i), ENV) for i in range(2)))
+    with httpx.Client(base_url=f"http://{sb.address('http')}", timeout=10) as client:
+        assert client.post("/api/sandbox/clock", json={"advance": 1801}).status_code == 200
+        deadline = time.monotonic() + 10
+        while client.get("/api/v1/messages").json()["total"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert client.get("/api/v1/messages").json()["total"] == 0
+        assert client.get("/api/v1/info").json()["RuntimeStats"]["MessagesDeleted"] == 2
 
 
 def test_pruning_a_large_store_does_not_stall_capture(sandbox_factory: Any) -> None:

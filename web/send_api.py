@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import mimetypes
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -21,6 +22,7 @@ from web.inputs import error, json_object
 from web.workers import Workers
 
 # Headers the message's own fields set (Mailpit's list); Headers may not replace them.
+_FIELD_NAME = re.compile(r"[!-9;-~]{1,200}", re.ASCII)  # RFC 5322 §3.6.8: printable US-ASCII except ":"
 _RESTRICTED = {"to", "from", "cc", "bcc", "reply-to", "date", "subject", "content-type", "mime-version"}
 
 
@@ -109,6 +111,8 @@ def build(data: dict[str, Any]) -> Outgoing:
     for key in headers:
         if key.lower() in restricted:
             raise SendError(f'cannot overwrite header: "{key}"')
+        if not _FIELD_NAME.fullmatch(key):
+            raise SendError(f"not a header name: {key!r}")
 
     msg = EmailMessage()
     try:

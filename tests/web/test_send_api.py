@@ -103,6 +103,7 @@ def test_bad_requests_are_400_with_mailpit_error_shape(running_sandbox: Sandbox)
         ({**good, "Headers": {"Subject": "sneaky"}}, 'cannot overwrite header: "Subject"'),
         ({**good, "Headers": {"X-Evil": "a\r\nBcc: victim@example.test"}}, "error building message"),
         ({**good, "Subject": 5}, "Subject must be a string"),
+        ({**good, "Headers": {"X Bad: name": "v"}}, "not a header name"),
         ({**good, "Tags": ["t"], "Headers": {"X-Tags": "other"}}, 'cannot overwrite header: "X-Tags"'),
     ]
     with client_for(running_sandbox) as client:
