@@ -147,6 +147,8 @@ def _header_lines(head: bytes) -> Iterator[list[bytes]]:
 def prepare(raw: bytes, opts: Options) -> tuple[bytes, str, list[str]]:
     """(message, envelope sender, recipients): headers a real sendmail adds when they are missing
     (From, Date, Message-ID), -t's recipients taken from the headers and its Bcc removed."""
+    if raw.startswith(b"From ") and b":" not in raw.split(b"\r\n", 1)[0].split(b" ", 2)[1]:
+        raw = raw.partition(b"\r\n")[2]  # an mbox From_ line (git format-patch starts with one): not a header
     head, sep, body = raw.partition(b"\r\n\r\n")
     if not sep:  # headers only, or no header section
         head, body = (raw.rstrip(b"\r\n"), b"") if b":" in raw.split(b"\r\n", 1)[0] else (b"", raw)

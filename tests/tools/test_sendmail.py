@@ -90,7 +90,8 @@ def test_cron_style(running_sandbox: Sandbox, sendmail: Path) -> None:
 
 def test_git_style_recipients_as_arguments_and_subcommand(running_sandbox: Sandbox) -> None:
     # git send-email with sendmail: sendmail -i -f SENDER RECIPIENT...; here as `mailsandbox sendmail`.
-    stdin = b"From: Dev <dev@example.test>\nTo: list@example.test\nSubject: [PATCH] fix\n\n---\n.\n diff\n"
+    stdin = (b"From 1234abcd Mon Sep 17 00:00:00 2001\nFrom: Dev <dev@example.test>\nTo: list@example.test\n"
+             b"Subject: [PATCH] fix\n\n---\n.\n diff\n")  # fmt: skip
     done = run(f"{SCRIPT} sendmail -i -f dev@example.test list@example.test maint@example.test", stdin,
                env_for(running_sandbox))  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -98,6 +99,7 @@ def test_git_style_recipients_as_arguments_and_subcommand(running_sandbox: Sandb
     stored = running_sandbox.store.get(summary["ID"])
     assert stored is not None and stored.envelope.rcpt_tos == ("list@example.test", "maint@example.test")
     assert raw.endswith(b"---\r\n.\r\n diff\r\n")  # the dot line went through SMTP dot-stuffed and back
+    assert b"1234abcd" not in raw  # format-patch's From_ line is dropped, as sendmail does
 
 
 def test_bcc_is_a_recipient_and_leaves_the_message(running_sandbox: Sandbox, sendmail: Path) -> None:
