@@ -124,6 +124,7 @@ class Sandbox:
         self.zone: Any = None
         self.relay: Any = None
         self.auth: Any = None  # sandbox.auth.checker.AuthChecker, made by start()
+        self.retention: Any = None  # sandbox.retention.Retention with --max-age
         self._servers: list[asyncio.base_events.Server] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._addresses: dict[str, Listen] = {}
@@ -187,7 +188,8 @@ class Sandbox:
         prepare_data_dir(cfg.data_dir)
         try:
             self.store = SqliteStore(
-                cfg.db_path, bus=self.bus, clock=self.clock, max_messages=cfg.max_messages, durable=cfg.fsync
+                cfg.db_path, bus=self.bus, clock=self.clock, max_messages=cfg.max_messages, durable=cfg.fsync,
+                ignore_duplicate_ids=cfg.ignore_duplicate_ids,
             )
         except (sqlite3.Error, OSError) as exc:
             raise database_failed(cfg.db_path, exc) from exc
@@ -211,6 +213,12 @@ class Sandbox:
         # 2. the zone and 3. the relay
         await self._start_dns_and_relay()
         self._start_auth()
+        if cfg.max_age > 0:
+            from sandbox.retention import Retention
+
+            self.retention = Retention(self.store, self.clock, cfg.max_age)
+            self.retention.start()
+            self._closers.append(self.retention.stop)
         # 4. the servers
         self.handler = CaptureHandler(self.store, cfg.hostname, relay=self.relay)
         options = SmtpOptions(
@@ -377,7 +385,7 @@ class Sandbox:
         return html_checker, links, SpamAssassin(spamd.host, spamd.port) if spamd else None
 
     def _extra_routes(self, workers: Any) -> list[Any]:
-        """Routes of the relay, queue, clock, DNS records, host behaviours and release."""
+        """Routes of the relay, queue, clock, DNS records, host behaviours, release and the send API."""
         from sandbox.relay import Releaser
         from web.relay_api import relay_routes
 
@@ -386,10 +394,21 @@ class Sandbox:
             releaser = Releaser(self.store, self.config.release)
             self._closers.append(releaser.close)
         from web.auth_api import auth_routes
+        from web.send_api import send_routes
 
-        return relay_routes(
+        routes = relay_routes(
             store=self.store, relay=self.relay, zone=self.zone, clock=self.clock, releaser=releaser, workers=workers
-        ) + auth_routes(self.auth)
+        )
+        return [*routes, *auth_routes(self.auth), *send_routes(self._submit, workers, self.config.max_message_size)]
+
+    async def _submit(self, outgoing: Any, peer: str) -> str:
+        """A message from POST /api/v1/send, captured the way SMTP mail is."""
+        from sandbox.models import Envelope
+
+        assert self.handler is not None
+        envelope = Envelope(mail_from=outgoing.mail_from, rcpt_tos=outgoing.rcpt_tos, peer=peer, helo="api")
+        message = await self.handler.capture(envelope, [outgoing.raw], via="HTTP")
+        return message.id
 
     def info(self) -> dict[str, Any]:
         """GET /api/v1/info: Mailpit's fields, plus where each listener is."""
@@ -415,11 +434,11 @@ class Sandbox:
             "RuntimeStats": {
                 "Uptime": int(time.time() - self.started_at),
                 "Memory": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                "MessagesDeleted": 0,
+                "MessagesDeleted": self.retention.deleted if self.retention else 0,
                 "SMTPAccepted": stats.accepted if stats else 0,
                 "SMTPAcceptedSize": stats.accepted_size if stats else 0,
                 "SMTPRejected": stats.rejected if stats else 0,
-                "SMTPIgnored": 0,
+                "SMTPIgnored": stats.ignored if stats else 0,
             },
             "Listeners": {name: str(addr) for name, addr in self._addresses.items()},
         }

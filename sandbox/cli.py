@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox import dump, ingest, sendmail
 from sandbox.config import Config, ConfigError, Listen
 
 
@@ -55,6 +56,8 @@ SERVE_FLAGS = [
     ),
     Flag("--max-message-size", "largest message accepted, however it arrives", "BYTES"),
     Flag("--max-messages", "keep at most N messages, pruning the oldest; 0 keeps all", "N"),
+    Flag("--max-age", "delete messages older than AGE: 7d, 12h, 30m, by the sandbox clock; 0 keeps all", "AGE"),
+    Flag("--ignore-duplicate-ids", "drop a message whose Message-ID is already stored (the client still gets 250)"),
     Flag("--max-connections", "connections each listener accepts at once; 0: no limit", "N"),
     Flag("--max-connections-per-client", "connections one client address may hold per listener; 0: none", "N"),
     Flag("--fsync", "fsync every commit, so even a power cut loses no accepted message (slower)"),
@@ -172,9 +175,11 @@ def _version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailsandbox", description="An email world on one machine.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="{serve,send}")
+    sub = parser.add_subparsers(dest="command", metavar="{serve,send,sendmail,dump,ingest}")
     _serve_parser(sub)
     _send_parser(sub)
+    for tool in (sendmail, dump, ingest):  # each module defines its own arguments
+        tool.register(sub)
     return parser
 
 
@@ -217,8 +222,12 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if (sendmail_args := sendmail.wanted(argv)) is not None:  # sendmail's own syntax, not argparse's
+        return sendmail.main(sendmail_args)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if hasattr(args, "run"):  # a subcommand whose module parses and runs it (dump, ingest)
+        return int(args.run(args))
     if args.command == "serve":
         return serve(args)
     if args.command == "send":

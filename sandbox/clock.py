@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -23,6 +24,7 @@ class ManualClock:
         self._base = base or SystemClock()
         self._offset = offset
         self._lock = threading.Lock()
+        self._watchers: list[Callable[[], None]] = []
 
     def now(self) -> float:
         with self._lock:
@@ -42,4 +44,19 @@ class ManualClock:
             raise ValueError("a clock only moves forward")
         with self._lock:
             self._offset += seconds
+            watchers = list(self._watchers)
+        for watcher in watchers:
+            watcher()
         return self.now()
+
+    def watch(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` (from the advancing thread) after each advance; returns the unwatch."""
+        with self._lock:
+            self._watchers.append(callback)
+
+        def unwatch() -> None:
+            with self._lock:
+                if callback in self._watchers:
+                    self._watchers.remove(callback)
+
+        return unwatch

@@ -112,6 +112,26 @@ def _parse_access(value: str | Mapping[str, Any] | None) -> dict[str, tuple[str,
     return out
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(value: str | float | int) -> float:
+    """A duration such as 7d, 12h, 30m, 90s, 1w, or a number of seconds (0: off) -> seconds."""
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower()
+        unit = _DURATION_UNITS.get(text[-1:], 0)
+        number = text[:-1] if unit else text
+        try:
+            seconds = float(number) * (unit or 1)
+        except ValueError:
+            raise ValueError(f"not a duration (such as 7d, 12h, 30m): {value!r}") from None
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(f"not a duration (such as 7d, 12h, 30m): {value!r}")
+    return seconds
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "mailsandbox"
@@ -133,6 +153,8 @@ class Config:
     db: str | None = None  # default: data_dir/mailsandbox.db; ":memory:" for a throw-away store
     max_message_size: int = 25 * 1024 * 1024
     max_messages: int = 0  # 0: keep everything
+    max_age: float = 0.0  # seconds ("7d", "12h", "30m" in flags, env and TOML); 0: keep messages of any age
+    ignore_duplicate_ids: bool = False  # drop a message whose Message-ID is already stored (Mailpit's flag)
     # every TCP listener: at most this many connections, and this many from one client address (0: no limit)
     max_connections: int = 1000
     max_connections_per_client: int = 200
@@ -292,7 +314,7 @@ _CONVERTERS: dict[str, Any] = {
     "str | None": lambda v: str(v) if v not in (None, "") else None,
     "str": str,
 }
-_BY_NAME: dict[str, Any] = {"db": _db, "api_token": _token}
+_BY_NAME: dict[str, Any] = {"db": _db, "api_token": _token, "max_age": parse_duration}
 
 
 def coerce(values: Mapping[str, Any]) -> dict[str, Any]:

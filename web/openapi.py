@@ -316,6 +316,30 @@ PATHS: dict[str, Schema] = {
         )
     },
     "/api/v1/info": {"get": _op("Version, counts, listeners", {"200": _json({"type": "object"})}, tag="server")},
+    "/api/v1/send": {
+        "post": _op(
+            "Send a message (Mailpit's JSON), captured as SMTP mail is; ID is empty for an ignored duplicate",
+            {
+                "200": _json(_obj(ID=_S)),
+                "400": _json(_ref("Error"), "bad JSON, base64 or address; a missing From; a restricted header"),
+                "413": _json(_ref("Error"), "over the message size limit"),
+            },
+            body=_obj(
+                required=False,
+                From=_obj(required=False, Email=_S, Name=_S),
+                To=_arr(_obj(required=False, Email=_S, Name=_S)),
+                Cc=_arr(_obj(required=False, Email=_S, Name=_S)),
+                Bcc=_arr(_S),
+                ReplyTo=_arr(_obj(required=False, Email=_S, Name=_S)),
+                Subject=_S,
+                Text=_S,
+                HTML=_S,
+                Attachments=_arr(_obj(required=False, Content=_S, Filename=_S, ContentType=_S, ContentID=_S)),
+                Headers={"type": "object", "additionalProperties": _S},
+                Tags=_arr(_S),
+            ),
+        )
+    },
     "/view/{ID}.html": {
         "get": _op(
             "The HTML body for an iframe, under a CSP sandbox; remote resources removed unless remote=1",

@@ -30,7 +30,7 @@ from sandbox.received import received_line, with_protocol
 from sandbox.servers._limits import ConnectionLimiter, Slot
 from sandbox.servers._penalty import LoginPenalty
 from sandbox.servers._starttls import upgrade
-from sandbox.store import Store
+from sandbox.store import DuplicateMessage, Store
 from sandbox.throttle import LoginThrottle
 
 log = logging.getLogger("mailsandbox.smtp")
@@ -58,6 +58,7 @@ class SmtpStats:
     accepted_size: int = 0
     rejected: int = 0
     errors: int = 0
+    ignored: int = 0  # duplicates of a stored Message-ID (--ignore-duplicate-ids): answered 250, not stored
 
 
 @dataclass
@@ -82,16 +83,34 @@ class CaptureHandler:
             smtputf8=txn.smtputf8,
             body_8bit=txn.body_8bit,
         )
+        try:
+            message = await self.capture(env, event.take(), esmtp=event.esmtp)
+        except DuplicateMessage:  # as Mailpit: the client hears success, the copy is dropped
+            return b"250 2.0.0 Ok: duplicate Message-ID ignored\r\n"
+        except Exception:
+            return TEMP_ERROR  # nothing was committed: the client must keep it and retry
+        return f"250 2.0.0 Ok: queued as {message.id}\r\n".encode()
+
+    async def capture(self, env: Envelope, content: list[bytes], via: str = "", esmtp: bool = True) -> StoredMessage:
+        """The one way mail enters (SMTP, the send API): our Received: line, commit, relay hand-off,
+        counted. `via` names a protocol other than SMTP for the Received: line's "with" (`esmtp`: the
+        client said EHLO, not HELO). Raises
+        DuplicateMessage (counted as ignored), or whatever made the commit fail."""
         # The trace line and the content's pieces: the store joins them once (off the loop when large).
-        parts = [self._received(env, event.esmtp, f"{_QUEUE_PREFIX}{next(_queue_numbers):06X}"), *event.take()]
+        queue_id = f"{_QUEUE_PREFIX}{next(_queue_numbers):06X}"
+        parts = [self._received(env, esmtp, queue_id, via), *content]
         size = sum(map(len, parts))
         try:
             local, queued = (list(env.rcpt_tos), []) if self.relay is None else self.relay.split(env.rcpt_tos)
             message = await self.store.add_message(parts, env, deliver_to=local, queue=queued)
+        except DuplicateMessage as exc:
+            log.info("ignored a duplicate of Message-ID %s", exc.message_id)
+            self.stats.ignored += 1
+            raise
         except Exception:
             log.exception("storing a message failed")
             self.stats.errors += 1
-            return TEMP_ERROR  # nothing was committed: the client must keep it and retry
+            raise
         if self.relay is not None and queued:
             try:  # committed, with its queue rows: the relay's next pass finds it even if this hand-off fails
                 self.relay.accepted(message, queued)
@@ -99,11 +118,11 @@ class CaptureHandler:
                 log.exception("handing a message to the relay failed")
         self.stats.accepted += 1
         self.stats.accepted_size += size
-        return f"250 2.0.0 Ok: queued as {message.id}\r\n".encode()
+        return message
 
-    def _received(self, env: Envelope, esmtp: bool, queue_id: str) -> bytes:
+    def _received(self, env: Envelope, esmtp: bool, queue_id: str, via: str = "") -> bytes:
         # RFC 5321 §4.4: the trace line every MTA prepends; "with" per RFC 3848 and RFC 6531 §3.7.3.
-        protocol = with_protocol(esmtp=esmtp, tls=env.tls, auth=bool(env.auth_user), utf8=env.smtputf8)
+        protocol = via or with_protocol(esmtp=esmtp, tls=env.tls, auth=bool(env.auth_user), utf8=env.smtputf8)
         host = env.peer.rpartition(":")[0].strip("[]")
         rcpt = env.rcpt_tos[0] if len(env.rcpt_tos) == 1 else None
         return received_line(helo=env.helo, address=host, client_name=host or "unknown", by=self.hostname,

@@ -33,6 +33,14 @@ class NoSuchMessage(StoreError):
     pass
 
 
+class DuplicateMessage(StoreError):
+    """add_message on a store that ignores duplicate Message-IDs: one with this Message-ID is stored."""
+
+    def __init__(self, message_id: str) -> None:
+        super().__init__(f"a message with Message-ID {message_id} is already stored")
+        self.message_id = message_id
+
+
 FlagMode = Literal["set", "add", "remove"]
 
 
@@ -92,7 +100,9 @@ class Store(Protocol):
         recipient). Returns after commit. `deliver_to=[]` stores without delivering (the relay
         delivers later with `deliver`); `queue` recipients enter the relay's queue in the same
         transaction, so a 250 never leaves a queued recipient behind. `raw` may come as its pieces in
-        order, a list this call empties: a large message is joined once, off the loop, and not held twice."""
+        order, a list this call empties: a large message is joined once, off the loop, and not held twice.
+        Raises DuplicateMessage, storing nothing, when the store ignores duplicate Message-IDs and one with
+        the same Message-ID is already stored (or is in the same group commit)."""
         ...
 
     async def deliver(
@@ -130,6 +140,11 @@ class Store(Protocol):
 
     async def delete(self, ids: Sequence[str] | None) -> int:
         """Delete these messages everywhere (None: all). Returns how many went."""
+        ...
+
+    async def prune_before(self, cutoff: float, limit: int = 500) -> int:
+        """Delete at most `limit` of the messages received before `cutoff`, in one transaction of its
+        own; returns how many went (fewer than `limit`: none older are left)."""
         ...
 
     async def set_read(self, ids: Sequence[str] | None, read: bool) -> int:

@@ -113,6 +113,10 @@ MIGRATIONS: list[str] = [
         report_json TEXT NOT NULL
     );
     """,
+    # 6: look-ups by Message-ID header (--ignore-duplicate-ids), only over originals that have one.
+    """
+    CREATE INDEX messages_message_id ON messages(message_id) WHERE parent IS NULL AND message_id != '';
+    """,
 ]
 
 

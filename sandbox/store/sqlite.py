@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import collections
 import contextlib
+import dataclasses
 import functools
 import json
 import secrets
@@ -13,8 +15,8 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from sandbox import mime
 from sandbox.clock import Clock, SystemClock
 from sandbox.events import Event, EventBus, MailboxChanged, MessagesDeleted, MessageStored, MessagesUpdated
 from sandbox.models import Address, Envelope, MailEntry, StoredMessage, Summary
-from sandbox.store import MailboxStat, NoSuchMessage, Page, normalize_user
+from sandbox.store import DuplicateMessage, MailboxStat, NoSuchMessage, Page, normalize_user
 from sandbox.store._auth import AuthMixin
 from sandbox.store._mailbox import MailboxMixin, deliver_entries, deliver_entry
 from sandbox.store._queue import QueueMixin
@@ -266,8 +268,12 @@ def delete_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[Event]:
             ).fetchall()
         )
         ids.extend(r[0] for r in conn.execute(f"SELECT id FROM messages WHERE rowid IN ({marks})", chunk))
-        every = [r[0] for r in conn.execute(
-            f"SELECT rowid FROM messages WHERE rowid IN ({marks}) OR parent IN ({marks})", chunk + chunk)]
+        every = [
+            r[0]
+            for r in conn.execute(
+                f"SELECT rowid FROM messages WHERE rowid IN ({marks}) OR parent IN ({marks})", chunk + chunk
+            )
+        ]
         emarks = ",".join("?" * len(every))
         conn.execute(f"DELETE FROM entries WHERE message IN ({emarks})", every)
         conn.execute(
@@ -279,9 +285,9 @@ def delete_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[Event]:
         conn.execute(f"DELETE FROM messages_fts WHERE rowid IN ({marks})", chunk)
         conn.execute(f"DELETE FROM messages WHERE parent IN ({marks})", chunk)
         conn.execute(f"DELETE FROM messages WHERE rowid IN ({marks})", chunk)
-        idmarks = ",".join("?" * len(ids[-len(chunk):]))
-        conn.execute(f"DELETE FROM queue WHERE message IN ({idmarks})", ids[-len(chunk):])
-        conn.execute(f"DELETE FROM attempts WHERE message IN ({idmarks})", ids[-len(chunk):])
+        idmarks = ",".join("?" * len(ids[-len(chunk) :]))
+        conn.execute(f"DELETE FROM queue WHERE message IN ({idmarks})", ids[-len(chunk) :])
+        conn.execute(f"DELETE FROM attempts WHERE message IN ({idmarks})", ids[-len(chunk) :])
     events.append(MessagesDeleted(tuple(ids)))
     events.extend(MailboxChanged(u, f) for u, f in sorted(folders))
     return events
@@ -290,26 +296,61 @@ def delete_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[Event]:
 class _Add:
     """One add_message request. The writer runs a batch's consecutive ones together (`group`)."""
 
-    __slots__ = ("created", "defer_checkpoint", "envelope", "queue", "raw", "summary", "users")
+    __slots__ = ("created", "dedupe", "defer_checkpoint", "envelope", "queue", "raw", "summary", "users")
 
     def __init__(
         self, raw: bytes, summary: Summary, envelope: Envelope, created: float, users: tuple[str, ...],
-        queue: tuple[str, ...],
+        queue: tuple[str, ...], dedupe: bool = False,
     ) -> None:  # fmt: skip
         self.raw: bytes | StagedRaw = raw
         self.summary, self.envelope, self.created = summary, envelope, created
         self.users, self.queue = users, queue  # users: normalized, each once
         self.defer_checkpoint = len(raw) >= LARGE_RAW
+        self.dedupe = dedupe and bool(summary.message_id)  # skip it if its Message-ID is already stored
 
-    def __call__(self, conn: sqlite3.Connection) -> tuple[StoredMessage, list[Event]]:
+    def __call__(self, conn: sqlite3.Connection) -> tuple[StoredMessage | None, list[Event]]:
         return _write_adds(conn, [self])[0]
 
     @staticmethod
-    def group(conn: sqlite3.Connection, adds: list[_Add]) -> list[tuple[StoredMessage, list[Event]]]:
+    def group(conn: sqlite3.Connection, adds: list[_Add]) -> list[tuple[StoredMessage | None, list[Event]]]:
         return _write_adds(conn, adds)
 
 
-def _write_adds(conn: sqlite3.Connection, adds: list[_Add]) -> list[tuple[StoredMessage, list[Event]]]:
+def _duplicates(conn: sqlite3.Connection, adds: list[_Add]) -> set[int]:
+    """Which of `adds` (by index) carry a Message-ID already stored, or one an earlier add of the batch has."""
+    wanted = [a.summary.message_id for a in adds if a.dedupe]
+    if not wanted:
+        return set()
+    seen: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = conn.execute(
+            "SELECT message_id FROM messages WHERE parent IS NULL AND message_id != '' AND message_id IN"
+            f" ({','.join('?' * len(chunk))})",
+            chunk,
+        )
+        seen.update(r[0] for r in rows)
+    skip: set[int] = set()
+    for i, a in enumerate(adds):
+        if a.dedupe:
+            if a.summary.message_id in seen:
+                skip.add(i)
+            seen.add(a.summary.message_id)
+    return skip
+
+
+def _stored(message: StoredMessage | None, add: _Add) -> StoredMessage:
+    if message is None:
+        raise DuplicateMessage(add.summary.message_id)
+    return message
+
+
+def _write_adds(conn: sqlite3.Connection, adds: list[_Add]) -> list[tuple[StoredMessage | None, list[Event]]]:
+    skip = _duplicates(conn, adds)
+    if skip:  # the duplicates answer None; the others are written as usual, in their order
+        kept = [a for i, a in enumerate(adds) if i not in skip]
+        written = iter(_write_adds(conn, kept) if kept else [])
+        return [(None, []) if i in skip else next(written) for i in range(len(adds))]
     ids = insert_messages(conn, [(a.raw, a.summary, a.envelope, a.created, None) for a in adds])
     pairs = list(zip(adds, ids, strict=True))
     deliver_entries(conn, [(user, "INBOX", rowid, rowid, "", a.created) for a, (rowid, _) in pairs for user in a.users])
@@ -318,7 +359,7 @@ def _write_adds(conn: sqlite3.Connection, adds: list[_Add]) -> list[tuple[Stored
         conn.executemany(
             "INSERT OR IGNORE INTO queue (message, recipient, next_attempt, first_attempt) VALUES (?,?,?,?)", queued
         )
-    out: list[tuple[StoredMessage, list[Event]]] = []
+    out: list[tuple[StoredMessage | None, list[Event]]] = []
     for a, (rowid, mid) in pairs:
         message = StoredMessage(
             id=mid, rowid=rowid, created=a.created, summary=a.summary, envelope=a.envelope, read=False,
@@ -338,6 +379,7 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         clock: Clock | None = None,
         max_messages: int = 0,
         durable: bool = False,
+        ignore_duplicate_ids: bool = False,
     ) -> None:
         self._tempdir: str | None = None
         # WAL + NORMAL: a commit has been written to the WAL file before COMMIT returns, so it survives
@@ -354,6 +396,7 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         self.bus = bus or EventBus()
         self.clock = clock or SystemClock()
         self.max_messages = max_messages
+        self.ignore_duplicate_ids = ignore_duplicate_ids
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -434,15 +477,17 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
             add = await loop.run_in_executor(self._summarizer, self._add_fn, raw, envelope, deliver_to,
                                              received_at, queue)  # fmt: skip
         if size < LARGE_RAW:
-            message: StoredMessage = await self._write(add)
-            return message
+            message: StoredMessage | None = await self._write(add)
+            return _stored(message, add)
         stage = await self._stage(add)
         try:
             message = await self._write(add)
         except BaseException:
             await self._discard(stage)
             raise
-        return message
+        if message is None:  # a duplicate: its chunks were never adopted
+            await self._discard(stage)
+        return _stored(message, add)
 
     async def _stage(self, add: _Add) -> int:
         """Commit a large message's bytes as chunks, one transaction each, and point `add` at them."""
@@ -467,12 +512,33 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
             await asyncio.shield(self._write(_RawWrite(functools.partial(discard_stage, stage=stage))))
 
     def add_message_sync(
-        self, raw: bytes | builtins.list[bytes], envelope: Envelope, deliver_to: Sequence[str] | None = None,
+        self,
+        raw: bytes | builtins.list[bytes],
+        envelope: Envelope,
+        deliver_to: Sequence[str] | None = None,
         received_at: float | None = None,
     ) -> StoredMessage:
         """For bulk loads and benchmarks outside a loop."""
-        result: StoredMessage = self._write_sync(self._add_fn(raw, envelope, deliver_to, received_at))
-        return result
+        add = self._add_fn(raw, envelope, deliver_to, received_at)
+        return _stored(self._write_sync(add), add)
+
+    def add_messages_sync(
+        self,
+        items: Iterable[tuple[bytes, Envelope] | tuple[bytes, Envelope, float | None]],
+        window: int = 256,
+    ) -> Iterator[StoredMessage | None]:
+        """For bulk loads outside a loop: (raw, envelope[, received_at]) items, up to `window` in flight so
+        the writer commits them in groups; yields each message in order (None for an ignored duplicate).
+        An envelope without sender or recipients takes them from the message's From, To, Cc and Bcc.
+        `items` is read lazily, so a stream of messages is never all in memory."""
+        pending: collections.deque[Future[Any]] = collections.deque()
+        for raw, envelope, *when in items:
+            received = when[0] if when else None
+            pending.append(self._writer.submit(self._add_fn(raw, envelope, None, received, (), True)))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
     def _add_fn(
         self,
@@ -481,13 +547,21 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         deliver_to: Sequence[str] | None,
         received_at: float | None,
         queue: Sequence[str] = (),
+        from_headers: bool = False,
     ) -> _Add:
         if not isinstance(raw, bytes):  # pieces: joined once (a large join releases the GIL), then let go
             parts, raw = raw, b"".join(raw)
             parts.clear()
         created = received_at if received_at is not None else self.clock.now()
+        summary = mime.summarize(raw)
+        if from_headers:  # a bulk load: what the envelope leaves out, as the headers give it
+            people = tuple(dict.fromkeys(a.address for a in (*summary.to, *summary.cc, *summary.bcc)))
+            sender = envelope.mail_from or (summary.from_.address if summary.from_ else "")
+            envelope = dataclasses.replace(envelope, mail_from=sender, rcpt_tos=envelope.rcpt_tos or people)
         users = (normalize_user(u) for u in (envelope.rcpt_tos if deliver_to is None else deliver_to))
-        return _Add(raw, mime.summarize(raw), envelope, created, tuple(dict.fromkeys(users)), tuple(queue))
+        return _Add(
+            raw, summary, envelope, created, tuple(dict.fromkeys(users)), tuple(queue), self.ignore_duplicate_ids
+        )
 
     async def deliver(
         self, message_id: str, user: str, folder: str = "INBOX", prefix: bytes = b"", suffix: bytes = b""
@@ -527,6 +601,17 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         ).fetchall()
         return delete_rows(conn, [r[0] for r in rows])
 
+    async def prune_before(self, cutoff: float, limit: int = 500) -> int:
+        def write(conn: sqlite3.Connection) -> tuple[int, list[Event]]:
+            rows = conn.execute(
+                "SELECT rowid FROM messages WHERE parent IS NULL AND created < ? ORDER BY created, rowid LIMIT ?",
+                (cutoff, limit),
+            ).fetchall()
+            return len(rows), delete_rows(conn, [r[0] for r in rows]) if rows else []
+
+        result: int = await self._write(write)
+        return result
+
     # -- reading ---------------------------------------------------------------
     def _rowid(self, message_id: str) -> int | None:
         if message_id == "latest":
@@ -560,8 +645,7 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
     def _page(self, where: str, params: list[Any], start: int, limit: int, user: str | None) -> Page:
         if user:
             where += (
-                " AND m.rowid IN (SELECT e.root FROM entries e JOIN folders f ON f.id = e.folder_id"
-                " WHERE f.user = ?)"
+                " AND m.rowid IN (SELECT e.root FROM entries e JOIN folders f ON f.id = e.folder_id WHERE f.user = ?)"
             )
             params = [*params, normalize_user(user)]
         db = self._db
@@ -620,8 +704,7 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         params = list(params)
         if user:
             where += (
-                " AND m.rowid IN (SELECT e.root FROM entries e JOIN folders f ON f.id = e.folder_id"
-                " WHERE f.user = ?)"
+                " AND m.rowid IN (SELECT e.root FROM entries e JOIN folders f ON f.id = e.folder_id WHERE f.user = ?)"
             )
             params.append(normalize_user(user))
         with self._search_budget():

@@ -198,3 +198,17 @@ def test_queue_retry_now_and_drop(world: World) -> None:
     assert world.mailbox("alice@sender.test") == []  # dropping sends no bounce
     assert world.api("DELETE", f"/api/sandbox/queue/{second}").status_code == 404
     assert world.api("POST", f"/api/sandbox/queue/{second}/retry").status_code == 404
+
+
+def test_the_send_api_takes_the_relay_path(world: World) -> None:
+    # POST /api/v1/send mail goes where SMTP mail goes: local recipients at once, the rest through the MX.
+    answer = world.ok("POST", "/api/v1/send", json={
+        "From": {"Email": "alice@sender.test"}, "To": [{"Email": "local@anywhere.example"}],
+        "Bcc": ["bob@single.test"], "Subject": "via the API", "Text": "Hi",
+    })  # fmt: skip
+    world.settle()
+    assert len(world.mailbox("local@anywhere.example")) == 1
+    [relayed] = world.mailbox("bob@single.test")
+    assert relayed["Subject"] == "via the API" and relayed["Bcc"] is None
+    hosts = {t["Recipient"]: t["Host"] for t in world.trace(answer["ID"])}
+    assert hosts == {"local@anywhere.example": "mailsandbox.local", "bob@single.test": "mx.single.test"}

@@ -16,6 +16,8 @@ from sandbox.store.sqlite import SqliteStore
 from web.auth_api import auth_routes
 from web.openapi import OPENAPI_PATH, document
 from web.relay_api import relay_routes
+from web.send_api import Outgoing, send_routes
+from web.workers import Workers
 
 
 def _shape(path: str) -> str:
@@ -33,9 +35,14 @@ async def _reset() -> None:
     return None
 
 
+async def _submit(outgoing: Outgoing, peer: str) -> str:
+    return ""
+
+
 def test_every_route_is_documented(store: SqliteStore) -> None:
     relay = relay_routes(store=store, relay=None, zone=None, clock=ManualClock())
-    extra = [*relay, *auth_routes(None)]  # type: ignore[arg-type]  # the routes only, never called
+    send = send_routes(_submit, Workers(), 0)
+    extra = [*relay, *auth_routes(None), *send]  # type: ignore[arg-type]  # the routes only, never called
     app = web.app.create_app(store, EventBus(), info=dict, reset=_reset, extra_routes=extra)
     served = {_shape(r.path) for r in app.routes if isinstance(r, Route | WebSocketRoute) and r.path != "/"}
     documented = {_shape(p) for p in document()["paths"]}

@@ -129,6 +129,9 @@ const checks = {
     const sent = await mailpit.sendMessage({ From: { Email: "api@example.test" }, To: [{ Email: "to@example.test" }],
       Subject: "Sent through the API" });
     check(typeof sent.ID === "string", "an ID");
+    const stored = await mailpit.getMessageSummary(sent.ID);
+    check(stored.Subject === "Sent through the API" && stored.To[0].Address === "to@example.test", "stored as sent");
+    check((await mailpit.deleteMessages({ IDs: [sent.ID] })) === "ok", "and deleted again: the corpus stays as it was");
   },
   async listMessages() {
     const page = await mailpit.listMessages(1, 2);

@@ -1,0 +1,42 @@
+"""Reading a database file read-only, oldest first, for `mailsandbox dump`: never migrates or writes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox.store.sqlite import read_raw
+
+
+@dataclass(frozen=True)
+class Exported:
+    id: str
+    created: float  # when the sandbox received it (epoch seconds)
+    mail_from: str  # the envelope sender
+    raw: bytes
+
+
+def read_only(path: str | Path) -> Iterator[Exported]:
+    """Every message (no relay copies) of the database at `path`, oldest first, one in memory at a time."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no database at {path}")
+    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        if int(conn.execute("PRAGMA user_version").fetchone()[0]) < 1:
+            raise ValueError(f"{path} is not a Mailsandbox database")
+        rows = conn.execute(
+            "SELECT m.id, m.created, m.envelope_json, r.raw, r.chunks FROM messages m"
+            " JOIN message_raw r ON r.rowid = m.rowid WHERE m.parent IS NULL ORDER BY m.created, m.rowid"
+        )
+        reader = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)  # for chunked bytes
+        try:
+            for mid, created, envelope, raw, chunks in rows:
+                sender = str(json.loads(envelope).get("mail_from", "")) if envelope else ""
+                yield Exported(mid, float(created), sender, read_raw(reader, raw, chunks))
+        finally:
+            reader.close()
+    finally:
+        conn.close()
