@@ -29,12 +29,16 @@ test-python:
 	$(OTHER)/bin/pip install -q -e '.[test,examples]'
 	$(OTHER)/bin/pytest -n 2 --dist loadfile -m "not docker and not browser"
 
+# .lint/mailsandbox: the folders linked in their installed shape (sandbox/ is mailsandbox, web/ and
+# pytest_plugin/ inside it), for mypy, which follows no import hooks.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sandbox web pytest_plugin tests bench examples
+	rm -rf .lint && mkdir -p .lint/mailsandbox
+	for f in sandbox/* web pytest_plugin; do ln -s "$(CURDIR)/$$f" .lint/mailsandbox/; done
 	$(VENV)/bin/mypy
-	MYPYPATH=tests/plugin $(VENV)/bin/mypy --strict --explicit-package-bases tests
+	MYPYPATH=.lint:tests/plugin $(VENV)/bin/mypy --strict --explicit-package-bases tests
 	# each example is a project of its own (its modules import one another by their plain names)
-	for d in examples/*/; do MYPYPATH=$$d $(VENV)/bin/mypy --strict --explicit-package-bases $$d || exit 1; done
+	for d in examples/*/; do MYPYPATH=.lint:$$d $(VENV)/bin/mypy --strict --explicit-package-bases $$d || exit 1; done
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/smtp_bench.py

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from smtp_bench import message, scenario, start_sandbox
 
-from sandbox.auth.keys import generate_key
+from mailsandbox.auth.keys import generate_key
 
 
 def api(http_port: int, method: str, path: str, body: object = None) -> object:

@@ -34,8 +34,8 @@ BIG = "<html><body><table>" + "".join(ROW.format(i) for i in range(8000)) + "</t
 
 SERVER = r"""
 import asyncio, sys
-from sandbox.app import Sandbox
-from sandbox.config import Config, Listen
+from mailsandbox.app import Sandbox
+from mailsandbox.config import Config, Listen
 async def main():
     zero = Listen("127.0.0.1", 0)
     sandbox = Sandbox(Config(smtp=zero, http=zero, pop3=None, imap=None, dns=None, relay=False,

@@ -26,7 +26,7 @@ sys.path.append(str(Path(__file__).resolve().parent.parent))  # last: PYTHONPATH
 
 import dns.message
 
-from sandbox.app import SandboxThread
+from mailsandbox.app import SandboxThread
 from tests.conftest import LoopWatch, free_config, probe
 
 

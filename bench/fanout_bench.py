@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # last: PYTHONPATH can name another checkout
 
-from sandbox.models import Envelope
-from sandbox.store import _mailbox
-from sandbox.store.sqlite import SqliteStore
+from mailsandbox.models import Envelope
+from mailsandbox.store import _mailbox
+from mailsandbox.store.sqlite import SqliteStore
 
 original_allocation = _mailbox._new_uidvalidity
 RAW = b"From: a@example.test\r\nTo: list@example.test\r\nSubject: fan-out\r\n\r\nhello\r\n"

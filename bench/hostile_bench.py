@@ -25,7 +25,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sandbox.app import Sandbox, SandboxThread  # noqa: E402
+from mailsandbox.app import Sandbox, SandboxThread  # noqa: E402
 from tests.conftest import LoopWatch, free_config  # noqa: E402
 
 

@@ -28,8 +28,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sandbox.app import SandboxThread  # noqa: E402
-from sandbox.models import Envelope  # noqa: E402
+from mailsandbox.app import SandboxThread  # noqa: E402
+from mailsandbox.models import Envelope  # noqa: E402
 from tests.conftest import LoopWatch, free_config  # noqa: E402
 
 ENV = Envelope(mail_from="a@example.test", rcpt_tos=("b@example.test",), peer="", helo="")

@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from sandbox.mailfiles import read_mbox, write_mbox_message
-from sandbox.models import Envelope
-from sandbox.store.sqlite import SqliteStore
+from mailsandbox.mailfiles import read_mbox, write_mbox_message
+from mailsandbox.models import Envelope
+from mailsandbox.store.sqlite import SqliteStore
 
 
 def build(path: Path, count: int, size: int) -> None:

@@ -2,7 +2,7 @@
 at once, and small-message throughput, for the sandbox and, in the same run, a baseline aiosmtpd whose
 handler stores nothing.
 
-The sandbox runs as its own process (`python -m sandbox serve`, SQLite store on disk: every 250 is
+The sandbox runs as its own process (`python -m mailsandbox serve`, SQLite store on disk: every 250 is
 committed first); peak RSS is the server process's VmHWM from /proc. Each large message is a text part and
 a random binary attachment in base64.
 

@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # last: PYTHONPATH can name another checkout
 
-from sandbox.app import SandboxThread
+from mailsandbox.app import SandboxThread
 from tests.conftest import free_config
 
 

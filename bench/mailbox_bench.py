@@ -48,7 +48,7 @@ WORDS = (
 
 
 def imap_available() -> bool:
-    return importlib.util.find_spec("sandbox.servers.imap") is not None
+    return importlib.util.find_spec("mailsandbox.servers.imap") is not None
 
 
 # -- the mailbox --------------------------------------------------------------------------------
@@ -78,8 +78,8 @@ def make_messages(count: int, seed: int = 4) -> list[bytes]:
 
 
 def load_store(db: Path, messages: list[bytes]) -> None:
-    from sandbox.models import Envelope
-    from sandbox.store.sqlite import SqliteStore
+    from mailsandbox.models import Envelope
+    from mailsandbox.store.sqlite import SqliteStore
 
     async def load() -> None:
         store = SqliteStore(str(db), durable=False)
@@ -109,8 +109,8 @@ def write_maildir(root: Path, messages: list[bytes]) -> None:
 
 def serve(db: str) -> None:
     """Child process: serve the loaded store until stdin closes; print the ports first."""
-    from sandbox.servers.pop3 import start_pop3
-    from sandbox.store.sqlite import SqliteStore
+    from mailsandbox.servers.pop3 import start_pop3
+    from mailsandbox.store.sqlite import SqliteStore
 
     async def main() -> None:
         store = SqliteStore(db, durable=False)
@@ -118,7 +118,7 @@ def serve(db: str) -> None:
         pop3 = await start_pop3("127.0.0.1", 0, store)
         ports["pop3"] = pop3.sockets[0].getsockname()[1]
         if imap_available():
-            imap = importlib.import_module("sandbox.servers.imap")  # arrives with the IMAP work
+            imap = importlib.import_module("mailsandbox.servers.imap")  # arrives with the IMAP work
             start_imap: Callable[..., Any] = imap.start_imap
             kwargs = {"bus": store.bus} if "bus" in inspect.signature(start_imap).parameters else {}
             server = await start_imap("127.0.0.1", 0, store, **kwargs)

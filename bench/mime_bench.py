@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from sandbox import mime
+from mailsandbox import mime
 
 
 def build(size: int) -> bytes:

@@ -162,7 +162,7 @@ def cpu_seconds(pid: int) -> float:
 def start_sandbox(data_dir: str, extra: list[str]) -> tuple[subprocess.Popen[str], int, int]:
     smtp_port, http_port = free_port(), free_port()
     proc = subprocess.Popen(
-        [sys.executable, *os.environ.get("BENCH_SERVER_PREFIX", "-m sandbox").split(), "serve",
+        [sys.executable, *os.environ.get("BENCH_SERVER_PREFIX", "-m mailsandbox").split(), "serve",
          "--smtp", f"127.0.0.1:{smtp_port}",
          "--http", f"127.0.0.1:{http_port}", "--pop3", "off", "--imap", "off", "--dns", "off",
          "--data-dir", data_dir, *extra],

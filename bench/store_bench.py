@@ -28,8 +28,8 @@ sys.path.append(str(Path(__file__).resolve().parent.parent))  # last: PYTHONPATH
 
 from smtp_bench import message as smtp_message  # bench/ is sys.path[0]
 
-from sandbox.models import Envelope
-from sandbox.store.sqlite import SqliteStore
+from mailsandbox.models import Envelope
+from mailsandbox.store.sqlite import SqliteStore
 
 
 def message(size: int) -> bytes:

@@ -33,8 +33,8 @@ from websockets.sync.client import connect
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sandbox.models import Envelope  # noqa: E402
-from sandbox.store.sqlite import SqliteStore  # noqa: E402
+from mailsandbox.models import Envelope  # noqa: E402
+from mailsandbox.store.sqlite import SqliteStore  # noqa: E402
 
 WORDS = (
     "invoice order shipping account password reset welcome newsletter report meeting update security "
@@ -53,31 +53,31 @@ BODY_CUM_WEIGHTS = list(itertools.accumulate(1 / (rank + 1) for rank in range(le
 SERVER = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-import web.app
+import mailsandbox.web.app
 from starlette.routing import Route, WebSocketRoute
-original = web.app.create_app
+original = mailsandbox.web.app.create_app
 def create_app(store, bus, **kwargs):
     app = original(store, bus, **kwargs)
     if "/api/events" not in {getattr(r, "path", None) for r in app.routes}:  # until create_app mounts them
-        from web.security import SecurityHeaders
-        from web.ui import web_routes
+        from mailsandbox.web.security import SecurityHeaders
+        from mailsandbox.web.ui import web_routes
         app.router.routes.extend(web_routes(store, bus))
         app.add_middleware(SecurityHeaders)
     return app
-web.app.create_app = create_app
+mailsandbox.web.app.create_app = create_app
 import socket
-import sandbox.app
-bind = sandbox.app._bind_tcp
+import mailsandbox.app
+bind = mailsandbox.app._bind_tcp
 def bind_nodelay(listen):
     # A socket made with proto 0 misses asyncio's automatic TCP_NODELAY; without it every keep-alive
     # response waits ~40 ms for the client's delayed ACK (Nagle). Set here until _bind_tcp does it.
     sock = bind(listen)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
-sandbox.app._bind_tcp = bind_nodelay
+mailsandbox.app._bind_tcp = bind_nodelay
 from pathlib import Path
-from sandbox.app import SandboxThread
-from sandbox.config import Config, Listen
+from mailsandbox.app import SandboxThread
+from mailsandbox.config import Config, Listen
 zero = Listen("127.0.0.1", 0)
 db = Path(sys.argv[2])
 thread = SandboxThread(Config(smtp=zero, http=zero, pop3=None, imap=None, dns=None, relay=False,

@@ -6,13 +6,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pytest_plugin.auth import AuthResults, Verdict
-    from pytest_plugin.checks import HtmlCheck, LinkCheck, SpamCheck
-    from pytest_plugin.controls import ClockControl, DnsControl, HostsControl
-    from pytest_plugin.filters import MailFilter
-    from pytest_plugin.handle import SandboxHandle
-    from pytest_plugin.message import Attachment, CapturedMessage, Headers, Hop
-    from pytest_plugin.outbox import MailAssertionError, Outbox
+    from mailsandbox.pytest_plugin.auth import AuthResults, Verdict
+    from mailsandbox.pytest_plugin.checks import HtmlCheck, LinkCheck, SpamCheck
+    from mailsandbox.pytest_plugin.controls import ClockControl, DnsControl, HostsControl
+    from mailsandbox.pytest_plugin.filters import MailFilter
+    from mailsandbox.pytest_plugin.handle import SandboxHandle
+    from mailsandbox.pytest_plugin.message import Attachment, CapturedMessage, Headers, Hop
+    from mailsandbox.pytest_plugin.outbox import MailAssertionError, Outbox
 
 __all__ = [
     "Attachment",
@@ -58,5 +58,5 @@ _HOMES = {
 def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
-        raise AttributeError(f"module 'pytest_plugin' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"pytest_plugin.{home}"), name)
+        raise AttributeError(f"module 'mailsandbox.pytest_plugin' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"mailsandbox.pytest_plugin.{home}"), name)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_plugin._http import ApiClient
+from mailsandbox.pytest_plugin._http import ApiClient
 
 RecordSpec = Mapping[str, Any] | Sequence[Any]
 _DIRECTIVE = re.compile(r"^\$(ORIGIN|TTL)[ \t]+(\S+)", re.IGNORECASE)

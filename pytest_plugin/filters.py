@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_plugin.message import CapturedMessage
+from mailsandbox.pytest_plugin.message import CapturedMessage
 
 TextSpec = str | re.Pattern[str]
 AddressSpec = str | re.Pattern[str] | Iterable[str]

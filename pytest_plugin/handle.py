@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pytest_plugin._http import ApiClient, SandboxApiError
-from pytest_plugin.auth import AuthResults
-from pytest_plugin.controls import ClockControl, DnsControl, HostsControl, RecordSpec, zone_records
-from pytest_plugin.message import CapturedMessage, Hop
-from pytest_plugin.outbox import Outbox
+from mailsandbox.pytest_plugin._http import ApiClient, SandboxApiError
+from mailsandbox.pytest_plugin.auth import AuthResults
+from mailsandbox.pytest_plugin.controls import ClockControl, DnsControl, HostsControl, RecordSpec, zone_records
+from mailsandbox.pytest_plugin.message import CapturedMessage, Hop
+from mailsandbox.pytest_plugin.outbox import Outbox
 
 if TYPE_CHECKING:
-    from sandbox import Config, SandboxThread
+    from mailsandbox import Config, SandboxThread
 
 DEFAULT_SMTP_PORT = 1025  # the CLI's default, used when a remote sandbox does not say where it listens
 _UNSPECIFIED = ("", "0.0.0.0", "::", "[::]")  # noqa: S104 - names to replace, not to bind
@@ -74,7 +74,7 @@ class SandboxHandle:
     @classmethod
     def start(cls, config: Config, *, timeout: float = 5.0) -> SandboxHandle:
         """Start a sandbox in this process, on its own loop in a thread."""
-        from sandbox import SandboxThread
+        from mailsandbox import SandboxThread
 
         began = time.perf_counter()
         if config.ui_auth_file is not None and not config.api_token:

@@ -12,9 +12,9 @@ from functools import cached_property
 from html.parser import HTMLParser
 from typing import Any
 
-from pytest_plugin.auth import AuthResults
-from pytest_plugin.checks import HtmlCheck, LinkCheck, SpamCheck
-from sandbox import mime
+from mailsandbox import mime
+from mailsandbox.pytest_plugin.auth import AuthResults
+from mailsandbox.pytest_plugin.checks import HtmlCheck, LinkCheck, SpamCheck
 
 # A URL in plain text ends at whitespace or at a character that cannot sit unescaped in a URL
 # (RFC 3986 §2; RFC 3986 Appendix C: "<" and ">" or quotes delimit URLs in running text).

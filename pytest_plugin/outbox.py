@@ -7,11 +7,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pytest_plugin.filters import MailFilter
-from pytest_plugin.message import CapturedMessage
+from mailsandbox.pytest_plugin.filters import MailFilter
+from mailsandbox.pytest_plugin.message import CapturedMessage
 
 if TYPE_CHECKING:
-    from pytest_plugin.handle import SandboxHandle
+    from mailsandbox.pytest_plugin.handle import SandboxHandle
 
 PAGE = 200  # messages per listing request
 SHOWN = 20  # messages listed in a failure report

@@ -14,9 +14,9 @@ import pytest
 # The heavy imports (httpx, the sandbox itself) wait until a test asks for a fixture, so merely
 # having the plugin installed costs other projects' test runs nothing.
 if TYPE_CHECKING:
-    from pytest_plugin.handle import SandboxHandle
-    from pytest_plugin.outbox import Outbox
-    from sandbox import Config, SigningKey
+    from mailsandbox import Config, SigningKey
+    from mailsandbox.pytest_plugin.handle import SandboxHandle
+    from mailsandbox.pytest_plugin.outbox import Outbox
 
 MARKER = (
     "mailsandbox(*, zone=None, hosts=None, records=None): for this test only, load zone-file text "
@@ -112,7 +112,7 @@ def mail_sandbox_config(tmp_path_factory: pytest.TempPathFactory) -> Config:
         def mail_sandbox_config(mail_sandbox_config):
             return mail_sandbox_config.replace(zones=["tests/example.zone"], dns_strict=True)
     """
-    from sandbox import Config, Listen
+    from mailsandbox import Config, Listen
 
     free = Listen("127.0.0.1", 0)  # the OS picks the port; the sandbox reports what it bound
     return Config(
@@ -141,7 +141,7 @@ def mail_sandbox(request: pytest.FixtureRequest) -> Iterator[SandboxHandle]:
             mail_sandbox.dns.add("example.test", "MX", "10 mx.example.test")
             mail_sandbox.hosts["mx.example.test"] = "permfail"
     """
-    from pytest_plugin.handle import SandboxHandle
+    from mailsandbox.pytest_plugin.handle import SandboxHandle
 
     config = request.config
     timeout = float(_setting(config, "mailsandbox_timeout") or 5)
@@ -187,7 +187,7 @@ def dkim_key(mail_sandbox: SandboxHandle, request: pytest.FixtureRequest) -> Ite
             msg = outbox.wait_for(subject="Welcome")
             assert msg.auth.dkim == "pass", msg.auth.dkim.reason
     """
-    from sandbox import generate_key
+    from mailsandbox import generate_key
 
     request.getfixturevalue("outbox")  # reset first, so the published keys survive the reset
     published: list[tuple[str, str]] = []

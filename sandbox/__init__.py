@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sandbox.app import Sandbox, SandboxThread
-    from sandbox.auth.keys import SigningKey, generate_key
-    from sandbox.clock import ManualClock
-    from sandbox.config import Config, Listen
-    from sandbox.models import Address, Envelope, StoredMessage
+    from mailsandbox.app import Sandbox, SandboxThread
+    from mailsandbox.auth.keys import SigningKey, generate_key
+    from mailsandbox.clock import ManualClock
+    from mailsandbox.config import Config, Listen
+    from mailsandbox.models import Address, Envelope, StoredMessage
 
 __all__ = [
     "Address",
@@ -25,16 +25,16 @@ __all__ = [
 ]
 
 _HOMES = {
-    "Sandbox": "sandbox.app",
-    "SandboxThread": "sandbox.app",
-    "Config": "sandbox.config",
-    "Listen": "sandbox.config",
-    "ManualClock": "sandbox.clock",
-    "Address": "sandbox.models",
-    "Envelope": "sandbox.models",
-    "StoredMessage": "sandbox.models",
-    "SigningKey": "sandbox.auth.keys",
-    "generate_key": "sandbox.auth.keys",
+    "Sandbox": "mailsandbox.app",
+    "SandboxThread": "mailsandbox.app",
+    "Config": "mailsandbox.config",
+    "Listen": "mailsandbox.config",
+    "ManualClock": "mailsandbox.clock",
+    "Address": "mailsandbox.models",
+    "Envelope": "mailsandbox.models",
+    "StoredMessage": "mailsandbox.models",
+    "SigningKey": "mailsandbox.auth.keys",
+    "generate_key": "mailsandbox.auth.keys",
 }
 
 

@@ -1,7 +1,7 @@
-"""python -m sandbox -> the mailsandbox command."""
+"""python -m mailsandbox -> the mailsandbox command."""
 
 import sys
 
-from sandbox.cli import main
+from mailsandbox.cli import main
 
 sys.exit(main())

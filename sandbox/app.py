@@ -17,18 +17,18 @@ from typing import Any
 
 import uvicorn
 
-from sandbox.clock import ManualClock
-from sandbox.config import Config, Listen
-from sandbox.events import EventBus
-from sandbox.servers._limits import ConnectionLimiter, RateLimitedLog, install_loop_error_throttle, raise_fd_limit
-from sandbox.servers.http import HEADER_TIMEOUT, KEEP_ALIVE_TIMEOUT, MAX_HEAD, bounded_protocol
-from sandbox.servers.smtp import CaptureHandler, SmtpOptions, start_smtp
-from sandbox.servers.websocket import FramesWebSocketProtocol
-from sandbox.startup import database_failed, listen_failed, prepare_data_dir, tls_failed
-from sandbox.store import Store
-from sandbox.store.sqlite import SqliteStore
-from sandbox.throttle import LoginThrottle
-from sandbox.tls import ensure_certificate, server_context
+from mailsandbox.clock import ManualClock
+from mailsandbox.config import Config, Listen
+from mailsandbox.events import EventBus
+from mailsandbox.servers._limits import ConnectionLimiter, RateLimitedLog, install_loop_error_throttle, raise_fd_limit
+from mailsandbox.servers.http import HEADER_TIMEOUT, KEEP_ALIVE_TIMEOUT, MAX_HEAD, bounded_protocol
+from mailsandbox.servers.smtp import CaptureHandler, SmtpOptions, start_smtp
+from mailsandbox.servers.websocket import FramesWebSocketProtocol
+from mailsandbox.startup import database_failed, listen_failed, prepare_data_dir, tls_failed
+from mailsandbox.store import Store
+from mailsandbox.store.sqlite import SqliteStore
+from mailsandbox.throttle import LoginThrottle
+from mailsandbox.tls import ensure_certificate, server_context
 
 log = logging.getLogger("mailsandbox")
 
@@ -214,7 +214,7 @@ class Sandbox:
         await self._start_dns_and_relay()
         self._start_auth()
         if cfg.max_age > 0:
-            from sandbox.retention import Retention
+            from mailsandbox.retention import Retention
 
             self.retention = Retention(self.store, self.clock, cfg.max_age)
             self.retention.start()
@@ -251,8 +251,8 @@ class Sandbox:
         self._record(name, server)
 
     async def _start_dns_and_relay(self) -> None:
-        from sandbox.servers.dns import start_dns
-        from sandbox.zone import Zone
+        from mailsandbox.servers.dns import start_dns
+        from mailsandbox.zone import Zone
 
         cfg = self.config
         # 2. the zone (zone files are read off the loop); a bad file raises ZoneError naming file and line
@@ -270,7 +270,7 @@ class Sandbox:
             self._addresses["dns"] = Listen(*server.address)
 
     def _start_auth(self) -> None:
-        from sandbox.auth.checker import AuthChecker
+        from mailsandbox.auth.checker import AuthChecker
 
         cfg = self.config
         store: Any = self.store  # SqliteStore is also the AuthStore
@@ -279,7 +279,7 @@ class Sandbox:
         self._closers.append(self.auth.stop)
 
     async def _start_relay(self) -> None:
-        from sandbox.relay import Relay
+        from mailsandbox.relay import Relay
 
         cfg = self.config
         if not cfg.relay:
@@ -293,7 +293,7 @@ class Sandbox:
         self._closers.append(self.relay.stop)
 
     async def _start_mailbox_servers(self) -> None:
-        from sandbox.servers.pop3 import start_pop3
+        from mailsandbox.servers.pop3 import start_pop3
 
         cfg = self.config
         # POP3 and IMAP share SMTP's certificate (STLS/STARTTLS on the plain ports) and credentials.
@@ -307,7 +307,7 @@ class Sandbox:
         await self._start_imap()
 
     async def _start_imap(self) -> None:
-        from sandbox.servers.imap import start_imap
+        from mailsandbox.servers.imap import start_imap
 
         cfg = self.config
         for name, listen, implicit in (("imap", cfg.imap, False), ("imap_tls", cfg.imap_tls_port, True)):
@@ -321,9 +321,9 @@ class Sandbox:
     http_header_timeout = HEADER_TIMEOUT  # seconds to send a request head (a test may set it on the instance)
 
     async def _start_http(self, listen: Listen) -> None:
-        from web.app import create_app
-        from web.inputs import body_limit
-        from web.workers import Workers
+        from mailsandbox.web.app import create_app
+        from mailsandbox.web.inputs import body_limit
+        from mailsandbox.web.workers import Workers
 
         try:
             sock = _bind_tcp(listen)
@@ -357,8 +357,8 @@ class Sandbox:
 
     async def _access_policy(self, listen: Listen) -> Any:
         """Who may use the UI and API: the Host names it answers, its users, its token, CORS."""
-        from sandbox.executors import BoundedExecutor
-        from web.access import AccessPolicy, load_users, own_names
+        from mailsandbox.executors import BoundedExecutor
+        from mailsandbox.web.access import AccessPolicy, load_users, own_names
 
         cfg = self.config
         names = [*cfg.allowed_hosts, listen.host]
@@ -374,9 +374,9 @@ class Sandbox:
     def _checks(self) -> tuple[Any, Any, Any]:
         """The HTML checker's process, the link checker (its HTTP client) and, if one is configured, the
         spamd client; the first two are closed at stop."""
-        from sandbox.checks.links import LinkChecker
-        from sandbox.checks.pool import HtmlChecker
-        from sandbox.checks.spam import SpamAssassin
+        from mailsandbox.checks.links import LinkChecker
+        from mailsandbox.checks.pool import HtmlChecker
+        from mailsandbox.checks.spam import SpamAssassin
 
         html_checker = HtmlChecker()
         links = LinkChecker(self.config.allow_internal_http_requests)
@@ -386,15 +386,15 @@ class Sandbox:
 
     def _extra_routes(self, workers: Any) -> list[Any]:
         """Routes of the relay, queue, clock, DNS records, host behaviours, release and the send API."""
-        from sandbox.relay import Releaser
-        from web.relay_api import relay_routes
+        from mailsandbox.relay import Releaser
+        from mailsandbox.web.relay_api import relay_routes
 
         releaser = self.relay
         if releaser is None:
             releaser = Releaser(self.store, self.config.release)
             self._closers.append(releaser.close)
-        from web.auth_api import auth_routes
-        from web.send_api import send_routes
+        from mailsandbox.web.auth_api import auth_routes
+        from mailsandbox.web.send_api import send_routes
 
         routes = relay_routes(
             store=self.store, relay=self.relay, zone=self.zone, clock=self.clock, releaser=releaser, workers=workers
@@ -403,7 +403,7 @@ class Sandbox:
 
     async def _submit(self, outgoing: Any, peer: str) -> str:
         """A message from POST /api/v1/send, captured the way SMTP mail is."""
-        from sandbox.models import Envelope
+        from mailsandbox.models import Envelope
 
         assert self.handler is not None
         envelope = Envelope(mail_from=outgoing.mail_from, rcpt_tos=outgoing.rcpt_tos, peer=peer, helo="api")

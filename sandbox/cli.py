@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox import dump, ingest, sendmail
-from sandbox.config import Config, ConfigError, Listen
+from mailsandbox import dump, ingest, sendmail
+from mailsandbox.config import Config, ConfigError, Listen
 
 
 @dataclass(frozen=True)
@@ -190,9 +190,9 @@ def fail(message: object, code: int = 1) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from sandbox.app import Sandbox
-    from sandbox.startup import StartupError
-    from sandbox.zone import ZoneError
+    from mailsandbox.app import Sandbox
+    from mailsandbox.startup import StartupError
+    from mailsandbox.zone import ZoneError
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
@@ -231,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return serve(args)
     if args.command == "send":
-        from sandbox.send import send
+        from mailsandbox.send import send
 
         return send(args)
     parser.print_help(sys.stderr)

@@ -10,8 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sandbox import mailfiles
-from sandbox.store.export import Exported, read_only
+from mailsandbox import mailfiles
+from mailsandbox.store.export import Exported, read_only
 
 DEFAULT_URL = "http://127.0.0.1:8025"
 PAGE = 1000  # the API's largest page

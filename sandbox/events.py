@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sandbox.models import StoredMessage
+from mailsandbox.models import StoredMessage
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 
-from sandbox import mailfiles
-from sandbox.config import parse_listen
-from sandbox.models import Envelope
+from mailsandbox import mailfiles
+from mailsandbox.config import parse_listen
+from mailsandbox.models import Envelope
 
 DEFAULT_SMTP = "127.0.0.1:1025"
 _HEAD_LIMIT = 256 * 1024  # the header section read for the envelope; a longer one is cut there
@@ -60,7 +60,7 @@ def _needs_headers(message: mailfiles.FileMessage) -> bool:
 
 
 def into_db(path: str, messages: Iterator[mailfiles.FileMessage]) -> int:
-    from sandbox.store.sqlite import SqliteStore
+    from mailsandbox.store.sqlite import SqliteStore
 
     store = SqliteStore(path)
     try:

@@ -7,8 +7,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from sandbox.clock import Clock
-from sandbox.store import Store
+from mailsandbox.clock import Clock
+from mailsandbox.store import Store
 
 log = logging.getLogger("mailsandbox.retention")
 

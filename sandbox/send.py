@@ -13,7 +13,7 @@ from email.policy import default as default_policy
 from email.utils import getaddresses, make_msgid
 from pathlib import Path
 
-from sandbox.config import parse_listen
+from mailsandbox.config import parse_listen
 
 DEFAULT_SENDER = "sender@example.test"
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from email.utils import formataddr, formatdate, getaddresses, make_msgid
 from typing import BinaryIO
 
-from sandbox.config import parse_listen
+from mailsandbox.config import parse_listen
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_NOUSER, EX_UNAVAILABLE, EX_SOFTWARE, EX_TEMPFAIL = 0, 64, 65, 67, 69, 70, 75
 DEFAULT_SERVER = "127.0.0.1:1025"

@@ -8,7 +8,7 @@ import socket
 import sqlite3
 from pathlib import Path
 
-from sandbox.config import Config, Listen
+from mailsandbox.config import Config, Listen
 
 # Listener names as Sandbox records them -> the setting (and flag) that chose the address.
 _SETTING = {"smtp_tls": "smtp_tls_port", "pop3_tls": "pop3_tls_port", "imap_tls": "imap_tls_port"}

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.app import Sandbox, SandboxThread
-from sandbox.config import Config, Listen
+from mailsandbox.app import Sandbox, SandboxThread
+from mailsandbox.config import Config, Listen
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

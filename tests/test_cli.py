@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.app import Sandbox
-from sandbox.cli import build_parser, main
-from sandbox.config import Config
+from mailsandbox.app import Sandbox
+from mailsandbox.cli import build_parser, main
+from mailsandbox.config import Config
 
 
 def test_send_composes_a_message_with_attachment(running_sandbox: Sandbox, tmp_path: Path) -> None:
@@ -66,7 +66,7 @@ def test_serve_reads_config_file_and_environment_and_stops_cleanly(tmp_path: Pat
     config = tmp_path / "sandbox.toml"
     config.write_text('smtp = "127.0.0.1:0"\npop3 = "off"\nimap = "off"\ndns = "off"\n')
     env = {**os.environ, "MAILSANDBOX_HTTP": "127.0.0.1:0", "MAILSANDBOX_DATA_DIR": str(tmp_path / "d")}
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "serve", "--config", str(config)],
+    proc = subprocess.Popen([sys.executable, "-m", "mailsandbox", "serve", "--config", str(config)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
     assert proc.stdout is not None
     lines = []
@@ -91,7 +91,7 @@ def test_serve_reports_a_port_in_use(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         proc = subprocess.run(
-            [sys.executable, "-m", "sandbox", "serve", "--smtp", f"127.0.0.1:{port}", "--http", "off",
+            [sys.executable, "-m", "mailsandbox", "serve", "--smtp", f"127.0.0.1:{port}", "--http", "off",
              "--pop3", "off", "--imap", "off", "--dns", "off", "--data-dir", str(tmp_path)],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
@@ -102,7 +102,7 @@ def test_serve_reports_a_port_in_use(tmp_path: Path) -> None:
 def test_exposed_listeners_without_ui_auth_warn_at_start(
     sandbox_factory: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from sandbox.config import Listen
+    from mailsandbox.config import Listen
 
     caplog.set_level(logging.WARNING, logger="mailsandbox")
     sandbox_factory(smtp=Listen("0.0.0.0", 0), pop3=None, imap=None)
@@ -121,7 +121,7 @@ def test_exposed_listeners_without_ui_auth_warn_at_start(
 def test_a_bad_ui_auth_file_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     users = tmp_path / "users"
     users.write_text("ann:$apr1$salt$hash\n")
-    command = [sys.executable, "-m", "sandbox", "serve", "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0",
+    command = [sys.executable, "-m", "mailsandbox", "serve", "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0",
                "--pop3", "off", "--imap", "off", "--dns", "off", "--db", ":memory:", "--data-dir", str(tmp_path),
                "--ui-auth-file", str(users)]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
@@ -153,7 +153,7 @@ def test_every_flag_has_help_and_shows_its_default(command: str) -> None:
 
 
 def test_every_serve_flag_sets_a_config_field() -> None:
-    from sandbox.cli import SERVE_FLAGS
+    from mailsandbox.cli import SERVE_FLAGS
 
     fields = set(Config.__dataclass_fields__)
     assert {flag.field for flag in SERVE_FLAGS} <= fields

@@ -14,9 +14,9 @@ import httpx
 import pytest
 import trustme
 
-from sandbox.app import Sandbox
+from mailsandbox.app import Sandbox
 
-MAILSANDBOX = [sys.executable, "-m", "sandbox"]
+MAILSANDBOX = [sys.executable, "-m", "mailsandbox"]
 # Every listener off but SMTP on a free port: a serve that wrongly starts is stopped by the timeout.
 QUIET = ["--smtp", "127.0.0.1:0", "--http", "off", "--pop3", "off", "--imap", "off", "--dns", "off"]
 

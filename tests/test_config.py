@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.config import Config, ConfigError, Listen, SettingError, parse_listen
+from mailsandbox.config import Config, ConfigError, Listen, SettingError, parse_listen
 
 
 def test_defaults_are_loopback_and_mailpit_ports() -> None:

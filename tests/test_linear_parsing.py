@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox import mime
-from sandbox.checks import html as html_check
-from sandbox.checks import links as link_check
-from sandbox.html_tokens import Kind, attributes, tokens
-from sandbox.mime import words
-from web.preview import rewrite_html
+from mailsandbox import mime
+from mailsandbox.checks import html as html_check
+from mailsandbox.checks import links as link_check
+from mailsandbox.html_tokens import Kind, attributes, tokens
+from mailsandbox.mime import words
+from mailsandbox.web.preview import rewrite_html
 
 GROWTH = 8
 LIMIT = GROWTH * 4  # linear with room for noise on a shared machine; quadratic is 64
@@ -310,7 +310,7 @@ def test_text_after_an_unclosed_head_is_kept() -> None:
 @settings(max_examples=300, deadline=None)
 @given(html_text, st.integers(16, 64))
 def test_tokens_do_not_depend_on_the_search_window(markup: str, window: int) -> None:
-    import sandbox.html_tokens as html_tokens
+    import mailsandbox.html_tokens as html_tokens
 
     def shape() -> list[tuple[object, ...]]:
         return [(t.kind, t.start, t.end, t.name, t.self_closing, t.closes_raw) for t in tokens(markup)]

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox import mime
-from sandbox.mime import summary, words
-from sandbox.mime._scan import Unsupported, _parse_header_bytes, parse_headers, split_multipart
-from sandbox.models import Address
+from mailsandbox import mime
+from mailsandbox.mime import summary, words
+from mailsandbox.mime._scan import Unsupported, _parse_header_bytes, parse_headers, split_multipart
+from mailsandbox.models import Address
 from tests.servers.test_mime_views import entity
 
 

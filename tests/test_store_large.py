@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.models import Envelope
-from sandbox.store.sqlite import LARGE_RAW, RAW_CHUNK, SqliteStore, start_stage, write_chunk
+from mailsandbox.models import Envelope
+from mailsandbox.store.sqlite import LARGE_RAW, RAW_CHUNK, SqliteStore, start_stage, write_chunk
 
 ENV = Envelope("app@example.test", ("ann@example.test",))
 

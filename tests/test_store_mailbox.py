@@ -6,10 +6,10 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from sandbox.clock import ManualClock
-from sandbox.models import Envelope
-from sandbox.store._schema import MIGRATIONS
-from sandbox.store.sqlite import SqliteStore
+from mailsandbox.clock import ManualClock
+from mailsandbox.models import Envelope
+from mailsandbox.store._schema import MIGRATIONS
+from mailsandbox.store.sqlite import SqliteStore
 
 
 class FrozenClock:

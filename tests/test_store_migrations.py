@@ -6,9 +6,9 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from sandbox.models import Envelope
-from sandbox.store._schema import MIGRATIONS
-from sandbox.store.sqlite import SqliteStore
+from mailsandbox.models import Envelope
+from mailsandbox.store._schema import MIGRATIONS
+from mailsandbox.store.sqlite import SqliteStore
 
 RAW = (
     b"From: a@example.test\r\nTo: b@example.test\r\nSubject: logo\r\nMIME-Version: 1.0\r\n"

@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.clock import ManualClock
-from sandbox.config import Config, parse_duration
-from sandbox.models import Envelope
-from sandbox.retention import Retention
-from sandbox.store import DuplicateMessage
-from sandbox.store.sqlite import SqliteStore
+from mailsandbox.clock import ManualClock
+from mailsandbox.config import Config, parse_duration
+from mailsandbox.models import Envelope
+from mailsandbox.retention import Retention
+from mailsandbox.store import DuplicateMessage
+from mailsandbox.store.sqlite import SqliteStore
 from tests.conftest import probe_during
 
 ENV = Envelope("a@example.test", ("b@example.test",))

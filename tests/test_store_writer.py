@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from sandbox.events import Event, MailboxChanged, MessageStored
-from sandbox.models import Envelope, StoredMessage
-from sandbox.store._writer import GroupWriter, insert_rows
-from sandbox.store.sqlite import SqliteStore
+from mailsandbox.events import Event, MailboxChanged, MessageStored
+from mailsandbox.models import Envelope, StoredMessage
+from mailsandbox.store._writer import GroupWriter, insert_rows
+from mailsandbox.store.sqlite import SqliteStore
 
 
 def test_one_failure_in_a_batch_spares_the_rest(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.zone import DEFAULT_TTL, Zone, ZoneError
+from mailsandbox.zone import DEFAULT_TTL, Zone, ZoneError
 
 GOOD = "$ORIGIN shop.test.\n@ MX 10 mx\nmx A 192.0.2.10\n"
 

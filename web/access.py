@@ -27,8 +27,8 @@ import bcrypt
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sandbox.executors import BoundedExecutor, ExecutorBusy
-from sandbox.throttle import LoginThrottle
+from mailsandbox.executors import BoundedExecutor, ExecutorBusy
+from mailsandbox.throttle import LoginThrottle
 
 log = logging.getLogger("mailsandbox.http")
 

@@ -10,12 +10,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox import mime
-from sandbox.store import NoSuchMessage, Store
-from sandbox.store._search import QueryTooSlow
-from web import schema
-from web.inputs import json_object, not_found, ok, part_id, plain, whole
-from web.workers import Workers
+from mailsandbox import mime
+from mailsandbox.store import NoSuchMessage, Store
+from mailsandbox.store._search import QueryTooSlow
+from mailsandbox.web import schema
+from mailsandbox.web.inputs import json_object, not_found, ok, part_id, plain, whole
+from mailsandbox.web.workers import Workers
 
 MAX_LIMIT = 1000
 _PAGING = "start and limit must be whole numbers (limit at most 1000)"

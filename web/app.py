@@ -12,18 +12,18 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
-from sandbox.checks.links import LinkChecker
-from sandbox.checks.pool import HtmlChecker
-from sandbox.checks.spam import SpamAssassin
-from sandbox.events import EventBus
-from sandbox.store import Store
-from web.access import AccessControl, AccessPolicy, RefusalLog
-from web.api import Api
-from web.checks_api import CheckApi
-from web.inputs import BodyLimit, body_limit, not_found
-from web.security import SecurityHeaders, security_headers
-from web.ui import web_routes
-from web.workers import Workers
+from mailsandbox.checks.links import LinkChecker
+from mailsandbox.checks.pool import HtmlChecker
+from mailsandbox.checks.spam import SpamAssassin
+from mailsandbox.events import EventBus
+from mailsandbox.store import Store
+from mailsandbox.web.access import AccessControl, AccessPolicy, RefusalLog
+from mailsandbox.web.api import Api
+from mailsandbox.web.checks_api import CheckApi
+from mailsandbox.web.inputs import BodyLimit, body_limit, not_found
+from mailsandbox.web.security import SecurityHeaders, security_headers
+from mailsandbox.web.ui import web_routes
+from mailsandbox.web.workers import Workers
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

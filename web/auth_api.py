@@ -8,9 +8,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox.executors import ExecutorBusy
-from web import schema
-from web.inputs import error
+from mailsandbox.executors import ExecutorBusy
+from mailsandbox.web import schema
+from mailsandbox.web.inputs import error
 
 
 # The web layer does not import sandbox/auth (tests/test_layers.py): the composition root hands in the checker.

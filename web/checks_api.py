@@ -8,15 +8,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox import mime
-from sandbox.checks import links as link_check
-from sandbox.checks.links import LinkChecker
-from sandbox.checks.pool import CheckFailed, HtmlChecker
-from sandbox.checks.spam import NOT_CONFIGURED, SpamAssassin
-from sandbox.store import Store
-from web.api import stored_raw
-from web.inputs import error
-from web.workers import Workers
+from mailsandbox import mime
+from mailsandbox.checks import links as link_check
+from mailsandbox.checks.links import LinkChecker
+from mailsandbox.checks.pool import CheckFailed, HtmlChecker
+from mailsandbox.checks.spam import NOT_CONFIGURED, SpamAssassin
+from mailsandbox.store import Store
+from mailsandbox.web.api import stored_raw
+from mailsandbox.web.inputs import error
+from mailsandbox.web.workers import Workers
 
 _CACHED = 64  # HTML checks kept: a stored message never changes, and the UI asks again on every view
 

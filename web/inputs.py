@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from web.workers import Workers
+from mailsandbox.web.workers import Workers
 
 MIB = 1024 * 1024
 DEFAULT_MESSAGE_SIZE = 25 * MIB

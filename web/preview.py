@@ -20,10 +20,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from sandbox import mime
-from sandbox.html_tokens import Kind, Token, ascii_lower, attributes, tokens
-from sandbox.store import NoSuchMessage, Store
-from sandbox.store._search import QueryTooSlow
+from mailsandbox import mime
+from mailsandbox.html_tokens import Kind, Token, ascii_lower, attributes, tokens
+from mailsandbox.store import NoSuchMessage, Store
+from mailsandbox.store._search import QueryTooSlow
 
 # Attributes whose value is a URL the browser fetches by itself when the page renders.
 _FETCH_ATTRS = {"src", "background", "poster", "lowsrc", "dynsrc", "data", "profile", "longdesc"}

@@ -12,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox.models import Attempt, StoredMessage
-from sandbox.store import QueueItem, Store
-from web.inputs import error, json_object, json_value, not_found, ok, plain
-from web.workers import Workers
+from mailsandbox.models import Attempt, StoredMessage
+from mailsandbox.store import QueueItem, Store
+from mailsandbox.web.inputs import error, json_object, json_value, not_found, ok, plain
+from mailsandbox.web.workers import Workers
 
 SETTLE_SECONDS = 10.0  # how long a clock or retry request waits for the queue to finish its pass
 MAX_TTL = 2**31 - 1  # RFC 2181 §8

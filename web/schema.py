@@ -7,10 +7,10 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from sandbox import mime
-from sandbox.models import Address, Envelope, StoredMessage, Summary
-from sandbox.store import MailboxStat, Page
-from web import unsubscribe
+from mailsandbox import mime
+from mailsandbox.models import Address, Envelope, StoredMessage, Summary
+from mailsandbox.store import MailboxStat, Page
+from mailsandbox.web import unsubscribe
 
 
 def rfc3339(epoch: float | None) -> str:

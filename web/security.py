@@ -14,7 +14,7 @@ import re
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from web.access import RefusalLog, client_of, log_refusal
+from mailsandbox.web.access import RefusalLog, client_of, log_refusal
 
 _HOST = re.compile(r"[A-Za-z0-9.:\[\]-]+")
 _PART = re.compile(r"/api/v1/message/[^/]+/part/[^/]+")

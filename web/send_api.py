@@ -17,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox.store import DuplicateMessage
-from web.inputs import error, json_object
-from web.workers import Workers
+from mailsandbox.store import DuplicateMessage
+from mailsandbox.web.inputs import error, json_object
+from mailsandbox.web.workers import Workers
 
 # Headers the message's own fields set (Mailpit's list); Headers may not replace them.
 _FIELD_NAME = re.compile(r"[!-9;-~]{1,200}", re.ASCII)  # RFC 5322 §3.6.8: printable US-ASCII except ":"

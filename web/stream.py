@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from sandbox.events import (
+from mailsandbox.events import (
     DeliveryAttempted,
     Event,
     EventBus,
@@ -40,8 +40,8 @@ from sandbox.events import (
     MessageStored,
     MessagesUpdated,
 )
-from sandbox.models import StoredMessage
-from sandbox.store import Store
+from mailsandbox.models import StoredMessage
+from mailsandbox.store import Store
 
 Summarize = Callable[[StoredMessage], Mapping[str, Any]]
 

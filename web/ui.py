@@ -13,12 +13,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import PathLike, StaticFiles
 from starlette.types import Scope
 
-from sandbox.events import EventBus
-from sandbox.store import Store
-from web import schema
-from web.openapi import openapi_routes
-from web.preview import preview_routes
-from web.stream import EventHub, stream_routes
+from mailsandbox.events import EventBus
+from mailsandbox.store import Store
+from mailsandbox.web import schema
+from mailsandbox.web.openapi import openapi_routes
+from mailsandbox.web.preview import preview_routes
+from mailsandbox.web.stream import EventHub, stream_routes
 
 STATIC = Path(__file__).parent / "static"
 _IMMUTABLE = "public, max-age=31536000, immutable"

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from sandbox.executors import BoundedExecutor
+from mailsandbox.executors import BoundedExecutor
 
 P = ParamSpec("P")
 T = TypeVar("T")

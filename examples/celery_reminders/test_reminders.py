@@ -9,7 +9,7 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from reminders import app, send_reminder
 
-from pytest_plugin import Outbox, SandboxHandle
+from mailsandbox.pytest_plugin import Outbox, SandboxHandle
 
 
 @pytest.fixture(scope="module")

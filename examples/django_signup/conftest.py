@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.conf import LazySettings
 
-from pytest_plugin import SandboxHandle
+from mailsandbox.pytest_plugin import SandboxHandle
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core import mail
 from django.test import Client
 
-from pytest_plugin import Outbox
+from mailsandbox.pytest_plugin import Outbox
 
 
 def test_signup_mails_a_welcome(client: Client, outbox: Outbox) -> None:

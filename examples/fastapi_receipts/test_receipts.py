@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 from receipts_app import SmtpSettings, create_app
 
-from pytest_plugin import Outbox, SandboxHandle
+from mailsandbox.pytest_plugin import Outbox, SandboxHandle
 
 
 @pytest_asyncio.fixture

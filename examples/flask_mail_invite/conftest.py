@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 from invite_app import create_app
 
-from pytest_plugin import SandboxHandle
+from mailsandbox.pytest_plugin import SandboxHandle
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
-from pytest_plugin import Outbox
+from mailsandbox.pytest_plugin import Outbox
 
 
 def test_invitation_arrives(client: FlaskClient, outbox: Outbox) -> None:

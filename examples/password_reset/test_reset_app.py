@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 from reset_app import Settings, create_app
 
-from pytest_plugin import Outbox, SandboxHandle
+from mailsandbox.pytest_plugin import Outbox, SandboxHandle
 
 
 @pytest_asyncio.fixture

@@ -1,6 +1,6 @@
 """Email authentication on arrival: SPF, DKIM, DMARC and ARC against the fake DNS, and DKIM/ARC signing."""
 
-from sandbox.auth.checks import authenticate
-from sandbox.auth.results import ArcResult, AuthReport, DkimResult, DmarcResult, SpfResult
+from mailsandbox.auth.checks import authenticate
+from mailsandbox.auth.results import ArcResult, AuthReport, DkimResult, DmarcResult, SpfResult
 
 __all__ = ["ArcResult", "AuthReport", "DkimResult", "DmarcResult", "SpfResult", "authenticate"]

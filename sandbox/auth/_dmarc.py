@@ -8,8 +8,8 @@ from functools import lru_cache
 
 from publicsuffixlist import PublicSuffixList
 
-from sandbox.auth._lookup import LookupFailed, Resolver, txt_records
-from sandbox.auth.results import DkimResult, DmarcResult, SpfResult
+from mailsandbox.auth._lookup import LookupFailed, Resolver, txt_records
+from mailsandbox.auth.results import DkimResult, DmarcResult, SpfResult
 
 _POLICIES = ("none", "quarantine", "reject")
 

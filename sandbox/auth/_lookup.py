@@ -10,7 +10,7 @@ import dns.rdtypes.ANY.PTR
 import dns.rdtypes.txtbase
 import spf
 
-from sandbox.zone import Resolution, Zone, ZoneError
+from mailsandbox.zone import Resolution, Zone, ZoneError
 
 CACHE_SIZE = 4096  # answers kept per zone version (a check asks 4 to 10 questions)
 

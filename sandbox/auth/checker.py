@@ -8,14 +8,14 @@ import logging
 import time
 from typing import Any, Protocol
 
-from sandbox.auth._lookup import CachedZone
-from sandbox.auth.checks import authenticate
-from sandbox.auth.results import ArcResult, AuthReport, DmarcResult, SpfResult
-from sandbox.events import Event, EventBus, MessageStored
-from sandbox.executors import BoundedExecutor
-from sandbox.models import StoredMessage
-from sandbox.store import AuthStore, NoSuchMessage
-from sandbox.zone import Zone
+from mailsandbox.auth._lookup import CachedZone
+from mailsandbox.auth.checks import authenticate
+from mailsandbox.auth.results import ArcResult, AuthReport, DmarcResult, SpfResult
+from mailsandbox.events import Event, EventBus, MessageStored
+from mailsandbox.executors import BoundedExecutor
+from mailsandbox.models import StoredMessage
+from mailsandbox.store import AuthStore, NoSuchMessage
+from mailsandbox.zone import Zone
 
 log = logging.getLogger("mailsandbox.auth")
 BATCH = 64  # unchecked messages fetched per sweep query, newest first; their results are one write

@@ -13,10 +13,10 @@ import dkim
 import spf
 from dkim.util import InvalidTagValueList, parse_tag_value
 
-from sandbox.auth._dmarc import check_dmarc
-from sandbox.auth._lookup import DkimKeys, Resolver, ZoneSpfQuery
-from sandbox.auth.results import ArcResult, AuthReport, DkimResult, SpfResult
-from sandbox.models import Envelope
+from mailsandbox.auth._dmarc import check_dmarc
+from mailsandbox.auth._lookup import DkimKeys, Resolver, ZoneSpfQuery
+from mailsandbox.auth.results import ArcResult, AuthReport, DkimResult, SpfResult
+from mailsandbox.models import Envelope
 
 MAX_SIGNATURES = 10  # signatures verified per message; more are reported as not checked
 _quiet = logging.getLogger("mailsandbox.auth.dkimpy")  # dkimpy logs every failure at ERROR

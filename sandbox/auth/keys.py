@@ -9,8 +9,8 @@ import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sandbox.auth.results import AuthReport
-from sandbox.zone import Zone
+from mailsandbox.auth.results import AuthReport
+from mailsandbox.zone import Zone
 
 # RFC 8301 §3.2: signers use at least 1024-bit keys and SHOULD use 2048.
 DEFAULT_BITS = 2048

@@ -12,10 +12,10 @@ import html as html_lib
 from collections.abc import Callable
 from typing import Any
 
-from sandbox import html_tokens
-from sandbox.checks import _css
-from sandbox.checks.caniemail import script_warning, tables, warning
-from sandbox.html_tokens import Kind
+from mailsandbox import html_tokens
+from mailsandbox.checks import _css
+from mailsandbox.checks.caniemail import script_warning, tables, warning
+from mailsandbox.html_tokens import Kind
 
 MAX_PLACES = 10  # source lines kept per feature
 MAX_SNIPPET = 160  # characters of an offending line

@@ -22,9 +22,9 @@ from typing import Any
 
 import httpx
 
-from sandbox import html_tokens
-from sandbox.executors import BoundedExecutor
-from sandbox.html_tokens import Kind
+from mailsandbox import html_tokens
+from mailsandbox.executors import BoundedExecutor
+from mailsandbox.html_tokens import Kind
 
 MAX_LINKS = 100  # unique URLs checked per message (Mailpit's cap)
 MAX_REDIRECTS = 3

@@ -1,4 +1,4 @@
-"""HtmlChecker: HTML checks in a worker process of their own (`python -m sandbox.checks.pool`). The check
+"""HtmlChecker: HTML checks in a worker process of their own (`python -m mailsandbox.checks.pool`). The check
 is pure Python over up to 2 MiB; on a thread it would hold the interpreter lock the event loop needs and
 slow capture while it runs. A plain child process over pipes, not multiprocessing: "spawn" would import
 the embedding program's __main__ again, and "fork" would copy a process full of threads. A check that
@@ -13,7 +13,7 @@ import struct
 import sys
 from typing import Any, BinaryIO
 
-from sandbox.checks import html
+from mailsandbox.checks import html
 
 _LENGTH = struct.Struct(">I")
 MAX_ANSWER = 64 << 20
@@ -65,7 +65,7 @@ class HtmlChecker:
         process = self._process
         if process is None or process.returncode is not None:
             process = self._process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "sandbox.checks.pool",
+                sys.executable, "-m", "mailsandbox.checks.pool",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=MAX_ANSWER,
             )  # fmt: skip
         assert process.stdin is not None and process.stdout is not None

@@ -4,11 +4,11 @@ the attachment/inline rule (parts.py) and the listing summary (summary.py). Pure
 
 from __future__ import annotations
 
-from sandbox.mime.html_text import html_to_text
-from sandbox.mime.parts import ENCAPSULATED, Parsed, PartInfo, Role, find_part, header_pairs, parse, role
-from sandbox.mime.summary import SNIPPET_CHARS, summarize
-from sandbox.mime.tree import Header, Message, Part
-from sandbox.mime.words import addresses, decode_words, header_text
+from mailsandbox.mime.html_text import html_to_text
+from mailsandbox.mime.parts import ENCAPSULATED, Parsed, PartInfo, Role, find_part, header_pairs, parse, role
+from mailsandbox.mime.summary import SNIPPET_CHARS, summarize
+from mailsandbox.mime.tree import Header, Message, Part
+from mailsandbox.mime.words import addresses, decode_words, header_text
 
 __all__ = [
     "ENCAPSULATED",

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 
-from sandbox.mime import params, tree
-from sandbox.mime.parts import role
+from mailsandbox.mime import params, tree
+from mailsandbox.mime.parts import role
 
 MAX_DEPTH = 8
 

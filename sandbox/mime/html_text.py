@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import html as html_lib
 
-from sandbox import html_tokens
-from sandbox.html_tokens import Kind
+from mailsandbox import html_tokens
+from mailsandbox.html_tokens import Kind
 
 # What a reader of the rendered HTML does not see, and what ends a line.
 _HIDDEN_RAW = frozenset({"script", "style", "title", "iframe", "noembed", "noframes"})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote_to_bytes
 
-from sandbox.mime.words import decode_words
+from mailsandbox.mime.words import decode_words
 
 Params = list[tuple[str, str]]  # (name as written, value with its quoting undone), in order
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sandbox.mime.html_text import html_to_text
-from sandbox.mime.tree import Message, Part, to_text
-from sandbox.mime.words import header_text
+from mailsandbox.mime.html_text import html_to_text
+from mailsandbox.mime.tree import Message, Part, to_text
+from mailsandbox.mime.words import header_text
 
 Role = Literal["text", "html", "attachment", "inline", "none"]
 ENCAPSULATED = frozenset({"message/rfc822", "message/global"})  # RFC 2046 §5.2.1, RFC 6532 §3.7

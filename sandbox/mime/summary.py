@@ -6,11 +6,11 @@ from __future__ import annotations
 import contextlib
 from email.utils import parsedate_to_datetime
 
-from sandbox.mime import _scan
-from sandbox.mime.html_text import html_to_text
-from sandbox.mime.parts import parse
-from sandbox.mime.words import addresses, decode_words
-from sandbox.models import Summary
+from mailsandbox.mime import _scan
+from mailsandbox.mime.html_text import html_to_text
+from mailsandbox.mime.parts import parse
+from mailsandbox.mime.words import addresses, decode_words
+from mailsandbox.models import Summary
 
 SNIPPET_CHARS = 250
 

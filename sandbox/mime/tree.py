@@ -7,8 +7,8 @@ import binascii
 import re
 from collections.abc import Iterator
 
-from sandbox.mime import params as _params
-from sandbox.mime.words import decode_words, header_text
+from mailsandbox.mime import params as _params
+from mailsandbox.mime.words import decode_words, header_text
 
 MAX_DEPTH = 32  # hostile nesting stops here; deeper parts are treated as opaque bodies
 _FIELD_SPLIT = re.compile(rb"\r?\n(?![ \t])")

@@ -9,7 +9,7 @@ import functools
 import re
 from email.utils import getaddresses
 
-from sandbox.models import Address
+from mailsandbox.models import Address
 
 _UNFOLD = re.compile(r"\r?\n(?=[ \t])")  # RFC 5322 §2.2.3
 _SPACES = re.compile(r"\s{2,}")

@@ -15,7 +15,7 @@ import dns.rdatatype
 import dns.rrset
 from dns.rdatatype import RdataType
 
-from sandbox.zone import Zone, ZoneError
+from mailsandbox.zone import Zone, ZoneError
 
 HEADER_SIZE = 12  # RFC 1035 §4.1.1
 UDP_LIMIT = 512  # RFC 1035 §4.2.1: without EDNS, UDP replies stop here

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from sandbox.protocols import sasl
-from sandbox.protocols.accounts import Accounts, fold
+from mailsandbox.protocols import sasl
+from mailsandbox.protocols.accounts import Accounts, fold
 
 # Reply prefixes (RFC 1939 §3; "+ " is the SASL continuation of RFC 5034 §4).
 OK = b"+OK"

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
-from sandbox.protocols import sasl
+from mailsandbox.protocols import sasl
 
 CRLF = b"\r\n"
 MAX_COMMAND = 2048  # RFC 5321 §4.5.3.1.4 says 512, plus room for extension parameters (§4.5.3.1.2)

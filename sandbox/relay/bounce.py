@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from sandbox import mime
-from sandbox.received import rfc5322_date
+from mailsandbox import mime
+from mailsandbox.received import rfc5322_date
 
 Action = Literal["failed", "delayed", "delivered", "relayed", "expanded"]  # RFC 3464 §2.3.3
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
-from sandbox.relay.signing import Signer, SignerError
+from mailsandbox.relay.signing import Signer, SignerError
 
 Mode = Literal["accept", "down", "tempfail", "permfail", "greylist"]
 MODES: tuple[Mode, ...] = ("accept", "down", "tempfail", "permfail", "greylist")

@@ -11,19 +11,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sandbox.clock import ManualClock
-from sandbox.events import DeliveryAttempted, EventBus
-from sandbox.executors import BoundedExecutor
-from sandbox.models import Attempt, Envelope, StoredMessage
-from sandbox.relay.bounce import RecipientStatus, build_dsn, header_block
-from sandbox.relay.faults import OK, Faults, HostBehaviour
-from sandbox.relay.release import Releaser, ReleaseSettings
-from sandbox.relay.route import MAX_HOPS, Delivery, Router, domain_of
-from sandbox.relay.signing import apply_hops
-from sandbox.store import NoSuchMessage, QueueItem, Store, normalize_user
-from sandbox.zone import Zone
+from mailsandbox.clock import ManualClock
+from mailsandbox.events import DeliveryAttempted, EventBus
+from mailsandbox.executors import BoundedExecutor
+from mailsandbox.models import Attempt, Envelope, StoredMessage
+from mailsandbox.relay.bounce import RecipientStatus, build_dsn, header_block
+from mailsandbox.relay.faults import OK, Faults, HostBehaviour
+from mailsandbox.relay.release import Releaser, ReleaseSettings
+from mailsandbox.relay.route import MAX_HOPS, Delivery, Router, domain_of
+from mailsandbox.relay.signing import apply_hops
+from mailsandbox.store import NoSuchMessage, QueueItem, Store, normalize_user
+from mailsandbox.zone import Zone
 
-log = logging.getLogger("sandbox.relay")
+log = logging.getLogger("mailsandbox.relay")
 _RECEIVED = re.compile(rb"^Received:", re.IGNORECASE | re.MULTILINE)
 EXPIRED = "4.4.7"  # RFC 3463 X.4.7: delivery time expired (a transient error that persisted)
 _Reports = dict[str, list[RecipientStatus]]  # message id -> recipients for one DSN

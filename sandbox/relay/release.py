@@ -9,9 +9,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.executors import BoundedExecutor, ExecutorBusy
-from sandbox.relay.release_addresses import AddressError, Mailbox, parse_recipient, wire_data
-from sandbox.store import Store
+from mailsandbox.executors import BoundedExecutor, ExecutorBusy
+from mailsandbox.relay.release_addresses import AddressError, Mailbox, parse_recipient, wire_data
+from mailsandbox.store import Store
 
 # An upstream that accepts and never answers holds a thread for `timeout` seconds per socket operation:
 # releases get threads of their own, and a bounded queue, so they can never hold up IMAP or the relay.

@@ -6,12 +6,12 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sandbox.models import Attempt
-from sandbox.received import received_line as trace_line
-from sandbox.received import with_protocol
-from sandbox.relay.faults import NO_CONNECTION, OK, Faults, Session, status_of
-from sandbox.relay.signing import HopWork
-from sandbox.zone import Zone
+from mailsandbox.models import Attempt
+from mailsandbox.received import received_line as trace_line
+from mailsandbox.received import with_protocol
+from mailsandbox.relay.faults import NO_CONNECTION, OK, Faults, Session, status_of
+from mailsandbox.relay.signing import HopWork
+from mailsandbox.zone import Zone
 
 MAX_HOPS = 100  # RFC 5321 §6.3: reject as a loop only past a large count of Received: lines
 Status = Literal["delivered", "deferred", "failed"]

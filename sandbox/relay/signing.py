@@ -10,10 +10,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.auth.checks import authenticate
-from sandbox.auth.keys import SigningError, SigningKey, generate_key
-from sandbox.models import Envelope
-from sandbox.zone import Zone
+from mailsandbox.auth.checks import authenticate
+from mailsandbox.auth.keys import SigningError, SigningKey, generate_key
+from mailsandbox.models import Envelope
+from mailsandbox.zone import Zone
 
 GENERATED_BITS = 2048  # RFC 8301 §3.2's SHOULD; a generated key is made once per configured host
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from sandbox.servers._limits import client_address
-from sandbox.throttle import LoginThrottle
+from mailsandbox.servers._limits import client_address
+from mailsandbox.throttle import LoginThrottle
 
 
 class LoginPenalty:

@@ -9,9 +9,9 @@ import time
 from collections import deque
 from typing import cast
 
-from sandbox.protocols.dns import AnswerCache, DnsStreamConnection
-from sandbox.servers._limits import ConnectionLimiter, Slot
-from sandbox.zone import Zone
+from mailsandbox.protocols.dns import AnswerCache, DnsStreamConnection
+from mailsandbox.servers._limits import ConnectionLimiter, Slot
+from mailsandbox.zone import Zone
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from sandbox.servers._limits import ConnectionLimiter, Slot
+from mailsandbox.servers._limits import ConnectionLimiter, Slot
 
 HEADER_TIMEOUT = 10.0  # seconds to send a complete request head
 KEEP_ALIVE_TIMEOUT = 5  # seconds an idle keep-alive connection stays open (uvicorn's default)

@@ -8,16 +8,16 @@ import logging
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 
-from sandbox.events import Event, EventBus, MailboxChanged, MessagesDeleted, MessagesUpdated
-from sandbox.executors import BoundedExecutor
-from sandbox.protocols.accounts import Accounts
-from sandbox.protocols.imap import MAX_LITERAL, MAX_LITERAL_PREAUTH, ImapConnection, MessageCache, RecentTracker
-from sandbox.protocols.imap.session import Login, State
-from sandbox.servers._limits import ConnectionLimiter, Slot, client_address
-from sandbox.servers._per_store import PerStore
-from sandbox.servers._starttls import upgrade
-from sandbox.store import Store, normalize_user
-from sandbox.throttle import LoginThrottle
+from mailsandbox.events import Event, EventBus, MailboxChanged, MessagesDeleted, MessagesUpdated
+from mailsandbox.executors import BoundedExecutor
+from mailsandbox.protocols.accounts import Accounts
+from mailsandbox.protocols.imap import MAX_LITERAL, MAX_LITERAL_PREAUTH, ImapConnection, MessageCache, RecentTracker
+from mailsandbox.protocols.imap.session import Login, State
+from mailsandbox.servers._limits import ConnectionLimiter, Slot, client_address
+from mailsandbox.servers._per_store import PerStore
+from mailsandbox.servers._starttls import upgrade
+from mailsandbox.store import Store, normalize_user
+from mailsandbox.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 

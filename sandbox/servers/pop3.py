@@ -11,8 +11,8 @@ from collections import deque
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
-from sandbox.executors import BoundedExecutor
-from sandbox.protocols.pop3 import (
+from mailsandbox.executors import BoundedExecutor
+from mailsandbox.protocols.pop3 import (
     CRLF,
     ERR_AUTH,
     ERR_IN_USE,
@@ -30,12 +30,12 @@ from sandbox.protocols.pop3 import (
     State,
     UpdateRequested,
 )
-from sandbox.servers._limits import ConnectionLimiter, Slot
-from sandbox.servers._penalty import LoginPenalty
-from sandbox.servers._per_store import PerStore
-from sandbox.servers._starttls import upgrade
-from sandbox.store import Store, StoreError, normalize_user
-from sandbox.throttle import LoginThrottle
+from mailsandbox.servers._limits import ConnectionLimiter, Slot
+from mailsandbox.servers._penalty import LoginPenalty
+from mailsandbox.servers._per_store import PerStore
+from mailsandbox.servers._starttls import upgrade
+from mailsandbox.store import Store, StoreError, normalize_user
+from mailsandbox.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 

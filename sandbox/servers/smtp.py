@@ -12,8 +12,8 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sandbox.models import Envelope, StoredMessage
-from sandbox.protocols.smtp import (
+from mailsandbox.models import Envelope, StoredMessage
+from mailsandbox.protocols.smtp import (
     AUTH_FAILED,
     TEMP_ERROR,
     TOO_MANY_CONNECTIONS,
@@ -26,12 +26,12 @@ from sandbox.protocols.smtp import (
     SmtpConnection,
     StartTlsRequested,
 )
-from sandbox.received import received_line, with_protocol
-from sandbox.servers._limits import ConnectionLimiter, Slot
-from sandbox.servers._penalty import LoginPenalty
-from sandbox.servers._starttls import upgrade
-from sandbox.store import DuplicateMessage, Store
-from sandbox.throttle import LoginThrottle
+from mailsandbox.received import received_line, with_protocol
+from mailsandbox.servers._limits import ConnectionLimiter, Slot
+from mailsandbox.servers._penalty import LoginPenalty
+from mailsandbox.servers._starttls import upgrade
+from mailsandbox.store import DuplicateMessage, Store
+from mailsandbox.throttle import LoginThrottle
 
 log = logging.getLogger("mailsandbox.smtp")
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from sandbox.models import Attempt, Envelope, FolderInfo, MailEntry, StoredMessage
+from mailsandbox.models import Attempt, Envelope, FolderInfo, MailEntry, StoredMessage
 
 
 class StoreError(Exception):

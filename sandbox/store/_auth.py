@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sandbox.events import Event
+from mailsandbox.events import Event
 
 _METHODS = ("spf", "dkim", "dmarc", "arc")
 

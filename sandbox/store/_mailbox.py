@@ -6,12 +6,12 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sandbox import mime
-from sandbox.clock import Clock
-from sandbox.events import Event, MailboxChanged, MessagesDeleted, MessagesUpdated
-from sandbox.models import Envelope, FolderInfo, MailEntry
-from sandbox.store import FlagMode, FolderExists, NoSuchFolder, NoSuchMessage, StoreError, normalize_user
-from sandbox.store._writer import WriteFn, insert_rows
+from mailsandbox import mime
+from mailsandbox.clock import Clock
+from mailsandbox.events import Event, MailboxChanged, MessagesDeleted, MessagesUpdated
+from mailsandbox.models import Envelope, FolderInfo, MailEntry
+from mailsandbox.store import FlagMode, FolderExists, NoSuchFolder, NoSuchMessage, StoreError, normalize_user
+from mailsandbox.store._writer import WriteFn, insert_rows
 
 SEEN = "\\Seen"
 
@@ -266,7 +266,7 @@ class MailboxMixin:
     def append(
         self, user: str, folder: str, raw: bytes, flags: Iterable[str] = (), internaldate: float | None = None
     ) -> MailEntry:
-        from sandbox.store.sqlite import insert_message
+        from mailsandbox.store.sqlite import insert_message
 
         user, folder = normalize_user(user), canonical_folder(folder)
         date = internaldate if internaldate is not None else self.clock.now()
@@ -368,7 +368,7 @@ class MailboxMixin:
 
 def _drop_orphans(conn: sqlite3.Connection, roots: Iterable[int]) -> list[Event]:
     """A message in no folder and not waiting in the relay queue is gone for good (POP3 DELE, EXPUNGE)."""
-    from sandbox.store.sqlite import delete_rows
+    from mailsandbox.store.sqlite import delete_rows
 
     orphans = []
     for root in set(roots):

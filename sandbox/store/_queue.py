@@ -6,10 +6,10 @@ import json
 import sqlite3
 from typing import Any
 
-from sandbox.events import Event
-from sandbox.models import Attempt
-from sandbox.store import QueueItem
-from sandbox.store._writer import WriteFn
+from mailsandbox.events import Event
+from mailsandbox.models import Attempt
+from mailsandbox.store import QueueItem
+from mailsandbox.store._writer import WriteFn
 
 _QUEUE_COLUMNS = "message, recipient, attempts, next_attempt, first_attempt, last_error, warned"
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sandbox.store import StoreError
+from mailsandbox.store import StoreError
 
 MAX_TERMS = 50  # more is refused: each text term is a full-text lookup, and 2,000 of them took minutes
 SEARCH_SECONDS = 2.0  # the time a search may run before it is interrupted (SqliteStore.search_seconds)

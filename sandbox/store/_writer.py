@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
-from sandbox.events import Event
+from mailsandbox.events import Event
 
 # A write request: runs inside the batch transaction, returns (result, events to publish after commit).
 # A request with a `group` attribute, a function (conn, [requests]) -> [(result, events)], runs together

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.store.sqlite import read_raw
+from mailsandbox.store.sqlite import read_raw
 
 
 @dataclass(frozen=True)

@@ -21,17 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox import mime
-from sandbox.clock import Clock, SystemClock
-from sandbox.events import Event, EventBus, MailboxChanged, MessagesDeleted, MessageStored, MessagesUpdated
-from sandbox.models import Address, Envelope, MailEntry, StoredMessage, Summary
-from sandbox.store import DuplicateMessage, MailboxStat, NoSuchMessage, Page, normalize_user
-from sandbox.store._auth import AuthMixin
-from sandbox.store._mailbox import MailboxMixin, deliver_entries, deliver_entry
-from sandbox.store._queue import QueueMixin
-from sandbox.store._schema import migrate
-from sandbox.store._search import SEARCH_SECONDS, QueryTooSlow, compile_query, time_zone
-from sandbox.store._writer import GroupWriter, WriteFn, insert_rows
+from mailsandbox import mime
+from mailsandbox.clock import Clock, SystemClock
+from mailsandbox.events import Event, EventBus, MailboxChanged, MessagesDeleted, MessageStored, MessagesUpdated
+from mailsandbox.models import Address, Envelope, MailEntry, StoredMessage, Summary
+from mailsandbox.store import DuplicateMessage, MailboxStat, NoSuchMessage, Page, normalize_user
+from mailsandbox.store._auth import AuthMixin
+from mailsandbox.store._mailbox import MailboxMixin, deliver_entries, deliver_entry
+from mailsandbox.store._queue import QueueMixin
+from mailsandbox.store._schema import migrate
+from mailsandbox.store._search import SEARCH_SECONDS, QueryTooSlow, compile_query, time_zone
+from mailsandbox.store._writer import GroupWriter, WriteFn, insert_rows
 
 _COLUMNS = (
     "m.rowid, m.id, m.created, m.message_id, m.subject, m.from_name, m.from_addr, m.to_json, m.cc_json, "

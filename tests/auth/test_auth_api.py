@@ -11,8 +11,8 @@ import dkim
 import httpx
 import pytest
 
-from sandbox.app import Sandbox
-from sandbox.auth.keys import SigningKey, generate_key
+from mailsandbox.app import Sandbox
+from mailsandbox.auth.keys import SigningKey, generate_key
 
 MESSAGE = (
     b"From: Shop <orders@shop.test>\r\nTo: ann@example.test\r\nSubject: Order 7\r\n"

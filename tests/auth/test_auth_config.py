@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sandbox.cli import build_parser
-from sandbox.config import Config
-from sandbox.relay.faults import HostBehaviour
+from mailsandbox.cli import build_parser
+from mailsandbox.config import Config
+from mailsandbox.relay.faults import HostBehaviour
 
 TOML = '''
 auth-checks = false

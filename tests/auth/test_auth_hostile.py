@@ -6,11 +6,11 @@ from collections.abc import Callable
 
 import pytest
 
-from sandbox.auth import authenticate
-from sandbox.auth._lookup import CachedZone
-from sandbox.auth.checks import _from_domains
-from sandbox.models import Envelope
-from sandbox.zone import Zone
+from mailsandbox.auth import authenticate
+from mailsandbox.auth._lookup import CachedZone
+from mailsandbox.auth.checks import _from_domains
+from mailsandbox.models import Envelope
+from mailsandbox.zone import Zone
 from tests.test_linear_parsing import assert_linear
 
 ENV = Envelope(mail_from="a@x.test", rcpt_tos=(), peer="192.0.2.1:25", helo="h.test")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dkim
 import pytest
 
-from sandbox.auth import authenticate
-from sandbox.auth._dmarc import organizational_domain, parse_record
-from sandbox.auth.checks import check_spf, client_ip
-from sandbox.auth.keys import SigningKey, generate_key
-from sandbox.auth.results import AuthReport
-from sandbox.models import Envelope
-from sandbox.zone import Zone
+from mailsandbox.auth import authenticate
+from mailsandbox.auth._dmarc import organizational_domain, parse_record
+from mailsandbox.auth.checks import check_spf, client_ip
+from mailsandbox.auth.keys import SigningKey, generate_key
+from mailsandbox.auth.results import AuthReport
+from mailsandbox.models import Envelope
+from mailsandbox.zone import Zone
 
 APP_MESSAGE = (
     b"From: Shop <orders@shop.test>\r\n"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sandbox.cli import build_parser
-from sandbox.config import Config, Listen
+from mailsandbox.cli import build_parser
+from mailsandbox.config import Config, Listen
 
 
 def _flags(*argv: str) -> Config:

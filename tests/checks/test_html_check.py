@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from sandbox.checks import caniemail
-from sandbox.checks.html import check
+from mailsandbox.checks import caniemail
+from mailsandbox.checks.html import check
 
 WARNING_KEYS = {"Slug", "Title", "Description", "URL", "Category", "Tags", "Keywords", "Results", "NotesByNumber",
                 "Score"}  # fmt: skip
@@ -109,7 +109,7 @@ def test_bad_markup_and_css_never_raise() -> None:
 def test_the_checker_process_answers_and_is_ended_when_late() -> None:
     import asyncio
 
-    from sandbox.checks.pool import CheckFailed, HtmlChecker
+    from mailsandbox.checks.pool import CheckFailed, HtmlChecker
 
     async def go() -> None:
         checker = HtmlChecker(timeout=0.001)  # too short even to start the process

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from sandbox.checks import links
-from sandbox.checks.links import LinkChecker, extract, is_internal
+from mailsandbox.checks import links
+from mailsandbox.checks.links import LinkChecker, extract, is_internal
 
 BLOCKED = {"StatusCode": 451, "Status": "Blocked private/reserved address"}
 

@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from pytest_plugin.checks import SpamCheck
-from sandbox.checks.spam import SpamAssassin, parse_report
-from sandbox.config import Listen
+from mailsandbox.checks.spam import SpamAssassin, parse_report
+from mailsandbox.config import Listen
+from mailsandbox.pytest_plugin.checks import SpamCheck
 from tests.conftest import require_binary
 
 MESSAGE = b"From: ann@example.test\r\nTo: bob@example.test\r\nSubject: hello\r\n\r\nJust a note.\r\n"

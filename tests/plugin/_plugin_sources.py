@@ -52,7 +52,7 @@ import threading
 import httpx
 import pytest
 
-from pytest_plugin import CapturedMessage, Outbox, SandboxHandle
+from mailsandbox.pytest_plugin import CapturedMessage, Outbox, SandboxHandle
 
 
 def test_handle(mail_sandbox):

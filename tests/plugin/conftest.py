@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import sandbox.app  # noqa: F401  - imported before any in-process pytester run, see below
-from sandbox.tls import ensure_certificate
+import mailsandbox.app  # noqa: F401  - imported before any in-process pytester run, see below
+from mailsandbox.tls import ensure_certificate
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from _plugin_sources import INNER_OPTIONS
 
-from pytest_plugin.auth import AuthResults
+from mailsandbox.pytest_plugin.auth import AuthResults
 
 INNER = """
 import smtplib

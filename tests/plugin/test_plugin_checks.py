@@ -9,7 +9,7 @@ CHECKS = (
     SEND
     + """
 import pytest
-from pytest_plugin._http import SandboxApiError
+from mailsandbox.pytest_plugin._http import SandboxApiError
 
 
 def test_html_check(outbox, mail_sandbox):

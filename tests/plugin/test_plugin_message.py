@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_plugin.controls import record, zone_records
-from pytest_plugin.filters import MailFilter
-from pytest_plugin.message import CapturedMessage, Hop
+from mailsandbox.pytest_plugin.controls import record, zone_records
+from mailsandbox.pytest_plugin.filters import MailFilter
+from mailsandbox.pytest_plugin.message import CapturedMessage, Hop
 
 
 def build(
@@ -212,18 +212,18 @@ def test_record_forms() -> None:
 
 
 def test_exported_names() -> None:
-    import pytest_plugin
+    import mailsandbox.pytest_plugin
 
-    assert pytest_plugin.__all__ == sorted(pytest_plugin.__all__)
-    for name in pytest_plugin.__all__:
-        assert getattr(pytest_plugin, name).__name__ == name
+    assert mailsandbox.pytest_plugin.__all__ == sorted(mailsandbox.pytest_plugin.__all__)
+    for name in mailsandbox.pytest_plugin.__all__:
+        assert getattr(mailsandbox.pytest_plugin, name).__name__ == name
     with pytest.raises(AttributeError):
-        pytest_plugin.Nothing  # noqa: B018
+        mailsandbox.pytest_plugin.Nothing  # noqa: B018
 
 
 def test_loading_the_plugin_imports_neither_httpx_nor_the_sandbox() -> None:
     # Every pytest run of a project that installed the package loads the plugin: keep that cheap.
-    code = "import sys, pytest_plugin.plugin; print(sorted({'httpx', 'sandbox.app'} & set(sys.modules)))"
+    code = "import sys, mailsandbox.pytest_plugin.plugin; print(sorted({'httpx', 'mailsandbox.app'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sandbox.protocols.accounts import Accounts
+from mailsandbox.protocols.accounts import Accounts
 
 
 def _is(password: str) -> Callable[[str], bool]:

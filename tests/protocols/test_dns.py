@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox.protocols.dns import DnsStreamConnection, answer, answer_message
-from sandbox.zone import MxResult, Zone, ZoneError
+from mailsandbox.protocols.dns import DnsStreamConnection, answer, answer_message
+from mailsandbox.zone import MxResult, Zone, ZoneError
 
 EXAMPLE = Path(__file__).parent.parent / "data" / "example.zone"
 DKIM_TAIL = "anrRI+L7cQIDAQAB"
@@ -488,7 +488,7 @@ def many_zones(n: int) -> str:
 def test_many_zones_in_one_text_load_in_linear_time() -> None:
     import time
 
-    from sandbox.zone import _split_zones
+    from mailsandbox.zone import _split_zones
 
     # The pieces handed to dnspython add up to the text's size (they used to carry every earlier line).
     text = many_zones(4000)
@@ -508,7 +508,7 @@ def test_many_zones_in_one_text_load_in_linear_time() -> None:
 
 
 def test_answer_cache_is_byte_identical_and_follows_zone_changes() -> None:
-    from sandbox.protocols.dns import AnswerCache
+    from mailsandbox.protocols.dns import AnswerCache
 
     zone = Zone.from_files([EXAMPLE])
     cache = AnswerCache(zone, entries=8)

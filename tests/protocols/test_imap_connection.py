@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from sandbox.models import Envelope
-from sandbox.protocols.imap import ImapConnection, RecentTracker, State
-from sandbox.store.sqlite import SqliteStore
+from mailsandbox.models import Envelope
+from mailsandbox.protocols.imap import ImapConnection, RecentTracker, State
+from mailsandbox.store.sqlite import SqliteStore
 
 NOW = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC; also the first UIDVALIDITY the store hands out
 USER = "bob@example.test"

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sandbox.protocols.imap import BadCommand, ImapConnection, parse_command
-from sandbox.store.sqlite import SqliteStore
+from mailsandbox.protocols.imap import BadCommand, ImapConnection, parse_command
+from mailsandbox.store.sqlite import SqliteStore
 from tests.protocols.test_imap_connection import make_store, well_formed
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

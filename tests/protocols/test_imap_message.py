@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from sandbox.mime.tree import Header, Message
-from sandbox.protocols.imap.bodystructure import body_structure, envelope, parse_addresses
-from sandbox.protocols.imap.responses import sexp
+from mailsandbox.mime.tree import Header, Message
+from mailsandbox.protocols.imap.bodystructure import body_structure, envelope, parse_addresses
+from mailsandbox.protocols.imap.responses import sexp
 
 INNER = (
     b"From: Carol <carol@example.test>\r\n"

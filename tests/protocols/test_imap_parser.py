@@ -6,11 +6,11 @@ import datetime
 
 import pytest
 
-from sandbox.protocols.imap import commands as c
-from sandbox.protocols.imap import search as s
-from sandbox.protocols.imap.fetch import Attr, Section
-from sandbox.protocols.imap.grammar import ParseError, Reader, SeqSet, decode_mailbox, encode_mailbox
-from sandbox.protocols.imap.parser import BadCommand, parse_command
+from mailsandbox.protocols.imap import commands as c
+from mailsandbox.protocols.imap import search as s
+from mailsandbox.protocols.imap.fetch import Attr, Section
+from mailsandbox.protocols.imap.grammar import ParseError, Reader, SeqSet, decode_mailbox, encode_mailbox
+from mailsandbox.protocols.imap.parser import BadCommand, parse_command
 
 
 def test_atoms_strings_and_literals() -> None:

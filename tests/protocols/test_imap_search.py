@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from sandbox.mime.tree import Header, Message
-from sandbox.protocols.imap.grammar import Reader
-from sandbox.protocols.imap.search import Scope, matches, parse_search
+from mailsandbox.mime.tree import Header, Message
+from mailsandbox.protocols.imap.grammar import Reader
+from mailsandbox.protocols.imap.search import Scope, matches, parse_search
 
 RAW = (
     b"From: Alice Example <alice@example.test>\r\n"

@@ -9,8 +9,8 @@ import hmac
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox.models import MailEntry
-from sandbox.protocols.pop3 import (
+from mailsandbox.models import MailEntry
+from mailsandbox.protocols.pop3 import (
     ERR_AUTH,
     ERR_DELETED,
     ERR_IN_USE,

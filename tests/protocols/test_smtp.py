@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from sandbox.protocols import smtp
-from sandbox.protocols.smtp import (
+from mailsandbox.protocols import smtp
+from mailsandbox.protocols.smtp import (
     ALREADY_AUTH,
     ALREADY_TLS,
     AUTH_CANCELLED,

@@ -9,7 +9,7 @@ import re
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from sandbox.protocols.smtp import (
+from mailsandbox.protocols.smtp import (
     CloseRequested,
     Event,
     MessageReceived,

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.app import SandboxThread
-from sandbox.clock import ManualClock
-from sandbox.config import Config, Listen
-from sandbox.store import normalize_user
+from mailsandbox.app import SandboxThread
+from mailsandbox.clock import ManualClock
+from mailsandbox.config import Config, Listen
+from mailsandbox.store import normalize_user
 
 # The world the scenarios travel through. sender.test is ours (its MX is the sandbox), so
 # bounces reach the sender even in strict mode.

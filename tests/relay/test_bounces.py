@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from email.message import EmailMessage, Message
 
-from sandbox.models import Envelope
+from mailsandbox.models import Envelope
 from tests.relay.conftest import World, WorldFactory, parts, received
 
 DAY = 86400.0

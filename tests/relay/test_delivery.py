@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from email.utils import parsedate_to_datetime
 
-from sandbox.events import DeliveryAttempted
+from mailsandbox.events import DeliveryAttempted
 from tests.relay.conftest import World, received
 
 

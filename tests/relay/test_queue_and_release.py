@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from sandbox.clock import ManualClock
-from sandbox.config import Listen
+from mailsandbox.clock import ManualClock
+from mailsandbox.config import Listen
 from tests.relay.conftest import World, WorldFactory
 
 

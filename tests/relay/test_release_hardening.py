@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox.relay.release_addresses import AddressError, parse_recipient, wire_data
+from mailsandbox.relay.release_addresses import AddressError, parse_recipient, wire_data
 from tests.relay.conftest import World, WorldFactory
 
 ALLOW = ["*@mycompany.example"]

@@ -12,16 +12,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox.clock import ManualClock
-from sandbox.events import EventBus
-from sandbox.relay import Relay, Releaser
-from sandbox.relay.bounce import RecipientStatus, build_dsn, header_block
-from sandbox.relay.faults import BehaviourError, Faults, HostBehaviour, status_of
-from sandbox.relay.route import Router, received_line
-from sandbox.store.sqlite import SqliteStore
-from sandbox.zone import Zone
+from mailsandbox.clock import ManualClock
+from mailsandbox.events import EventBus
+from mailsandbox.relay import Relay, Releaser
+from mailsandbox.relay.bounce import RecipientStatus, build_dsn, header_block
+from mailsandbox.relay.faults import BehaviourError, Faults, HostBehaviour, status_of
+from mailsandbox.relay.route import Router, received_line
+from mailsandbox.store.sqlite import SqliteStore
+from mailsandbox.web.relay_api import RelayLike, ReleaserLike
+from mailsandbox.zone import Zone
 from tests.relay.conftest import parts
-from web.relay_api import RelayLike, ReleaserLike
 
 ZONE = """\
 $ORIGIN example.test.

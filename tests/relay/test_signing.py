@@ -6,8 +6,8 @@ import email.parser
 import smtplib
 from typing import Any
 
-from sandbox.auth.keys import generate_key
-from sandbox.store import normalize_user
+from mailsandbox.auth.keys import generate_key
+from mailsandbox.store import normalize_user
 from tests.relay.conftest import World, WorldFactory
 
 APP = generate_key("sender.test", "app", bits=1024)

@@ -22,9 +22,9 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TXT
 import pytest
 
-import sandbox.servers.dns
-from sandbox.servers.dns import DnsServer, start_dns
-from sandbox.zone import Zone
+import mailsandbox.servers.dns
+from mailsandbox.servers.dns import DnsServer, start_dns
+from mailsandbox.zone import Zone
 
 EXAMPLE = Path(__file__).parent.parent / "data" / "example.zone"
 TIMEOUT = 5.0
@@ -248,7 +248,7 @@ def test_udp_and_tcp_share_the_port_and_close_with_open_connections() -> None:
 
 
 def test_idle_tcp_connection_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sandbox.servers.dns, "IDLE_TIMEOUT", 0.05)
+    monkeypatch.setattr(mailsandbox.servers.dns, "IDLE_TIMEOUT", 0.05)
 
     async def scenario() -> None:
         server = await start_dns("127.0.0.1", 0, Zone())
@@ -369,9 +369,9 @@ def test_a_client_that_does_not_read_cannot_grow_the_servers_buffers() -> None:
                 break
             await asyncio.sleep(0.005)
         assert not transport.is_reading()
-        limit = sandbox.servers.dns.READ_AHEAD + 65_536
+        limit = mailsandbox.servers.dns.READ_AHEAD + 65_536
         assert protocol.connection.pending <= limit  # most of the 700 KB still waits in the kernel
-        assert transport.get_write_buffer_size() <= sandbox.servers.dns.WRITE_HIGH_WATER + 32 * 512
+        assert transport.get_write_buffer_size() <= mailsandbox.servers.dns.WRITE_HIGH_WATER + 32 * 512
         got, buffer = 0, bytearray()
         while got < len(ids):  # now read: the server resumes and answers everything
             buffer += await asyncio.wait_for(reader.read(65536), TIMEOUT)

@@ -22,7 +22,7 @@ def free_port() -> int:
 
 def start_server(data_dir: Path, smtp_port: int, http_port: int) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "serve", "--smtp", f"127.0.0.1:{smtp_port}",
+        [sys.executable, "-m", "mailsandbox", "serve", "--smtp", f"127.0.0.1:{smtp_port}",
          "--http", f"127.0.0.1:{http_port}", "--pop3", "off", "--imap", "off", "--dns", "off",
          "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE, text=True,

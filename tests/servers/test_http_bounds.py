@@ -17,11 +17,11 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from sandbox.app import Sandbox, SandboxThread
-from sandbox.models import Envelope
-from sandbox.store.sqlite import SqliteStore
+from mailsandbox.app import Sandbox, SandboxThread
+from mailsandbox.models import Envelope
+from mailsandbox.store.sqlite import SqliteStore
+from mailsandbox.web.inputs import MIB, body_limit
 from tests.conftest import free_config
-from web.inputs import MIB, body_limit
 
 HEAD_TIMEOUT = 0.5
 ENV = Envelope(mail_from="a@example.test", rcpt_tos=("b@example.test",), peer="", helo="")

@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 import pytest
 import trustme
 
-from sandbox.events import EventBus
-from sandbox.models import Envelope
-from sandbox.servers.imap import start_imap
-from sandbox.store.sqlite import SqliteStore
+from mailsandbox.events import EventBus
+from mailsandbox.models import Envelope
+from mailsandbox.servers.imap import start_imap
+from mailsandbox.store.sqlite import SqliteStore
 
 T = TypeVar("T")
 USER = "bob@example.test"

@@ -11,8 +11,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 
-from sandbox.app import Sandbox
-from sandbox.servers.imap import NOTIFY_INTERVAL
+from mailsandbox.app import Sandbox
+from mailsandbox.servers.imap import NOTIFY_INTERVAL
 
 USER = "idle@example.test"
 

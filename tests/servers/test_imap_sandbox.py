@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from sandbox.app import Sandbox
-from sandbox.config import Listen
+from mailsandbox.app import Sandbox
+from mailsandbox.config import Listen
 
 USER = "bob@example.test"
 SENT = (

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.servers._limits import ConnectionLimiter, RateLimitedLog
+from mailsandbox.servers._limits import ConnectionLimiter, RateLimitedLog
 
 
 def test_total_and_per_client_limits() -> None:
@@ -59,7 +59,7 @@ def test_connection_flood_under_a_low_fd_limit_is_refused_not_a_storm(tmp_path: 
     err = tmp_path / "stderr"
     with err.open("wb") as err_file:
         server = subprocess.Popen(
-            [sys.executable, "-m", "sandbox", "serve", "--db", ":memory:", "--data-dir", str(tmp_path),
+            [sys.executable, "-m", "mailsandbox", "serve", "--db", ":memory:", "--data-dir", str(tmp_path),
              "--smtp", f"127.0.0.1:{ports[0]}", "--http", f"127.0.0.1:{ports[1]}",
              "--pop3", "off", "--imap", "off", "--dns", "off"],
             stdout=subprocess.PIPE, stderr=err_file, preexec_fn=low_limit,

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import pytest
 
-from sandbox.app import Sandbox
-from sandbox.throttle import LoginThrottle
+from mailsandbox.app import Sandbox
+from mailsandbox.throttle import LoginThrottle
 
 Start = Callable[..., Sandbox]
 MESSAGE = b"From: a@x.test\r\nTo: b@y.test\r\nSubject: hi\r\n\r\nbody\r\n"
@@ -250,7 +250,7 @@ def test_logins_open_only_their_mailboxes_over_pop3_and_imap(sandbox_factory: St
 
 
 def test_mailbox_access_needs_credentials(tmp_path: object) -> None:
-    from sandbox.app import SandboxThread
+    from mailsandbox.app import SandboxThread
     from tests.conftest import free_config
 
     with pytest.raises(ValueError, match="set smtp_auth"):

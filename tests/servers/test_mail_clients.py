@@ -13,8 +13,8 @@ from typing import TypeVar
 
 import pytest
 
-from sandbox.app import Sandbox
-from sandbox.config import Listen
+from mailsandbox.app import Sandbox
+from mailsandbox.config import Listen
 from tests.conftest import require_binary
 
 T = TypeVar("T")

@@ -21,10 +21,10 @@ import dns.query
 import httpx
 import pytest
 
-from sandbox.app import Sandbox
-from sandbox.servers.imap import start_imap
-from sandbox.servers.pop3 import start_pop3
-from sandbox.store.sqlite import SqliteStore
+from mailsandbox.app import Sandbox
+from mailsandbox.servers.imap import start_imap
+from mailsandbox.servers.pop3 import start_pop3
+from mailsandbox.store.sqlite import SqliteStore
 
 T = TypeVar("T")
 Factory = Callable[..., Sandbox]

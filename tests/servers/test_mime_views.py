@@ -25,8 +25,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pytest_plugin.message import CapturedMessage
-from sandbox.app import SandboxThread
+from mailsandbox.app import SandboxThread
+from mailsandbox.pytest_plugin.message import CapturedMessage
 from tests.conftest import free_config
 
 USER = "bob@example.test"

@@ -18,10 +18,10 @@ from typing import Any, TypeVar, cast
 import pytest
 import trustme
 
-from sandbox.events import MessagesDeleted
-from sandbox.models import Envelope
-from sandbox.servers.pop3 import locks_for, start_pop3
-from sandbox.store.sqlite import SqliteStore
+from mailsandbox.events import MessagesDeleted
+from mailsandbox.models import Envelope
+from mailsandbox.servers.pop3 import locks_for, start_pop3
+from mailsandbox.store.sqlite import SqliteStore
 
 T = TypeVar("T")
 

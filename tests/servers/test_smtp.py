@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.app import Sandbox
+from mailsandbox.app import Sandbox
 
 
 def smtp(sb: Sandbox) -> smtplib.SMTP:

@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 import pytest
 import trustme
 
-from sandbox.servers.smtp import CaptureHandler, SmtpOptions, start_smtp
-from sandbox.store.sqlite import SqliteStore
+from mailsandbox.servers.smtp import CaptureHandler, SmtpOptions, start_smtp
+from mailsandbox.store.sqlite import SqliteStore
 from tests.conftest import require_binary
 
 T = TypeVar("T")

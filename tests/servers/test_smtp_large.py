@@ -21,7 +21,7 @@ from email.utils import formatdate
 import httpx
 import pytest
 
-from sandbox.app import Sandbox, SandboxThread
+from mailsandbox.app import Sandbox, SandboxThread
 from tests.conftest import free_config, probe_during, require_binary
 
 MB = 1_000_000

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.app import Sandbox
-from sandbox.mailfiles import FileMessage, read_mbox, read_paths, write_mbox_message
-from sandbox.store.export import read_only
-from sandbox.store.sqlite import SqliteStore
+from mailsandbox.app import Sandbox
+from mailsandbox.mailfiles import FileMessage, read_mbox, read_paths, write_mbox_message
+from mailsandbox.store.export import read_only
+from mailsandbox.store.sqlite import SqliteStore
 
 SCRIPT = Path(sys.executable).with_name("mailsandbox")
 

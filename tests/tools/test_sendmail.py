@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.app import Sandbox
-from sandbox.sendmail import EX_TEMPFAIL, EX_USAGE, parse_args
+from mailsandbox.app import Sandbox
+from mailsandbox.sendmail import EX_TEMPFAIL, EX_USAGE, parse_args
 from tests.conftest import require_binary
 
 SCRIPT = Path(sys.executable).with_name("mailsandbox")  # the console script pip installed

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.app import Sandbox
+from mailsandbox.app import Sandbox
 
 CHROMIUM = "/usr/bin/chromium"
 # Headless, and nothing that reaches for the network this machine does not have.

@@ -15,7 +15,7 @@ import bcrypt
 import httpx
 import pytest
 
-from sandbox.app import Sandbox
+from mailsandbox.app import Sandbox
 
 Start = Callable[..., Sandbox]
 FOREIGN = "attacker.example:8025"
@@ -95,7 +95,7 @@ def test_allowed_hosts_names_and_globs(sandbox_factory: Start) -> None:
 def test_an_exposed_listener_answers_its_addresses_but_no_foreign_name(sandbox_factory: Start) -> None:
     import socket as sockets
 
-    from sandbox.config import Listen
+    from mailsandbox.config import Listen
 
     sandbox = sandbox_factory(http=Listen("0.0.0.0", 0))
     port = sandbox.address("http").port
@@ -163,7 +163,7 @@ def test_failed_http_logins_are_throttled(sandbox_factory: Start, tmp_path: Path
 
 
 def test_bad_auth_files_are_refused_at_start(tmp_path: Path) -> None:
-    from web.access import load_users
+    from mailsandbox.web.access import load_users
 
     for text in ("ann:$apr1$abc$def\n", "justaname\n", "ann:$2b$12$short\n", "# nothing\n"):
         path = tmp_path / "f"

@@ -8,7 +8,7 @@ from email.message import EmailMessage
 import httpx
 import pytest
 
-from sandbox.app import Sandbox
+from mailsandbox.app import Sandbox
 
 
 @pytest.fixture

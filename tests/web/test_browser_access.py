@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.app import Sandbox
+from mailsandbox.app import Sandbox
 from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser

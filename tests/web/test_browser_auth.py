@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from sandbox.app import Sandbox
-from sandbox.auth.keys import generate_key
+from mailsandbox.app import Sandbox
+from mailsandbox.auth.keys import generate_key
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.app import Sandbox
+from mailsandbox.app import Sandbox
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sandbox.html_tokens import Kind, attributes, tokens
+from mailsandbox.html_tokens import Kind, attributes, tokens
 from tests.test_linear_parsing import MARKUP_PIECES
 
 pytestmark = pytest.mark.browser

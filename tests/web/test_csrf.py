@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from sandbox.app import Sandbox
+from mailsandbox.app import Sandbox
 
 Send = object
 

@@ -8,7 +8,7 @@ import smtplib
 import httpx
 import pytest
 
-from sandbox.app import Sandbox
+from mailsandbox.app import Sandbox
 from tests.conftest import probe_during
 
 

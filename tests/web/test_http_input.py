@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sandbox.app import Sandbox, SandboxThread
+from mailsandbox.app import Sandbox, SandboxThread
+from mailsandbox.web.openapi import OPENAPI_PATH
 from tests.conftest import free_config
-from web.openapi import OPENAPI_PATH
 
 MULTIPART = (
     b"Subject: parts\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=BB\r\n\r\n"
@@ -155,7 +155,7 @@ JUNK_BODY = [
 
 @pytest.fixture(scope="module")
 def routes() -> list[tuple[str, str]]:
-    from web.openapi import document
+    from mailsandbox.web.openapi import document
 
     return [(path, method.upper()) for path, ops in document()["paths"].items() for method in ops]
 

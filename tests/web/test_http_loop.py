@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sandbox.app import Sandbox, SandboxThread
-from sandbox.models import Envelope
-from sandbox.store._search import MAX_TERMS
-from sandbox.store.sqlite import SqliteStore
+from mailsandbox.app import Sandbox, SandboxThread
+from mailsandbox.models import Envelope
+from mailsandbox.store._search import MAX_TERMS
+from mailsandbox.store.sqlite import SqliteStore
 from tests.conftest import free_config, probe_during
 
 ENV = Envelope(mail_from="a@example.test", rcpt_tos=("b@example.test",), peer="", helo="")
@@ -87,17 +87,17 @@ def test_reading_a_large_message_parses_it_off_the_loop(running_sandbox: Sandbox
     """Parsing this 11 MB message takes about 300 ms per request; on the loop, every probe waited for it.
     Off the loop it still competes for the GIL (the parser is Python), hence the wider budget here; where
     it runs is pinned exactly by recording the thread of every parse."""
-    import sandbox.mime
+    import mailsandbox.mime
 
     threads: list[str] = []
     for name in ("parse", "find_part", "header_pairs"):
-        original = getattr(sandbox.mime, name)
+        original = getattr(mailsandbox.mime, name)
 
         def recorded(*args: object, _original: Callable[..., object] = original) -> object:
             threads.append(threading.current_thread().name)
             return _original(*args)
 
-        monkeypatch.setattr(sandbox.mime, name, recorded)
+        monkeypatch.setattr(mailsandbox.mime, name, recorded)
     msg = EmailMessage()
     msg["Subject"], msg["From"], msg["To"] = "big", "a@example.test", "b@example.test"
     msg.set_content("hello " * 100_000)

@@ -108,7 +108,7 @@ def _installed(npm: str) -> None:
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from sandbox.app import SandboxThread
+    from mailsandbox.app import SandboxThread
     from tests.conftest import free_config
 
     node, npm = require_binary("node"), require_binary("npm")

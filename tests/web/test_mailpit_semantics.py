@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from sandbox.app import Sandbox
-from sandbox.store.sqlite import SqliteStore
+from mailsandbox.app import Sandbox
+from mailsandbox.store.sqlite import SqliteStore
 from tests.web.conftest import Send
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16

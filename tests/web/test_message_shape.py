@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from sandbox.app import Sandbox
+from mailsandbox.app import Sandbox
 
 NEWSLETTER = (
     b"From: News <news@example.test>\r\nTo: ann@example.test\r\nSubject: Weekly\r\n"

@@ -9,15 +9,15 @@ import httpx
 import pytest
 from starlette.routing import Route, WebSocketRoute
 
-import web.app
-from sandbox.clock import ManualClock
-from sandbox.events import EventBus
-from sandbox.store.sqlite import SqliteStore
-from web.auth_api import auth_routes
-from web.openapi import OPENAPI_PATH, document
-from web.relay_api import relay_routes
-from web.send_api import Outgoing, send_routes
-from web.workers import Workers
+import mailsandbox.web.app
+from mailsandbox.clock import ManualClock
+from mailsandbox.events import EventBus
+from mailsandbox.store.sqlite import SqliteStore
+from mailsandbox.web.auth_api import auth_routes
+from mailsandbox.web.openapi import OPENAPI_PATH, document
+from mailsandbox.web.relay_api import relay_routes
+from mailsandbox.web.send_api import Outgoing, send_routes
+from mailsandbox.web.workers import Workers
 
 
 def _shape(path: str) -> str:
@@ -43,7 +43,7 @@ def test_every_route_is_documented(store: SqliteStore) -> None:
     relay = relay_routes(store=store, relay=None, zone=None, clock=ManualClock())
     send = send_routes(_submit, Workers(), 0)
     extra = [*relay, *auth_routes(None), *send]  # type: ignore[arg-type]  # the routes only, never called
-    app = web.app.create_app(store, EventBus(), info=dict, reset=_reset, extra_routes=extra)
+    app = mailsandbox.web.app.create_app(store, EventBus(), info=dict, reset=_reset, extra_routes=extra)
     served = {_shape(r.path) for r in app.routes if isinstance(r, Route | WebSocketRoute) and r.path != "/"}
     documented = {_shape(p) for p in document()["paths"]}
     assert served - documented == set()

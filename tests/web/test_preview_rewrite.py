@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from web.preview import preview_csp, rewrite_html
+from mailsandbox.web.preview import preview_csp, rewrite_html
 
 CIDS = {"logo@x": "2.2"}
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox.store._schema import migrate
-from sandbox.store._search import compile_query, fts_phrase, parse_size, parse_when, time_zone, tokenize
+from mailsandbox.store._schema import migrate
+from mailsandbox.store._search import compile_query, fts_phrase, parse_size, parse_when, time_zone, tokenize
 
 NOW = datetime(2024, 6, 15, 12, 0).timestamp()
 DAY = 86400.0

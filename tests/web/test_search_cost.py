@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from sandbox.store._search import MAX_TERMS, compile_query
+from mailsandbox.store._search import MAX_TERMS, compile_query
 
 NOW = 1_700_000_000.0
 SHAPES: dict[str, Callable[[int], str]] = {

@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from sandbox.app import Sandbox
-from sandbox.events import MessageStored
+from mailsandbox.app import Sandbox
+from mailsandbox.events import MessageStored
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="

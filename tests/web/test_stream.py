@@ -20,11 +20,11 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin
 
-from sandbox.events import EventBus
-from sandbox.models import Envelope
-from sandbox.store.sqlite import SqliteStore
-from web import schema
-from web.stream import EventHub, stream_routes
+from mailsandbox.events import EventBus
+from mailsandbox.models import Envelope
+from mailsandbox.store.sqlite import SqliteStore
+from mailsandbox.web import schema
+from mailsandbox.web.stream import EventHub, stream_routes
 
 Send = Callable[..., None]  # the `send` fixture of conftest.py
 

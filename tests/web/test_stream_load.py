@@ -17,8 +17,8 @@ from starlette.routing import WebSocketRoute
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from sandbox.app import Sandbox
-from web.stream import CLOSE_TOO_SLOW, MAX_LAG, EventHub
+from mailsandbox.app import Sandbox
+from mailsandbox.web.stream import CLOSE_TOO_SLOW, MAX_LAG, EventHub
 
 SENDERS = 4
 
@@ -160,7 +160,7 @@ def test_a_reader_that_stops_is_closed_and_the_others_keep_up(running_sandbox: S
 
 def test_a_broken_bus_listener_costs_the_others_nothing(running_sandbox: Sandbox) -> None:
     """A listener that raises is logged and skipped; the stream still gets the event."""
-    from sandbox.events import Event
+    from mailsandbox.events import Event
 
     calls: list[Event] = []
     ready = threading.Event()

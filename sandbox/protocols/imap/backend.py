@@ -7,8 +7,8 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Literal, Protocol
 
-from sandbox.mime.tree import Header, Message
-from sandbox.models import FolderInfo, MailEntry
+from mailsandbox.mime.tree import Header, Message
+from mailsandbox.models import FolderInfo, MailEntry
 
 
 class Backend(Protocol):

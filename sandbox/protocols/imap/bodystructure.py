@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from sandbox.mime.tree import Header, Part, parse_params
-from sandbox.protocols.imap.responses import Concat, Sexp
+from mailsandbox.mime.tree import Header, Part, parse_params
+from mailsandbox.protocols.imap.responses import Concat, Sexp
 
 _PIECE = re.compile(r'"(?:[^"\\]|\\.)*"?|\((?:[^()\\]|\\.)*\)?|<[^>]*>?|[,:;@]|[^\s",:;@<>()]+|\s+')
 

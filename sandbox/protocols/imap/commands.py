@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sandbox.protocols.imap.fetch import Item
-from sandbox.protocols.imap.grammar import SeqSet
-from sandbox.protocols.imap.search import Key
+from mailsandbox.protocols.imap.fetch import Item
+from mailsandbox.protocols.imap.grammar import SeqSet
+from mailsandbox.protocols.imap.search import Key
 
 StoreMode = Literal["set", "add", "remove"]
 

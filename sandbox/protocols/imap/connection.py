@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import re
 
-from sandbox.protocols.imap import commands as c
-from sandbox.protocols.imap import responses as r
-from sandbox.protocols.imap.backend import Backend, MessageCache, RecentTracker
-from sandbox.protocols.imap.folders import FolderCommands
-from sandbox.protocols.imap.grammar import ParseError
-from sandbox.protocols.imap.messages import MessageCommands
-from sandbox.protocols.imap.parser import BadCommand, decode_sasl, parse_command, read_tag
-from sandbox.protocols.imap.responses import BAD, BYE, NO, OK, continuation, status, untagged
-from sandbox.protocols.imap.session import ErrorLog, Login, Reply, State, accept_any
+from mailsandbox.protocols.imap import commands as c
+from mailsandbox.protocols.imap import responses as r
+from mailsandbox.protocols.imap.backend import Backend, MessageCache, RecentTracker
+from mailsandbox.protocols.imap.folders import FolderCommands
+from mailsandbox.protocols.imap.grammar import ParseError
+from mailsandbox.protocols.imap.messages import MessageCommands
+from mailsandbox.protocols.imap.parser import BadCommand, decode_sasl, parse_command, read_tag
+from mailsandbox.protocols.imap.responses import BAD, BYE, NO, OK, continuation, status, untagged
+from mailsandbox.protocols.imap.session import ErrorLog, Login, Reply, State, accept_any
 
 MAX_LINE = 64 * 1024
 MAX_LITERAL = 25 * 1024 * 1024  # after login: the message size limit (APPENDLIMIT, RFC 7889)

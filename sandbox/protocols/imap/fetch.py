@@ -6,10 +6,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sandbox.protocols.imap.bodystructure import body_structure, envelope
-from sandbox.protocols.imap.grammar import ParseError, Reader
-from sandbox.protocols.imap.responses import astring, date_time, flag_list, literal, sexp
-from sandbox.protocols.imap.search import Candidate
+from mailsandbox.protocols.imap.bodystructure import body_structure, envelope
+from mailsandbox.protocols.imap.grammar import ParseError, Reader
+from mailsandbox.protocols.imap.responses import astring, date_time, flag_list, literal, sexp
+from mailsandbox.protocols.imap.search import Candidate
 
 _NAME = re.compile(rb"[A-Za-z0-9.]+")
 _PART = re.compile(rb"[1-9]\d{0,8}(?:\.[1-9]\d{0,8})*")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 
-from sandbox.protocols.imap import commands as c
-from sandbox.protocols.imap import responses as r
-from sandbox.protocols.imap.mailbox import SelectedMailbox
-from sandbox.protocols.imap.responses import BAD, OK, flag_list, mailbox, status, untagged
-from sandbox.protocols.imap.session import DELIMITER, SYSTEM_FLAGS, Reply, Session, State
+from mailsandbox.protocols.imap import commands as c
+from mailsandbox.protocols.imap import responses as r
+from mailsandbox.protocols.imap.mailbox import SelectedMailbox
+from mailsandbox.protocols.imap.responses import BAD, OK, flag_list, mailbox, status, untagged
+from mailsandbox.protocols.imap.session import DELIMITER, SYSTEM_FLAGS, Reply, Session, State
 
 
 def _pattern(pattern: str) -> re.Pattern[str]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 
-from sandbox.mime.tree import Header, Message
-from sandbox.models import MailEntry
-from sandbox.protocols.imap.backend import Backend, MessageCache, RecentTracker
-from sandbox.protocols.imap.grammar import SeqSet
-from sandbox.protocols.imap.responses import flag_list, untagged
+from mailsandbox.mime.tree import Header, Message
+from mailsandbox.models import MailEntry
+from mailsandbox.protocols.imap.backend import Backend, MessageCache, RecentTracker
+from mailsandbox.protocols.imap.grammar import SeqSet
+from mailsandbox.protocols.imap.responses import flag_list, untagged
 
 
 class View:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sandbox.protocols.imap import commands as c
-from sandbox.protocols.imap import responses as r
-from sandbox.protocols.imap.fetch import Attr, Item, compile_items, sets_seen
-from sandbox.protocols.imap.mailbox import View
-from sandbox.protocols.imap.responses import BAD, OK, flag_list, status, untagged
-from sandbox.protocols.imap.search import Scope, compile_key
-from sandbox.protocols.imap.session import Reply, Session, State
+from mailsandbox.protocols.imap import commands as c
+from mailsandbox.protocols.imap import responses as r
+from mailsandbox.protocols.imap.fetch import Attr, Item, compile_items, sets_seen
+from mailsandbox.protocols.imap.mailbox import View
+from mailsandbox.protocols.imap.responses import BAD, OK, flag_list, status, untagged
+from mailsandbox.protocols.imap.search import Scope, compile_key
+from mailsandbox.protocols.imap.session import Reply, Session, State
 
 _CHARSETS = ("US-ASCII", "UTF-8")
 

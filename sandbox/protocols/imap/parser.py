@@ -6,10 +6,10 @@ import base64
 import binascii
 from collections.abc import Callable
 
-from sandbox.protocols.imap import commands as c
-from sandbox.protocols.imap.fetch import parse_items
-from sandbox.protocols.imap.grammar import ParseError, Reader
-from sandbox.protocols.imap.search import parse_search
+from mailsandbox.protocols.imap import commands as c
+from mailsandbox.protocols.imap.fetch import parse_items
+from mailsandbox.protocols.imap.grammar import ParseError, Reader
+from mailsandbox.protocols.imap.search import parse_search
 
 _STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Union
 
-from sandbox.protocols.imap.grammar import MONTHS, encode_mailbox
+from mailsandbox.protocols.imap.grammar import MONTHS, encode_mailbox
 
 # Status responses (RFC 3501 §7.1)
 OK = b"OK"

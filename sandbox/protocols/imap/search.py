@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from email.utils import parsedate_tz
 from typing import Literal, Protocol
 
-from sandbox.mime.tree import Header, Message
-from sandbox.mime.words import decode_words
-from sandbox.protocols.imap.grammar import ParseError, Reader, SeqSet
+from mailsandbox.mime.tree import Header, Message
+from mailsandbox.mime.words import decode_words
+from mailsandbox.protocols.imap.grammar import ParseError, Reader, SeqSet
 
 MAX_NESTING = 64  # parenthesised/NOT/OR depth a client may use; deeper is BAD, not a stack overflow
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 
-from sandbox.protocols.imap.backend import Backend, MessageCache, RecentTracker
-from sandbox.protocols.imap.mailbox import SelectedMailbox
-from sandbox.protocols.imap.responses import NO, status
+from mailsandbox.protocols.imap.backend import Backend, MessageCache, RecentTracker
+from mailsandbox.protocols.imap.mailbox import SelectedMailbox
+from mailsandbox.protocols.imap.responses import NO, status
 
 Reply = list[bytes]  # untagged lines first, the tagged completion last
 Login = Callable[[str, str], "str | None"]  # (user name, password) -> mailbox owner, or None to refuse
