@@ -20,14 +20,15 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/pytest -n 2 --dist loadfile
 
-# The image and the browser do not depend on the interpreter: their tests run with `make test` only.
+# The image, the browser and the time budgets do not depend on the interpreter: their tests run with
+# `make test` only.
 PY ?= python3
 OTHER := .venv-$(notdir $(PY))
 test-python:
 	$(PY) -m venv $(OTHER)
 	$(OTHER)/bin/pip install -q --upgrade pip
 	$(OTHER)/bin/pip install -q -e '.[test,examples]'
-	$(OTHER)/bin/pytest -n 2 --dist loadfile -m "not docker and not browser"
+	$(OTHER)/bin/pytest -n 2 --dist loadfile -m "not docker and not browser and not timing"
 
 # .lint/mailsandbox: the folders linked in their installed shape (sandbox/ is mailsandbox, web/ and
 # pytest_plugin/ inside it), for mypy, which follows no import hooks.

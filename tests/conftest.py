@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import CodeType
 
 import pytest
 
@@ -18,6 +19,25 @@ from mailsandbox.app import Sandbox, SandboxThread
 from mailsandbox.config import Config, Listen
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# What a test calls when it holds the server to a time budget or a growth ratio: such a test is marked
+# `timing`. `make test` runs them all; the runs on other interpreters (make test-python) leave them out,
+# since they check the server's behaviour under load, not the interpreter's.
+_TIMING_HELPERS = frozenset({"probe_during", "LoopWatch", "assert_linear", "_best", "_seconds"})
+
+
+def _names(code: CodeType) -> set[str]:
+    found = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            found |= _names(const)
+    return found
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        function = getattr(item, "function", None)
+        if function is not None and _names(function.__code__) & _TIMING_HELPERS:
+            item.add_marker(pytest.mark.timing)
 
 
 def free_config(tmp_path: Path, **overrides: object) -> Config:
