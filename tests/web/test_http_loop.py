@@ -112,7 +112,9 @@ def test_reading_a_large_message_parses_it_off_the_loop(running_sandbox: Sandbox
             for _ in range(2):
                 statuses.extend(client.get(path).status_code for path in paths)
 
-    probe_during(running_sandbox, work, budget=0.3)
+    # 500 ms: once, in CI with the suite's other worker on the second core, the loop itself lagged 318 ms
+    # here, which a run alone never shows (the parses' longest hold of the interpreter lock is ~30 ms).
+    probe_during(running_sandbox, work, budget=0.5)
     assert set(statuses) == {200}
     assert len(threads) >= 6
     assert {t.split("_")[0] for t in threads} == {"mailsandbox-http"}, threads
