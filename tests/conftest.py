@@ -180,9 +180,18 @@ class Prober:
         self.close()
 
 
-def probe_during(sandbox: Sandbox, work: Callable[[], object], *, budget: float = 0.1) -> dict[str, float]:
+# A probe is a whole SMTP transaction from another process (connect to the 250 after its commit) and an
+# HTTP round trip: on two cores it also waits for the store's writer and for the interpreter lock that the
+# sandbox's own threads (summaries, authentication checks) take in turns, so it gets more than the loop.
+PROBE_BUDGET = 0.25
+
+
+def probe_during(
+    sandbox: Sandbox, work: Callable[[], object], *, budget: float = 0.1, probe_budget: float = PROBE_BUDGET
+) -> dict[str, float]:
     """Run `work` (the hostile input) in a thread and probe the sandbox while it runs; the slowest probe
-    and the loop's longest stall. Asserts that each probe and the stall stayed within `budget` seconds."""
+    and the loop's longest stall. Asserts that the loop never stalled over `budget` seconds and that no
+    probe took over max(budget, probe_budget)."""
     finished = threading.Event()
     errors: list[BaseException] = []
 
@@ -207,6 +216,7 @@ def probe_during(sandbox: Sandbox, work: Callable[[], object], *, budget: float 
     if errors:
         raise errors[0]
     worst["stall"] = watch.max_stall
-    slow = {k: round(v, 3) for k, v in worst.items() if v > budget}
-    assert not slow, f"over the {budget * 1000:.0f} ms budget while the hostile input ran: {slow}"
+    limits = {key: budget if key == "stall" else max(budget, probe_budget) for key in worst}
+    slow = {k: round(v, 3) for k, v in worst.items() if v > limits[k]}
+    assert not slow, f"over budget (loop {budget * 1000:.0f} ms, probes {limits.get('smtp', budget) * 1000:.0f} ms) while the hostile input ran: {slow}"
     return worst

@@ -251,7 +251,7 @@ def test_the_loop_stays_responsive_while_20_mb_arrive_and_commit(sandbox: Sandbo
     # not for all of them (100-370 ms when they were one transaction). 200 ms: the suite's other worker
     # shares the two cores, and the probe's own connect and four round trips count.
     worst = probe_during(sandbox, send, budget=0.2)
-    assert worst["stall"] < 0.1 and worst["livez"] < 0.1, worst
+    assert worst["stall"] < 0.1, worst  # the loop keeps the 100 ms budget; the probes get 200 ms
     assert QUEUED.match(replies[0]), replies
 
 
