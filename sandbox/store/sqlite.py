@@ -197,11 +197,10 @@ def insert_messages(conn: sqlite3.Connection, items: Sequence[NewMessage]) -> li
         if isinstance(raw, StagedRaw):
             adopt_chunks(conn, rowid, raw)
         elif len(raw) >= LARGE_RAW:  # a relay copy or a bulk load: all of it in this transaction
-            stage, view = start_stage(conn), memoryview(raw)
-            seqs = range((len(raw) + RAW_CHUNK - 1) // RAW_CHUNK)
-            for seq in seqs:
-                write_chunk(conn, stage, seq, view[seq * RAW_CHUNK : (seq + 1) * RAW_CHUNK])
-            adopt_chunks(conn, rowid, StagedRaw(stage, len(raw), len(seqs)))
+            stage, chunks = start_stage(conn), split_raw(raw)
+            for seq, chunk in enumerate(chunks):
+                write_chunk(conn, stage, seq, chunk)
+            adopt_chunks(conn, rowid, StagedRaw(stage, len(raw), len(chunks)))
     insert_rows(conn, "INSERT INTO messages_fts (rowid, subject, sender, recipients, body) VALUES ", texts)
     return out
 
@@ -211,6 +210,12 @@ def start_stage(conn: sqlite3.Connection) -> int:
     stage = conn.execute("INSERT INTO raw_pending (started) VALUES (?)", (time.time(),)).lastrowid
     assert stage is not None
     return stage
+
+
+def split_raw(raw: bytes) -> list[memoryview]:
+    """A large message's bytes as RAW_CHUNK rows: slices, not copies (the writer binds each from the message)."""
+    view = memoryview(raw)
+    return [view[start : start + RAW_CHUNK] for start in range(0, len(raw), RAW_CHUNK)]
 
 
 def write_chunk(conn: sqlite3.Connection, stage: int, seq: int, data: bytes | memoryview) -> None:
@@ -495,15 +500,13 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         assert isinstance(raw, bytes)
         stage: int = await self._write(_RawWrite(start_stage))
         try:
-            view = memoryview(raw)  # slices, not copies: the writer binds each straight from the message
-            count = (len(raw) + RAW_CHUNK - 1) // RAW_CHUNK
-            for seq in range(count):
-                chunk = view[seq * RAW_CHUNK : (seq + 1) * RAW_CHUNK]
+            chunks = split_raw(raw)
+            for seq, chunk in enumerate(chunks):
                 await self._write(_RawWrite(functools.partial(write_chunk, stage=stage, seq=seq, data=chunk)))
         except BaseException:
             await self._discard(stage)
             raise
-        add.raw = StagedRaw(stage, len(raw), count)
+        add.raw = StagedRaw(stage, len(raw), len(chunks))
         add.defer_checkpoint = False
         return stage
 
