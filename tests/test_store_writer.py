@@ -140,14 +140,18 @@ def test_insert_rows_writes_every_row_in_order(count: int) -> None:
 
 
 def test_the_wal_starts_over_under_steady_writes(tmp_path: Path) -> None:
-    # Writes that never pause: a background checkpoint alone never reaches the WAL's end, so the commit's
-    # own checkpoint must still run, or the WAL grows by every commit (here about 60 MB).
+    # Writes that never pause: a background checkpoint alone never reaches the WAL's end, so the writer
+    # must finish it between two batches, or the WAL grows by every commit (here to about 60 MB).
     store = SqliteStore(str(tmp_path / "s.db"))
     body = b"Subject: steady\r\n\r\n" + b"x" * 4000 + b"\r\n"
+    wal = Path(store.path + "-wal")
+    largest = 0
     try:
-        for _ in range(800):  # one commit each
+        for _ in range(3000):  # one commit each
             store.add_message_sync(body, Envelope("a@example.test", ("b@example.test",)))
-        wal = Path(store.path + "-wal").stat().st_size
+            largest = max(largest, wal.stat().st_size)
     finally:
         store.close()
-    assert wal < 16 << 20, f"WAL grew to {wal} bytes"
+    # 1,000 pages of 4 KiB before the checkpointer asks for the writer's catch-up, plus what commits add
+    # during a checkpoint pass and its interval: 8-15 MB here, whatever the number of commits.
+    assert largest < 24 << 20, f"WAL grew to {largest} bytes"

@@ -17,15 +17,20 @@ from mailsandbox.events import Event
 # A write request: runs inside the batch transaction, returns (result, events to publish after commit).
 # A request with a `group` attribute, a function (conn, [requests]) -> [(result, events)], runs together
 # with its like neighbours in the batch (fewer statements); alone (the replay path) it is called as usual.
-# A request with a true `defer_checkpoint` (a large message) leaves the WAL checkpoint to _Checkpointer.
 WriteFn = Callable[[sqlite3.Connection], tuple[Any, list[Event]]]
 # A caller's handle: a thread's concurrent Future, or a loop's asyncio Future (settled on its loop).
 AnyFuture = Future[Any] | asyncio.Future[Any]
 Outcome = tuple[AnyFuture, bool, Any]  # (future, succeeded, result or exception)
 _STOP = object()
+# The checkpointer's request that the writer, between two batches, copy the WAL's last frames itself.
+_CATCH_UP = object()
 log = logging.getLogger("mailsandbox.store")
 MAX_BATCH = 512
-AUTOCHECKPOINT = 1000  # SQLite's default, in WAL pages
+# WAL pages after a background pass at which the writer is asked to finish the checkpoint (SQLite's own
+# autocheckpoint figure); under full-rate writes the WAL starts over at 2,000-3,000 pages.
+AUTOCHECKPOINT = 1000
+# Bytes the WAL file is cut back to whenever it starts over, after a burst (or a large message) made it big.
+JOURNAL_SIZE_LIMIT = 8 * 1024 * 1024
 
 
 class GroupWriter:
@@ -71,10 +76,17 @@ class GroupWriter:
             self._queue.put(_STOP)
             self._thread.join()
 
+    def _catch_up(self) -> None:
+        self._queue.put(_CATCH_UP)
+
     def _run(self) -> None:
         try:
             conn = self._connect()
-            checkpointer = _Checkpointer(self._connect())
+            # COMMIT never copies the WAL into the database (all of a large message, with every capture
+            # waiting): _Checkpointer does, off this thread.
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+            checkpointer = _Checkpointer(self._connect(), self._catch_up)
         except BaseException as exc:
             self._error = exc
             self._ready.set()
@@ -84,8 +96,17 @@ class GroupWriter:
             while True:
                 item = self._queue.get()
                 batch = []
+                catch_up: list[object] = []
                 stop = False
                 while item is not _STOP:
+                    if item is _CATCH_UP:
+                        # Runs after the batch so far is committed, before anything queued behind it.
+                        catch_up.append(item)
+                        try:
+                            item = self._queue.get_nowait()
+                        except queue.Empty:
+                            break
+                        continue
                     batch.append(item)
                     if len(batch) >= MAX_BATCH:
                         break
@@ -98,8 +119,10 @@ class GroupWriter:
                 if batch:
                     self._commit(conn, batch)
                     checkpointer.poke()
+                if catch_up:
+                    checkpointer.catch_up_on(conn)
                 # Let go of the batch's requests (with their messages) now, not when the next one arrives.
-                del batch, item
+                del batch, item, catch_up
                 if stop:
                     return
         finally:
@@ -150,17 +173,7 @@ class GroupWriter:
                 i = j
             if self._after_batch is not None:
                 events.extend(self._after_batch(conn))
-            # A large write would make this COMMIT copy all of it into the database file and sync it, with
-            # every other capture waiting: the checkpointer's thread does that instead, right after, and
-            # the next commit's own checkpoint (which lets the WAL start over) finds it done.
-            defer = any(getattr(fn, "defer_checkpoint", False) for fn, _ in batch)
-            if defer:
-                conn.execute("PRAGMA wal_autocheckpoint=0")
-            try:
-                conn.execute("COMMIT")
-            finally:
-                if defer:
-                    conn.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT}")
+            conn.execute("COMMIT")
         except BaseException:
             try:
                 conn.execute("ROLLBACK")
@@ -227,26 +240,42 @@ def _settle(outcome: Outcome) -> None:
 
 
 class _Checkpointer:
-    """Copies committed WAL frames into the database on its own thread and connection, so the checkpoint
-    SQLite runs inside the COMMIT that crosses 1,000 WAL pages finds little left to copy. That in-commit
-    checkpoint stays: under steady writes a PASSIVE pass from elsewhere never reaches the WAL's end, and
-    only a complete checkpoint lets the WAL start over (without it the file grows without bound)."""
+    """Copies committed WAL frames into the database on its own thread and connection, so no commit waits
+    for that copy. Under steady writes such a pass never reaches the WAL's end (the writer appends while it
+    runs), and only a checkpoint that does lets the next transaction start the WAL over: so when a pass
+    leaves a WAL of AUTOCHECKPOINT pages or more, it asks the writer to copy the last few frames itself,
+    between two batches, and waits for that. The writer's own connection checkpoints nothing on COMMIT
+    (SQLite's autocheckpoint there would race this thread's pass for the checkpoint lock and, losing,
+    skip: under load the WAL then grew past 16 MB in 800 commits)."""
 
     INTERVAL = 0.05  # at most 20 passes a second: each syncs the WAL and the database file
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, ask_writer: Callable[[], None]) -> None:
         self._conn = conn
+        self._ask_writer = ask_writer
         self._dirty = threading.Event()
         self._stopping = threading.Event()
+        self._caught_up = threading.Event()
         self._thread = threading.Thread(target=self._run, name="store-checkpoint", daemon=True)
         self._thread.start()
 
     def poke(self) -> None:
         self._dirty.set()
 
+    def catch_up_on(self, writer_conn: sqlite3.Connection) -> None:
+        """On the writer's thread, between batches: nothing is appended while this pass runs."""
+        try:
+            writer_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            log.warning("WAL checkpoint on the writer failed; the WAL keeps growing until one succeeds",
+                        exc_info=True)
+        finally:
+            self._caught_up.set()
+
     def close(self) -> None:
         self._stopping.set()
         self._dirty.set()
+        self._caught_up.set()
         self._thread.join()
         self._conn.close()
 
@@ -257,10 +286,17 @@ class _Checkpointer:
                 return
             self._dirty.clear()
             try:
-                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                _busy, frames, _copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             except sqlite3.Error:
-                log.warning("background WAL checkpoint failed; the next commit's own checkpoint stands in",
-                            exc_info=True)
+                log.warning("background WAL checkpoint failed", exc_info=True)
+                frames = 0
+            if frames >= AUTOCHECKPOINT:
+                self._caught_up.clear()
+                self._ask_writer()
+                # A writer that stops meanwhile never answers: close() is what ends this wait then.
+                while not self._caught_up.wait(0.1):
+                    if self._stopping.is_set():
+                        return
             self._stopping.wait(self.INTERVAL)
 
 

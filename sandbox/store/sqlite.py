@@ -243,10 +243,9 @@ def read_raw(conn: sqlite3.Connection, raw: bytes, chunks: int | None) -> bytes:
 
 
 class _RawWrite:
-    """One step of writing a large message's bytes: its own transaction, the WAL checkpoint deferred."""
+    """One step of writing a large message's bytes: its own transaction."""
 
     __slots__ = ("_fn",)
-    defer_checkpoint = True
 
     def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
         self._fn = fn
@@ -301,7 +300,7 @@ def delete_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[Event]:
 class _Add:
     """One add_message request. The writer runs a batch's consecutive ones together (`group`)."""
 
-    __slots__ = ("created", "dedupe", "defer_checkpoint", "envelope", "queue", "raw", "summary", "users")
+    __slots__ = ("created", "dedupe", "envelope", "queue", "raw", "summary", "users")
 
     def __init__(
         self, raw: bytes, summary: Summary, envelope: Envelope, created: float, users: tuple[str, ...],
@@ -310,7 +309,6 @@ class _Add:
         self.raw: bytes | StagedRaw = raw
         self.summary, self.envelope, self.created = summary, envelope, created
         self.users, self.queue = users, queue  # users: normalized, each once
-        self.defer_checkpoint = len(raw) >= LARGE_RAW
         self.dedupe = dedupe and bool(summary.message_id)  # skip it if its Message-ID is already stored
 
     def __call__(self, conn: sqlite3.Connection) -> tuple[StoredMessage | None, list[Event]]:
@@ -507,7 +505,6 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
             await self._discard(stage)
             raise
         add.raw = StagedRaw(stage, len(raw), len(chunks))
-        add.defer_checkpoint = False
         return stage
 
     async def _discard(self, stage: int) -> None:
