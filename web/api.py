@@ -13,7 +13,7 @@ from starlette.routing import Route
 from mailsandbox import mime
 from mailsandbox.store import NoSuchMessage, Store
 from mailsandbox.store._search import QueryTooSlow
-from mailsandbox.web import schema
+from mailsandbox.web import schema, thumbnails
 from mailsandbox.web.inputs import json_object, not_found, ok, part_id, plain, whole
 from mailsandbox.web.workers import Workers
 
@@ -92,6 +92,7 @@ class Api:
             Route("/api/v1/message/{id}/raw", self.raw, methods=["GET"]),
             Route("/api/v1/message/{id}/headers", self.headers, methods=["GET"]),
             Route("/api/v1/message/{id}/part/{part}", self.part, methods=["GET"]),
+            Route("/api/v1/message/{id}/part/{part}/thumb", self.thumb, methods=["GET"]),
             Route("/api/v1/info", self.info, methods=["GET"]),
             Route("/api/sandbox/mailboxes", self.mailboxes, methods=["GET"]),
             Route("/api/sandbox/reset", self.reset, methods=["POST"]),
@@ -250,6 +251,24 @@ class Api:
             # Never let a part run in our origin.
             headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
         return Response(data, media_type=ctype, headers=headers)
+
+    async def thumb(self, request: Request) -> Response:
+        """GET /api/v1/message/{ID}/part/{PartID}/thumb: Mailpit's 180x120 JPEG; a blank one for a part that
+        is not an image (or not one we can read). Decoding may take a second: a heavy job."""
+        wanted = request.path_params["part"]
+        if not part_id(wanted):
+            return not_found()
+        return await self.workers.run_heavy(self._thumb, request.path_params["id"], wanted)
+
+    def _thumb(self, message_id: str, wanted: str) -> Response:
+        found = self._raw(message_id)
+        part = mime.find_part(found[1], wanted) if found else None
+        if part is None or part.type == "multipart":
+            return not_found()
+        name = part.filename or part.content_id or ""
+        safe = "".join(c if (c.isascii() and c.isalnum()) or c in "._- " else "_" for c in name)
+        image = thumbnails.thumbnail(part.content_type, part.decoded())
+        return Response(image, media_type="image/jpeg", headers={"Content-Disposition": f'filename="{safe}"'})
 
     async def info(self, request: Request) -> Response:
         return JSONResponse(await self.workers.run(self.info_hook))

@@ -307,6 +307,13 @@ PATHS: dict[str, Schema] = {
             [_ID, _param("PartID", "path", 'section number, e.g. "2" or "1.2"')],
         )
     },
+    "/api/v1/message/{ID}/part/{PartID}/thumb": {
+        "get": _op(
+            "A 180x120 JPEG thumbnail of an image part (a blank one for anything else)",
+            {"200": _bytes("image/jpeg", "the thumbnail"), **_404},
+            [_ID, _param("PartID", "path", 'section number, e.g. "2" or "1.2"')],
+        )
+    },
     "/api/v1/message/{ID}/trace": {
         "get": _op(
             "Relay delivery attempts for a message (extra)",
