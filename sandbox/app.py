@@ -334,7 +334,8 @@ class Sandbox:
         self._http_workers = workers = Workers()
         html_checker, links, spam = self._checks()
         app = create_app(
-            self.store, self.bus, info=self.info, reset=self.reset, extra_routes=self._extra_routes(workers),
+            self.store, self.bus, info=self.info, reset=self.reset, webui=self.webui,
+            extra_routes=self._extra_routes(workers),
             workers=workers, max_body=body_limit(self.config.max_message_size),
             access=await self._access_policy(listen), refusals=_REFUSALS.warning,
             link_checker=links, spamassassin=spam, html_checker=html_checker,
@@ -409,6 +410,20 @@ class Sandbox:
         envelope = Envelope(mail_from=outgoing.mail_from, rcpt_tos=outgoing.rcpt_tos, peer=peer, helo="api")
         message = await self.handler.capture(envelope, [outgoing.raw], via="HTTP")
         return message.id
+
+    def webui(self) -> dict[str, Any]:
+        """GET /api/v1/webui: Mailpit's UI configuration, from ours."""
+        from mailsandbox.relay.release import ReleaseSettings
+        from mailsandbox.web.schema import webui
+
+        cfg = self.config
+        release = ReleaseSettings.from_config(cfg.release)
+        allowed = "" if release is None or release.allowed == ("*",) else ", ".join(release.allowed)
+        return webui(
+            relay_server=f"{release.host}:{release.port}" if release else None,
+            return_path=(release.return_path or "") if release else "", allowed=allowed,
+            spamassassin=cfg.spamassassin is not None, duplicates_ignored=cfg.ignore_duplicate_ids,
+        )  # fmt: skip
 
     def info(self) -> dict[str, Any]:
         """GET /api/v1/info: Mailpit's fields, plus where each listener is."""

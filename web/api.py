@@ -66,7 +66,7 @@ def stored_raw(store: Store, key: str) -> tuple[str, bytes] | None:
 
 
 class Api:
-    """The endpoints hold only explicit collaborators: the store, two hooks from the composition root, and
+    """The endpoints hold only explicit collaborators: the store, hooks from the composition root, and
     the worker threads that every store read, MIME parse and large JSON rendering runs on."""
 
     def __init__(
@@ -75,9 +75,11 @@ class Api:
         info: Callable[[], dict[str, Any]],
         reset: Callable[[], Awaitable[None]],
         workers: Workers,
+        webui: Callable[[], dict[str, Any]] = schema.webui,
     ) -> None:
         self.store = store
         self.info_hook = info
+        self.webui_hook = webui
         self.reset_hook = reset
         self.workers = workers
 
@@ -94,6 +96,7 @@ class Api:
             Route("/api/v1/message/{id}/part/{part}", self.part, methods=["GET"]),
             Route("/api/v1/message/{id}/part/{part}/thumb", self.thumb, methods=["GET"]),
             Route("/api/v1/info", self.info, methods=["GET"]),
+            Route("/api/v1/webui", self.webui, methods=["GET"]),
             Route("/api/sandbox/mailboxes", self.mailboxes, methods=["GET"]),
             Route("/api/sandbox/reset", self.reset, methods=["POST"]),
             Route("/livez", self.live, methods=["GET"]),
@@ -272,6 +275,9 @@ class Api:
 
     async def info(self, request: Request) -> Response:
         return JSONResponse(await self.workers.run(self.info_hook))
+
+    async def webui(self, request: Request) -> Response:
+        return JSONResponse(self.webui_hook())
 
     async def mailboxes(self, request: Request) -> Response:
         return await self.workers.run(lambda: JSONResponse(schema.mailboxes(self.store.mailboxes())))

@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 OPENAPI_PATH = "/api/sandbox/openapi.json"
+SWAGGER_PATH = "/api/v1/swagger.json"  # where Mailpit serves its document: the same one
 
 Schema = dict[str, Any]
 
@@ -35,6 +36,23 @@ _N: Schema = {"type": "number"}
 _TIME: Schema = {"type": "string", "format": "date-time"}
 
 SCHEMAS: dict[str, Schema] = {
+    "WebUIConfiguration": _obj(
+        Label=_S,
+        MessageRelay=_obj(
+            Enabled=_B,
+            SMTPServer=_S,
+            ReturnPath=_S,
+            AllowedRecipients=_S,
+            BlockedRecipients=_S,
+            OverrideFrom=_S,
+            PreserveMessageIDs=_B,
+            RecipientAllowlist=_S,
+        ),
+        SpamAssassin=_B,
+        ChaosEnabled=_B,
+        DuplicatesIgnored=_B,
+        HideDeleteAllButton=_B,
+    ),
     "Address": _obj(Name=_S, Address=_S),
     "Envelope": _obj(
         MailFrom=_S,
@@ -323,6 +341,9 @@ PATHS: dict[str, Schema] = {
         )
     },
     "/api/v1/info": {"get": _op("Version, counts, listeners", {"200": _json({"type": "object"})}, tag="server")},
+    "/api/v1/webui": {
+        "get": _op("Mailpit's web UI configuration", {"200": _json(_ref("WebUIConfiguration"))}, tag="server")
+    },
     "/api/v1/send": {
         "post": _op(
             "Send a message (Mailpit's JSON), captured as SMTP mail is; ID is empty for an ignored duplicate",
@@ -399,6 +420,9 @@ PATHS: dict[str, Schema] = {
         "post": _op("Empty every mailbox; reset queue, faults, DNS edits and clock", _OK, tag="sandbox")
     },
     "/api/sandbox/openapi.json": {"get": _op("This document", {"200": _json({"type": "object"})}, tag="server")},
+    "/api/v1/swagger.json": {
+        "get": _op("This document, where Mailpit serves its own", {"200": _json({"type": "object"})}, tag="server")
+    },
     "/api/events": {
         "get": _op(
             "Live events (WebSocket upgrade). Each frame is an Event; see components.schemas.Event",
@@ -527,4 +551,4 @@ def openapi_routes(extra_paths: dict[str, Schema] | None = None) -> list[Route]:
     async def serve(request: Request) -> Response:
         return JSONResponse(body)
 
-    return [Route(OPENAPI_PATH, serve, methods=["GET"], name="openapi")]
+    return [Route(OPENAPI_PATH, serve, methods=["GET"], name="openapi"), Route(SWAGGER_PATH, serve, methods=["GET"])]
