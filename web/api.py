@@ -13,7 +13,7 @@ from starlette.routing import Route
 from mailsandbox import mime
 from mailsandbox.store import NoSuchMessage, Store
 from mailsandbox.store._search import QueryTooSlow
-from mailsandbox.web import schema, thumbnails
+from mailsandbox.web import schema
 from mailsandbox.web.inputs import json_object, not_found, ok, part_id, plain, whole
 from mailsandbox.web.workers import Workers
 
@@ -264,6 +264,8 @@ class Api:
         return await self.workers.run_heavy(self._thumb, request.path_params["id"], wanted)
 
     def _thumb(self, message_id: str, wanted: str) -> Response:
+        from mailsandbox.web import thumbnails  # Pillow takes ~100 ms to import: not on every start
+
         found = self._raw(message_id)
         part = mime.find_part(found[1], wanted) if found else None
         if part is None or part.type == "multipart":
