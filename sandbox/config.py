@@ -121,7 +121,9 @@ def _tag_rules(value: Any) -> tuple[TagRule, ...]:
     items = [value] if isinstance(value, str | Mapping) else list(value or ())
     rules: list[TagRule] = []
     for item in items:
-        if isinstance(item, Mapping):
+        if isinstance(item, TagRule):
+            pairs = [(item.query, list(item.tags))]
+        elif isinstance(item, Mapping):
             query, tags = item.get("match", item.get("query", "")), item.get("tags", ())
             names = tags.split(",") if isinstance(tags, str) else [str(t) for t in tags]
             pairs = [(str(query), names)]
