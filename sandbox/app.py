@@ -26,11 +26,23 @@ from mailsandbox.servers.smtp import CaptureHandler, SmtpOptions, start_smtp
 from mailsandbox.servers.websocket import FramesWebSocketProtocol
 from mailsandbox.startup import database_failed, listen_failed, prepare_data_dir, tls_failed
 from mailsandbox.store import Store
+from mailsandbox.store._tags import Tagging
 from mailsandbox.store.sqlite import SqliteStore
 from mailsandbox.throttle import LoginThrottle
 from mailsandbox.tls import ensure_certificate, server_context
 
 log = logging.getLogger("mailsandbox")
+
+
+def _tagging(cfg: Config) -> Tagging:
+    off = {s.lower() for s in cfg.tags_disable}
+    return Tagging(
+        x_tags=not off & {"x-tags", "xtags"},
+        plus_addresses=not off & {"plus-addresses", "plus-addressing"},
+        title_case=cfg.tags_title_case,
+        username=cfg.tags_username,
+        rules=cfg.tags,
+    )
 
 
 def _bind_tcp(listen: Listen) -> socket.socket:
@@ -189,7 +201,7 @@ class Sandbox:
         try:
             self.store = SqliteStore(
                 cfg.db_path, bus=self.bus, clock=self.clock, max_messages=cfg.max_messages, durable=cfg.fsync,
-                ignore_duplicate_ids=cfg.ignore_duplicate_ids,
+                ignore_duplicate_ids=cfg.ignore_duplicate_ids, tagging=_tagging(cfg),
             )
         except (sqlite3.Error, OSError) as exc:
             raise database_failed(cfg.db_path, exc) from exc
@@ -445,7 +457,7 @@ class Sandbox:
             "DatabaseSize": size,
             "Messages": total,
             "Unread": unread,
-            "Tags": {},
+            "Tags": self.store.tag_counts(),
             "RuntimeStats": {
                 "Uptime": int(time.time() - self.started_at),
                 "Memory": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,

@@ -344,6 +344,30 @@ PATHS: dict[str, Schema] = {
     "/api/v1/webui": {
         "get": _op("Mailpit's web UI configuration", {"200": _json(_ref("WebUIConfiguration"))}, tag="server")
     },
+    "/api/v1/tags": {
+        "get": _op("Every tag in use, sorted case-insensitively", {"200": _json(_arr(_S))}, tag="tags"),
+        "put": _op(
+            "Set these messages' tags (replacing theirs; an empty list removes them); names are cleaned",
+            {**_OK, "400": _text("IDs or Tags not a list of strings, or malformed JSON")},
+            body=_obj(required=False, IDs=_arr(_S), Tags=_arr(_S)),
+            tag="tags",
+        ),
+    },
+    "/api/v1/tags/{Tag}": {
+        "put": _op(
+            "Rename a tag on every message that has it",
+            {**_OK, "400": _text("invalid tag name: X, tag not found: X or tag already exists: X")},
+            [_param("Tag", "path", "the tag, URL-encoded")],
+            body=_obj(required=False, Name=_S),
+            tag="tags",
+        ),
+        "delete": _op(
+            "Take a tag off every message (the messages stay)",
+            {**_OK, "400": _text("tag not found: X")},
+            [_param("Tag", "path", "the tag, URL-encoded")],
+            tag="tags",
+        ),
+    },
     "/api/v1/send": {
         "post": _op(
             "Send a message (Mailpit's JSON), captured as SMTP mail is; ID is empty for an ignored duplicate",
