@@ -392,5 +392,3 @@ def from_settings(enabled: bool, triggers: str | None, rules: Sequence[str], mes
     chaos.set_rules([parse_rule(r) for r in rules])
     chaos.set_rate_limit(RateLimit(messages, connections))
     return chaos
-
-
