@@ -5,20 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mailsandbox.protocols.smtp import CloseRequested, Hold, MessageReceived, Reply, SmtpConnection, State
+from mailsandbox.protocols.smtp import CloseRequested, Event, Hold, MessageReceived, Reply, SmtpConnection, State
 
 Asked = list[tuple[str, str, tuple[str, ...]]]
 
 
-def _core(faults: dict[str, tuple[bytes | None, float]], asked: Asked, **options: bool) -> SmtpConnection:
+def _core(faults: dict[str, tuple[bytes | None, float]], asked: Asked, insecure_auth: bool = False) -> SmtpConnection:
     def hook(stage: str, sender: str, recipients: Sequence[str]) -> tuple[bytes | None, float] | None:
         asked.append((stage, sender, tuple(recipients)))
         return faults.get(stage)
 
-    return SmtpConnection("mx.test", fault=hook, **options)
+    return SmtpConnection("mx.test", fault=hook, allow_insecure_auth=insecure_auth)
 
 
-def _replies(events: list[object]) -> list[bytes]:
+def _replies(events: list[Event]) -> list[bytes]:
     return [e.data for e in events if isinstance(e, Reply)]
 
 
@@ -53,7 +53,7 @@ def test_a_delay_holds_the_usual_reply_and_421_closes() -> None:
 
 def test_auth_fault_replaces_the_235_and_leaves_the_client_unauthenticated() -> None:
     asked: Asked = []
-    core = _core({"auth": (b"535 x\r\n", 0.0)}, asked, allow_insecure_auth=True)
+    core = _core({"auth": (b"535 x\r\n", 0.0)}, asked, insecure_auth=True)
     core.receive_data(b"EHLO me\r\n")
     assert _replies(core.receive_data(b"AUTH PLAIN AGFubgBwdw==\r\n")) == [b"535 x\r\n"]
     assert core.auth_user is None and asked[-1][:2] == ("auth", "ann")
