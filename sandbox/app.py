@@ -17,6 +17,7 @@ from typing import Any
 
 import uvicorn
 
+from mailsandbox import chaos
 from mailsandbox.clock import ManualClock
 from mailsandbox.config import Config, Listen
 from mailsandbox.events import EventBus
@@ -148,6 +149,10 @@ class Sandbox:
         self._max_connections = config.max_connections
         # One count of failed logins per client address, across SMTP, POP3, IMAP and HTTP.
         self.throttle = LoginThrottle(config.auth_failure_limit, config.auth_failure_delay, clock=self.clock.now)
+        self.chaos = chaos.from_settings(
+            config.enable_chaos, config.chaos_triggers, config.chaos_rules, config.smtp_max_messages_per_minute,
+            config.smtp_max_connections_per_minute, clock=self.clock.now,
+        )
         self._auth_executor: Any = None  # the HTTP layer's bcrypt checks, made by _start_http
 
     def limiter(self, name: str) -> ConnectionLimiter:
@@ -242,6 +247,7 @@ class Sandbox:
             allow_insecure_auth=cfg.smtp_auth_allow_insecure,
             require_auth=cfg.smtp_auth is not None and not cfg.smtp_auth_accept_any,
             throttle=self.throttle,
+            chaos=self.chaos,
         )
         if cfg.smtp:
             smtp = start_smtp(cfg.smtp.host, cfg.smtp.port, self.handler, options, limiter=self.limiter("smtp"))
@@ -407,12 +413,14 @@ class Sandbox:
             releaser = Releaser(self.store, self.config.release)
             self._closers.append(releaser.close)
         from mailsandbox.web.auth_api import auth_routes
+        from mailsandbox.web.chaos_api import chaos_routes
         from mailsandbox.web.send_api import send_routes
 
         routes = relay_routes(
             store=self.store, relay=self.relay, zone=self.zone, clock=self.clock, releaser=releaser, workers=workers
         )
-        return [*routes, *auth_routes(self.auth), *send_routes(self._submit, workers, self.config.max_message_size)]
+        return [*routes, *auth_routes(self.auth), *send_routes(self._submit, workers, self.config.max_message_size),
+                *chaos_routes(self.chaos, workers)]  # fmt: skip
 
     async def _submit(self, outgoing: Any, peer: str) -> str:
         """A message from POST /api/v1/send, captured the way SMTP mail is."""
@@ -478,6 +486,7 @@ class Sandbox:
                 part.reset()
         self.clock.reset()
         self.throttle.clear()  # its times were on the clock just put back
+        self.chaos.clear_windows()  # so were the rate limits' (the rules and triggers stay as set)
 
     async def stop(self) -> None:
         """Stop accepting, let running sessions finish their commit, then close the store."""

@@ -104,6 +104,12 @@ SERVE_FLAGS = [
     Flag("--relay", "simulate delivery through the fake DNS's MX hosts", choices=("on", "off")),
     Flag("--auth-checks", "check SPF, DKIM, DMARC and ARC of each message on arrival (off: when first asked for)",
          choices=("on", "off")),
+    Flag("--enable-chaos", "let the API and UI set SMTP faults on purpose (Mailpit's chaos, and rules)"),
+    Flag("--chaos-triggers", "Mailpit's random faults, and enable chaos", "Sender:451:50,Recipient:..."),
+    Flag("--chaos-rule", "a deterministic SMTP fault, and enable chaos (repeatable): STAGE[:CODE] every=N "
+         "from=GLOB to=GLOB p=PERCENT delay=SECONDS", "RULE", dest="chaos_rules", repeat=True, default="none"),
+    Flag("--smtp-max-messages-per-minute", "per client address; more get 451 at MAIL; 0: no limit", "N"),
+    Flag("--smtp-max-connections-per-minute", "per client address; more get 421 at connect; 0: no limit", "N"),
     Flag("--allow-internal-http-requests", "let the link check reach loopback and private addresses"),
     Flag("--spamassassin", "SpamAssassin's spamd, for the spam score (sa-check)", _ADDR,
          aliases=("--enable-spamassassin",)),

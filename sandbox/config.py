@@ -230,6 +230,13 @@ class Config:
     # email authentication: check SPF/DKIM/DMARC/ARC of every message on arrival (off: only when asked for)
     auth_checks: bool = True
 
+    # chaos on the capture server (sandbox/chaos.py); any of these but the rate limits enables it
+    enable_chaos: bool = False  # Mailpit's flag: chaos may be set through the API and UI
+    chaos_triggers: str | None = None  # Mailpit's TRIGGER:CODE:PROBABILITY,... (Sender, Recipient, Authentication)
+    chaos_rules: tuple[str, ...] = ()  # "STAGE[:CODE] every=N from=GLOB to=GLOB p=PERCENT delay=SECONDS"
+    smtp_max_messages_per_minute: int = 0  # per client address; more get 451 at MAIL (0: no limit)
+    smtp_max_connections_per_minute: int = 0  # per client address; more get 421 at connect (0: no limit)
+
     # message checks
     allow_internal_http_requests: bool = False  # the link check may reach loopback and private addresses
     spamassassin: Listen | None = None  # where spamd listens, for sa-check (not a listener of ours)
@@ -407,6 +414,17 @@ def _validate(config: Config) -> None:
             compile_query(rule.query, 0.0)
         except ValueError as exc:
             raise SettingError("tags", f"the tagging rule {rule.query!r} is not a search query: {exc}") from None
+    from mailsandbox import chaos  # pure, and only needed to check these two
+
+    try:
+        chaos.parse_triggers(config.chaos_triggers or "")
+    except ValueError as exc:
+        raise SettingError("chaos_triggers", str(exc)) from None
+    for rule in config.chaos_rules:
+        try:
+            chaos.parse_rule(rule)
+        except ValueError as exc:
+            raise SettingError("chaos_rules", str(exc)) from None
 
 
 def from_env(environ: Mapping[str, str]) -> dict[str, Any]:

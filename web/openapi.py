@@ -53,6 +53,20 @@ SCHEMAS: dict[str, Schema] = {
         DuplicatesIgnored=_B,
         HideDeleteAllButton=_B,
     ),
+    "ChaosTrigger": _obj(ErrorCode=_I, Probability=_I),
+    "ChaosTriggers": _obj(
+        required=False, Sender=_ref("ChaosTrigger"), Recipient=_ref("ChaosTrigger"),
+        Authentication=_ref("ChaosTrigger"),
+    ),
+    "Chaos": _obj(
+        required=False,
+        Enabled=_B,
+        Triggers=_ref("ChaosTriggers"),
+        Rules=_arr({"oneOf": [_S, _obj(required=False, Stage=_S, ErrorCode=_I, Text=_S, Every=_I, Sender=_S,
+                                        Recipient=_S, Probability=_I, Delay=_N)]}),
+        RateLimit=_obj(required=False, Messages=_I, Connections=_I),
+        Stages=_arr(_S),
+    ),
     "Address": _obj(Name=_S, Address=_S),
     "Envelope": _obj(
         MailFrom=_S,
@@ -486,6 +500,21 @@ PATHS: dict[str, Schema] = {
         "get": _op("Every record of the fake DNS", _ANY_LIST, tag="dns"),
         "post": _op("Add records", {"201": _json(_arr(_ref("DnsRecord")))}, body=_ref("DnsRecord"), tag="dns"),
         "delete": _op("Remove records (JSON body or query)", _ANY, body=_ref("DnsRecord"), tag="dns"),
+    },
+    "/api/v1/chaos": {
+        "get": _op("Mailpit's chaos triggers (400 unless --enable-chaos)", {
+            "200": _json(_ref("ChaosTriggers")), "400": _text("Chaos is not enabled")}, tag="chaos"),
+        "put": _op("Set Mailpit's chaos triggers; those left out go back to their defaults", {
+            "200": _json(_ref("ChaosTriggers")), "400": _text("not enabled, or a bad code or probability")},
+            body=_ref("ChaosTriggers"), tag="chaos"),
+    },
+    "/api/sandbox/chaos": {
+        "get": _op("Chaos: Mailpit's triggers, our rules and rate limits", {"200": _json(_ref("Chaos"))},
+                   tag="chaos"),
+        "put": _op("Replace the rules and rate limits (and the triggers, when given)", {
+            "200": _json(_ref("Chaos")), "400": _json(_ref("Error"), "not enabled, or a bad rule (nothing changed)")},
+            body=_ref("Chaos"), tag="chaos"),
+        "delete": _op("Every rule, rate limit and trigger off", {"200": _json(_ref("Chaos"))}, tag="chaos"),
     },
     "/api/sandbox/hosts": {"get": _op("Simulated MTA behaviours by host", _ANY, tag="relay")},
     "/api/sandbox/hosts/{name}": {
