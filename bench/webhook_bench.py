@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from smtp_bench import message, run_load, start_sandbox  # noqa: E402  (a sibling script, not a package)
+from smtp_bench import message, run_load, start_sandbox  # a sibling script, not a package
 
 
 def receiver(delay: float) -> tuple[ThreadingHTTPServer, list[int]]:
