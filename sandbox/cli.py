@@ -113,6 +113,11 @@ SERVE_FLAGS = [
     Flag("--allow-internal-http-requests", "let the link check reach loopback and private addresses"),
     Flag("--spamassassin", "SpamAssassin's spamd, for the spam score (sa-check)", _ADDR,
          aliases=("--enable-spamassassin",)),
+    Flag("--webhook-url", "POST each new message's summary (JSON, Mailpit's payload) to this URL", "URL"),
+    Flag("--webhook-limit", "webhook requests per second, the rest wait in order; 0: no limit", "N"),
+    Flag("--webhook-delay", "seconds a message waits before its webhook request", "SECONDS"),
+    Flag("--enable-prometheus", "Prometheus /metrics: true (on --http), false, or a listener of its own",
+         "true|false|HOST:PORT"),
 ]
 FLAG_NAMES = {flag.field: flag.name for flag in SERVE_FLAGS}
 _NOT_SETTINGS = ("command", "config", "verbose")

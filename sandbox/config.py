@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mailsandbox.store._tags import TagRule
 
@@ -241,6 +242,12 @@ class Config:
     allow_internal_http_requests: bool = False  # the link check may reach loopback and private addresses
     spamassassin: Listen | None = None  # where spamd listens, for sa-check (not a listener of ours)
 
+    # integrations (Mailpit's flags)
+    webhook_url: str | None = None  # POST each new message's summary here
+    webhook_limit: int = 1  # webhook requests per second; 0: no limit (waiting ones queue, not drop)
+    webhook_delay: float = 0.0  # seconds a message waits before its webhook request
+    enable_prometheus: Listen | bool = False  # /metrics: False, True (on --http) or a listener of its own
+
     def __post_init__(self) -> None:
         _validate(self)
 
@@ -360,7 +367,34 @@ _CONVERTERS: dict[str, Any] = {
     "str | None": lambda v: str(v) if v not in (None, "") else None,
     "str": str,
 }
-_BY_NAME: dict[str, Any] = {"db": _db, "api_token": _token, "max_age": parse_duration, "tags": _tag_rules}
+def _prometheus(value: Any) -> Listen | bool:
+    """Mailpit's --enable-prometheus: true (on the HTTP port), false, or HOST:PORT of its own listener."""
+    if isinstance(value, bool | Listen):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE + _FALSE:
+        return text in _TRUE
+    try:
+        listen = parse_listen(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not true, false or HOST:PORT") from None
+    return listen if listen is not None else False
+
+
+def _url(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.port == 0:
+        raise ValueError(f"{text!r} is not an http:// or https:// URL")
+    return text
+
+
+_BY_NAME: dict[str, Any] = {
+    "db": _db, "api_token": _token, "max_age": parse_duration, "enable_prometheus": _prometheus,
+    "webhook_url": _url, "webhook_delay": parse_duration, "tags": _tag_rules,
+}  # fmt: skip
 
 
 def coerce(values: Mapping[str, Any]) -> dict[str, Any]:

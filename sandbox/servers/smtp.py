@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mailsandbox.chaos import Chaos
+from mailsandbox.latency import Latency
 from mailsandbox.models import Envelope, StoredMessage
 from mailsandbox.protocols.smtp import (
     AUTH_FAILED,
@@ -62,6 +63,8 @@ class SmtpStats:
     rejected: int = 0
     errors: int = 0
     ignored: int = 0  # duplicates of a stored Message-ID (--ignore-duplicate-ids): answered 250, not stored
+    # add_message to its commit, as the client waits for it (/metrics' store write latency)
+    store_latency: Latency = field(default_factory=Latency)
 
 
 @dataclass
@@ -105,7 +108,9 @@ class CaptureHandler:
         size = sum(map(len, parts))
         try:
             local, queued = (list(env.rcpt_tos), []) if self.relay is None else self.relay.split(env.rcpt_tos)
+            started = time.perf_counter()
             message = await self.store.add_message(parts, env, deliver_to=local, queue=queued)
+            self.stats.store_latency.observe(time.perf_counter() - started)
         except DuplicateMessage as exc:
             log.info("ignored a duplicate of Message-ID %s", exc.message_id)
             self.stats.ignored += 1
