@@ -34,6 +34,7 @@ AUTOCHECKPOINT = 1000
 JOURNAL_SIZE_LIMIT = 8 * 1024 * 1024
 # A WAL file this large means it has not started over for that long: the writer finishes the checkpoint.
 WAL_CAP = 2 * JOURNAL_SIZE_LIMIT
+PAGE, WAL_HEADER, FRAME_HEADER = 4096, 32, 24  # the WAL's layout: a frame per page written
 
 
 class GroupWriter:
@@ -124,10 +125,15 @@ class GroupWriter:
                 if batch:
                     self._commit(conn, batch)
                     checkpointer.poke()
-                if catch_up or (wal_file is not None and _size(wal_file) > WAL_CAP):
-                    # Asked for, or the checkpointer is starved (a loaded machine): the WAL only starts over
-                    # once a checkpoint reaches its end, and only here nothing is appended meanwhile.
+                if catch_up:
                     checkpointer.catch_up_on(conn)
+                elif wal_file is not None and (size := _size(wal_file)) > WAL_CAP and checkpointer.nearly_copied(
+                    (size - WAL_HEADER) // (PAGE + FRAME_HEADER)
+                ):
+                    # A loaded machine: the WAL only starts over once a checkpoint reaches its end, and
+                    # only here is nothing appended meanwhile. Not while a pass runs, nor while much is
+                    # left to copy (a large message's frames): capture would wait for all of it.
+                    checkpointer.catch_up_on(conn, wait=False)
                 # Let go of the batch's requests (with their messages) now, not when the next one arrives.
                 del batch, item, catch_up
                 if stop:
@@ -271,22 +277,32 @@ class _Checkpointer:
         self._stopping = threading.Event()
         self._caught_up = threading.Event()
         self._passing = threading.Lock()  # held through each pass of this thread's
+        self._copied = 0  # frames the last pass had copied
         self._thread = threading.Thread(target=self._run, name="store-checkpoint", daemon=True)
         self._thread.start()
 
     def poke(self) -> None:
         self._dirty.set()
 
-    def catch_up_on(self, writer_conn: sqlite3.Connection) -> None:
+    def nearly_copied(self, frames: int) -> bool:
+        """Whether the last pass copied all but AUTOCHECKPOINT of a WAL that has `frames` frames."""
+        return frames - self._copied <= AUTOCHECKPOINT
+
+
+    def catch_up_on(self, writer_conn: sqlite3.Connection, wait: bool = True) -> None:
         """On the writer's thread, between batches: nothing is appended while this pass runs, and no
         background pass holds the WAL's read-lock 0 (which the write that starts the WAL over needs)."""
+        if not self._passing.acquire(blocking=wait):
+            return
         try:
-            with self._passing:
+            try:
                 writer_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 # The first frame of a write transaction starts a wholly copied WAL over: write one now (a
                 # header field set to its own value) rather than leave it to a batch that may meet a pass.
                 (version,) = writer_conn.execute("PRAGMA user_version").fetchone()
                 writer_conn.execute(f"PRAGMA user_version = {int(version)}")
+            finally:
+                self._passing.release()
         except sqlite3.Error:
             log.warning("WAL checkpoint on the writer failed; the WAL keeps growing until one succeeds",
                         exc_info=True)
@@ -309,6 +325,7 @@ class _Checkpointer:
             try:
                 with self._passing:
                     _busy, frames, _copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                self._copied = 0  # frames the last pass had copied
             except sqlite3.Error:
                 log.warning("background WAL checkpoint failed", exc_info=True)
                 frames = 0
