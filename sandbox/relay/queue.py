@@ -76,6 +76,7 @@ class Relay:
         self.releaser = Releaser(store, ReleaseSettings.from_config(_mapping(release, "release")))
         self.faults = Faults.from_config(_mapping(hosts, "hosts"))
         self._signing = BoundedExecutor("relay-sign", 1)  # DKIM/ARC work of signing hops, off the loop
+        self._reads = BoundedExecutor("relay-read", 1)  # the queue's store reads, off the loop
         self.faults.configured = {name: self._with_keys(b) for name, b in self.faults.configured.items()}
         self.faults.reset()
         self.router = Router(zone, self.faults, hostname, max_hops)
@@ -152,7 +153,7 @@ class Relay:
         await self.releaser.close()
         task, self._task = self._task, None
         if task is None:
-            self._signing.shutdown()
+            self._shutdown()
             return
         self._stopping = True
         self._wakeup.set()
@@ -163,7 +164,11 @@ class Relay:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._shutdown()
+
+    def _shutdown(self) -> None:
         self._signing.shutdown()
+        self._reads.shutdown()
 
     def wake(self) -> None:
         """Look at the queue now (after the clock moved, a retry request, a new message)."""
@@ -207,13 +212,13 @@ class Relay:
                 break
             if not self._wakeup.is_set():
                 self._idle.set()
-            wait = max(pause, self._until_next())
+            wait = max(pause, await self._until_next())
             if wait > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), wait)
 
-    def _until_next(self) -> float:
-        upcoming = self.next_retry()
+    async def _until_next(self) -> float:
+        upcoming = await self._reads.run(self.next_retry)
         if upcoming is None:
             return _MAX_IDLE_WAIT
         return min(_MAX_IDLE_WAIT, max(0.0, upcoming - self.clock.now()))
@@ -225,7 +230,7 @@ class Relay:
     async def run_due(self) -> int:
         """One pass: try every due recipient once, then send the DSNs it produced. Returns how many."""
         async with self._pass_lock:
-            return await self._attempt_all(self.store.due(self.clock.now()))
+            return await self._attempt_all(await self._reads.run(self.store.due, self.clock.now()))
 
     async def _attempt_all(self, items: Sequence[QueueItem]) -> int:
         failed: _Reports = {}
@@ -246,16 +251,19 @@ class Relay:
                 await self._notify(message_id, statuses)
         return len(items)
 
-    async def _try(self, item: QueueItem, failed: _Reports, delayed: _Reports) -> None:
-        message = self.store.get(item.message_id)
-        if message is None:  # deleted while it waited
-            await self.store.record_removal(item.message_id, item.recipient)
-            return
+    def _read(self, message_id: str) -> tuple[StoredMessage, bytes] | None:
+        message = self.store.get(message_id)
         try:
-            raw = self.store.raw(message.id)
+            return None if message is None else (message, self.store.raw(message.id))
         except NoSuchMessage:
+            return None
+
+    async def _try(self, item: QueueItem, failed: _Reports, delayed: _Reports) -> None:
+        found = await self._reads.run(self._read, item.message_id)
+        if found is None:  # deleted while it waited
             await self.store.record_removal(item.message_id, item.recipient)
             return
+        message, raw = found
         now = self.clock.now()
         sender = message.envelope.mail_from
         delivery = self.router.attempt(
@@ -304,12 +312,13 @@ class Relay:
 
     async def _notify(self, message_id: str, statuses: list[RecipientStatus]) -> None:
         """Send the sender one DSN for every recipient of this message the pass failed or delayed."""
-        message = self.store.get(message_id)
-        if message is None or not message.envelope.mail_from:
+        found = await self._reads.run(self._read, message_id)
+        if found is None or not found[0].envelope.mail_from:
             return
+        message, original = found
         sender = message.envelope.mail_from
         dsn = build_dsn(
-            hostname=self.hostname, original=self.store.raw(message_id), sender=sender,
+            hostname=self.hostname, original=original, sender=sender,
             arrival=message.created, recipients=statuses, now=self.clock.now(),
         )
         envelope = Envelope(mail_from="", rcpt_tos=(sender,), peer="127.0.0.1", helo=self.hostname,
@@ -329,12 +338,12 @@ class Relay:
         """Try these queued recipients now, whatever their schedule; returns how many were tried."""
         async with self._pass_lock:
             # Read under the lock: a pass that just ran may have delivered some of them.
-            return await self._attempt_all(self.queued(message_id, recipient))
+            return await self._attempt_all(await self._reads.run(self.queued, message_id, recipient))
 
     async def drop(self, message_id: str, recipient: str | None = None) -> int:
         """Take recipients out of the queue without a bounce; the trace records who dropped them."""
         async with self._pass_lock:
-            items = self.queued(message_id, recipient)
+            items = await self._reads.run(self.queued, message_id, recipient)
             now = self.clock.now()
             dropped = 0
             for item in items:
