@@ -30,6 +30,7 @@ def test_imap_pop3_and_the_api_read_prefix_original_suffix(world_factory: WorldF
     original = world.api("GET", f"/api/v1/message/{original_id}/raw").content
     copy = world.api("GET", f"/api/v1/message/{entry.message_id}/raw").content
 
+    assert world.sandbox.config.db is not None
     with sqlite3.connect(world.sandbox.config.db) as conn:
         (rowid,) = conn.execute("SELECT rowid FROM messages WHERE id = ?", (entry.message_id,)).fetchone()
         assert conn.execute("SELECT count(*) FROM message_raw WHERE rowid = ?", (rowid,)).fetchone() == (0,)
@@ -62,7 +63,7 @@ def test_imap_pop3_and_the_api_read_prefix_original_suffix(world_factory: WorldF
         status, data = imap.fetch("1", "(RFC822.SIZE BODY.PEEK[])")
         assert status == "OK"
         head, body = data[0]  # type: ignore[misc]
-        assert f"RFC822.SIZE {size} ".encode() in head
+        assert isinstance(head, bytes) and f"RFC822.SIZE {size} ".encode() in head
         assert body == copy
     finally:
         imap.logout()
