@@ -15,7 +15,7 @@ from typing import Any
 
 from mailsandbox.events import Event
 from mailsandbox.models import Attempt, MailEntry
-from mailsandbox.store import QueueItem, normalize_user
+from mailsandbox.store import NoSuchMessage, QueueItem, normalize_user
 from mailsandbox.store._writer import WriteFn
 
 _QUEUE_COLUMNS = "message, recipient, attempts, next_attempt, first_attempt, last_error, warned"
@@ -52,7 +52,7 @@ class QueueMixin:
     async def _write(self, fn: WriteFn) -> Any:
         raise NotImplementedError
 
-    def _deliver_fn(self, message_id: str, user: str, folder: str, prefix: bytes, suffix: bytes) -> DeliverFn:
+    async def _deliver_fn(self, message_id: str, user: str, folder: str, prefix: bytes, suffix: bytes) -> DeliverFn:
         raise NotImplementedError
 
     def queue(self) -> list[QueueItem]:
@@ -68,7 +68,10 @@ class QueueMixin:
     async def record_delivery(
         self, message_id: str, recipient: str, attempts: Sequence[Attempt], prefix: bytes = b"", suffix: bytes = b""
     ) -> MailEntry | None:
-        deliver = self._deliver_fn(message_id, normalize_user(recipient), "INBOX", prefix, suffix)
+        try:
+            deliver = await self._deliver_fn(message_id, normalize_user(recipient), "INBOX", prefix, suffix)
+        except NoSuchMessage:  # deleted, and its queue rows with it
+            return None
         attempts = tuple(attempts)
 
         def write(conn: sqlite3.Connection) -> tuple[MailEntry | None, list[Event]]:

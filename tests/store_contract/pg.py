@@ -14,6 +14,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,10 @@ class Cluster:
         command = [str(self.bin / tool), *args]
         if self.owner is not None:
             command = ["runuser", "-u", self.owner.pw_name, "--", *command]
-        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"{tool} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+        return done
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         return self.run("psql", "-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", str(self.port), "-U", USER,
@@ -79,6 +83,7 @@ class Cluster:
 
     def stop(self) -> None:
         self.run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.data.parent, ignore_errors=True)
 
 
 def start_cluster(base: Path) -> Cluster:
@@ -103,12 +108,14 @@ def start_cluster(base: Path) -> Cluster:
 
 
 @pytest.fixture(scope="session")
-def postgresql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def postgresql() -> Iterator[Cluster]:
     """A PostgreSQL cluster for the session, on loopback; skipped without PostgreSQL's binaries.
     Example: `dsn = postgresql.create_database("t1")`."""
     if pg_bin() is None:
         pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
-    cluster = start_cluster(tmp_path_factory.mktemp("postgresql"))
+    # Not under pytest's basetemp: another pytest run of the same user prunes old basetemps, live
+    # cluster and all. stop() removes this directory.
+    cluster = start_cluster(Path(tempfile.mkdtemp(prefix="mailsandbox-pg-")))
     try:
         yield cluster
     finally:
