@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from mailsandbox.models import Attempt, Envelope, StoredMessage
@@ -95,3 +97,18 @@ async def test_deleting_the_message_takes_its_queue_and_trace_with_it(store: Sto
     assert store.queue() == [] and store.trace(message.id) == []
     assert await store.record_delivery(message.id, BOB, []) is None
     assert store.entries("bob@example.test", "INBOX") == []
+
+
+@pytest.mark.asyncio
+async def test_concurrent_outcomes_for_one_recipient_land_once(store: Store) -> None:
+    # Two passes (or two frontends) finishing the same recipient at once: exactly one wins.
+    message = await queued(store, BOB)
+    tried = attempt(message, BOB, 250, message.created)
+    results = await asyncio.gather(
+        store.record_delivery(message.id, BOB, [tried]),
+        store.record_delivery(message.id, BOB, [tried], b"Received: by another pass\r\n"),
+        store.record_removal(message.id, BOB, [tried]),
+    )
+    assert sum(r is not None and r is not False for r in results) == 1
+    assert len(store.trace(message.id)) == 1 and store.queue() == []
+    assert len(store.entries("bob@example.test", "INBOX")) == (0 if results[2] else 1)
