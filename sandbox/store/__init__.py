@@ -152,6 +152,27 @@ class Messages(Protocol):
         changed (only those are announced)."""
         ...
 
+    # -- tags (Mailpit's: names unique whatever their case) -----------------
+    def tags(self) -> tuple[str, ...]:
+        """Every tag on a message, sorted case-insensitively."""
+        ...
+
+    def tag_counts(self) -> dict[str, int]:
+        """Tag -> how many messages have it."""
+        ...
+
+    async def set_tags(self, ids: Sequence[str], tags: Sequence[str]) -> int:
+        """Replace the tags of these messages; returns how many of them exist."""
+        ...
+
+    async def rename_tag(self, old: str, new: str) -> None:
+        """ValueError (Mailpit's text) for an invalid new name, an unknown old one or a taken new one."""
+        ...
+
+    async def delete_tag(self, tag: str) -> None:
+        """ValueError when no message has `tag`."""
+        ...
+
 
 class Mailboxes(Protocol):
     """Each user's folders and entries, with UIDs and flags (POP3, IMAP). The blocking writes are for IMAP's
@@ -206,6 +227,10 @@ class RelayQueue(Protocol):
     another pass, dropped, or its message deleted) writes nothing and says so."""
 
     def queue(self) -> builtins.list[QueueItem]: ...
+
+    def queue_count(self) -> int:
+        """Recipients waiting in the relay queue (for /metrics: a count, not the rows)."""
+        ...
 
     def due(self, now: float) -> builtins.list[QueueItem]: ...
 
