@@ -222,7 +222,7 @@ def insert_messages(conn: sqlite3.Connection, items: Sequence[NewMessage]) -> li
             continue
         if isinstance(raw, StagedRaw):
             adopt_chunks(conn, rowid, raw)
-        elif len(raw) >= LARGE_RAW:  # a relay copy or a bulk load: all of it in this transaction
+        elif len(raw) >= LARGE_RAW:  # a bulk load or an IMAP APPEND: all of it in this transaction
             stage, chunks = start_stage(conn), split_raw(raw)
             for seq, chunk in enumerate(chunks):
                 write_chunk(conn, stage, seq, chunk)
