@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -76,6 +76,7 @@ class Relay:
         self.releaser = Releaser(store, ReleaseSettings.from_config(_mapping(release, "release")))
         self.faults = Faults.from_config(_mapping(hosts, "hosts"))
         self._signing = BoundedExecutor("relay-sign", 1)  # DKIM/ARC work of signing hops, off the loop
+        self._reads = BoundedExecutor("relay-read", 1)  # the queue's store reads, off the loop
         self.faults.configured = {name: self._with_keys(b) for name, b in self.faults.configured.items()}
         self.faults.reset()
         self.router = Router(zone, self.faults, hostname, max_hops)
@@ -152,7 +153,7 @@ class Relay:
         await self.releaser.close()
         task, self._task = self._task, None
         if task is None:
-            self._signing.shutdown()
+            self._shutdown()
             return
         self._stopping = True
         self._wakeup.set()
@@ -163,7 +164,11 @@ class Relay:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._shutdown()
+
+    def _shutdown(self) -> None:
         self._signing.shutdown()
+        self._reads.shutdown()
 
     def wake(self) -> None:
         """Look at the queue now (after the clock moved, a retry request, a new message)."""
@@ -207,13 +212,13 @@ class Relay:
                 break
             if not self._wakeup.is_set():
                 self._idle.set()
-            wait = max(pause, self._until_next())
+            wait = max(pause, await self._until_next())
             if wait > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), wait)
 
-    def _until_next(self) -> float:
-        upcoming = self.next_retry()
+    async def _until_next(self) -> float:
+        upcoming = await self._reads.run(self.next_retry)
         if upcoming is None:
             return _MAX_IDLE_WAIT
         return min(_MAX_IDLE_WAIT, max(0.0, upcoming - self.clock.now()))
@@ -225,7 +230,7 @@ class Relay:
     async def run_due(self) -> int:
         """One pass: try every due recipient once, then send the DSNs it produced. Returns how many."""
         async with self._pass_lock:
-            return await self._attempt_all(self.store.due(self.clock.now()))
+            return await self._attempt_all(await self._reads.run(self.store.due, self.clock.now()))
 
     async def _attempt_all(self, items: Sequence[QueueItem]) -> int:
         failed: _Reports = {}
@@ -237,9 +242,8 @@ class Relay:
                 await self._try(item, failed, delayed)
             except Exception as exc:  # one poisoned item must not stall the rest of the queue
                 log.exception("relay attempt for %s to %s failed", item.message_id, item.recipient)
-                await self._write(
-                    self.store.update_queue, item.message_id, item.recipient,
-                    next_attempt=self.clock.now() + self.retry_interval,
+                await self.store.record_deferral(
+                    item.message_id, item.recipient, (), next_attempt=self.clock.now() + self.retry_interval,
                     error=f"internal error: {type(exc).__name__}", warned=item.warned,
                 )
         for reports in (failed, delayed):
@@ -247,39 +251,36 @@ class Relay:
                 await self._notify(message_id, statuses)
         return len(items)
 
-    async def _write(self, fn: Callable[..., None], *args: Any, **kwargs: Any) -> None:
-        # Store writes wait for a commit: do that off the loop, so SMTP and HTTP keep answering.
-        await asyncio.to_thread(fn, *args, **kwargs)
+    def _read(self, message_id: str) -> tuple[StoredMessage, bytes] | None:
+        message = self.store.get(message_id)
+        try:
+            return None if message is None else (message, self.store.raw(message.id))
+        except NoSuchMessage:
+            return None
 
     async def _try(self, item: QueueItem, failed: _Reports, delayed: _Reports) -> None:
-        message = self.store.get(item.message_id)
-        if message is None:  # deleted while it waited
-            await self._write(self.store.dequeue, item.message_id, item.recipient)
+        found = await self._reads.run(self._read, item.message_id)
+        if found is None:  # deleted while it waited
+            await self.store.record_removal(item.message_id, item.recipient)
             return
-        try:
-            raw = self.store.raw(message.id)
-        except NoSuchMessage:
-            await self._write(self.store.dequeue, item.message_id, item.recipient)
-            return
+        message, raw = found
         now = self.clock.now()
         sender = message.envelope.mail_from
         delivery = self.router.attempt(
             message_id=message.id, sender=sender, recipient=item.recipient, size=len(raw), now=now,
             received=len(_RECEIVED.findall(header_block(raw))), utf8=message.envelope.smtputf8,
         )
-        for attempt in delivery.attempts:
-            await self._write(self.store.add_attempt, attempt)
+        # Each outcome below is one store transaction: the attempts, the delivery or the new schedule,
+        # and the dequeue commit together (a crash between them can no longer deliver twice).
         if delivery.status == "delivered":
-            user = normalize_user(item.recipient)
             prefix, suffix = delivery.prefix, b""
             if delivery.changes_content:  # hops that sign, seal or rewrite: milliseconds of RSA per hop
                 prefix, suffix = await self._signing.run(
                     apply_hops, raw, sender, item.recipient, delivery.hops, self.zone
                 )
-            with contextlib.suppress(NoSuchMessage):  # deleted meanwhile: nothing left to deliver
-                await self.store.deliver(message.id, user, "INBOX", prefix=prefix, suffix=suffix)
-            await self._write(self.store.dequeue, message.id, item.recipient)
-            self._publish(message.id, item.recipient, delivery, "delivered")
+            entry = await self.store.record_delivery(message.id, item.recipient, delivery.attempts, prefix, suffix)
+            if entry is not None:  # None: delivered, dropped or deleted meanwhile
+                self._publish(message.id, item.recipient, delivery, "delivered")
             return
         report = RecipientStatus(
             recipient=item.recipient, action="failed", status=delivery.status_code, diagnostic=delivery.reply,
@@ -288,22 +289,21 @@ class Relay:
         if delivery.status == "failed" or now - item.first_attempt >= self.give_up_after:
             if delivery.status == "deferred":
                 report = replace(report, status=EXPIRED)
-            await self._write(self.store.dequeue, message.id, item.recipient)
+            if not await self.store.record_removal(message.id, item.recipient, delivery.attempts):
+                return  # done meanwhile: no bounce for it
             self._publish(message.id, item.recipient, delivery, "bounced")
             if sender:  # RFC 5321 §4.5.5 / RFC 3464 §2: a null reverse path never gets a DSN back
                 failed.setdefault(message.id, []).append(report)
             return
-        warned = item.warned
-        if not warned and now - item.first_attempt >= self.warn_after:
-            warned = True
-            if sender:
-                until = item.first_attempt + self.give_up_after
-                delay = replace(report, action="delayed", will_retry_until=until)
-                delayed.setdefault(message.id, []).append(delay)
-        await self._write(
-            self.store.update_queue, message.id, item.recipient, next_attempt=now + self.retry_interval,
-            error=delivery.reply, warned=warned,
-        )
+        warn = not item.warned and now - item.first_attempt >= self.warn_after
+        if not await self.store.record_deferral(
+            message.id, item.recipient, delivery.attempts, next_attempt=now + self.retry_interval,
+            error=delivery.reply, warned=item.warned or warn,
+        ):
+            return
+        if warn and sender:
+            until = item.first_attempt + self.give_up_after
+            delayed.setdefault(message.id, []).append(replace(report, action="delayed", will_retry_until=until))
         self._publish(message.id, item.recipient, delivery, "deferred")
 
     def _publish(self, message_id: str, recipient: str, delivery: Delivery, status: str) -> None:
@@ -312,12 +312,13 @@ class Relay:
 
     async def _notify(self, message_id: str, statuses: list[RecipientStatus]) -> None:
         """Send the sender one DSN for every recipient of this message the pass failed or delayed."""
-        message = self.store.get(message_id)
-        if message is None or not message.envelope.mail_from:
+        found = await self._reads.run(self._read, message_id)
+        if found is None or not found[0].envelope.mail_from:
             return
+        message, original = found
         sender = message.envelope.mail_from
         dsn = build_dsn(
-            hostname=self.hostname, original=self.store.raw(message_id), sender=sender,
+            hostname=self.hostname, original=original, sender=sender,
             arrival=message.created, recipients=statuses, now=self.clock.now(),
         )
         envelope = Envelope(mail_from="", rcpt_tos=(sender,), peer="127.0.0.1", helo=self.hostname,
@@ -337,24 +338,26 @@ class Relay:
         """Try these queued recipients now, whatever their schedule; returns how many were tried."""
         async with self._pass_lock:
             # Read under the lock: a pass that just ran may have delivered some of them.
-            return await self._attempt_all(self.queued(message_id, recipient))
+            return await self._attempt_all(await self._reads.run(self.queued, message_id, recipient))
 
     async def drop(self, message_id: str, recipient: str | None = None) -> int:
         """Take recipients out of the queue without a bounce; the trace records who dropped them."""
         async with self._pass_lock:
-            items = self.queued(message_id, recipient)
+            items = await self._reads.run(self.queued, message_id, recipient)
             now = self.clock.now()
+            dropped = 0
             for item in items:
                 note = Attempt(
                     message_id=item.message_id, recipient=item.recipient, host=self.hostname, preference=None,
                     code=0, reply="dropped from the queue through the API", at=now,
                     dialogue=("(dropped by the user; no bounce sent)",),
                 )
-                await self._write(self.store.dequeue, item.message_id, item.recipient)
-                await self._write(self.store.add_attempt, note)
+                if not await self.store.record_removal(item.message_id, item.recipient, (note,)):
+                    continue
+                dropped += 1
                 # Every open UI tab and API client hears of it, as of any other end of a delivery.
                 self.bus.publish(DeliveryAttempted(item.message_id, item.recipient, self.hostname, 0, "dropped"))
-            return len(items)
+            return dropped
 
     def advance(self, seconds: float) -> float:
         """Move the clock on and look at the queue."""

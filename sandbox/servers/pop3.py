@@ -223,8 +223,8 @@ class Pop3Protocol(asyncio.Protocol):
     async def _update(self, event: UpdateRequested) -> None:
         ok = True
         if event.uids:
-            try:  # the store's writes block on its writer thread: keep the loop free meanwhile
-                await self._executor.run(self.store.expunge, event.user, "INBOX", event.uids)
+            try:  # resolves after the writer's COMMIT; the loop waits on nothing meanwhile
+                await self.store.discard(event.user, "INBOX", event.uids)
             except Exception:
                 log.exception("POP3: UPDATE failed for %s", event.user)
                 ok = False

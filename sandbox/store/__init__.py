@@ -83,9 +83,8 @@ def normalize_user(address: str) -> str:
     return address.strip().strip("<>").lower()
 
 
-class Store(Protocol):
-    # -- lifecycle ---------------------------------------------------------
-    def close(self) -> None: ...
+class Messages(Protocol):
+    """Captured messages: adding, listing, searching, reading, deleting."""
 
     # -- capture (SMTP, API, relay) ----------------------------------------
     async def add_message(
@@ -110,8 +109,9 @@ class Store(Protocol):
     ) -> MailEntry:
         """Put a stored message into a user's folder. A non-empty `prefix` (the Received: lines the
         relay's hops stamped, and any header fields they added) makes the entry a hidden child copy whose
-        raw() is prefix + the original + `suffix` (what a rewriting hop appended to the body); listings
-        show only originals, and a mailbox filter finds the original through its children."""
+        raw() is prefix + the original + `suffix` (what a rewriting hop appended to the body); the copy
+        keeps only those added bytes, the original's are read where they are. Listings show only
+        originals, and a mailbox filter finds the original through its children."""
         ...
 
     # -- listing and reading (web API, plugin) -----------------------------
@@ -173,6 +173,11 @@ class Store(Protocol):
         """ValueError when no message has `tag`."""
         ...
 
+
+class Mailboxes(Protocol):
+    """Each user's folders and entries, with UIDs and flags (POP3, IMAP). The blocking writes are for IMAP's
+    worker threads; `discard` is the awaitable one, durable on return."""
+
     # -- folders and entries (IMAP, POP3) ----------------------------------
     def folders(self, user: str) -> builtins.list[FolderInfo]: ...
 
@@ -210,7 +215,17 @@ class Store(Protocol):
         """Remove entries. A message left in no folder, and not waiting in the relay queue, is deleted."""
         ...
 
-    # -- relay ---------------------------------------------------------------
+    async def discard(self, user: str, folder: str, uids: Iterable[int]) -> None:
+        """expunge, awaited on the loop (POP3's UPDATE): resolves after COMMIT."""
+        ...
+
+
+class RelayQueue(Protocol):
+    """The relay's outbound queue and its trace. Each outcome of an attempt is one domain operation in
+    one transaction: its trace rows, the delivery (for a success) and the queue row's removal or new
+    schedule, so a crash leaves all of it or none. An operation on a recipient no longer queued (done by
+    another pass, dropped, or its message deleted) writes nothing and says so."""
+
     def queue(self) -> builtins.list[QueueItem]: ...
 
     def queue_count(self) -> int:
@@ -219,15 +234,32 @@ class Store(Protocol):
 
     def due(self, now: float) -> builtins.list[QueueItem]: ...
 
-    def update_queue(
-        self, message_id: str, recipient: str, *, next_attempt: float, error: str, warned: bool
-    ) -> None: ...
-
-    def dequeue(self, message_id: str, recipient: str) -> None: ...
-
-    def add_attempt(self, attempt: Attempt) -> None: ...
-
     def trace(self, message_id: str) -> builtins.list[Attempt]: ...
+
+    async def record_delivery(
+        self, message_id: str, recipient: str, attempts: Sequence[Attempt], prefix: bytes = b"", suffix: bytes = b""
+    ) -> MailEntry | None:
+        """The recipient was delivered: record `attempts`, put the message (with the hops' `prefix` and
+        `suffix`, see `deliver`) into the recipient's INBOX and dequeue it. None when it was not queued."""
+        ...
+
+    async def record_deferral(
+        self, message_id: str, recipient: str, attempts: Sequence[Attempt], *, next_attempt: float, error: str,
+        warned: bool,
+    ) -> bool:  # fmt: skip
+        """A temporary failure: record `attempts`, count the try and reschedule. False when not queued."""
+        ...
+
+    async def record_removal(self, message_id: str, recipient: str, attempts: Sequence[Attempt] = ()) -> bool:
+        """The recipient leaves the queue undelivered (bounced, dropped, message gone): record `attempts`
+        and dequeue it. False when it was not queued."""
+        ...
+
+
+class Store(Messages, Mailboxes, RelayQueue, Protocol):
+    """Everything the sandbox keeps; every write resolves only once durable."""
+
+    def close(self) -> None: ...
 
 
 class AuthStore(Protocol):

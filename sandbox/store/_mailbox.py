@@ -119,6 +119,9 @@ class MailboxMixin:
     def _write_sync(self, fn: WriteFn) -> Any:
         raise NotImplementedError
 
+    async def _write(self, fn: WriteFn) -> Any:
+        raise NotImplementedError
+
     def _set_seen(self, conn: sqlite3.Connection, roots: Sequence[int], seen: bool) -> list[Event]:
         marks = ",".join("?" * len(roots))
         rows = conn.execute(
@@ -343,6 +346,12 @@ class MailboxMixin:
         return result
 
     def expunge(self, user: str, folder: str, uids: Iterable[int]) -> None:
+        self._write_sync(self._expunge_fn(user, folder, uids))
+
+    async def discard(self, user: str, folder: str, uids: Iterable[int]) -> None:
+        await self._write(self._expunge_fn(user, folder, uids))
+
+    def _expunge_fn(self, user: str, folder: str, uids: Iterable[int]) -> WriteFn:
         user, folder = normalize_user(user), canonical_folder(folder)
         uid_list = sorted(set(uids))
 
@@ -363,7 +372,7 @@ class MailboxMixin:
                 return None, []
             return None, [MailboxChanged(user, folder), *_drop_orphans(conn, roots), *_sync_read(conn, roots)]
 
-        self._write_sync(write)
+        return write
 
 
 def _drop_orphans(conn: sqlite3.Connection, roots: Iterable[int]) -> list[Event]:

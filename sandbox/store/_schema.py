@@ -117,6 +117,18 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX messages_message_id ON messages(message_id) WHERE parent IS NULL AND message_id != '';
     """,
+    # 7: reserved for the message layout change merged beside this one (the lead renumbers on merge).
+    "",
+    # 8: a relay copy keeps only the bytes its hops added (prefix: Received: and signature fields, suffix:
+    # a rewriting hop's footer); its raw is prefix + its original's + suffix. Copies stored before keep
+    # their own message_raw row and read as before.
+    """
+    CREATE TABLE relayed (
+        rowid INTEGER PRIMARY KEY REFERENCES messages(rowid) ON DELETE CASCADE,
+        prefix BLOB NOT NULL,
+        suffix BLOB NOT NULL
+    );
+    """,
 ]
 
 

@@ -143,7 +143,7 @@ def row_to_message(row: sqlite3.Row | tuple[Any, ...]) -> StoredMessage:
 
 def insert_message(
     conn: sqlite3.Connection,
-    raw: bytes,
+    raw: bytes | Relayed,
     summary: Summary,
     envelope: Envelope,
     created: float,
@@ -164,8 +164,21 @@ class StagedRaw:
         return self.size
 
 
+@dataclass(frozen=True)
+class Relayed:
+    """A relay copy's bytes: the header lines its hops prepended and what a rewriting hop appended; the
+    rest is its original's (table relayed, read as prefix + the original's raw + suffix)."""
+
+    prefix: bytes
+    suffix: bytes
+    size: int  # of the whole copy
+
+    def __len__(self) -> int:
+        return self.size
+
+
 # One message to insert: (raw, summary, envelope, created, parent rowid for a relay copy).
-NewMessage = tuple["bytes | StagedRaw", Summary, Envelope, float, "int | None"]
+NewMessage = tuple["bytes | StagedRaw | Relayed", Summary, Envelope, float, "int | None"]
 
 
 def insert_messages(conn: sqlite3.Connection, items: Sequence[NewMessage]) -> list[tuple[int, str]]:
@@ -174,7 +187,7 @@ def insert_messages(conn: sqlite3.Connection, items: Sequence[NewMessage]) -> li
     (top,) = conn.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()
     out: list[tuple[int, str]] = []
     rows: list[tuple[Any, ...]] = []
-    raws: list[tuple[int, bytes | StagedRaw]] = []
+    raws: list[tuple[int, bytes | StagedRaw | Relayed]] = []
     texts: list[tuple[int, str, str, str, str]] = []
     for rowid, (raw, summary, envelope, created, parent) in enumerate(items, int(top) + 1):
         mid = new_id()
@@ -202,10 +215,14 @@ def insert_messages(conn: sqlite3.Connection, items: Sequence[NewMessage]) -> li
     )
     small = [(rowid, raw) for rowid, raw in raws if isinstance(raw, bytes) and len(raw) < LARGE_RAW]
     insert_rows(conn, "INSERT INTO message_raw (rowid, raw) VALUES ", small)
+    relayed = [(rowid, raw.prefix, raw.suffix) for rowid, raw in raws if isinstance(raw, Relayed)]
+    insert_rows(conn, "INSERT INTO relayed (rowid, prefix, suffix) VALUES ", relayed)
     for rowid, raw in raws:
+        if isinstance(raw, Relayed):
+            continue
         if isinstance(raw, StagedRaw):
             adopt_chunks(conn, rowid, raw)
-        elif len(raw) >= LARGE_RAW:  # a relay copy or a bulk load: all of it in this transaction
+        elif len(raw) >= LARGE_RAW:  # a bulk load or an IMAP APPEND: all of it in this transaction
             stage, chunks = start_stage(conn), split_raw(raw)
             for seq, chunk in enumerate(chunks):
                 write_chunk(conn, stage, seq, chunk)
@@ -503,10 +520,8 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         if size <= INLINE_SUMMARY:
             add = self._add_fn(raw, envelope, deliver_to, received_at, queue)
         else:  # milliseconds of joining and parsing: not on the loop
-            if self._summarizer is None:
-                self._summarizer = ThreadPoolExecutor(SUMMARY_THREADS, thread_name_prefix="store-summarize")
             loop = asyncio.get_running_loop()
-            add = await loop.run_in_executor(self._summarizer, self._add_fn, raw, envelope, deliver_to,
+            add = await loop.run_in_executor(self._summaries(), self._add_fn, raw, envelope, deliver_to,
                                              received_at, queue)  # fmt: skip
         if size < LARGE_RAW:
             message: StoredMessage | None = await self._write(add)
@@ -599,30 +614,45 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
     async def deliver(
         self, message_id: str, user: str, folder: str = "INBOX", prefix: bytes = b"", suffix: bytes = b""
     ) -> MailEntry:
-        user = normalize_user(user)
-        now = self.clock.now()
+        write = await self._deliver_fn(message_id, normalize_user(user), folder, prefix, suffix)
+        result: MailEntry = await self._write(write)
+        return result
 
-        def write(conn: sqlite3.Connection) -> tuple[MailEntry, list[Event]]:
-            row = conn.execute(
-                "SELECT m.rowid, r.raw, r.chunks, m.envelope_json FROM messages m"
-                " JOIN message_raw r ON r.rowid = m.rowid WHERE m.id = ?",
-                (message_id,),
-            ).fetchone()
+    async def _deliver_fn(
+        self, message_id: str, user: str, folder: str, prefix: bytes, suffix: bytes
+    ) -> Callable[[sqlite3.Connection], tuple[MailEntry, builtins.list[Event]]]:
+        """The write that delivers. A relay copy's summary is parsed first, off the loop and off the
+        writer (milliseconds a megabyte, which every other commit would wait for)."""
+        now = self.clock.now()
+        copy: tuple[Relayed, Summary] | None = None
+        if prefix or suffix:
+            loop = asyncio.get_running_loop()
+            copy = await loop.run_in_executor(self._summaries(), self._copy_summary, message_id, prefix, suffix)
+
+        def write(conn: sqlite3.Connection) -> tuple[MailEntry, builtins.list[Event]]:
+            row = conn.execute("SELECT rowid, envelope_json, size FROM messages WHERE id = ?", (message_id,)).fetchone()
             if row is None:
                 raise NoSuchMessage(message_id)
-            root, stored, chunks, env_j = row
-            raw = read_raw(conn, stored, chunks)
-            target, target_id, size = root, message_id, len(raw)
-            if prefix or suffix:
-                copy = prefix + raw + suffix
-                target, target_id = insert_message(conn, copy, mime.summarize(copy), _envelope(env_j), now, root)
-                size = len(copy)
+            root, env_j, size = row
+            target, target_id = root, message_id
+            if copy is not None:  # its own row and summary; only the added bytes stored
+                relayed, summary = copy
+                target, target_id = insert_message(conn, relayed, summary, _envelope(env_j), now, root)
+                size = relayed.size
             uid = deliver_entry(conn, user, folder, target, root, (), now)
             entry = MailEntry(uid, target_id, frozenset(), now, size)
             return entry, [MailboxChanged(user, folder)]
 
-        result: MailEntry = await self._write(write)
-        return result
+        return write
+
+    def _copy_summary(self, message_id: str, prefix: bytes, suffix: bytes) -> tuple[Relayed, Summary]:
+        copy = prefix + self.raw(message_id) + suffix
+        return Relayed(prefix, suffix, len(copy)), mime.summarize(copy)
+
+    def _summaries(self) -> ThreadPoolExecutor:
+        if self._summarizer is None:
+            self._summarizer = ThreadPoolExecutor(SUMMARY_THREADS, thread_name_prefix="store-summarize")
+        return self._summarizer
 
     def _prune(self, conn: sqlite3.Connection) -> list[Event]:
         (count,) = conn.execute("SELECT count(*) FROM messages WHERE parent IS NULL").fetchone()
@@ -668,12 +698,15 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
             row = self._db.execute("SELECT raw, chunks FROM message_raw WHERE rowid = ?", (rowid,)).fetchone()
         else:  # one query: IMAP FETCH and SEARCH call this per message
             row = self._db.execute(
-                "SELECT r.raw, r.chunks FROM message_raw r JOIN messages m ON m.rowid = r.rowid WHERE m.id = ?",
+                "SELECT r.raw, r.chunks, d.prefix, d.suffix FROM messages m LEFT JOIN relayed d ON d.rowid = m.rowid"
+                " JOIN message_raw r ON r.rowid = (CASE WHEN d.rowid IS NULL THEN m.rowid ELSE m.parent END)"
+                " WHERE m.id = ?",
                 (message_id,),
             ).fetchone()
         if row is None:
             raise NoSuchMessage(message_id)
-        return read_raw(self._db, row[0], row[1])
+        raw = read_raw(self._db, row[0], row[1])
+        return raw if len(row) < 3 or row[2] is None else row[2] + raw + row[3]
 
     def _page(self, where: str, params: list[Any], start: int, limit: int, user: str | None) -> Page:
         if user:
@@ -778,7 +811,7 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
                     "SELECT DISTINCT f.user, f.name FROM entries e JOIN folders f ON f.id = e.folder_id"
                 ).fetchall()
                 (n,) = conn.execute("SELECT count(*) FROM messages WHERE parent IS NULL").fetchone()
-                for table in ("entries", "message_raw", "messages_fts", "queue", "attempts", "message_auth"):
+                for table in ("entries", "message_raw", "relayed", "messages_fts", "queue", "attempts", "message_auth"):
                     conn.execute(f"DELETE FROM {table}")
                 # Not the sets of messages still arriving: their add finds its chunks.
                 conn.execute("DELETE FROM raw_chunks WHERE stage NOT IN (SELECT stage FROM raw_pending)")
