@@ -99,17 +99,20 @@ def arrival_tags(tagging: Tagging, raw: bytes, summary: Summary, envelope: Envel
 
 
 def canonical(conn: sqlite3.Connection, tags: Sequence[str]) -> list[str]:
-    """Each tag in the spelling the store already has for it (case-insensitively), else as given.
-    The partial index `messages_tagged` holds only tagged messages, and a tag in use is met early."""
+    """Each tag in the spelling the store has for it (case-insensitively: table tag_names), else as given,
+    which becomes the store's spelling. A name whose messages all went may keep its old spelling."""
     out: list[str] = []
     for tag in tags:
-        low = tag.lower()
-        row = conn.execute(
-            "SELECT tags FROM messages WHERE tags != '' AND instr(',' || lower(tags) || ',', ?) > 0 LIMIT 1",
-            (f",{low},",),
-        ).fetchone()
-        out.append(next((t for t in split(row[0]) if t.lower() == low), tag) if row else tag)
+        row = conn.execute("SELECT name FROM tag_names WHERE name = ?", (tag,)).fetchone()
+        if row is None:
+            conn.execute("INSERT INTO tag_names (name) VALUES (?)", (tag,))
+        out.append(row[0] if row else tag)
     return sorted(dict.fromkeys(out), key=str.lower)
+
+
+def forget(conn: sqlite3.Connection, tag: str) -> None:
+    """A renamed or deleted tag's name is free again."""
+    conn.execute("DELETE FROM tag_names WHERE name = ?", (tag,))
 
 
 def holding(conn: sqlite3.Connection, tag: str) -> list[tuple[int, str, str]]:
@@ -121,7 +124,8 @@ def holding(conn: sqlite3.Connection, tag: str) -> list[tuple[int, str, str]]:
 
 
 def store_spelling(conn: sqlite3.Connection, tag: str) -> str | None:
-    """The stored spelling of `tag` (case-insensitively), or None when no message has it."""
+    """The spelling of `tag` (case-insensitively) on the messages, or None when no message has it: a scan
+    of the partial index `messages_tagged` (only tagged messages), for renames and deletes."""
     row = conn.execute(
         "SELECT tags FROM messages WHERE tags != '' AND instr(',' || lower(tags) || ',', ?) > 0 LIMIT 1",
         (f",{tag.lower()},",),
