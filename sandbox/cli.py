@@ -104,9 +104,20 @@ SERVE_FLAGS = [
     Flag("--relay", "simulate delivery through the fake DNS's MX hosts", choices=("on", "off")),
     Flag("--auth-checks", "check SPF, DKIM, DMARC and ARC of each message on arrival (off: when first asked for)",
          choices=("on", "off")),
+    Flag("--enable-chaos", "let the API and UI set SMTP faults on purpose (Mailpit's chaos, and rules)"),
+    Flag("--chaos-triggers", "Mailpit's random faults, and enable chaos", "Sender:451:50,Recipient:..."),
+    Flag("--chaos-rule", "a deterministic SMTP fault, and enable chaos (repeatable): STAGE[:CODE] every=N "
+         "from=GLOB to=GLOB p=PERCENT delay=SECONDS", "RULE", dest="chaos_rules", repeat=True, default="none"),
+    Flag("--smtp-max-messages-per-minute", "per client address; more get 451 at MAIL; 0: no limit", "N"),
+    Flag("--smtp-max-connections-per-minute", "per client address; more get 421 at connect; 0: no limit", "N"),
     Flag("--allow-internal-http-requests", "let the link check reach loopback and private addresses"),
     Flag("--spamassassin", "SpamAssassin's spamd, for the spam score (sa-check)", _ADDR,
          aliases=("--enable-spamassassin",)),
+    Flag("--webhook-url", "POST each new message's summary (JSON, Mailpit's payload) to this URL", "URL"),
+    Flag("--webhook-limit", "webhook requests per second, the rest wait in order; 0: no limit", "N"),
+    Flag("--webhook-delay", "seconds a message waits before its webhook request", "SECONDS"),
+    Flag("--enable-prometheus", "Prometheus /metrics: true (on --http), false, or a listener of its own",
+         "true|false|HOST:PORT"),
 ]
 FLAG_NAMES = {flag.field: flag.name for flag in SERVE_FLAGS}
 _NOT_SETTINGS = ("command", "config", "verbose")

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mailsandbox.store._tags import TagRule
 
@@ -230,9 +231,22 @@ class Config:
     # email authentication: check SPF/DKIM/DMARC/ARC of every message on arrival (off: only when asked for)
     auth_checks: bool = True
 
+    # chaos on the capture server (sandbox/chaos.py); any of these but the rate limits enables it
+    enable_chaos: bool = False  # Mailpit's flag: chaos may be set through the API and UI
+    chaos_triggers: str | None = None  # Mailpit's TRIGGER:CODE:PROBABILITY,... (Sender, Recipient, Authentication)
+    chaos_rules: tuple[str, ...] = ()  # "STAGE[:CODE] every=N from=GLOB to=GLOB p=PERCENT delay=SECONDS"
+    smtp_max_messages_per_minute: int = 0  # per client address; more get 451 at MAIL (0: no limit)
+    smtp_max_connections_per_minute: int = 0  # per client address; more get 421 at connect (0: no limit)
+
     # message checks
     allow_internal_http_requests: bool = False  # the link check may reach loopback and private addresses
     spamassassin: Listen | None = None  # where spamd listens, for sa-check (not a listener of ours)
+
+    # integrations (Mailpit's flags)
+    webhook_url: str | None = None  # POST each new message's summary here
+    webhook_limit: int = 1  # webhook requests per second; 0: no limit (waiting ones queue, not drop)
+    webhook_delay: float = 0.0  # seconds a message waits before its webhook request
+    enable_prometheus: Listen | bool = False  # /metrics: False, True (on --http) or a listener of its own
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -353,7 +367,34 @@ _CONVERTERS: dict[str, Any] = {
     "str | None": lambda v: str(v) if v not in (None, "") else None,
     "str": str,
 }
-_BY_NAME: dict[str, Any] = {"db": _db, "api_token": _token, "max_age": parse_duration, "tags": _tag_rules}
+def _prometheus(value: Any) -> Listen | bool:
+    """Mailpit's --enable-prometheus: true (on the HTTP port), false, or HOST:PORT of its own listener."""
+    if isinstance(value, bool | Listen):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE + _FALSE:
+        return text in _TRUE
+    try:
+        listen = parse_listen(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not true, false or HOST:PORT") from None
+    return listen if listen is not None else False
+
+
+def _url(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.port == 0:
+        raise ValueError(f"{text!r} is not an http:// or https:// URL")
+    return text
+
+
+_BY_NAME: dict[str, Any] = {
+    "db": _db, "api_token": _token, "max_age": parse_duration, "enable_prometheus": _prometheus,
+    "webhook_url": _url, "webhook_delay": parse_duration, "tags": _tag_rules,
+}  # fmt: skip
 
 
 def coerce(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -407,6 +448,17 @@ def _validate(config: Config) -> None:
             compile_query(rule.query, 0.0)
         except ValueError as exc:
             raise SettingError("tags", f"the tagging rule {rule.query!r} is not a search query: {exc}") from None
+    from mailsandbox import chaos  # pure, and only needed to check these two
+
+    try:
+        chaos.parse_triggers(config.chaos_triggers or "")
+    except ValueError as exc:
+        raise SettingError("chaos_triggers", str(exc)) from None
+    for rule in config.chaos_rules:
+        try:
+            chaos.parse_rule(rule)
+        except ValueError as exc:
+            raise SettingError("chaos_rules", str(exc)) from None
 
 
 def from_env(environ: Mapping[str, str]) -> dict[str, Any]:

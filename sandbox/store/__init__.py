@@ -213,6 +213,10 @@ class Store(Protocol):
     # -- relay ---------------------------------------------------------------
     def queue(self) -> builtins.list[QueueItem]: ...
 
+    def queue_count(self) -> int:
+        """Recipients waiting in the relay queue (for /metrics: a count, not the rows)."""
+        ...
+
     def due(self, now: float) -> builtins.list[QueueItem]: ...
 
     def update_queue(

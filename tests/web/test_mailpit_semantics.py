@@ -5,6 +5,7 @@ changes, the listing's and the search's counts, and `ok` as Mailpit writes it.""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -187,3 +188,31 @@ def test_readyz_asks_the_store(running_sandbox: Sandbox, client: httpx.Client) -
     broken = client.get("/readyz")
     assert (broken.status_code, broken.text) == (503, "Service Unavailable\n")
     assert client.get("/livez").status_code == 200  # alive all the same
+
+
+def test_webui_configuration_is_mailpits_shape(client: httpx.Client) -> None:
+    config = client.get("/api/v1/webui").json()
+    assert set(config) == {"Label", "MessageRelay", "SpamAssassin", "ChaosEnabled", "DuplicatesIgnored",
+                           "HideDeleteAllButton"}  # fmt: skip
+    relay = config["MessageRelay"]
+    assert relay["Enabled"] is False and relay["SMTPServer"] == ""  # no [release] upstream configured
+    assert {"ReturnPath", "AllowedRecipients", "BlockedRecipients", "OverrideFrom"} <= set(relay)
+    assert config["SpamAssassin"] is False and config["DuplicatesIgnored"] is False
+
+
+def test_swagger_json_is_the_openapi_document(client: httpx.Client) -> None:
+    swagger = client.get("/api/v1/swagger.json")
+    assert swagger.status_code == 200 and swagger.json() == client.get("/api/sandbox/openapi.json").json()
+    assert "/api/v1/webui" in swagger.json()["paths"]
+
+
+def test_webui_reports_release_and_duplicates(sandbox_factory: Any) -> None:
+    sb = sandbox_factory(release={"host": "upstream.test", "port": 2525, "allowed": "*@example.test",
+                                  "return_path": "bounce@example.test"}, ignore_duplicate_ids=True)  # fmt: skip
+    config = httpx.get(f"http://{sb.address('http')}/api/v1/webui", timeout=10).json()
+    assert config["MessageRelay"] == {
+        "Enabled": True, "SMTPServer": "upstream.test:2525", "ReturnPath": "bounce@example.test",
+        "AllowedRecipients": "*@example.test", "BlockedRecipients": "", "OverrideFrom": "",
+        "PreserveMessageIDs": False, "RecipientAllowlist": "*@example.test",
+    }  # fmt: skip
+    assert config["DuplicatesIgnored"] is True

@@ -64,7 +64,7 @@ async function load() {
   if (seq !== state.seq) return;
   state.messages = page.messages || [];
   if (Array.isArray(page.tags)) renderTagList(page.tags, state.query, pickTag);
-  state.total = page.messages_count ?? page.total ?? state.messages.length;
+  state.total = page.messages_count;
   if (typeof page.unread === "number") state.unread = page.unread;
   if (state.start > 0 && state.messages.length === 0 && state.total > 0) {
     state.start = Math.max(0, Math.floor((state.total - 1) / PAGE) * PAGE);

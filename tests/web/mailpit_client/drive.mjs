@@ -230,7 +230,15 @@ const checks = {
     typed(await mailpit.getChaosTriggers(), { Authentication: "object", Recipient: "object", Sender: "object" }, "chaos");
   },
   async setChaosTriggers() {
-    typed(await mailpit.setChaosTriggers(), { Authentication: "object", Recipient: "object", Sender: "object" }, "chaos");
+    const shape = { Authentication: "object", Recipient: "object", Sender: "object" };
+    // Probability 0: the trigger is set and echoed, and the other methods' SMTP is not failed meanwhile.
+    const set = await mailpit.setChaosTriggers({ Sender: { ErrorCode: 452, Probability: 0 } });
+    typed(set, shape, "chaos");
+    check(set.Sender.ErrorCode === 452 && set.Recipient.ErrorCode === 451, `Sender set, Recipient default (${JSON.stringify(set)})`);
+    check((await mailpit.getChaosTriggers()).Sender.ErrorCode === 452, "read back");
+    const reset = await mailpit.setChaosTriggers();
+    typed(reset, shape, "chaos");
+    check(reset.Sender.ErrorCode === 451 && reset.Authentication.ErrorCode === 535, "{} puts the defaults back");
   },
   async renderMessageHTML() {
     const html = await mailpit.renderMessageHTML(id(NEWS));
