@@ -443,11 +443,11 @@ def _validate(config: Config) -> None:
             raise SettingError("tags_disable", f"{source!r} is not one of x-tags, plus-addresses")
     from mailsandbox.store._search import compile_query  # the store's own reader of queries
 
-    for rule in config.tags:
+    for tag_rule in config.tags:
         try:
-            compile_query(rule.query, 0.0)
+            compile_query(tag_rule.query, 0.0)
         except ValueError as exc:
-            raise SettingError("tags", f"the tagging rule {rule.query!r} is not a search query: {exc}") from None
+            raise SettingError("tags", f"the tagging rule {tag_rule.query!r} is not a search query: {exc}") from None
     from mailsandbox import chaos  # pure, and only needed to check these two
 
     try:
