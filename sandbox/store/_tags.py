@@ -18,6 +18,9 @@ from mailsandbox import mime
 from mailsandbox.models import Envelope, Summary
 
 MAX_TAG = 100  # characters, as Mailpit truncates
+# Tags on one message: every one is a look-up in the writer's transaction, so a hostile X-Tags header of a
+# megabyte of commas must not become 100,000 of them (the API refuses more; arrival keeps the first).
+MAX_TAGS = 100
 _INVALID = re.compile(r"[^a-zA-Z0-9\- _.@]")  # Mailpit's tag alphabet; anything else becomes a space
 _SPACES = re.compile(r"\s+")
 _WORD_START = re.compile(r"(?<![A-Za-z0-9])[a-z]")
@@ -34,12 +37,15 @@ def title_case(name: str) -> str:
 
 
 def unique_tags(names: Iterable[str]) -> list[str]:
-    """Clean names, the first spelling of each (case-insensitively), sorted as Mailpit lists them."""
+    """Clean names, the first spelling of each (case-insensitively), at most MAX_TAGS of them (the first
+    given), sorted as Mailpit lists them."""
     seen: dict[str, str] = {}
     for name in names:
         tag = clean_tag(name)
         if tag and tag.lower() not in seen:
             seen[tag.lower()] = tag
+            if len(seen) == MAX_TAGS:
+                break
     return sorted(seen.values(), key=str.lower)
 
 
@@ -84,8 +90,8 @@ def arrival_tags(tagging: Tagging, raw: bytes, summary: Summary, envelope: Envel
     found: list[str] = []
     if tagging.x_tags and b"x-tags" in raw[:65536].lower():  # cheap test before a header parse
         value = mime.Message(raw).header.get("X-Tags")
-        if value:
-            names = mime.decode_words(mime.header_text(value)).split(",")
+        if value:  # room for MAX_TAGS names of MAX_TAG characters, twice over: a huge header costs no more
+            names = mime.decode_words(mime.header_text(value[: 2 * MAX_TAGS * (MAX_TAG + 2)])).split(",")
             found += [title_case(n) for n in names] if tagging.title_case else names
     if tagging.plus_addresses:
         people = [a.address for a in (*summary.to, *summary.cc, *summary.bcc)]
