@@ -13,6 +13,7 @@ from starlette.routing import Route
 from mailsandbox import mime
 from mailsandbox.store import NoSuchMessage, Store
 from mailsandbox.store._search import QueryTooSlow
+from mailsandbox.store._tags import MAX_TAGS
 from mailsandbox.web import schema
 from mailsandbox.web.inputs import json_object, not_found, ok, part_id, plain, whole
 from mailsandbox.web.workers import Workers
@@ -293,6 +294,8 @@ class Api:
         tags = data.get("Tags", data.get("tags")) or []
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             return plain(400, "Tags must be a list of strings")
+        if len(tags) > MAX_TAGS:
+            return plain(400, f"at most {MAX_TAGS} tags on a message")
         if ids:
             await self.store.set_tags(ids, tags)
         return ok()

@@ -117,8 +117,11 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX messages_message_id ON messages(message_id) WHERE parent IS NULL AND message_id != '';
     """,
-    # 7: reserved for the message layout change merged beside this one (the lead renumbers on merge).
-    "",
+    # 7: every tag name given so far, unique case-insensitively (as Mailpit's tags table): a new message's
+    # tags take the spelling the store has in one look-up, not a scan of the tagged messages.
+    """
+    CREATE TABLE tag_names (name TEXT PRIMARY KEY COLLATE NOCASE) WITHOUT ROWID;
+    """,
     # 8: a relay copy keeps only the bytes its hops added (prefix: Received: and signature fields, suffix:
     # a rewriting hop's footer); its raw is prefix + its original's + suffix. Copies stored before keep
     # their own message_raw row and read as before.

@@ -18,6 +18,9 @@ from mailsandbox import mime
 from mailsandbox.models import Envelope, Summary
 
 MAX_TAG = 100  # characters, as Mailpit truncates
+# Tags on one message: every one is a look-up in the writer's transaction, so a hostile X-Tags header of a
+# megabyte of commas must not become 100,000 of them (the API refuses more; arrival keeps the first).
+MAX_TAGS = 100
 _INVALID = re.compile(r"[^a-zA-Z0-9\- _.@]")  # Mailpit's tag alphabet; anything else becomes a space
 _SPACES = re.compile(r"\s+")
 _WORD_START = re.compile(r"(?<![A-Za-z0-9])[a-z]")
@@ -34,12 +37,15 @@ def title_case(name: str) -> str:
 
 
 def unique_tags(names: Iterable[str]) -> list[str]:
-    """Clean names, the first spelling of each (case-insensitively), sorted as Mailpit lists them."""
+    """Clean names, the first spelling of each (case-insensitively), at most MAX_TAGS of them (the first
+    given), sorted as Mailpit lists them."""
     seen: dict[str, str] = {}
     for name in names:
         tag = clean_tag(name)
         if tag and tag.lower() not in seen:
             seen[tag.lower()] = tag
+            if len(seen) == MAX_TAGS:
+                break
     return sorted(seen.values(), key=str.lower)
 
 
@@ -84,8 +90,8 @@ def arrival_tags(tagging: Tagging, raw: bytes, summary: Summary, envelope: Envel
     found: list[str] = []
     if tagging.x_tags and b"x-tags" in raw[:65536].lower():  # cheap test before a header parse
         value = mime.Message(raw).header.get("X-Tags")
-        if value:
-            names = mime.decode_words(mime.header_text(value)).split(",")
+        if value:  # room for MAX_TAGS names of MAX_TAG characters, twice over: a huge header costs no more
+            names = mime.decode_words(mime.header_text(value[: 2 * MAX_TAGS * (MAX_TAG + 2)])).split(",")
             found += [title_case(n) for n in names] if tagging.title_case else names
     if tagging.plus_addresses:
         people = [a.address for a in (*summary.to, *summary.cc, *summary.bcc)]
@@ -99,17 +105,20 @@ def arrival_tags(tagging: Tagging, raw: bytes, summary: Summary, envelope: Envel
 
 
 def canonical(conn: sqlite3.Connection, tags: Sequence[str]) -> list[str]:
-    """Each tag in the spelling the store already has for it (case-insensitively), else as given.
-    The partial index `messages_tagged` holds only tagged messages, and a tag in use is met early."""
+    """Each tag in the spelling the store has for it (case-insensitively: table tag_names), else as given,
+    which becomes the store's spelling. A name whose messages all went may keep its old spelling."""
     out: list[str] = []
     for tag in tags:
-        low = tag.lower()
-        row = conn.execute(
-            "SELECT tags FROM messages WHERE tags != '' AND instr(',' || lower(tags) || ',', ?) > 0 LIMIT 1",
-            (f",{low},",),
-        ).fetchone()
-        out.append(next((t for t in split(row[0]) if t.lower() == low), tag) if row else tag)
+        row = conn.execute("SELECT name FROM tag_names WHERE name = ?", (tag,)).fetchone()
+        if row is None:
+            conn.execute("INSERT INTO tag_names (name) VALUES (?)", (tag,))
+        out.append(row[0] if row else tag)
     return sorted(dict.fromkeys(out), key=str.lower)
+
+
+def forget(conn: sqlite3.Connection, tag: str) -> None:
+    """A renamed or deleted tag's name is free again."""
+    conn.execute("DELETE FROM tag_names WHERE name = ?", (tag,))
 
 
 def holding(conn: sqlite3.Connection, tag: str) -> list[tuple[int, str, str]]:
@@ -121,7 +130,8 @@ def holding(conn: sqlite3.Connection, tag: str) -> list[tuple[int, str, str]]:
 
 
 def store_spelling(conn: sqlite3.Connection, tag: str) -> str | None:
-    """The stored spelling of `tag` (case-insensitively), or None when no message has it."""
+    """The spelling of `tag` (case-insensitively) on the messages, or None when no message has it: a scan
+    of the partial index `messages_tagged` (only tagged messages), for renames and deletes."""
     row = conn.execute(
         "SELECT tags FROM messages WHERE tags != '' AND instr(',' || lower(tags) || ',', ?) > 0 LIMIT 1",
         (f",{tag.lower()},",),

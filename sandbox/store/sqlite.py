@@ -39,7 +39,7 @@ from mailsandbox.store._mailbox import MailboxMixin, deliver_entries, deliver_en
 from mailsandbox.store._queue import QueueMixin
 from mailsandbox.store._schema import migrate
 from mailsandbox.store._search import SEARCH_SECONDS, QueryTooSlow, compile_query, time_zone
-from mailsandbox.store._tags import Tagging, arrival_tags, canonical, holding, store_spelling, unique_tags
+from mailsandbox.store._tags import Tagging, arrival_tags, canonical, forget, holding, store_spelling, unique_tags
 from mailsandbox.store._writer import GroupWriter, WriteFn, insert_rows
 
 _COLUMNS = (
@@ -811,7 +811,8 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
                     "SELECT DISTINCT f.user, f.name FROM entries e JOIN folders f ON f.id = e.folder_id"
                 ).fetchall()
                 (n,) = conn.execute("SELECT count(*) FROM messages WHERE parent IS NULL").fetchone()
-                for table in ("entries", "message_raw", "relayed", "messages_fts", "queue", "attempts", "message_auth"):
+                for table in ("entries", "message_raw", "relayed", "messages_fts", "queue", "attempts", "message_auth",
+                              "tag_names"):
                     conn.execute(f"DELETE FROM {table}")
                 # Not the sets of messages still arriving: their add finds its chunks.
                 conn.execute("DELETE FROM raw_chunks WHERE stage NOT IN (SELECT stage FROM raw_pending)")
@@ -906,6 +907,10 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
                 kept = [t for t in column.split(",") if t and t.lower() != spelling.lower()]
                 updates.append((",".join(unique_tags([*kept, new] if new else kept)), rowid))
             conn.executemany("UPDATE messages SET tags = ? WHERE rowid = ?", updates)
+            forget(conn, spelling)
+            if new:  # the new spelling is the store's, even over a name no message has any more
+                forget(conn, new)
+                canonical(conn, [new])
             return None, [TagRenamed(spelling, new, tuple(r[1] for r in rows))]
 
         await self._write(write)

@@ -190,3 +190,32 @@ def test_tag_changes_are_live_events(running_sandbox: Sandbox) -> None:
             assert next_of("prune") is None  # as Mailpit: every listing reloads
             _ok(client.request("DELETE", "/api/v1/tags/third"))
             assert next_of("prune") is None
+
+
+def test_a_name_is_spelled_as_last_given_once_its_messages_went(running_sandbox: Sandbox) -> None:
+    with _client(running_sandbox) as client:
+        _send(running_sandbox, "Subject: first\r\nX-Tags: Work", ["ann@example.test"])
+        _ok(client.delete("/api/v1/messages"))  # everything: the names go too
+        _send(running_sandbox, "Subject: second\r\nX-Tags: work", ["ann@example.test"])
+        assert _by_subject(client)["second"]["Tags"] == ["work"]
+        second = _by_subject(client)["second"]["ID"]
+        _send(running_sandbox, "Subject: third\r\nX-Tags: Old", ["ann@example.test"])
+        _ok(client.request("DELETE", "/api/v1/messages", json={"IDs": [_by_subject(client)["third"]["ID"]]}))
+        _ok(client.put("/api/v1/tags/work", json={"Name": "OLD"}))  # no message has "Old" any more
+        _send(running_sandbox, "Subject: fourth\r\nX-Tags: old", ["ann@example.test"])
+        got = _by_subject(client)
+        assert got["second"]["Tags"] == ["OLD"] and got["fourth"]["Tags"] == ["OLD"]
+        assert second == got["second"]["ID"]
+
+
+def test_a_huge_x_tags_header_is_bounded(running_sandbox: Sandbox) -> None:
+    names = [f"t{i}" for i in range(25_000)]
+    folded = ",\r\n ".join(", ".join(names[i : i + 100]) for i in range(0, len(names), 100))  # ~170 KB, folded
+    assert len(folded) > 150_000
+    _send(running_sandbox, f"Subject: many\r\nX-Tags: {folded}", ["a@x.test"])
+    with _client(running_sandbox) as client:
+        tags = _by_subject(client)["many"]["Tags"]
+        assert len(tags) == 100 and set(tags) == {f"t{i}" for i in range(100)}  # the first given
+        mid = _by_subject(client)["many"]["ID"]
+        _error(client.put("/api/v1/tags", json={"IDs": [mid], "Tags": names[:101]}), "at most 100 tags on a message")
+        _ok(client.put("/api/v1/tags", json={"IDs": [mid], "Tags": names[:100]}))
