@@ -82,14 +82,8 @@ class ApiClient:
         response = self.request("GET", f"/api/v1/message/{quote(message_id, safe='')}/trace", ok_missing=True)
         if response is None or not response.content:
             return []
-        data = response.json()
-        # Either a bare list of attempts, or an object that wraps them.
-        if isinstance(data, dict):
-            for key in ("attempts", "Attempts", "trace", "Trace", "hops", "Hops"):
-                if isinstance(data.get(key), list):
-                    return [d for d in data[key] if isinstance(d, dict)]
-            return []
-        return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+        attempts: list[dict[str, Any]] = response.json()  # a list of Attempt (web/schema.py)
+        return attempts
 
     def delete_messages(self, ids: Sequence[str] | None = None) -> None:
         self.request("DELETE", "/api/v1/messages", json={"IDs": list(ids)} if ids is not None else None)

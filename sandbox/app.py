@@ -27,11 +27,23 @@ from mailsandbox.servers.smtp import CaptureHandler, SmtpOptions, start_smtp
 from mailsandbox.servers.websocket import FramesWebSocketProtocol
 from mailsandbox.startup import database_failed, listen_failed, prepare_data_dir, tls_failed
 from mailsandbox.store import Store
+from mailsandbox.store._tags import Tagging
 from mailsandbox.store.sqlite import SqliteStore
 from mailsandbox.throttle import LoginThrottle
 from mailsandbox.tls import ensure_certificate, server_context
 
 log = logging.getLogger("mailsandbox")
+
+
+def _tagging(cfg: Config) -> Tagging:
+    off = {s.lower() for s in cfg.tags_disable}
+    return Tagging(
+        x_tags=not off & {"x-tags", "xtags"},
+        plus_addresses=not off & {"plus-addresses", "plus-addressing"},
+        title_case=cfg.tags_title_case,
+        username=cfg.tags_username,
+        rules=cfg.tags,
+    )
 
 
 def _bind_tcp(listen: Listen) -> socket.socket:
@@ -194,7 +206,7 @@ class Sandbox:
         try:
             self.store = SqliteStore(
                 cfg.db_path, bus=self.bus, clock=self.clock, max_messages=cfg.max_messages, durable=cfg.fsync,
-                ignore_duplicate_ids=cfg.ignore_duplicate_ids,
+                ignore_duplicate_ids=cfg.ignore_duplicate_ids, tagging=_tagging(cfg),
             )
         except (sqlite3.Error, OSError) as exc:
             raise database_failed(cfg.db_path, exc) from exc
@@ -340,7 +352,8 @@ class Sandbox:
         self._http_workers = workers = Workers()
         html_checker, links, spam = self._checks()
         app = create_app(
-            self.store, self.bus, info=self.info, reset=self.reset, extra_routes=self._extra_routes(workers),
+            self.store, self.bus, info=self.info, reset=self.reset, webui=self.webui,
+            extra_routes=self._extra_routes(workers),
             workers=workers, max_body=body_limit(self.config.max_message_size),
             access=await self._access_policy(listen), refusals=_REFUSALS.warning,
             link_checker=links, spamassassin=spam, html_checker=html_checker,
@@ -418,6 +431,20 @@ class Sandbox:
         message = await self.handler.capture(envelope, [outgoing.raw], via="HTTP")
         return message.id
 
+    def webui(self) -> dict[str, Any]:
+        """GET /api/v1/webui: Mailpit's UI configuration, from ours."""
+        from mailsandbox.relay.release import ReleaseSettings
+        from mailsandbox.web.schema import webui
+
+        cfg = self.config
+        release = ReleaseSettings.from_config(cfg.release)
+        allowed = "" if release is None or release.allowed == ("*",) else ", ".join(release.allowed)
+        return webui(
+            relay_server=f"{release.host}:{release.port}" if release else None,
+            return_path=(release.return_path or "") if release else "", allowed=allowed,
+            spamassassin=cfg.spamassassin is not None, duplicates_ignored=cfg.ignore_duplicate_ids,
+        )  # fmt: skip
+
     def info(self) -> dict[str, Any]:
         """GET /api/v1/info: Mailpit's fields, plus where each listener is."""
         import resource
@@ -438,7 +465,7 @@ class Sandbox:
             "DatabaseSize": size,
             "Messages": total,
             "Unread": unread,
-            "Tags": {},
+            "Tags": self.store.tag_counts(),
             "RuntimeStats": {
                 "Uptime": int(time.time() - self.started_at),
                 "Memory": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,

@@ -58,6 +58,12 @@ SERVE_FLAGS = [
     Flag("--max-messages", "keep at most N messages, pruning the oldest; 0 keeps all", "N"),
     Flag("--max-age", "delete messages older than AGE: 7d, 12h, 30m, by the sandbox clock; 0 keeps all", "AGE"),
     Flag("--ignore-duplicate-ids", "drop a message whose Message-ID is already stored (the client still gets 250)"),
+    Flag("--tag", "tag new messages matching a search query: TAG,TAG=QUERY (repeatable; several in one, "
+         "space-separated, quoted)", "TAG,...=QUERY", dest="tags", repeat=True, default="none", aliases=("-t",)),
+    Flag("--tags-disable", "turn off tags from these sources: x-tags, plus-addresses", "SOURCE,...",
+         default="none"),
+    Flag("--tags-title-case", "Title Case the tags that X-Tags and plus-addresses give"),
+    Flag("--tags-username", "tag each message with the SMTP AUTH username"),
     Flag("--max-connections", "connections each listener accepts at once; 0: no limit", "N"),
     Flag("--max-connections-per-client", "connections one client address may hold per listener; 0: none", "N"),
     Flag("--fsync", "fsync every commit, so even a power cut loses no accepted message (slower)"),

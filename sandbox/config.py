@@ -7,11 +7,14 @@ import ipaddress
 import math
 import os
 import re
+import shlex
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from mailsandbox.store._tags import TagRule
 
 ENV_PREFIX = "MAILSANDBOX_"
 
@@ -112,6 +115,37 @@ def _parse_access(value: str | Mapping[str, Any] | None) -> dict[str, tuple[str,
     return out
 
 
+def _tag_rules(value: Any) -> tuple[TagRule, ...]:
+    """Tagging rules: Mailpit's --tag strings, `TAG,TAG=QUERY` (several in one, space-separated, quoted as
+    a shell would), or TOML tables {match = "QUERY", tags = ["TAG", ...] or "TAG,TAG"}."""
+    items = [value] if isinstance(value, str | Mapping) else list(value or ())
+    rules: list[TagRule] = []
+    for item in items:
+        if isinstance(item, TagRule):
+            pairs = [(item.query, list(item.tags))]
+        elif isinstance(item, Mapping):
+            query, tags = item.get("match", item.get("query", "")), item.get("tags", ())
+            names = tags.split(",") if isinstance(tags, str) else [str(t) for t in tags]
+            pairs = [(str(query), names)]
+        else:
+            pairs = []
+            for word in shlex.split(str(item)):
+                tags, sep, query = word.partition("=")
+                if not sep:
+                    raise ValueError(f"a tagging rule is TAG,TAG=QUERY, got {word!r}")
+                pairs.append((query, tags.split(",")))
+        for query, names in pairs:
+            clean = tuple(n.strip() for n in names if n.strip())
+            if not query.strip() or not clean:
+                raise ValueError(f"a tagging rule needs a query and at least one tag, got {item!r}")
+            rules.append(TagRule(query.strip(), clean))
+    return tuple(rules)
+
+
+_TAG_SOURCES = {"x-tags": "x-tags", "xtags": "x-tags", "plus-addresses": "plus-addresses",
+                "plus-addressing": "plus-addresses"}  # fmt: skip
+
+
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -155,6 +189,11 @@ class Config:
     max_messages: int = 0  # 0: keep everything
     max_age: float = 0.0  # seconds ("7d", "12h", "30m" in flags, env and TOML); 0: keep messages of any age
     ignore_duplicate_ids: bool = False  # drop a message whose Message-ID is already stored (Mailpit's flag)
+    # tagging on arrival (Mailpit's flags): rules (a search query -> tags), sources turned off, casing, username
+    tags: tuple[TagRule, ...] = ()
+    tags_disable: tuple[str, ...] = ()  # x-tags, plus-addresses
+    tags_title_case: bool = False  # Title Case the tags from X-Tags and plus-addresses
+    tags_username: bool = False  # tag each message with its SMTP AUTH username
     # every TCP listener: at most this many connections, and this many from one client address (0: no limit)
     max_connections: int = 1000
     max_connections_per_client: int = 200
@@ -321,7 +360,7 @@ _CONVERTERS: dict[str, Any] = {
     "str | None": lambda v: str(v) if v not in (None, "") else None,
     "str": str,
 }
-_BY_NAME: dict[str, Any] = {"db": _db, "api_token": _token, "max_age": parse_duration}
+_BY_NAME: dict[str, Any] = {"db": _db, "api_token": _token, "max_age": parse_duration, "tags": _tag_rules}
 
 
 def coerce(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -365,6 +404,16 @@ def _validate(config: Config) -> None:
         raise SettingError(given, f"needs --{missing.replace('_', '-')} too (a PEM certificate and its private key)")
     if not config.hostname.strip():
         raise SettingError("hostname", "must not be empty")
+    for source in config.tags_disable:
+        if source.lower() not in _TAG_SOURCES:
+            raise SettingError("tags_disable", f"{source!r} is not one of x-tags, plus-addresses")
+    from mailsandbox.store._search import compile_query  # the store's own reader of queries
+
+    for rule in config.tags:
+        try:
+            compile_query(rule.query, 0.0)
+        except ValueError as exc:
+            raise SettingError("tags", f"the tagging rule {rule.query!r} is not a search query: {exc}") from None
     from mailsandbox import chaos  # pure, and only needed to check these two
 
     try:
