@@ -495,6 +495,7 @@ class Sandbox:
             relay_server=f"{release.host}:{release.port}" if release else None,
             return_path=(release.return_path or "") if release else "", allowed=allowed,
             spamassassin=cfg.spamassassin is not None, duplicates_ignored=cfg.ignore_duplicate_ids,
+            chaos=self.chaos.enabled,
         )  # fmt: skip
 
     def info(self) -> dict[str, Any]:

@@ -24,7 +24,7 @@ _TRIGGERS = {"sender": "Sender", "recipient": "Recipient", "recipients": "Recipi
              "auth": "Authentication", "authentication": "Authentication"}  # fmt: skip
 _DEFAULT_CODES = {"Sender": 451, "Recipient": 451, "Authentication": 535}
 _TRIGGER_STAGE = {"mail": "Sender", "rcpt": "Recipient", "auth": "Authentication"}
-MAX_RULES = 100
+MAX_RULES = 20  # each rule at DATA may match every recipient (up to 1000): a bound on the loop's work
 MAX_PATTERN = 256
 MAX_DELAY = 600.0
 MAX_CLIENTS = 10_000  # rate-limit windows kept (least recently seen client dropped first)
@@ -326,10 +326,17 @@ class Chaos:
             trigger = self.triggers[name]
             if trigger.probability and self.chance() * 100 < trigger.probability:
                 return Fault(_reply(trigger.error_code, f"Chaos {name.lower()} error"))
+        lowered: list[str] | None = None
         for compiled in self._rules:
             rule = compiled.rule
-            if rule.stage != stage or not self._matches(compiled, sender, recipients):
+            if rule.stage != stage:
                 continue
+            if compiled.sender is not None and not compiled.sender(sender.lower()):
+                continue
+            if compiled.recipient is not None:
+                lowered = [r.lower() for r in recipients] if lowered is None else lowered
+                if not any(map(compiled.recipient, lowered)):
+                    continue
             compiled.seen += 1
             if compiled.seen % rule.every or (rule.probability < 100 and self.chance() * 100 >= rule.probability):
                 continue
@@ -338,12 +345,6 @@ class Chaos:
             reply = _reply(rule.error_code, rule.text or f"Chaos {stage} error") if rule.error_code else None
             return Fault(reply, rule.delay)
         return None
-
-    def _matches(self, compiled: _Compiled, sender: str, recipients: Sequence[str]) -> bool:
-        if compiled.sender is not None and not compiled.sender(sender.lower()):
-            return False
-        match = compiled.recipient
-        return match is None or any(match(r.lower()) for r in recipients)
 
     def _rate_limited(self, stage: str, client: str) -> Fault | None:
         limit = self.rate_limit

@@ -57,6 +57,12 @@ def test_mailpit_api_answers_as_mailpit_when_chaos_is_off(running_sandbox: Sandb
         assert smtp.sendmail("a@x.test", ["b@y.test"], MESSAGE) == {}
 
 
+def test_webui_says_whether_chaos_is_enabled(sandbox_factory: Start) -> None:
+    for settings, enabled in (({}, False), ({"enable_chaos": True}, True), ({"chaos_rules": ("tls",)}, True)):
+        with _api(sandbox_factory(**settings)) as client:
+            assert client.get("/api/v1/webui").json()["ChaosEnabled"] is enabled
+
+
 def test_chaos_triggers_flag_fails_the_sender(sandbox_factory: Start) -> None:
     sb = sandbox_factory(chaos_triggers="Sender:452:100")
     with _smtp(sb) as smtp:
@@ -128,7 +134,7 @@ def test_bad_mailpit_triggers_are_a_400(sandbox_factory: Start, body: Any, probl
         {"Rules": ["rcpt:999"]},
         {"Rules": ["rcpt:451 wat=1"]},
         {"Rules": "rcpt:451"},
-        {"Rules": [{"Stage": "mail", "ErrorCode": 451}] * 101},
+        {"Rules": [{"Stage": "mail", "ErrorCode": 451}] * 21},
         {"RateLimit": {"Messages": -1}},
         {"RateLimit": {"Minutes": 1}},
         {"Unknown": 1},
