@@ -31,6 +31,7 @@ log = logging.getLogger("mailsandbox.webhook")
 
 MAX_QUEUE = 1000  # summaries waiting to be sent; a few MB at most
 TIMEOUT = 5.0  # seconds for one POST (Mailpit's too)
+MAX_ANSWER = 64 * 1024  # bytes of a receiver's answer read (and discarded)
 # Seconds before each retry of a failed POST; after the last one the message is given up (logged, counted).
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 60.0, 120.0)
 
@@ -102,7 +103,7 @@ class Webhook:
         """On the serving loop: the bus delivers MessageStored here, the sender runs here."""
         self._loop = asyncio.get_running_loop()
         headers = {"User-Agent": _user_agent(), "Content-Type": "application/json"}
-        # One connection: the requests go one at a time, in order.
+        # One connection, kept alive: the requests go one at a time, in order.
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         self._client = httpx.AsyncClient(headers=headers, timeout=self._timeout, limits=limits, follow_redirects=False)
         self._unsubscribe = self._bus.subscribe(self._on_event)
@@ -188,9 +189,15 @@ class Webhook:
     async def _post(self, body: bytes, attempt: int) -> bool:
         assert self._client is not None
         try:
-            # Streamed and never read: a receiver's answer body is not ours to buffer.
             async with self._client.stream("POST", self.url, content=body) as response:
                 status = response.status_code
+                # Read to its end so the connection is kept (twice the POSTs a second), but never buffered,
+                # and no more than MAX_ANSWER: past that the connection is dropped instead.
+                seen = 0
+                async for chunk in response.aiter_raw():
+                    seen += len(chunk)
+                    if seen > MAX_ANSWER:
+                        break
         except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
             outcome, why = "error", f"{type(exc).__name__} {exc}".strip()
         else:
