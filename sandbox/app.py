@@ -17,6 +17,7 @@ from typing import Any
 
 import uvicorn
 
+from mailsandbox import chaos
 from mailsandbox.clock import ManualClock
 from mailsandbox.config import Config, Listen
 from mailsandbox.events import EventBus
@@ -26,11 +27,23 @@ from mailsandbox.servers.smtp import CaptureHandler, SmtpOptions, start_smtp
 from mailsandbox.servers.websocket import FramesWebSocketProtocol
 from mailsandbox.startup import database_failed, listen_failed, prepare_data_dir, tls_failed
 from mailsandbox.store import Store
+from mailsandbox.store._tags import Tagging
 from mailsandbox.store.sqlite import SqliteStore
 from mailsandbox.throttle import LoginThrottle
 from mailsandbox.tls import ensure_certificate, server_context
 
 log = logging.getLogger("mailsandbox")
+
+
+def _tagging(cfg: Config) -> Tagging:
+    off = {s.lower() for s in cfg.tags_disable}
+    return Tagging(
+        x_tags=not off & {"x-tags", "xtags"},
+        plus_addresses=not off & {"plus-addresses", "plus-addressing"},
+        title_case=cfg.tags_title_case,
+        username=cfg.tags_username,
+        rules=cfg.tags,
+    )
 
 
 def _bind_tcp(listen: Listen) -> socket.socket:
@@ -139,6 +152,10 @@ class Sandbox:
         self._max_connections = config.max_connections
         # One count of failed logins per client address, across SMTP, POP3, IMAP and HTTP.
         self.throttle = LoginThrottle(config.auth_failure_limit, config.auth_failure_delay, clock=self.clock.now)
+        self.chaos = chaos.from_settings(
+            config.enable_chaos, config.chaos_triggers, config.chaos_rules, config.smtp_max_messages_per_minute,
+            config.smtp_max_connections_per_minute, clock=self.clock.now,
+        )
         self._auth_executor: Any = None  # the HTTP layer's bcrypt checks, made by _start_http
 
     def limiter(self, name: str) -> ConnectionLimiter:
@@ -192,7 +209,7 @@ class Sandbox:
         try:
             self.store = SqliteStore(
                 cfg.db_path, bus=self.bus, clock=self.clock, max_messages=cfg.max_messages, durable=cfg.fsync,
-                ignore_duplicate_ids=cfg.ignore_duplicate_ids,
+                ignore_duplicate_ids=cfg.ignore_duplicate_ids, tagging=_tagging(cfg),
             )
         except (sqlite3.Error, OSError) as exc:
             raise database_failed(cfg.db_path, exc) from exc
@@ -234,6 +251,7 @@ class Sandbox:
             allow_insecure_auth=cfg.smtp_auth_allow_insecure,
             require_auth=cfg.smtp_auth is not None and not cfg.smtp_auth_accept_any,
             throttle=self.throttle,
+            chaos=self.chaos,
         )
         if cfg.smtp:
             smtp = start_smtp(cfg.smtp.host, cfg.smtp.port, self.handler, options, limiter=self.limiter("smtp"))
@@ -361,7 +379,8 @@ class Sandbox:
         self._http_workers = workers = Workers()
         html_checker, links, spam = self._checks()
         app = create_app(
-            self.store, self.bus, info=self.info, reset=self.reset, extra_routes=self._extra_routes(workers),
+            self.store, self.bus, info=self.info, reset=self.reset, webui=self.webui,
+            extra_routes=self._extra_routes(workers),
             workers=workers, max_body=body_limit(self.config.max_message_size),
             access=await self._access_policy(listen), refusals=_REFUSALS.warning,
             link_checker=links, spamassassin=spam, html_checker=html_checker,
@@ -441,12 +460,14 @@ class Sandbox:
             releaser = Releaser(self.store, self.config.release)
             self._closers.append(releaser.close)
         from mailsandbox.web.auth_api import auth_routes
+        from mailsandbox.web.chaos_api import chaos_routes
         from mailsandbox.web.send_api import send_routes
 
         routes: list[Any] = relay_routes(
             store=self.store, relay=self.relay, zone=self.zone, clock=self.clock, releaser=releaser, workers=workers
         )
-        routes += [*auth_routes(self.auth), *send_routes(self._submit, workers, self.config.max_message_size)]
+        routes += [*auth_routes(self.auth), *send_routes(self._submit, workers, self.config.max_message_size),
+                   *chaos_routes(self.chaos, workers)]
         if self.metrics is not None and self.config.enable_prometheus is True:
             from mailsandbox.web.metrics_api import metrics_routes
 
@@ -461,6 +482,20 @@ class Sandbox:
         envelope = Envelope(mail_from=outgoing.mail_from, rcpt_tos=outgoing.rcpt_tos, peer=peer, helo="api")
         message = await self.handler.capture(envelope, [outgoing.raw], via="HTTP")
         return message.id
+
+    def webui(self) -> dict[str, Any]:
+        """GET /api/v1/webui: Mailpit's UI configuration, from ours."""
+        from mailsandbox.relay.release import ReleaseSettings
+        from mailsandbox.web.schema import webui
+
+        cfg = self.config
+        release = ReleaseSettings.from_config(cfg.release)
+        allowed = "" if release is None or release.allowed == ("*",) else ", ".join(release.allowed)
+        return webui(
+            relay_server=f"{release.host}:{release.port}" if release else None,
+            return_path=(release.return_path or "") if release else "", allowed=allowed,
+            spamassassin=cfg.spamassassin is not None, duplicates_ignored=cfg.ignore_duplicate_ids,
+        )  # fmt: skip
 
     def info(self) -> dict[str, Any]:
         """GET /api/v1/info: Mailpit's fields, plus where each listener is."""
@@ -480,7 +515,7 @@ class Sandbox:
             "DatabaseSize": size,
             "Messages": total,
             "Unread": unread,
-            "Tags": {},
+            "Tags": self.store.tag_counts(),
             "RuntimeStats": {
                 "Uptime": int(time.time() - self.started_at),
                 "Memory": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
@@ -507,6 +542,7 @@ class Sandbox:
                 part.reset()
         self.clock.reset()
         self.throttle.clear()  # its times were on the clock just put back
+        self.chaos.clear_windows()  # so were the rate limits' (the rules and triggers stay as set)
 
     async def stop(self) -> None:
         """Stop accepting, let running sessions finish their commit, then close the store."""
