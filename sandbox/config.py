@@ -454,9 +454,9 @@ def _validate(config: Config) -> None:
         chaos.parse_triggers(config.chaos_triggers or "")
     except ValueError as exc:
         raise SettingError("chaos_triggers", str(exc)) from None
-    for rule in config.chaos_rules:
+    for text in config.chaos_rules:  # not `rule`: that name is the TagRule of the loop above (mypy)
         try:
-            chaos.parse_rule(rule)
+            chaos.parse_rule(text)
         except ValueError as exc:
             raise SettingError("chaos_rules", str(exc)) from None
 
