@@ -88,6 +88,7 @@ class Webhook:
         self._wake = asyncio.Event()
         self._next_send = 0.0  # clock time the rate limit lets the next request go
         self.sleeping_until: float | None = None  # clock time the sender waits for (tests watch it)
+        self._epoch = 0  # moved by reset(): a wait begun before it ends
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._unwatch: Callable[[], None] | None = None
@@ -125,6 +126,14 @@ class Webhook:
         if self._queue:
             log.warning("webhook: stopping with %d messages not sent to %s", len(self._queue), self.url)
 
+    def reset(self) -> None:
+        """The sandbox's reset (on the loop): its messages are gone and its clock went back, so the
+        waiting summaries are dropped and every wait (begun on the old clock) ends."""
+        self._queue.clear()
+        self._next_send = 0.0
+        self._epoch += 1
+        self._wake.set()
+
     def _clock_moved(self) -> None:  # from the thread that advanced the clock
         loop = self._loop
         if loop is not None and not loop.is_closed():
@@ -150,7 +159,8 @@ class Webhook:
 
     async def _sleep_until(self, when: float) -> None:
         """Wait until the clock reads `when` (an advance of a ManualClock wakes it at once)."""
-        while (left := when - self._clock.now()) > 0:
+        epoch = self._epoch
+        while (left := when - self._clock.now()) > 0 and epoch == self._epoch:
             self.sleeping_until = when
             self._wake.clear()
             try:
@@ -166,6 +176,7 @@ class Webhook:
                 await self._wake.wait()
                 continue
             stored_at, body = self._queue[0]
+            epoch = self._epoch
             if self.delay > 0:
                 await self._sleep_until(stored_at + self.delay)
             for attempt in range(len(self._backoff) + 1):
@@ -174,8 +185,8 @@ class Webhook:
                 if self.limit > 0:
                     await self._sleep_until(self._next_send)
                     self._next_send = self._clock.now() + 1.0 / self.limit
-                if not self._queue or self._queue[0][1] is not body:
-                    break  # pushed out of a full queue while it waited: the drop was counted and logged
+                if not self._queue or self._queue[0][1] is not body or epoch != self._epoch:
+                    break  # pushed out of a full queue (counted, logged) or reset while it waited
                 self.stats.retries += attempt > 0
                 if await self._post(body, attempt):
                     self.stats.delivered += 1
