@@ -538,7 +538,8 @@ class Sandbox:
     async def reset(self) -> None:
         """Empty every mailbox and the queue; put run-time DNS, host faults and the clock back."""
         await self.store.delete(None)
-        for part in (self.zone, self.relay):  # the relay re-publishes its signers' keys into the reset zone
+        # The relay re-publishes its signers' keys into the reset zone; the webhook drops what it holds.
+        for part in (self.zone, self.relay, self.webhook):
             if part is not None and hasattr(part, "reset"):
                 part.reset()
         self.clock.reset()

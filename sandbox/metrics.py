@@ -26,6 +26,8 @@ from prometheus_client.registry import Collector
 
 from mailsandbox.events import DeliveryAttempted, Event, EventBus
 
+MAX_TAGS = 1000
+
 
 class RelayOutcomes:
     """Relay delivery attempts by status, counted from the bus (on the loop; a dict increment)."""
@@ -93,6 +95,13 @@ class SandboxCollector(Collector):
                        stats.ignored if stats else 0)  # fmt: skip
         yield _counter("mailsandbox_smtp_errors_total", "Messages not stored because the store failed (451)",
                        stats.errors if stats else 0)  # fmt: skip
+        tags = GaugeMetricFamily("mailpit_tag_messages", "Number of messages per tag", labels=["tag"])
+        counts = sandbox.store.tag_counts()
+        # A label value per tag, as Mailpit has it; the most used MAX_TAGS, so a flood of tags cannot make
+        # every scrape (and Prometheus' series) unbounded.
+        for tag, count in sorted(counts.items(), key=lambda kv: -kv[1])[:MAX_TAGS]:
+            tags.add_metric([tag], count)
+        yield tags
         yield _gauge("mailpit_uptime_seconds", "Uptime in seconds", int(time.time() - sandbox.started_at))
         yield _gauge("mailpit_memory_usage_bytes", "Peak resident memory in bytes",
                      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # fmt: skip

@@ -31,6 +31,7 @@ log = logging.getLogger("mailsandbox.webhook")
 
 MAX_QUEUE = 1000  # summaries waiting to be sent; a few MB at most
 TIMEOUT = 5.0  # seconds for one POST (Mailpit's too)
+MAX_ANSWER = 64 * 1024  # bytes of a receiver's answer read (and discarded)
 # Seconds before each retry of a failed POST; after the last one the message is given up (logged, counted).
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 60.0, 120.0)
 
@@ -87,6 +88,7 @@ class Webhook:
         self._wake = asyncio.Event()
         self._next_send = 0.0  # clock time the rate limit lets the next request go
         self.sleeping_until: float | None = None  # clock time the sender waits for (tests watch it)
+        self._epoch = 0  # moved by reset(): a wait begun before it ends
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._unwatch: Callable[[], None] | None = None
@@ -102,7 +104,7 @@ class Webhook:
         """On the serving loop: the bus delivers MessageStored here, the sender runs here."""
         self._loop = asyncio.get_running_loop()
         headers = {"User-Agent": _user_agent(), "Content-Type": "application/json"}
-        # One connection: the requests go one at a time, in order.
+        # One connection, kept alive: the requests go one at a time, in order.
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         self._client = httpx.AsyncClient(headers=headers, timeout=self._timeout, limits=limits, follow_redirects=False)
         self._unsubscribe = self._bus.subscribe(self._on_event)
@@ -123,6 +125,14 @@ class Webhook:
             await self._client.aclose()
         if self._queue:
             log.warning("webhook: stopping with %d messages not sent to %s", len(self._queue), self.url)
+
+    def reset(self) -> None:
+        """The sandbox's reset (on the loop): its messages are gone and its clock went back, so the
+        waiting summaries are dropped and every wait (begun on the old clock) ends."""
+        self._queue.clear()
+        self._next_send = 0.0
+        self._epoch += 1
+        self._wake.set()
 
     def _clock_moved(self) -> None:  # from the thread that advanced the clock
         loop = self._loop
@@ -149,7 +159,8 @@ class Webhook:
 
     async def _sleep_until(self, when: float) -> None:
         """Wait until the clock reads `when` (an advance of a ManualClock wakes it at once)."""
-        while (left := when - self._clock.now()) > 0:
+        epoch = self._epoch
+        while (left := when - self._clock.now()) > 0 and epoch == self._epoch:
             self.sleeping_until = when
             self._wake.clear()
             try:
@@ -165,6 +176,7 @@ class Webhook:
                 await self._wake.wait()
                 continue
             stored_at, body = self._queue[0]
+            epoch = self._epoch
             if self.delay > 0:
                 await self._sleep_until(stored_at + self.delay)
             for attempt in range(len(self._backoff) + 1):
@@ -173,8 +185,8 @@ class Webhook:
                 if self.limit > 0:
                     await self._sleep_until(self._next_send)
                     self._next_send = self._clock.now() + 1.0 / self.limit
-                if not self._queue or self._queue[0][1] is not body:
-                    break  # pushed out of a full queue while it waited: the drop was counted and logged
+                if not self._queue or self._queue[0][1] is not body or epoch != self._epoch:
+                    break  # pushed out of a full queue (counted, logged) or reset while it waited
                 self.stats.retries += attempt > 0
                 if await self._post(body, attempt):
                     self.stats.delivered += 1
@@ -188,9 +200,15 @@ class Webhook:
     async def _post(self, body: bytes, attempt: int) -> bool:
         assert self._client is not None
         try:
-            # Streamed and never read: a receiver's answer body is not ours to buffer.
             async with self._client.stream("POST", self.url, content=body) as response:
                 status = response.status_code
+                # Read to its end so the connection is kept (twice the POSTs a second), but never buffered,
+                # and no more than MAX_ANSWER: past that the connection is dropped instead.
+                seen = 0
+                async for chunk in response.aiter_raw():
+                    seen += len(chunk)
+                    if seen > MAX_ANSWER:
+                        break
         except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
             outcome, why = "error", f"{type(exc).__name__} {exc}".strip()
         else:

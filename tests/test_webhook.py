@@ -87,6 +87,7 @@ def start(tmp_path: Path) -> Iterator[Callable[..., tuple[Sandbox, ManualClock]]
         threads.append(thread)
         return thread.start(), clock
 
+    run.threads = threads  # type: ignore[attr-defined]
     yield run
     for thread in threads:
         thread.stop()
@@ -118,12 +119,12 @@ def test_failed_posts_are_retried_with_backoff_and_order_is_kept(
     sandbox, clock = start(webhook_url=url, webhook_limit=0)
     hook = sandbox.webhook
     send(sandbox, "one", "two", "three")
-    for backoff in (1.0, 2.0):  # the first two retries wait 1 s, then 2 s of the sandbox clock
-        wait_until(lambda: hook.sleeping_until is not None)
+    for attempts, backoff in ((1, 1.0), (2, 2.0)):  # the first two retries wait 1 s, then 2 s of the clock
+        # (The sender clears sleeping_until before it posts, so a value seen here is the new wait's.)
+        wait_until(lambda: len(state.posts) == attempts and hook.sleeping_until is not None)  # noqa: B023
         assert hook.sleeping_until == pytest.approx(clock.now() + backoff)
-        assert state.subjects() == ["one"] * int(backoff)  # nothing overtakes the failing message
+        assert state.subjects() == ["one"] * attempts  # nothing overtakes the failing message
         clock.advance(backoff)
-        wait_until(lambda: hook.sleeping_until is None)
     wait_until(lambda: len(state.posts) == 5)
     assert state.subjects() == ["one", "one", "one", "two", "three"]
     wait_until(lambda: hook.stats.delivered == 3)
@@ -193,3 +194,22 @@ def test_capture_carries_on_while_the_receiver_is_down(
     assert sandbox.store.count()[0] == 20
     wait_until(lambda: sandbox.webhook.stats.by_status.get("error", 0) >= 1)
     assert sandbox.webhook.stats.delivered == 0
+
+
+def test_a_reset_ends_the_waits_begun_on_the_clock_it_put_back(
+    start: Callable[..., tuple[Sandbox, ManualClock]], receiver: tuple[Receiver, str]
+) -> None:
+    state, url = receiver
+    state.fail = True
+    sandbox, clock = start(webhook_url=url, webhook_limit=0)
+    hook = sandbox.webhook
+    send(sandbox, "one")
+    wait_until(lambda: len(state.posts) == 1 and hook.sleeping_until is not None)
+    clock.advance(10 * 86400)  # a test skips ten days: the retry fails again and waits 2 s past them
+    wait_until(lambda: len(state.posts) == 2 and hook.sleeping_until is not None)
+    thread = next(t for t in start.threads if t.sandbox is sandbox)  # type: ignore[attr-defined]
+    thread.call(sandbox.reset())  # the clock goes back ten days, the messages are deleted
+    state.fail = False
+    send(sandbox, "two")
+    wait_until(lambda: hook.stats.delivered == 1)
+    assert state.subjects() == ["one", "one", "two"]  # "one" was dropped by the reset, not retried

@@ -57,6 +57,7 @@ def send(sandbox: Sandbox, count: int, to: str = "b@example.test") -> int:
         for i in range(count):
             message = EmailMessage()
             message["From"], message["To"], message["Subject"] = "a@example.test", to, f"m{i}"
+            message["X-Tags"] = "bench" if i % 2 else "bench, odd"
             message.set_content("hello " * 50)
             client.send_message(message)
             size += len(message.as_bytes())
@@ -86,6 +87,8 @@ def test_metrics_count_what_smtp_accepted(start: Callable[..., Sandbox]) -> None
     assert 0 < sample["mailsandbox_store_write_seconds_sum"] < 30
     assert sample["mailsandbox_relay_queue_recipients"] >= 0
     assert 'mailsandbox_relay_deliveries_total{status="delivered"}' in sample
+    assert sample['mailpit_tag_messages{tag="bench"}'] == 3
+    assert sample['mailpit_tag_messages{tag="odd"}'] == 2  # messages 0 and 2
     assert "process_cpu_seconds_total" in sample  # the client library's standard collectors
 
 
