@@ -10,11 +10,12 @@ from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute
 
 from mailsandbox.models import Attempt, StoredMessage
 from mailsandbox.store import QueueItem, Store
 from mailsandbox.web.inputs import error, json_object, json_value, not_found, ok, plain
+from mailsandbox.web.routes import build
 from mailsandbox.web.workers import Workers
 
 SETTLE_SECONDS = 10.0  # how long a clock or retry request waits for the queue to finish its pass
@@ -150,24 +151,7 @@ class RelayApi:
         self.releaser = releaser
         self.workers = workers
 
-    def routes(self) -> list[Route]:
-        g = _guard
-        return [
-            Route("/api/v1/message/{id}/trace", g(self.trace), methods=["GET"]),
-            Route("/api/v1/message/{id}/release", g(self.release), methods=["POST"]),
-            Route("/api/sandbox/queue", g(self.queue), methods=["GET"]),
-            Route("/api/sandbox/queue/{id}/retry", g(self.retry), methods=["POST"]),
-            Route("/api/sandbox/queue/{id}", g(self.drop), methods=["DELETE"]),
-            Route("/api/sandbox/clock", g(self.get_clock), methods=["GET"]),
-            Route("/api/sandbox/clock", g(self.set_clock), methods=["POST"]),
-            Route("/api/sandbox/dns/records", g(self.records), methods=["GET"]),
-            Route("/api/sandbox/dns/records", g(self.add_records), methods=["POST"]),
-            Route("/api/sandbox/dns/records", g(self.remove_records), methods=["DELETE"]),
-            Route("/api/sandbox/hosts", g(self.list_hosts), methods=["GET"]),
-            Route("/api/sandbox/hosts/{name}", g(self.get_host), methods=["GET"]),
-            Route("/api/sandbox/hosts/{name}", g(self.put_host), methods=["PUT"]),
-            Route("/api/sandbox/hosts/{name}", g(self.delete_host), methods=["DELETE"]),
-        ]
+    wrap = staticmethod(_guard)  # web/routes.py puts each handler of this group inside it
 
     # -- trace and queue ---------------------------------------------------------------------
 
@@ -379,11 +363,11 @@ def _record_args(item: Any, value_required: bool = True) -> tuple[str, str, str 
 def relay_routes(
     *, store: Store, relay: RelayLike | None, zone: ZoneLike | None, clock: ClockLike,
     releaser: ReleaserLike | None = None, workers: Workers | None = None,
-) -> list[Route]:
+) -> list[BaseRoute]:
     """The routes the composition root mounts: the Relay (None when it is off), the Zone, the
     ManualClock; `releaser` defaults to the relay (pass a Releaser to release with the relay off);
     `workers` are the HTTP layer's threads (share create_app's)."""
     api = RelayApi(
         store=store, relay=relay, zone=zone, clock=clock, releaser=releaser or relay, workers=workers or Workers()
     )
-    return api.routes()
+    return build({"relay": api})

@@ -12,6 +12,248 @@ from mailsandbox.models import Address, Envelope, StoredMessage, Summary
 from mailsandbox.store import MailboxStat, Page
 from mailsandbox.web import unsubscribe
 
+# JSON Schema of every answer, stream frame and the info object, by name: web/openapi.py puts them in
+# the document's components, web/routes.py's table names one for each route. The functions below build
+# the answers; tests/web/test_openapi.py checks real answers against these.
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(required: bool = True, **props: Schema) -> Schema:
+    out: Schema = {"type": "object", "properties": props}
+    if required:
+        out["required"] = list(props)
+    return out
+
+
+def arr(item: Schema) -> Schema:
+    return {"type": "array", "items": item}
+
+
+STR: Schema = {"type": "string"}
+INT: Schema = {"type": "integer"}
+BOOL: Schema = {"type": "boolean"}
+NUM: Schema = {"type": "number"}
+TIME: Schema = {"type": "string", "format": "date-time"}
+
+SHAPES: dict[str, Schema] = {
+    "WebUIConfiguration": obj(
+        Label=STR,
+        MessageRelay=obj(
+            Enabled=BOOL,
+            SMTPServer=STR,
+            ReturnPath=STR,
+            AllowedRecipients=STR,
+            BlockedRecipients=STR,
+            OverrideFrom=STR,
+            PreserveMessageIDs=BOOL,
+            RecipientAllowlist=STR,
+        ),
+        SpamAssassin=BOOL,
+        ChaosEnabled=BOOL,
+        DuplicatesIgnored=BOOL,
+        HideDeleteAllButton=BOOL,
+    ),
+    "Address": obj(Name=STR, Address=STR),
+    "Envelope": obj(
+        MailFrom=STR,
+        RcptTo=arr(STR),
+        Peer=STR,
+        Helo=STR,
+        TLS=BOOL,
+        Auth={"type": ["string", "null"]},
+        SMTPUTF8=BOOL,
+        Body8Bit=BOOL,
+    ),
+    "MessageSummary": obj(
+        ID=STR,
+        MessageID=STR,
+        Read=BOOL,
+        From={"oneOf": [ref("Address"), {"type": "null"}]},
+        To=arr(ref("Address")),
+        Cc=arr(ref("Address")),
+        Bcc=arr(ref("Address")),
+        ReplyTo=arr(ref("Address")),
+        Subject=STR,
+        Created=TIME,
+        Username=STR,
+        Tags=arr(STR),
+        Size=INT,
+        Attachments={**INT, "description": "number of attachments"},
+        Snippet=STR,
+        Mailboxes={**arr(STR), "description": "extra: the mailboxes (users) it was delivered to"},
+        Envelope={**ref("Envelope"), "description": "extra: what the SMTP dialogue said"},
+    ),
+    "MessagesPage": obj(
+        total={**INT, "description": "all messages in the store"},
+        unread={**INT, "description": "unread messages in the store"},
+        count={**INT, "description": "messages in this page"},
+        messages_count={**INT, "description": "messages matching the search (or mailbox), before paging"},
+        messages_unread={**INT, "description": "unread messages matching the search (or mailbox)"},
+        start=INT,
+        tags={**arr(STR), "description": "every tag in the store"},
+        messages=arr(ref("MessageSummary")),
+    ),
+    "Attachment": obj(
+        PartID=STR,
+        FileName=STR,
+        ContentType=STR,
+        ContentID=STR,
+        Size=INT,
+        Checksums=obj(MD5=STR, SHA1=STR, SHA256=STR),
+    ),
+    "Part": obj(
+        PartID=STR,
+        ContentType=STR,
+        FileName=STR,
+        ContentID=STR,
+        Disposition=STR,
+        Size=INT,
+        Parts=arr(ref("Part")),
+    ),
+    "Message": {
+        "allOf": [
+            obj(
+                ID=STR,
+                MessageID=STR,
+                From={"oneOf": [ref("Address"), {"type": "null"}]},
+                To=arr(ref("Address")),
+                Cc=arr(ref("Address")),
+                Bcc=arr(ref("Address")),
+                ReplyTo=arr(ref("Address")),
+                ReturnPath=STR,
+                Subject=STR,
+                Date=TIME,
+                Created=TIME,
+                Tags=arr(STR),
+                Text=STR,
+                HTML=STR,
+                Size=INT,
+                Inline=arr(ref("Attachment")),
+                Attachments=arr(ref("Attachment")),
+                ListUnsubscribe=obj(Header=STR, Links=arr(STR), Errors=STR, HeaderPost=STR),
+                Username=STR,
+                Read=BOOL,
+            ),
+            obj(
+                required=False,
+                Envelope={**ref("Envelope"), "description": "extra: the SMTP envelope (Bcc shows here)"},
+                Mailboxes=arr(STR),
+                Structure={"description": "extra: the MIME tree", "oneOf": [ref("Part"), {"type": "null"}]},
+            ),
+        ]
+    },
+    "IDs": obj(required=False, IDs={**arr(STR), "description": "message IDs; empty or absent: all"}),
+    "ReadState": obj(
+        required=False,
+        IDs={**arr(STR), "description": "message IDs; neither IDs nor Search: all"},
+        Search={**STR, "description": "a search: only its matches change (not with IDs)"},
+        Read={**BOOL, "description": "absent: false (unread), as in Mailpit"},
+    ),
+    "Mailbox": obj(Mailbox=STR, Total=INT, Unread=INT),
+    "PreviewInfo": obj(ID=STR, HTML=BOOL, RemoteBlocked=INT, RemoteHosts=arr(STR)),
+    # RFC 8601 result words: pass, fail, softfail, neutral, none, temperror, permerror
+    "AuthResults": obj(
+        SPF=obj(Result=STR, Domain=STR, ClientIP=STR, Reason=STR),
+        DKIM=arr(obj(Result=STR, Domain=STR, Selector=STR, Reason=STR)),
+        DMARC=obj(Result=STR, Policy=STR, Domain=STR, Reason=STR),
+        ARC=obj(Result=STR, Reason=STR),
+        AuthenticationResults=STR,
+    ),
+    "Error": obj(Error=STR),
+    "DnsRecord": obj(required=False, Name=STR, Type=STR, Value=STR, TTL=INT),
+    "Attempt": obj(
+        Recipient=STR,
+        Hop=INT,
+        Host=STR,
+        Preference={"type": ["integer", "null"]},
+        Code=INT,
+        Reply=STR,
+        Status={"enum": ["accepted", "deferred", "rejected", "no-connection", "dropped"]},
+        Time=TIME,
+        Timestamp={"type": "number"},
+        Dialogue=arr(STR),
+    ),
+    "Event": {
+        "description": "One frame of the /api/events WebSocket.",
+        "oneOf": [
+            obj(Type={"const": "new"}, Data=ref("MessageSummary")),
+            obj(Type={"const": "delete"}, Data=obj(ID=STR)),  # one frame per message
+            obj(Type={"const": "update"}, Data=obj(ID=STR, Read=BOOL)),  # one frame per message changed
+            obj(Type={"enum": ["truncate", "prune"]}, Data={"type": "null"}),
+            obj(Type={"const": "stats"}, Data=obj(Total=INT, Unread=INT, Version=STR)),
+            obj(
+                Type={"const": "delivery"},
+                Data=obj(ID=STR, Recipient=STR, Host=STR, Code=INT, Status=STR),
+            ),
+        ],
+    },
+    # The message checks, Mailpit's shapes (HTMLCheckResponse, LinkCheckResponse, SpamAssassinResponse).
+    "HTMLCheckResult": obj(
+        Name=STR, Platform=STR, Family=STR, Version=STR, Support={"enum": ["yes", "no", "partial"]}, NoteNumber=STR
+    ),
+    "HTMLCheckScore": obj(Found=INT, Supported=NUM, Partial=NUM, Unsupported=NUM),
+    "HTMLCheckWarning": obj(
+        Slug=STR,
+        Title=STR,
+        Description=STR,
+        URL=STR,
+        Category=STR,
+        Tags=arr(STR),
+        Keywords=STR,
+        Results=arr(ref("HTMLCheckResult")),
+        NotesByNumber={"type": "object", "additionalProperties": STR},
+        Score=ref("HTMLCheckScore"),
+    ),
+    "HTMLCheckTotal": obj(Tests=INT, Nodes=INT, Supported=NUM, Partial=NUM, Unsupported=NUM),
+    "HTMLCheckResponse": obj(
+        Warnings=arr(ref("HTMLCheckWarning")),
+        Platforms={"type": "object", "additionalProperties": arr(STR)},
+        Total=ref("HTMLCheckTotal"),
+    ),
+    "LinkCheckLink": obj(URL=STR, StatusCode=INT, Status=STR),
+    "LinkCheckResponse": obj(Errors=INT, Links=arr(ref("LinkCheckLink"))),
+    "SpamAssassinRule": obj(Score=NUM, Name=STR, Description=STR),
+    "SpamAssassinResponse": obj(
+        IsSpam=BOOL, Error=STR, Score=NUM, Rules={"oneOf": [arr(ref("SpamAssassinRule")), {"type": "null"}]}
+    ),
+}
+
+# Shapes of answers built outside this module's functions (the composition root's info, the relay's
+# objects): named here so that every route's answer has a name in the document.
+SHAPES.update(
+    Info=obj(
+        Version=STR, LatestVersion=STR, Database=STR, DatabaseSize=INT, Messages=INT, Unread=INT,
+        Tags={"type": "object", "additionalProperties": INT},
+        RuntimeStats=obj(
+            Uptime=INT, Memory=INT, MessagesDeleted=INT, SMTPAccepted=INT, SMTPAcceptedSize=INT, SMTPRejected=INT,
+            SMTPIgnored=INT,
+        ),
+        Listeners={"type": "object", "additionalProperties": STR},
+    ),
+    Headers={"type": "object", "additionalProperties": arr(STR)},
+    # /api/sandbox/message/{ID}/html-check: Mailpit's answer, each warning with where the feature is used
+    HTMLCheckPlaces=obj(
+        Families={"type": "object", "additionalProperties": STR},
+        **{**SHAPES["HTMLCheckResponse"]["properties"], "Warnings": arr(ref("HTMLCheckPlacesWarning"))},
+    ),
+    HTMLCheckPlacesWarning=obj(
+        **SHAPES["HTMLCheckWarning"]["properties"], Places=arr(obj(Line=INT, Text=STR))
+    ),
+    SendConfirmation=obj(ID=STR),
+    OpenAPI=obj(openapi=STR, info={"type": "object"}, paths={"type": "object"}, components={"type": "object"}),
+    QueueItem={"type": "object"},
+    Count={"type": "object"},
+    Clock={"type": "object"},
+    Hosts={"type": "object"},
+    Host={"type": "object"},
+)  # fmt: skip
+
+
+
 
 def rfc3339(epoch: float | None) -> str:
     if epoch is None:
