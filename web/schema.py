@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from mailsandbox import mime
-from mailsandbox.models import Address, Envelope, StoredMessage, Summary
-from mailsandbox.store import MailboxStat, Page
+from mailsandbox.models import Address, Attempt, Envelope, StoredMessage, Summary
+from mailsandbox.store import MailboxStat, Page, QueueItem
 from mailsandbox.web import unsubscribe
 
 # JSON Schema of every answer, stream frame and the info object, by name: web/openapi.py puts them in
@@ -245,11 +245,27 @@ SHAPES.update(
     ),
     SendConfirmation=obj(ID=STR),
     OpenAPI=obj(openapi=STR, info={"type": "object"}, paths={"type": "object"}, components={"type": "object"}),
-    QueueItem={"type": "object"},
-    Count={"type": "object"},
-    Clock={"type": "object"},
-    Hosts={"type": "object"},
-    Host={"type": "object"},
+    QueueItem=obj(
+        ID=STR, Recipient=STR, From={"type": ["string", "null"]}, Subject={"type": ["string", "null"]},
+        Attempts=INT, FirstAttempt={"type": ["string", "null"]}, NextAttempt={"type": ["string", "null"]},
+        NextAttemptTimestamp={"type": ["number", "null"]}, LastError={"type": ["string", "null"]}, Warned=BOOL,
+    ),
+    Retried=obj(Tried=INT, Queued=arr(ref("QueueItem"))),
+    Dropped=obj(Dropped=INT),
+    RemovedRecords=obj(Removed=INT),
+    RemovedHost=obj(Removed=STR),
+    Clock={
+        **obj(Now=NUM, Time=STR, Offset=NUM),
+        "description": "with the relay on, also its queue: NextRetry, NextRetryTime, Queued, RetryInterval,"
+        " WarnAfter, GiveUpAfter",
+        "properties": {
+            "Now": NUM, "Time": STR, "Offset": NUM, "NextRetry": {"type": ["number", "null"]},
+            "NextRetryTime": {"type": ["string", "null"]}, "Queued": INT, "RetryInterval": NUM, "WarnAfter": NUM,
+            "GiveUpAfter": NUM,
+        },
+    },
+    Host={"type": "object", "description": "a simulated host's behaviour (relay/faults.py)"},
+    Hosts={"type": "object", "additionalProperties": ref("Host")},
 )  # fmt: skip
 
 
@@ -469,4 +485,44 @@ def webui(
         "ChaosEnabled": chaos,
         "DuplicatesIgnored": duplicates_ignored,
         "HideDeleteAllButton": False,
+    }
+
+
+def iso_or_none(when: float | None) -> str | None:
+    if when is None:
+        return None
+    return datetime.datetime.fromtimestamp(when, datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def attempt(attempt: Attempt) -> dict[str, Any]:
+    code = attempt.code
+    status = "accepted" if 200 <= code < 300 else "deferred" if code < 500 else "rejected"
+    if code == 0:
+        status = "no-connection" if "dropped" not in attempt.reply else "dropped"
+    return {
+        "Recipient": attempt.recipient,
+        "Hop": attempt.hop,
+        "Host": attempt.host,
+        "Preference": attempt.preference,
+        "Code": code,
+        "Reply": attempt.reply,
+        "Status": status,
+        "Time": iso_or_none(attempt.at),
+        "Timestamp": attempt.at,
+        "Dialogue": list(attempt.dialogue),
+    }
+
+
+def queue_item(item: QueueItem, message: StoredMessage | None) -> dict[str, Any]:
+    return {
+        "ID": item.message_id,
+        "Recipient": item.recipient,
+        "From": message.envelope.mail_from if message else None,
+        "Subject": message.summary.subject if message else None,
+        "Attempts": item.attempts,
+        "FirstAttempt": iso_or_none(item.first_attempt),
+        "NextAttempt": iso_or_none(item.next_attempt),
+        "NextAttemptTimestamp": item.next_attempt,
+        "LastError": item.last_error,
+        "Warned": item.warned,
     }
