@@ -144,3 +144,9 @@ class ApiClient:
     def clock(self, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
         data = self._json("POST" if body is not None else "GET", "/api/sandbox/clock", json=body)
         return data if isinstance(data, dict) else {}
+
+    def chaos(self, body: Mapping[str, Any] | None = None, *, reset: bool = False) -> dict[str, Any]:
+        """GET /api/sandbox/chaos; with `body`, PUT it first (Rules, RateLimit, Triggers); `reset`: DELETE."""
+        method = "DELETE" if reset else "PUT" if body is not None else "GET"
+        data = self._json(method, "/api/sandbox/chaos", json=dict(body) if body is not None else None)
+        return data if isinstance(data, dict) else {}

@@ -156,7 +156,8 @@ class CapturedMessage:
     `to`, `cc` are the addresses named in those headers; `bcc` are the envelope recipients
     named in neither (plus any Bcc: header that was left in). `attachments` and `inline` are the
     parts the API lists under those names (sandbox.mime's one rule). `email` is the stdlib
-    `EmailMessage` for anything else.
+    `EmailMessage` for anything else. `tags` are the tags it had when fetched (those it got on arrival:
+    X-Tags, plus-addresses, tagging rules).
     """
 
     def __init__(
@@ -178,6 +179,7 @@ class CapturedMessage:
         self.created = created
         self.mailboxes = tuple(mailboxes)
         self.details: Mapping[str, Any] = details or {}
+        self.tags: list[str] = [str(t) for t in self.details.get("Tags") or ()]
         self._trace_loader = trace_loader
         self._check_loader = check_loader
         self._auth_loader = auth_loader

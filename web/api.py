@@ -253,6 +253,47 @@ class Api:
         safe = "".join(c if (c.isascii() and c.isalnum()) or c in "._- " else "_" for c in name)
         image = thumbnails.thumbnail(part.content_type, part.decoded())
         return Response(image, media_type="image/jpeg", headers={"Content-Disposition": f'filename="{safe}"'})
+    async def get_tags(self, request: Request) -> Response:
+        """GET /api/v1/tags: every tag in use, sorted case-insensitively."""
+        return JSONResponse(list(await self.workers.run(self.store.tags)))
+
+    async def set_tags(self, request: Request) -> Response:
+        """PUT /api/v1/tags with {"IDs": [...], "Tags": [...]}: these messages get exactly these tags
+        (an empty list takes them all off); no IDs changes nothing."""
+        try:
+            data = await json_object(request, self.workers)
+            ids = _ids(data) or []
+        except ValueError as exc:
+            return plain(400, str(exc))
+        tags = data.get("Tags", data.get("tags")) or []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            return plain(400, "Tags must be a list of strings")
+        if ids:
+            await self.store.set_tags(ids, tags)
+        return ok()
+
+    async def rename_tag(self, request: Request) -> Response:
+        """PUT /api/v1/tags/{Tag} with {"Name": "new name"}."""
+        try:
+            data = await json_object(request, self.workers)
+        except ValueError as exc:
+            return plain(400, str(exc))
+        name = data.get("Name", data.get("name", ""))
+        if not isinstance(name, str):
+            return plain(400, "Name must be a string")
+        try:
+            await self.store.rename_tag(request.path_params["tag"], name)
+        except ValueError as exc:  # Mailpit's words: invalid tag name, tag not found, tag already exists
+            return plain(400, str(exc))
+        return ok()
+
+    async def delete_tag(self, request: Request) -> Response:
+        """DELETE /api/v1/tags/{Tag}: off every message that has it; the messages stay."""
+        try:
+            await self.store.delete_tag(request.path_params["tag"])
+        except ValueError as exc:
+            return plain(400, str(exc))
+        return ok()
 
     async def info(self, request: Request) -> Response:
         return JSONResponse(await self.workers.run(self.info_hook))

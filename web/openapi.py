@@ -153,6 +153,30 @@ DOCS: dict[str, Schema] = {
     "/api/v1/webui": {
         "get": _op("Mailpit's web UI configuration", {"200": _json(_ref("WebUIConfiguration"))}, tag="server")
     },
+    "/api/v1/tags": {
+        "get": _op("Every tag in use, sorted case-insensitively", {"200": _json(_arr(_S))}, tag="tags"),
+        "put": _op(
+            "Set these messages' tags (replacing theirs; an empty list removes them); names are cleaned",
+            {**_OK, "400": _text("IDs or Tags not a list of strings, or malformed JSON")},
+            body=_obj(required=False, IDs=_arr(_S), Tags=_arr(_S)),
+            tag="tags",
+        ),
+    },
+    "/api/v1/tags/{Tag}": {
+        "put": _op(
+            "Rename a tag on every message that has it",
+            {**_OK, "400": _text("invalid tag name: X, tag not found: X or tag already exists: X")},
+            [_param("Tag", "path", "the tag, URL-encoded")],
+            body=_obj(required=False, Name=_S),
+            tag="tags",
+        ),
+        "delete": _op(
+            "Take a tag off every message (the messages stay)",
+            {**_OK, "400": _text("tag not found: X")},
+            [_param("Tag", "path", "the tag, URL-encoded")],
+            tag="tags",
+        ),
+    },
     "/api/v1/send": {
         "post": _op(
             "Send a message (Mailpit's JSON), captured as SMTP mail is; ID is empty for an ignored duplicate",
@@ -272,6 +296,31 @@ DOCS: dict[str, Schema] = {
         "post": _op("Add records", {"201": _json(_arr(_ref("DnsRecord")))}, body=_ref("DnsRecord"), tag="dns"),
         "delete": _op("Remove records (JSON body or query)", _ANY, body=_ref("DnsRecord"), tag="dns"),
     },
+    "/metrics": {
+        "get": _op(
+            "Prometheus metrics (--enable-prometheus true; or alone on --enable-prometheus HOST:PORT)",
+            {
+                "200": _text("the text exposition format, or OpenMetrics when the Accept header asks for it"),
+                "503": _text("the collector is busy or the store is closing"),
+            },
+            tag="server",
+        )
+    },
+    "/api/v1/chaos": {
+        "get": _op("Mailpit's chaos triggers (400 unless --enable-chaos)", {
+            "200": _json(_ref("ChaosTriggers")), "400": _text("Chaos is not enabled")}, tag="chaos"),
+        "put": _op("Set Mailpit's chaos triggers; those left out go back to their defaults", {
+            "200": _json(_ref("ChaosTriggers")), "400": _text("not enabled, or a bad code or probability")},
+            body=_ref("ChaosTriggers"), tag="chaos"),
+    },
+    "/api/sandbox/chaos": {
+        "get": _op("Chaos: Mailpit's triggers, our rules and rate limits", {"200": _json(_ref("Chaos"))},
+                   tag="chaos"),
+        "put": _op("Replace the rules and rate limits (and the triggers, when given)", {
+            "200": _json(_ref("Chaos")), "400": _json(_ref("Error"), "not enabled, or a bad rule (nothing changed)")},
+            body=_ref("Chaos"), tag="chaos"),
+        "delete": _op("Every rule, rate limit and trigger off", {"200": _json(_ref("Chaos"))}, tag="chaos"),
+    },
     "/api/sandbox/hosts": {"get": _op("Simulated MTA behaviours by host", _ANY, tag="relay")},
     "/api/sandbox/hosts/{name}": {
         "get": _op("One host's behaviour", _ANY, [_HOST], tag="relay"),
@@ -329,7 +378,7 @@ DOCS: dict[str, Schema] = {
 
 
 # The table's path parameters, named as Mailpit's document names them.
-_PARAM_NAMES = {"id": "ID", "part": "PartID"}
+_PARAM_NAMES = {"id": "ID", "part": "PartID", "tag": "Tag"}
 
 
 def doc_path(path: str) -> str:

@@ -61,12 +61,24 @@ TABLE: tuple[Line, ...] = (
     R("GET", "/api/v1/message/{id}/trace", "relay.trace", "[Attempt]"),
     R("POST", "/api/v1/message/{id}/release", "relay.release", "ok"),
     R("POST", "/api/v1/send", "send.send", "SendConfirmation"),
+    # Mailpit's API v1: tags
+    R("GET", "/api/v1/tags", "api.get_tags", "TagList"),
+    R("PUT", "/api/v1/tags", "api.set_tags", "ok"),
+    R("PUT", "/api/v1/tags/{tag}", "api.rename_tag", "ok"),
+    R("DELETE", "/api/v1/tags/{tag}", "api.delete_tag", "ok"),
+    # Mailpit's API v1: chaos on the capture server (and ours, with rules and rate limits)
+    R("GET", "/api/v1/chaos", "chaos.get_mailpit", "ChaosTriggers"),
+    R("PUT", "/api/v1/chaos", "chaos.put_mailpit", "ChaosTriggers"),
+    R("GET", "/api/sandbox/chaos", "chaos.get_ours", "Chaos"),
+    R("PUT", "/api/sandbox/chaos", "chaos.put_ours", "Chaos"),
+    R("DELETE", "/api/sandbox/chaos", "chaos.delete_ours", "Chaos"),
     # Mailpit's API v1: the application
     R("GET", "/api/v1/info", "api.info", "Info"),
     R("GET", "/api/v1/webui", "api.webui", "WebUIConfiguration"),
     R("GET", "/api/v1/swagger.json", "openapi.serve", "OpenAPI"),
     R("GET", "/livez", "api.live", "text"),
     R("GET", "/readyz", "api.ready", "text"),
+    R("GET", "/metrics", "metrics.metrics", "text"),  # Prometheus' text format (or OpenMetrics)
     # our extras
     R("GET", "/api/sandbox/mailboxes", "api.mailboxes", "[Mailbox]"),
     R("POST", "/api/sandbox/reset", "api.reset", "ok"),

@@ -183,6 +183,7 @@ SHAPES: dict[str, Schema] = {
             obj(Type={"const": "new"}, Data=ref("MessageSummary")),
             obj(Type={"const": "delete"}, Data=obj(ID=STR)),  # one frame per message
             obj(Type={"const": "update"}, Data=obj(ID=STR, Read=BOOL)),  # one frame per message changed
+            obj(Type={"const": "update"}, Data=obj(ID=STR, Tags=arr(STR))),  # its tags were set
             obj(Type={"enum": ["truncate", "prune"]}, Data={"type": "null"}),
             obj(Type={"const": "stats"}, Data=obj(Total=INT, Unread=INT, Version=STR)),
             obj(
@@ -235,6 +236,20 @@ SHAPES.update(
         Listeners={"type": "object", "additionalProperties": STR},
     ),
     Headers={"type": "object", "additionalProperties": arr(STR)},
+    TagList={**arr(STR), "description": "every tag in use, sorted case-insensitively"},
+    ChaosTrigger=obj(ErrorCode=INT, Probability=INT),
+    ChaosTriggers=obj(
+        required=False, Sender=ref("ChaosTrigger"), Recipient=ref("ChaosTrigger"), Authentication=ref("ChaosTrigger")
+    ),
+    Chaos=obj(
+        required=False,
+        Enabled=BOOL,
+        Triggers=ref("ChaosTriggers"),
+        Rules=arr({"oneOf": [STR, obj(required=False, Stage=STR, ErrorCode=INT, Text=STR, Every=INT, Sender=STR,
+                                      Recipient=STR, Probability=INT, Delay=NUM)]}),
+        RateLimit=obj(required=False, Messages=INT, Connections=INT),
+        Stages=arr(STR),
+    ),
     # /api/sandbox/message/{ID}/html-check: Mailpit's answer, each warning with where the feature is used
     HTMLCheckPlaces=obj(
         Families={"type": "object", "additionalProperties": STR},

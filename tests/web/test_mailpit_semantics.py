@@ -4,7 +4,6 @@ changes, the listing's and the search's counts, and `ok` as Mailpit writes it.""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +11,6 @@ import httpx
 import pytest
 
 from mailsandbox.app import Sandbox
-from mailsandbox.store.sqlite import SqliteStore
 from tests.web.conftest import Send
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
@@ -29,13 +27,10 @@ def _ok(response: httpx.Response) -> None:
     assert response.headers["content-type"] == "text/plain"
 
 
-def _tag(sandbox: Sandbox, subject: str, tags: str) -> None:
-    """Set a message's tags in the store's own file (the tag endpoints belong to another issue)."""
-    assert isinstance(sandbox.store, SqliteStore)
-    path = sandbox.store.path
-    with sqlite3.connect(path, timeout=30) as conn:
-        conn.execute("UPDATE messages SET tags = ? WHERE subject = ? AND parent IS NULL", (tags, subject))
-    conn.close()
+def _tag(client: httpx.Client, subject: str, tags: str) -> None:
+    """Set a message's tags through Mailpit's PUT /api/v1/tags."""
+    ids = [m["ID"] for m in client.get("/api/v1/messages").json()["messages"] if m["Subject"] == subject]
+    _ok(client.put("/api/v1/tags", json={"IDs": ids, "Tags": tags.split(",")}))
 
 
 @pytest.fixture
@@ -116,8 +111,8 @@ def test_filters_match_only_their_own_field(running_sandbox: Sandbox, client: ht
     assert found("is:tagged") == []
     _ok(client.delete("/api/v1/search", params={"query": "is:tagged"}))  # nothing is tagged: nothing goes
     assert sorted(_state(client)) == corpus
-    _tag(running_sandbox, "beta", "urgent,Work")
-    _tag(running_sandbox, "gamma", "urgent")
+    _tag(client, "beta", "urgent,Work")
+    _tag(client, "gamma", "urgent")
     assert found("is:tagged") == ["beta", "gamma"]
     assert found("tag:urgent") == ["beta", "gamma"] and found("tag:Work") == ["beta"] and found("-tag:Work") == [
         "alpha one", "alpha two", "gamma"]  # fmt: skip
@@ -133,7 +128,7 @@ def test_filters_match_only_their_own_field(running_sandbox: Sandbox, client: ht
 def test_summaries_have_mailpits_meanings(running_sandbox: Sandbox, client: httpx.Client, corpus: list[str]) -> None:
     by_subject = {m["Subject"]: m["ID"] for m in client.get("/api/v1/messages").json()["messages"]}
     _ok(client.put("/api/v1/messages", json={"IDs": [by_subject["alpha one"]], "Read": True}))
-    _tag(running_sandbox, "gamma", "zeta,alpha")
+    _tag(client, "gamma", "zeta,alpha")
     listing = client.get("/api/v1/messages", params={"start": 1, "limit": 2}).json()
     assert {k: v for k, v in listing.items() if k != "messages"} == {
         "total": 4, "unread": 3, "count": 2, "messages_count": 4, "messages_unread": 3, "start": 1,

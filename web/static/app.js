@@ -4,6 +4,7 @@ import { h, clear, icon } from "./dom.js";
 import { relative, fullDate, size, who } from "./format.js";
 import { MessageView } from "./view.js";
 import { QueueView } from "./queue.js";
+import { renderTagList, tagChips, tagQuery } from "./tags.js";
 
 const PAGE = 50;
 const $ = (id) => document.getElementById(id);
@@ -41,6 +42,8 @@ const view = new MessageView($("view"), $("view-empty"), {
   onClose: () => select(null),
   onDeleted: (id) => (state.mode === "queue" ? removeIds([id]) : removeAndAdvance(id)),
   onRead: (id, read) => applyRead([id], read),
+  onTags: (id, tags) => applyTags(id, tags),
+  pickTag: (tag) => pickTag(tag),
   relayOn: () => queue.relayOn,
   retry: (id, recipient) => queue.retry(id, recipient),
   drop: (id, recipient) => queue.drop(id, recipient),
@@ -60,6 +63,7 @@ async function load() {
   }
   if (seq !== state.seq) return;
   state.messages = page.messages || [];
+  if (Array.isArray(page.tags)) renderTagList(page.tags, state.query, pickTag);
   state.total = page.messages_count;
   if (typeof page.unread === "number") state.unread = page.unread;
   if (state.start > 0 && state.messages.length === 0 && state.total > 0) {
@@ -97,6 +101,7 @@ function row(m) {
       h("span", { class: "subject" }, m.Subject || "(no subject)"),
       m.Attachments ? h("span", { class: "clip", title: `${m.Attachments} attachment(s)` }, icon("clip")) : null,
     ),
+    tagChips(m.Tags, pickTag),
     h(
       "div",
       { class: "line small muted" },
@@ -218,6 +223,39 @@ function applyRead(ids, read) {
   scheduleMailboxes();
 }
 
+// -- tags ------------------------------------------------------------------------------------------
+
+function pickTag(tag) {
+  const query = tagQuery(tag);
+  $("search").value = query;
+  closeSidebar();
+  search(query);
+}
+
+let tagsTimer = 0;
+function scheduleTags() {
+  clearTimeout(tagsTimer);
+  tagsTimer = setTimeout(async () => {
+    try {
+      renderTagList(await api.getTags(), state.query, pickTag);
+    } catch {
+      // the next listing brings them
+    }
+  }, 200);
+}
+
+/** A message's tags changed (an "update" event, or the view's editor): redraw its row and the view. */
+function applyTags(id, tags) {
+  const index = state.messages.findIndex((m) => m.ID === id);
+  if (index >= 0) {
+    state.messages[index].Tags = tags;
+    const el = list.querySelector(`li[data-id="${CSS.escape(id)}"]`);
+    if (el) el.replaceWith(row(state.messages[index]));
+  }
+  view.setTags(id, tags);
+  scheduleTags();
+}
+
 // -- live events -----------------------------------------------------------------------------------
 
 function matchesView(summary) {
@@ -248,6 +286,7 @@ function onEvent(event) {
         }
       }
       if (!data.Read) state.unread += 1;
+      if (data.Tags && data.Tags.length) scheduleTags();
       renderUnread();
       scheduleMailboxes();
       break;
@@ -259,6 +298,10 @@ function onEvent(event) {
     case "update":
       if (data && typeof data.Read === "boolean") {
         applyRead(data.IDs || (data.ID ? [data.ID] : []), data.Read);
+      }
+      if (data && data.ID && Array.isArray(data.Tags)) {
+        if (state.query) scheduleReload(); // a tag: search may now match it, or no longer
+        else applyTags(data.ID, data.Tags);
       }
       break;
     case "truncate":
