@@ -380,7 +380,7 @@ class Sandbox:
         html_checker, links, spam = self._checks()
         app = create_app(
             self.store, self.bus, info=self.info, reset=self.reset, webui=self.webui,
-            extra_routes=self._extra_routes(workers),
+            groups=self._web_groups(workers),
             workers=workers, max_body=body_limit(self.config.max_message_size),
             access=await self._access_policy(listen), refusals=_REFUSALS.warning,
             link_checker=links, spamassassin=spam, html_checker=html_checker,
@@ -450,29 +450,29 @@ class Sandbox:
         spamd = self.config.spamassassin
         return html_checker, links, SpamAssassin(spamd.host, spamd.port) if spamd else None
 
-    def _extra_routes(self, workers: Any) -> list[Any]:
-        """Routes of the relay, queue, clock, DNS records, host behaviours, release and the send API."""
+    def _web_groups(self, workers: Any) -> dict[str, Any]:
+        """web/routes.py's groups of the relay (trace, release, queue, clock, DNS records, host
+        behaviours), the authentication results, the send API, chaos and /metrics."""
         from mailsandbox.relay import Releaser
-        from mailsandbox.web.relay_api import relay_routes
+        from mailsandbox.web.auth_api import AuthApi
+        from mailsandbox.web.chaos_api import ChaosApi
+        from mailsandbox.web.relay_api import RelayApi
+        from mailsandbox.web.send_api import SendApi
 
         releaser = self.relay
         if releaser is None:
             releaser = Releaser(self.store, self.config.release)
             self._closers.append(releaser.close)
-        from mailsandbox.web.auth_api import auth_routes
-        from mailsandbox.web.chaos_api import chaos_routes
-        from mailsandbox.web.send_api import send_routes
-
-        routes: list[Any] = relay_routes(
+        relay = RelayApi(
             store=self.store, relay=self.relay, zone=self.zone, clock=self.clock, releaser=releaser, workers=workers
         )
-        routes += [*auth_routes(self.auth), *send_routes(self._submit, workers, self.config.max_message_size),
-                   *chaos_routes(self.chaos, workers)]
+        send = SendApi(self._submit, workers, self.config.max_message_size)
+        groups = {"relay": relay, "auth": AuthApi(self.auth), "send": send, "chaos": ChaosApi(self.chaos, workers)}
         if self.metrics is not None and self.config.enable_prometheus is True:
-            from mailsandbox.web.metrics_api import metrics_routes
+            from mailsandbox.web.metrics_api import MetricsApi
 
-            routes += metrics_routes(self.metrics.render, workers)
-        return routes
+            groups["metrics"] = MetricsApi(self.metrics.render, workers)
+        return groups
 
     async def _submit(self, outgoing: Any, peer: str) -> str:
         """A message from POST /api/v1/send, captured the way SMTP mail is."""

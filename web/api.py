@@ -8,7 +8,6 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from mailsandbox import mime
 from mailsandbox.store import NoSuchMessage, Store
@@ -83,30 +82,6 @@ class Api:
         self.webui_hook = webui
         self.reset_hook = reset
         self.workers = workers
-
-    def routes(self) -> list[Route]:
-        return [
-            Route("/api/v1/messages", self.list_messages, methods=["GET"]),
-            Route("/api/v1/messages", self.delete_messages, methods=["DELETE"]),
-            Route("/api/v1/messages", self.set_read, methods=["PUT"]),
-            Route("/api/v1/search", self.search, methods=["GET"]),
-            Route("/api/v1/search", self.delete_search, methods=["DELETE"]),
-            Route("/api/v1/message/{id}", self.get_message, methods=["GET"]),
-            Route("/api/v1/message/{id}/raw", self.raw, methods=["GET"]),
-            Route("/api/v1/message/{id}/headers", self.headers, methods=["GET"]),
-            Route("/api/v1/message/{id}/part/{part}", self.part, methods=["GET"]),
-            Route("/api/v1/message/{id}/part/{part}/thumb", self.thumb, methods=["GET"]),
-            Route("/api/v1/tags", self.get_tags, methods=["GET"]),
-            Route("/api/v1/tags", self.set_tags, methods=["PUT"]),
-            Route("/api/v1/tags/{tag}", self.rename_tag, methods=["PUT"]),
-            Route("/api/v1/tags/{tag}", self.delete_tag, methods=["DELETE"]),
-            Route("/api/v1/info", self.info, methods=["GET"]),
-            Route("/api/v1/webui", self.webui, methods=["GET"]),
-            Route("/api/sandbox/mailboxes", self.mailboxes, methods=["GET"]),
-            Route("/api/sandbox/reset", self.reset, methods=["POST"]),
-            Route("/livez", self.live, methods=["GET"]),
-            Route("/readyz", self.ready, methods=["GET"]),
-        ]
 
     async def list_messages(self, request: Request) -> Response:
         """GET /api/v1/messages?start=0&limit=50[&mailbox=addr]: newest first."""

@@ -1,8 +1,9 @@
-"""create_app: the Starlette application and its full route table."""
+"""create_app: the Starlette application over web/routes.py's table; the composition root hands in the
+groups it builds (relay, auth, send), this builds the rest."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,8 +23,9 @@ from mailsandbox.web.access import AccessControl, AccessPolicy, RefusalLog
 from mailsandbox.web.api import Api
 from mailsandbox.web.checks_api import CheckApi
 from mailsandbox.web.inputs import BodyLimit, body_limit, not_found
+from mailsandbox.web.routes import build
 from mailsandbox.web.security import SecurityHeaders, security_headers
-from mailsandbox.web.ui import web_routes
+from mailsandbox.web.ui import web_groups
 from mailsandbox.web.workers import Workers
 
 
@@ -52,6 +54,7 @@ def create_app(
     info: Callable[[], dict[str, Any]],
     reset: Callable[[], Awaitable[None]],
     webui: Callable[[], dict[str, Any]] | None = None,
+    groups: Mapping[str, object] | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     workers: Workers | None = None,
     max_body: int | None = None,
@@ -62,7 +65,10 @@ def create_app(
     html_checker: HtmlChecker | None = None,
 ) -> Starlette:
     """`workers` run the blocking work (the composition root passes the ones it shuts down at stop);
-    `max_body` is the request body limit, by default `body_limit` of the default message size;
+    `groups` the handler groups of web/routes.py that the composition root builds ("relay", "auth",
+    "send"): a route whose group is absent is not served; `extra_routes` are served after the table
+    (a route on its way into it); `max_body` is the request body limit, by default `body_limit` of the
+    default message size;
     `access` who may use it (by default: loopback Hosts, no authentication); `refusals` logs each
     refused request as (kind, line); `webui` answers /api/v1/webui; `html_checker`, `link_checker` and
     `spamassassin` serve the message checks (no spamd: sa-check says so)."""
@@ -70,7 +76,8 @@ def create_app(
     workers = workers or Workers()
     api = Api(store, info, reset, workers, webui or (lambda: schema.webui(spamassassin=spamassassin is not None)))
     checks = CheckApi(store, workers, html_checker or HtmlChecker(), link_checker or LinkChecker(), spamassassin)
-    routes: list[BaseRoute] = [*api.routes(), *checks.routes(), *extra_routes, *web_routes(store, bus)]
+    table = {"api": api, "checks": checks, **web_groups(store, bus), **(groups or {})}
+    routes: list[BaseRoute] = [*build(table), *extra_routes]
     limit = body_limit(0) if max_body is None else max_body
     return Starlette(
         routes=routes,

@@ -6,9 +6,10 @@ from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute
 
 from mailsandbox.web.inputs import error, json_value, plain
+from mailsandbox.web.routes import build
 from mailsandbox.web.workers import Workers
 
 NOT_ENABLED = "Chaos is not enabled"  # Mailpit's words, as its 400
@@ -29,14 +30,22 @@ class ChaosLike(Protocol):
     def reset(self) -> None: ...
 
 
-def chaos_routes(chaos: ChaosLike, workers: Workers) -> list[Route]:
-    async def get_mailpit(request: Request) -> Response:
+class ChaosApi:
+    """The "chaos" group of web/routes.py."""
+
+    def __init__(self, chaos: ChaosLike, workers: Workers) -> None:
+        self.chaos = chaos
+        self.workers = workers
+
+    async def get_mailpit(self, request: Request) -> Response:
+        chaos = self.chaos
         if not chaos.enabled:
             return plain(400, NOT_ENABLED)
         return JSONResponse(chaos.mailpit_json())
 
-    async def put_mailpit(request: Request) -> Response:
+    async def put_mailpit(self, request: Request) -> Response:
         """As Mailpit: the triggers given are set, those left out go back to their defaults (off)."""
+        chaos, workers = self.chaos, self.workers
         if not chaos.enabled:
             return plain(400, NOT_ENABLED)
         try:
@@ -45,11 +54,12 @@ def chaos_routes(chaos: ChaosLike, workers: Workers) -> list[Route]:
             return plain(400, str(exc))
         return JSONResponse(chaos.mailpit_json())
 
-    async def get_ours(request: Request) -> Response:
-        return JSONResponse(chaos.json())
+    async def get_ours(self, request: Request) -> Response:
+        return JSONResponse(self.chaos.json())
 
-    async def put_ours(request: Request) -> Response:
+    async def put_ours(self, request: Request) -> Response:
         """Rules and RateLimit replace what was set; Triggers (Mailpit's shape) too when given."""
+        chaos, workers = self.chaos, self.workers
         if not chaos.enabled:
             return error(400, "chaos is not enabled: start with --enable-chaos")
         try:
@@ -58,17 +68,14 @@ def chaos_routes(chaos: ChaosLike, workers: Workers) -> list[Route]:
             return error(400, str(exc))
         return JSONResponse(chaos.json())
 
-    async def delete_ours(request: Request) -> Response:
+    async def delete_ours(self, request: Request) -> Response:
         """Every rule, rate limit and trigger off (chaos stays enabled)."""
+        chaos = self.chaos
         if not chaos.enabled:
             return error(400, "chaos is not enabled: start with --enable-chaos")
         chaos.reset()
         return JSONResponse(chaos.json())
 
-    return [
-        Route("/api/v1/chaos", get_mailpit, methods=["GET"]),
-        Route("/api/v1/chaos", put_mailpit, methods=["PUT"]),
-        Route("/api/sandbox/chaos", get_ours, methods=["GET"]),
-        Route("/api/sandbox/chaos", put_ours, methods=["PUT"]),
-        Route("/api/sandbox/chaos", delete_ours, methods=["DELETE"]),
-    ]
+
+def chaos_routes(chaos: ChaosLike, workers: Workers) -> list[BaseRoute]:
+    return build({"chaos": ChaosApi(chaos, workers)})

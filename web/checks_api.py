@@ -6,7 +6,6 @@ from collections import OrderedDict
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from mailsandbox import mime
 from mailsandbox.checks import links as link_check
@@ -34,15 +33,6 @@ class CheckApi:
         self.links = links
         self.spam = spam
         self._html_cache: OrderedDict[tuple[str, bool], bytes] = OrderedDict()
-
-    def routes(self) -> list[Route]:
-        return [
-            Route("/api/v1/message/{id}/html-check", self.html_check, methods=["GET"]),
-            Route("/api/v1/message/{id}/link-check", self.link_check, methods=["GET"]),
-            Route("/api/v1/message/{id}/sa-check", self.sa_check, methods=["GET"]),
-            # Our extra: the same answer, each warning with the source lines that use the feature.
-            Route("/api/sandbox/message/{id}/html-check", self.html_places, methods=["GET"]),
-        ]
 
     def _raw(self, key: str) -> tuple[str, bytes] | None:
         return stored_raw(self.store, key)

@@ -14,10 +14,11 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from mailsandbox.executors import ExecutorBusy
 from mailsandbox.web.access import AccessControl, AccessPolicy, RefusalLog
+from mailsandbox.web.routes import build
 from mailsandbox.web.security import SecurityHeaders
 from mailsandbox.web.workers import Workers
 
@@ -25,10 +26,16 @@ Render = Callable[[str], tuple[bytes, str]]  # Accept header -> (body, content t
 log = logging.getLogger("mailsandbox.http")
 
 
-def metrics_routes(render: Render, workers: Workers) -> list[BaseRoute]:
-    async def metrics(request: Request) -> Response:
+class MetricsApi:
+    """The "metrics" group of web/routes.py (handed in only with --enable-prometheus)."""
+
+    def __init__(self, render: Render, workers: Workers) -> None:
+        self.render = render
+        self.workers = workers
+
+    async def metrics(self, request: Request) -> Response:
         try:
-            body, content_type = await workers.run(render, request.headers.get("accept", ""))
+            body, content_type = await self.workers.run(self.render, request.headers.get("accept", ""))
         except ExecutorBusy:
             return PlainTextResponse("busy; scrape again", status_code=503)
         except Exception:  # the store closing under a scrape: an answer, not a traceback
@@ -36,7 +43,9 @@ def metrics_routes(render: Render, workers: Workers) -> list[BaseRoute]:
             return PlainTextResponse("metrics are not available", status_code=503)
         return Response(body, media_type=content_type)
 
-    return [Route("/metrics", metrics, methods=["GET"])]
+
+def metrics_routes(render: Render, workers: Workers) -> list[BaseRoute]:
+    return build({"metrics": MetricsApi(render, workers)})
 
 
 def metrics_app(render: Render, workers: Workers, policy: AccessPolicy, refusals: RefusalLog | None) -> Starlette:

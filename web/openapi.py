@@ -1,235 +1,30 @@
-"""The OpenAPI 3.1 document of the whole HTTP API, served at /api/sandbox/openapi.json."""
+"""The OpenAPI 3.1 document of the whole HTTP API, generated from web/routes.py's table and
+web/schema.py's shapes; served at /api/sandbox/openapi.json and at Mailpit's /api/v1/swagger.json.
+
+DOCS holds the prose of each operation (summary, parameters, request body, error answers), keyed by the
+document's path and method; the success answer of each comes from the table's shape, never from here.
+"""
 
 from __future__ import annotations
 
+import copy
+import re
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+
+from mailsandbox.web.routes import KINDS, TABLE, Line, documented
+from mailsandbox.web.schema import BOOL as _B
+from mailsandbox.web.schema import INT as _I
+from mailsandbox.web.schema import SHAPES, Schema
+from mailsandbox.web.schema import STR as _S
+from mailsandbox.web.schema import arr as _arr
+from mailsandbox.web.schema import obj as _obj
+from mailsandbox.web.schema import ref as _ref
 
 OPENAPI_PATH = "/api/sandbox/openapi.json"
 SWAGGER_PATH = "/api/v1/swagger.json"  # where Mailpit serves its document: the same one
-
-Schema = dict[str, Any]
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _obj(required: bool = True, **props: Schema) -> Schema:
-    out: Schema = {"type": "object", "properties": props}
-    if required:
-        out["required"] = list(props)
-    return out
-
-
-def _arr(item: Schema) -> Schema:
-    return {"type": "array", "items": item}
-
-
-_S: Schema = {"type": "string"}
-_I: Schema = {"type": "integer"}
-_B: Schema = {"type": "boolean"}
-_N: Schema = {"type": "number"}
-_TIME: Schema = {"type": "string", "format": "date-time"}
-
-SCHEMAS: dict[str, Schema] = {
-    "WebUIConfiguration": _obj(
-        Label=_S,
-        MessageRelay=_obj(
-            Enabled=_B,
-            SMTPServer=_S,
-            ReturnPath=_S,
-            AllowedRecipients=_S,
-            BlockedRecipients=_S,
-            OverrideFrom=_S,
-            PreserveMessageIDs=_B,
-            RecipientAllowlist=_S,
-        ),
-        SpamAssassin=_B,
-        ChaosEnabled=_B,
-        DuplicatesIgnored=_B,
-        HideDeleteAllButton=_B,
-    ),
-    "ChaosTrigger": _obj(ErrorCode=_I, Probability=_I),
-    "ChaosTriggers": _obj(
-        required=False, Sender=_ref("ChaosTrigger"), Recipient=_ref("ChaosTrigger"),
-        Authentication=_ref("ChaosTrigger"),
-    ),
-    "Chaos": _obj(
-        required=False,
-        Enabled=_B,
-        Triggers=_ref("ChaosTriggers"),
-        Rules=_arr({"oneOf": [_S, _obj(required=False, Stage=_S, ErrorCode=_I, Text=_S, Every=_I, Sender=_S,
-                                        Recipient=_S, Probability=_I, Delay=_N)]}),
-        RateLimit=_obj(required=False, Messages=_I, Connections=_I),
-        Stages=_arr(_S),
-    ),
-    "Address": _obj(Name=_S, Address=_S),
-    "Envelope": _obj(
-        MailFrom=_S,
-        RcptTo=_arr(_S),
-        Peer=_S,
-        Helo=_S,
-        TLS=_B,
-        Auth={"type": ["string", "null"]},
-        SMTPUTF8=_B,
-        Body8Bit=_B,
-    ),
-    "MessageSummary": _obj(
-        ID=_S,
-        MessageID=_S,
-        Read=_B,
-        From={"oneOf": [_ref("Address"), {"type": "null"}]},
-        To=_arr(_ref("Address")),
-        Cc=_arr(_ref("Address")),
-        Bcc=_arr(_ref("Address")),
-        ReplyTo=_arr(_ref("Address")),
-        Subject=_S,
-        Created=_TIME,
-        Username=_S,
-        Tags=_arr(_S),
-        Size=_I,
-        Attachments={**_I, "description": "number of attachments"},
-        Snippet=_S,
-        Mailboxes={**_arr(_S), "description": "extra: the mailboxes (users) it was delivered to"},
-    ),
-    "MessagesPage": _obj(
-        total={**_I, "description": "all messages in the store"},
-        unread={**_I, "description": "unread messages in the store"},
-        count={**_I, "description": "messages in this page"},
-        messages_count={**_I, "description": "messages matching the search (or mailbox), before paging"},
-        messages_unread={**_I, "description": "unread messages matching the search (or mailbox)"},
-        start=_I,
-        tags={**_arr(_S), "description": "every tag in the store"},
-        messages=_arr(_ref("MessageSummary")),
-    ),
-    "Attachment": _obj(
-        PartID=_S,
-        FileName=_S,
-        ContentType=_S,
-        ContentID=_S,
-        Size=_I,
-        Checksums=_obj(MD5=_S, SHA1=_S, SHA256=_S),
-    ),
-    "Part": _obj(
-        PartID=_S,
-        ContentType=_S,
-        FileName=_S,
-        ContentID=_S,
-        Disposition=_S,
-        Size=_I,
-        Parts=_arr(_ref("Part")),
-    ),
-    "Message": {
-        "allOf": [
-            _obj(
-                ID=_S,
-                MessageID=_S,
-                From={"oneOf": [_ref("Address"), {"type": "null"}]},
-                To=_arr(_ref("Address")),
-                Cc=_arr(_ref("Address")),
-                Bcc=_arr(_ref("Address")),
-                ReplyTo=_arr(_ref("Address")),
-                ReturnPath=_S,
-                Subject=_S,
-                Date=_TIME,
-                Created=_TIME,
-                Tags=_arr(_S),
-                Text=_S,
-                HTML=_S,
-                Size=_I,
-                Inline=_arr(_ref("Attachment")),
-                Attachments=_arr(_ref("Attachment")),
-                ListUnsubscribe=_obj(Header=_S, Links=_arr(_S), Errors=_S, HeaderPost=_S),
-                Username=_S,
-                Read=_B,
-            ),
-            _obj(
-                required=False,
-                Envelope={**_ref("Envelope"), "description": "extra: the SMTP envelope (Bcc shows here)"},
-                Mailboxes=_arr(_S),
-                Structure={"description": "extra: the MIME tree", "oneOf": [_ref("Part"), {"type": "null"}]},
-            ),
-        ]
-    },
-    "IDs": _obj(required=False, IDs={**_arr(_S), "description": "message IDs; empty or absent: all"}),
-    "ReadState": _obj(
-        required=False,
-        IDs={**_arr(_S), "description": "message IDs; neither IDs nor Search: all"},
-        Search={**_S, "description": "a search: only its matches change (not with IDs)"},
-        Read={**_B, "description": "absent: false (unread), as in Mailpit"},
-    ),
-    "Mailbox": _obj(Mailbox=_S, Total=_I, Unread=_I),
-    "PreviewInfo": _obj(ID=_S, HTML=_B, RemoteBlocked=_I, RemoteHosts=_arr(_S)),
-    # RFC 8601 result words: pass, fail, softfail, neutral, none, temperror, permerror
-    "AuthResults": _obj(
-        SPF=_obj(Result=_S, Domain=_S, ClientIP=_S, Reason=_S),
-        DKIM=_arr(_obj(Result=_S, Domain=_S, Selector=_S, Reason=_S)),
-        DMARC=_obj(Result=_S, Policy=_S, Domain=_S, Reason=_S),
-        ARC=_obj(Result=_S, Reason=_S),
-        AuthenticationResults=_S,
-    ),
-    "Error": _obj(Error=_S),
-    "DnsRecord": _obj(required=False, Name=_S, Type=_S, Value=_S, TTL=_I),
-    "Attempt": _obj(
-        Recipient=_S,
-        Hop=_I,
-        Host=_S,
-        Preference={"type": ["integer", "null"]},
-        Code=_I,
-        Reply=_S,
-        Status={"enum": ["accepted", "deferred", "rejected", "no-connection", "dropped"]},
-        Time=_TIME,
-        Timestamp={"type": "number"},
-        Dialogue=_arr(_S),
-    ),
-    "Event": {
-        "description": "One frame of the /api/events WebSocket.",
-        "oneOf": [
-            _obj(Type={"const": "new"}, Data=_ref("MessageSummary")),
-            _obj(Type={"const": "delete"}, Data=_obj(ID=_S)),  # one frame per message
-            _obj(Type={"const": "update"}, Data=_obj(ID=_S, Read=_B)),  # one frame per message changed
-            _obj(Type={"enum": ["truncate", "prune"]}, Data={"type": "null"}),
-            _obj(Type={"const": "stats"}, Data=_obj(Total=_I, Unread=_I, Version=_S)),
-            _obj(
-                Type={"const": "delivery"},
-                Data=_obj(ID=_S, Recipient=_S, Host=_S, Code=_I, Status=_S),
-            ),
-        ],
-    },
-    # The message checks, Mailpit's shapes (HTMLCheckResponse, LinkCheckResponse, SpamAssassinResponse).
-    "HTMLCheckResult": _obj(
-        Name=_S, Platform=_S, Family=_S, Version=_S, Support={"enum": ["yes", "no", "partial"]}, NoteNumber=_S
-    ),
-    "HTMLCheckScore": _obj(Found=_I, Supported=_N, Partial=_N, Unsupported=_N),
-    "HTMLCheckWarning": _obj(
-        Slug=_S,
-        Title=_S,
-        Description=_S,
-        URL=_S,
-        Category=_S,
-        Tags=_arr(_S),
-        Keywords=_S,
-        Results=_arr(_ref("HTMLCheckResult")),
-        NotesByNumber={"type": "object", "additionalProperties": _S},
-        Score=_ref("HTMLCheckScore"),
-    ),
-    "HTMLCheckTotal": _obj(Tests=_I, Nodes=_I, Supported=_N, Partial=_N, Unsupported=_N),
-    "HTMLCheckResponse": _obj(
-        Warnings=_arr(_ref("HTMLCheckWarning")),
-        Platforms={"type": "object", "additionalProperties": _arr(_S)},
-        Total=_ref("HTMLCheckTotal"),
-    ),
-    "LinkCheckLink": _obj(URL=_S, StatusCode=_I, Status=_S),
-    "LinkCheckResponse": _obj(Errors=_I, Links=_arr(_ref("LinkCheckLink"))),
-    "SpamAssassinRule": _obj(Score=_N, Name=_S, Description=_S),
-    "SpamAssassinResponse": _obj(
-        IsSpam=_B, Error=_S, Score=_N, Rules={"oneOf": [_arr(_ref("SpamAssassinRule")), {"type": "null"}]}
-    ),
-}
 
 
 def _param(name: str, where: str, description: str, schema: Schema = _S, required: bool = False) -> Schema:
@@ -298,7 +93,7 @@ def _bytes(media: str, description: str) -> Schema:
     }
 
 
-PATHS: dict[str, Schema] = {
+DOCS: dict[str, Schema] = {
     "/api/v1/messages": {
         "get": _op("List messages, newest first", {"200": _json(_ref("MessagesPage"))}, [_START, _LIMIT, _MAILBOX]),
         "delete": _op("Delete these messages (no IDs: all)", _OK, body=_ref("IDs")),
@@ -501,6 +296,16 @@ PATHS: dict[str, Schema] = {
         "post": _op("Add records", {"201": _json(_arr(_ref("DnsRecord")))}, body=_ref("DnsRecord"), tag="dns"),
         "delete": _op("Remove records (JSON body or query)", _ANY, body=_ref("DnsRecord"), tag="dns"),
     },
+    "/metrics": {
+        "get": _op(
+            "Prometheus metrics (--enable-prometheus true; or alone on --enable-prometheus HOST:PORT)",
+            {
+                "200": _text("the text exposition format, or OpenMetrics when the Accept header asks for it"),
+                "503": _text("the collector is busy or the store is closing"),
+            },
+            tag="server",
+        )
+    },
     "/api/v1/chaos": {
         "get": _op("Mailpit's chaos triggers (400 unless --enable-chaos)", {
             "200": _json(_ref("ChaosTriggers")), "400": _text("Chaos is not enabled")}, tag="chaos"),
@@ -572,8 +377,55 @@ PATHS: dict[str, Schema] = {
 }
 
 
-def document(extra_paths: dict[str, Schema] | None = None, version: str = "0") -> dict[str, Any]:
-    """The whole document; `extra_paths` lets optional parts (relay, DNS) describe their routes."""
+# The table's path parameters, named as Mailpit's document names them.
+_PARAM_NAMES = {"id": "ID", "part": "PartID", "tag": "Tag"}
+
+
+def doc_path(path: str) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: "{" + _PARAM_NAMES.get(m.group(1), m.group(1)) + "}", path)
+
+
+def success(shape: str) -> tuple[str, Schema]:
+    """(status, response) of a table line's shape."""
+    kind, _, named = shape.partition(":")
+    if kind in KINDS and kind not in ("created", "ws"):
+        status, media = KINDS[kind]
+        if kind == "redirect":
+            return str(status), {"description": "a redirect (Location)"}
+        schema: Schema = {"const": "ok"} if kind == "ok" else {"type": "string", "format": "binary"}
+        return str(status), {"description": "OK", "content": {media: {"schema": schema}}}
+    status = KINDS[kind][0] if named else 200
+    name = named or shape
+    body = _arr(_ref(name[1:-1])) if name.startswith("[") else _ref(name)
+    return str(status), _json(body)
+
+
+def _operation(line: Line) -> Schema:
+    path, method = doc_path(line.path), "get" if line.method == "WS" else line.method.lower()
+    prose = DOCS.get(path, {}).get(method)
+    if prose is None:
+        raise KeyError(f"{line.method} {line.path}: no prose in web/openapi.py DOCS")
+    op: Schema = copy.deepcopy(prose)
+    status, response = success(line.shape)
+    responses = {k: v for k, v in op["responses"].items() if not k.startswith(("1", "2", "3"))}
+    description = next((v.get("description") for k, v in op["responses"].items() if k[0] in "123"), None)
+    if description:
+        response["description"] = description
+    op["responses"] = {status: response, **responses}
+    return op
+
+
+def paths(table: tuple[Line, ...] = TABLE) -> dict[str, Schema]:
+    out: dict[str, Schema] = {}
+    for line in table:
+        if documented(line):
+            method = "get" if line.method == "WS" else line.method.lower()
+            out.setdefault(doc_path(line.path), {})[method] = _operation(line)
+    return out
+
+
+def document(version: str = "0") -> dict[str, Any]:
+    """The whole document."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -587,21 +439,22 @@ def document(extra_paths: dict[str, Schema] | None = None, version: str = "0") -
                 " (--max-connections, --max-connections-per-client)."
             ),
         },
-        "paths": {**PATHS, **(extra_paths or {})},
-        "components": {"schemas": SCHEMAS},
+        "paths": paths(),
+        "components": {"schemas": SHAPES},
     }
 
 
-def openapi_routes(extra_paths: dict[str, Schema] | None = None) -> list[Route]:
-    from importlib.metadata import PackageNotFoundError, version
+class OpenApi:
+    """The "openapi" group of web/routes.py: the document, rendered once."""
 
-    try:
-        ours = version("mailsandbox")
-    except PackageNotFoundError:
-        ours = "0"
-    body = document(extra_paths, ours)
+    def __init__(self) -> None:
+        from importlib.metadata import PackageNotFoundError, version
 
-    async def serve(request: Request) -> Response:
-        return JSONResponse(body)
+        try:
+            ours = version("mailsandbox")
+        except PackageNotFoundError:
+            ours = "0"
+        self._body = JSONResponse(document(ours)).body
 
-    return [Route(OPENAPI_PATH, serve, methods=["GET"], name="openapi"), Route(SWAGGER_PATH, serve, methods=["GET"])]
+    async def serve(self, request: Request) -> Response:
+        return Response(self._body, media_type="application/json")

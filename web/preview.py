@@ -18,12 +18,13 @@ import anyio
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute
 
 from mailsandbox import mime
 from mailsandbox.html_tokens import Kind, Token, ascii_lower, attributes, tokens
 from mailsandbox.store import NoSuchMessage, Store
 from mailsandbox.store._search import QueryTooSlow
+from mailsandbox.web.routes import build
 
 # Attributes whose value is a URL the browser fetches by itself when the page renders.
 _FETCH_ATTRS = {"src", "background", "poster", "lowsrc", "dynsrc", "data", "profile", "longdesc"}
@@ -263,7 +264,7 @@ RENDER_THREADS = 2
 
 
 class Preview:
-    """The preview endpoints over a Store; mount with `preview_routes(store)`."""
+    """The preview endpoints over a Store (the "preview" group of web/routes.py)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -369,12 +370,5 @@ def _origin(request: Request) -> str | None:
     return f"{request.url.scheme}://{host}"
 
 
-def preview_routes(store: Store) -> list[Route]:
-    preview = Preview(store)
-    return [
-        Route("/view/{id}.html", preview.html, methods=["GET", "HEAD"]),
-        Route("/view/{id}.txt", preview.text, methods=["GET", "HEAD"]),
-        Route("/api/sandbox/message/{id}/preview", preview.info, methods=["GET"]),
-        Route("/view/latest", preview.latest, methods=["GET", "HEAD"]),
-        Route("/view/{id}", preview.page, methods=["GET", "HEAD"]),  # after the .html/.txt routes
-    ]
+def preview_routes(store: Store) -> list[BaseRoute]:
+    return build({"preview": Preview(store)})

@@ -5,16 +5,17 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute
 
 from mailsandbox.models import Attempt, StoredMessage
 from mailsandbox.store import QueueItem, Store
+from mailsandbox.web import schema
 from mailsandbox.web.inputs import error, json_object, json_value, not_found, ok, plain
+from mailsandbox.web.routes import build
 from mailsandbox.web.workers import Workers
 
 SETTLE_SECONDS = 10.0  # how long a clock or retry request waits for the queue to finish its pass
@@ -62,10 +63,7 @@ class ClockLike(Protocol):
     def offset(self) -> float: ...
 
 
-def _iso(when: float | None) -> str | None:
-    if when is None:
-        return None
-    return datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+_iso = schema.iso_or_none
 
 
 async def _body(request: Request, workers: Workers) -> dict[str, Any]:
@@ -83,40 +81,6 @@ def _ttl(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TTL:
         raise ValueError(f"TTL must be a whole number of seconds from 0 to {MAX_TTL}")
     return value
-
-
-def attempt_json(attempt: Attempt) -> dict[str, Any]:
-    code = attempt.code
-    status = "accepted" if 200 <= code < 300 else "deferred" if code < 500 else "rejected"
-    if code == 0:
-        status = "no-connection" if "dropped" not in attempt.reply else "dropped"
-    return {
-        "Recipient": attempt.recipient,
-        "Hop": attempt.hop,
-        "Host": attempt.host,
-        "Preference": attempt.preference,
-        "Code": code,
-        "Reply": attempt.reply,
-        "Status": status,
-        "Time": _iso(attempt.at),
-        "Timestamp": attempt.at,
-        "Dialogue": list(attempt.dialogue),
-    }
-
-
-def queue_json(item: QueueItem, message: StoredMessage | None) -> dict[str, Any]:
-    return {
-        "ID": item.message_id,
-        "Recipient": item.recipient,
-        "From": message.envelope.mail_from if message else None,
-        "Subject": message.summary.subject if message else None,
-        "Attempts": item.attempts,
-        "FirstAttempt": _iso(item.first_attempt),
-        "NextAttempt": _iso(item.next_attempt),
-        "NextAttemptTimestamp": item.next_attempt,
-        "LastError": item.last_error,
-        "Warned": item.warned,
-    }
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -150,24 +114,7 @@ class RelayApi:
         self.releaser = releaser
         self.workers = workers
 
-    def routes(self) -> list[Route]:
-        g = _guard
-        return [
-            Route("/api/v1/message/{id}/trace", g(self.trace), methods=["GET"]),
-            Route("/api/v1/message/{id}/release", g(self.release), methods=["POST"]),
-            Route("/api/sandbox/queue", g(self.queue), methods=["GET"]),
-            Route("/api/sandbox/queue/{id}/retry", g(self.retry), methods=["POST"]),
-            Route("/api/sandbox/queue/{id}", g(self.drop), methods=["DELETE"]),
-            Route("/api/sandbox/clock", g(self.get_clock), methods=["GET"]),
-            Route("/api/sandbox/clock", g(self.set_clock), methods=["POST"]),
-            Route("/api/sandbox/dns/records", g(self.records), methods=["GET"]),
-            Route("/api/sandbox/dns/records", g(self.add_records), methods=["POST"]),
-            Route("/api/sandbox/dns/records", g(self.remove_records), methods=["DELETE"]),
-            Route("/api/sandbox/hosts", g(self.list_hosts), methods=["GET"]),
-            Route("/api/sandbox/hosts/{name}", g(self.get_host), methods=["GET"]),
-            Route("/api/sandbox/hosts/{name}", g(self.put_host), methods=["PUT"]),
-            Route("/api/sandbox/hosts/{name}", g(self.delete_host), methods=["DELETE"]),
-        ]
+    wrap = staticmethod(_guard)  # web/routes.py puts each handler of this group inside it
 
     # -- trace and queue ---------------------------------------------------------------------
 
@@ -180,8 +127,8 @@ class RelayApi:
         if message is None:
             return error(404, "message not found")
         if self.relay is None:
-            return JSONResponse([attempt_json(a) for a in self.store.trace(message.id)])
-        return JSONResponse([attempt_json(a) for a in self.relay.trace(message)])
+            return JSONResponse([schema.attempt(a) for a in self.store.trace(message.id)])
+        return JSONResponse([schema.attempt(a) for a in self.relay.trace(message)])
 
     async def queue(self, request: Request) -> Response:
         """GET /api/sandbox/queue: deferred recipients, soonest retry first."""
@@ -190,7 +137,7 @@ class RelayApi:
     def _queue_json(self, items: Callable[[], list[QueueItem]]) -> list[dict[str, Any]]:
         found = items()
         messages = {i.message_id: self.store.get(i.message_id) for i in found}
-        return [queue_json(i, messages[i.message_id]) for i in found]
+        return [schema.queue_item(i, messages[i.message_id]) for i in found]
 
     async def retry(self, request: Request) -> Response:
         """POST /api/sandbox/queue/{ID}/retry[?recipient=]: try now; answers with what is still queued."""
@@ -379,11 +326,11 @@ def _record_args(item: Any, value_required: bool = True) -> tuple[str, str, str 
 def relay_routes(
     *, store: Store, relay: RelayLike | None, zone: ZoneLike | None, clock: ClockLike,
     releaser: ReleaserLike | None = None, workers: Workers | None = None,
-) -> list[Route]:
+) -> list[BaseRoute]:
     """The routes the composition root mounts: the Relay (None when it is off), the Zone, the
     ManualClock; `releaser` defaults to the relay (pass a Releaser to release with the relay off);
     `workers` are the HTTP layer's threads (share create_app's)."""
     api = RelayApi(
         store=store, relay=relay, zone=zone, clock=clock, releaser=releaser or relay, workers=workers or Workers()
     )
-    return api.routes()
+    return build({"relay": api})

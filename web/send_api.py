@@ -15,9 +15,10 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute
 
 from mailsandbox.store import DuplicateMessage
+from mailsandbox.web import routes
 from mailsandbox.web.inputs import error, json_object
 from mailsandbox.web.workers import Workers
 
@@ -158,9 +159,17 @@ def _body(msg: EmailMessage, text: str, html: str, files: list[tuple[bytes, str,
             msg.add_attachment(data, maintype, subtype, filename=name or None)
 
 
-def send_routes(submit: Submit, workers: Workers, max_message_size: int) -> list[Route]:
-    async def send(request: Request) -> Response:
+class SendApi:
+    """POST /api/v1/send (web/routes.py): `submit` captures the message as SMTP mail is captured."""
+
+    def __init__(self, submit: Submit, workers: Workers, max_message_size: int) -> None:
+        self.submit = submit
+        self.workers = workers
+        self.max_message_size = max_message_size
+
+    async def send(self, request: Request) -> Response:
         """Build a message from Mailpit's JSON and capture it as if it came by SMTP; answers {"ID": ...}."""
+        workers, max_message_size = self.workers, self.max_message_size
         try:
             data = await json_object(request, workers)
             outgoing = await workers.run(build, data)  # base64 and MIME encoding: not on the loop
@@ -170,11 +179,13 @@ def send_routes(submit: Submit, workers: Workers, max_message_size: int) -> list
             return error(413, f"message size {len(outgoing.raw)} exceeds the limit of {max_message_size} bytes")
         peer = f"{request.client.host}:{request.client.port}" if request.client else ""
         try:
-            message_id = await submit(outgoing, peer)
+            message_id = await self.submit(outgoing, peer)
         except DuplicateMessage:
             message_id = ""  # ignored as a duplicate (--ignore-duplicate-ids): Mailpit answers an empty ID
         except Exception:
             return error(503, "the message could not be stored; try again")
         return JSONResponse({"ID": message_id})
 
-    return [Route("/api/v1/send", send, methods=["POST"])]
+
+def send_routes(submit: Submit, workers: Workers, max_message_size: int) -> list[BaseRoute]:
+    return routes.build({"send": SendApi(submit, workers, max_message_size)})

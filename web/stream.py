@@ -30,7 +30,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
-from starlette.routing import WebSocketRoute
+from starlette.routing import BaseRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from mailsandbox.events import (
@@ -44,6 +44,7 @@ from mailsandbox.events import (
 )
 from mailsandbox.models import StoredMessage
 from mailsandbox.store import Store
+from mailsandbox.web.routes import build
 
 Summarize = Callable[[StoredMessage], Mapping[str, Any]]
 
@@ -381,5 +382,5 @@ def _same_origin(headers: Mapping[str, str]) -> bool:
     return urlsplit(origin).netloc.lower() == host.lower()
 
 
-def stream_routes(hub: EventHub) -> list[WebSocketRoute]:
-    return [WebSocketRoute("/api/events", hub.endpoint, name="events")]
+def stream_routes(hub: EventHub) -> list[BaseRoute]:
+    return build({"events": hub})

@@ -1,5 +1,5 @@
-"""The UI's own routes: the page at / and its static assets under /static/ with caching headers;
-`web_routes` bundles them with the preview, the event stream and the OpenAPI document."""
+"""The UI's own handlers: the page at / and its static assets under /static/ with caching headers;
+`web_groups` bundles them with the preview, the event stream and the OpenAPI document (web/routes.py)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,17 @@ from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute
 from starlette.staticfiles import PathLike, StaticFiles
 from starlette.types import Scope
 
 from mailsandbox.events import EventBus
 from mailsandbox.store import Store
 from mailsandbox.web import schema
-from mailsandbox.web.openapi import openapi_routes
-from mailsandbox.web.preview import preview_routes
-from mailsandbox.web.stream import EventHub, stream_routes
+from mailsandbox.web.openapi import OpenApi
+from mailsandbox.web.preview import Preview
+from mailsandbox.web.routes import build
+from mailsandbox.web.stream import EventHub
 
 STATIC = Path(__file__).parent / "static"
 _IMMUTABLE = "public, max-age=31536000, immutable"
@@ -45,23 +46,29 @@ class CachedStaticFiles(StaticFiles):
         return response
 
 
+class UiPage:
+    """The "ui" group of web/routes.py: the page at / (its asset version baked in) and the assets."""
+
+    def __init__(self, root: Path = STATIC) -> None:
+        version = asset_version(root)
+        self._page = (root / "index.html").read_text(encoding="utf-8").replace("{{v}}", version)
+        self._etag = f'"{version}"'
+        self.static = CachedStaticFiles(directory=root)
+
+    async def index(self, request: Request) -> Response:
+        headers = {"ETag": self._etag, "Cache-Control": "no-cache"}
+        if request.headers.get("if-none-match") == self._etag:
+            return Response(status_code=304, headers=headers)
+        return HTMLResponse(self._page, headers=headers)
+
+
+def web_groups(store: Store, bus: EventBus) -> dict[str, object]:
+    """The UI's groups: the preview, /api/events, the OpenAPI document, the page and assets."""
+    return {
+        "preview": Preview(store), "events": EventHub(store, bus, schema.summary), "openapi": OpenApi(),
+        "ui": UiPage(),
+    }  # fmt: skip
+
+
 def web_routes(store: Store, bus: EventBus) -> list[BaseRoute]:
-    """The UI's routes: the preview, /api/events, the OpenAPI document, the page and assets."""
-    hub = EventHub(store, bus, schema.summary)
-    return [*preview_routes(store), *stream_routes(hub), *openapi_routes(), *ui_routes()]
-
-
-def ui_routes(root: Path = STATIC) -> list[BaseRoute]:
-    version = asset_version(root)
-    page = (root / "index.html").read_text(encoding="utf-8").replace("{{v}}", version)
-    etag = f'"{version}"'
-
-    async def index(request: Request) -> Response:
-        if request.headers.get("if-none-match") == etag:
-            return Response(status_code=304, headers={"ETag": etag, "Cache-Control": "no-cache"})
-        return HTMLResponse(page, headers={"ETag": etag, "Cache-Control": "no-cache"})
-
-    return [
-        Route("/", index, methods=["GET", "HEAD"], name="ui"),
-        Mount("/static", app=CachedStaticFiles(directory=root), name="static"),
-    ]
+    return build(web_groups(store, bus))
