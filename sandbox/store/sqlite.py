@@ -187,7 +187,7 @@ def insert_messages(conn: sqlite3.Connection, items: Sequence[NewMessage]) -> li
             text = (summary.subject, f"{from_text} {envelope.mail_from}", f"{people} {' '.join(envelope.rcpt_tos)}",
                     summary.text[:MAX_INDEXED_TEXT])  # fmt: skip
             texts.append((rowid, *text))
-            kept.append((rowid, pack_text(text)))
+            kept.append((rowid, pack_text(text, raw if isinstance(raw, bytes) and len(raw) < LARGE_RAW else None)))
     insert_rows(
         conn,
         "INSERT INTO messages (rowid, id, parent, created, message_id, subject, from_name, from_addr, to_json,"
@@ -254,12 +254,18 @@ def read_raw(conn: sqlite3.Connection, raw: bytes, chunks: int | None, zstd: int
 def unindex(conn: sqlite3.Connection, rowids: Sequence[int]) -> None:
     """Take messages out of the contentless full-text index: FTS5 needs the values each was given."""
     marks = ",".join("?" * len(rowids))
-    rows = conn.execute(f"SELECT rowid, text FROM message_text WHERE rowid IN ({marks})", list(rowids)).fetchall()
+    rows = conn.execute(
+        "SELECT t.rowid, t.text, r.raw, r.zstd FROM message_text t LEFT JOIN message_raw r ON r.rowid = t.rowid"
+        f" WHERE t.rowid IN ({marks})",
+        list(rowids),
+    ).fetchall()
     if rows:
+        values = [
+            ("delete", rowid, *unpack_text(text, None if raw is None else read_raw(conn, raw, None, zstd)))
+            for rowid, text, raw, zstd in rows
+        ]
         insert_rows(
-            conn,
-            "INSERT INTO messages_fts (messages_fts, rowid, subject, sender, recipients, body) VALUES ",
-            [("delete", rowid, *unpack_text(text)) for rowid, text in rows],
+            conn, "INSERT INTO messages_fts (messages_fts, rowid, subject, sender, recipients, body) VALUES ", values
         )
         conn.execute(f"DELETE FROM message_text WHERE rowid IN ({marks})", list(rowids))
 
@@ -330,6 +336,7 @@ def delete_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[Event]:
             )
         ]
         emarks = ",".join("?" * len(every))
+        unindex(conn, chunk)  # first: a message's index text is packed against its raw bytes
         conn.execute(f"DELETE FROM entries WHERE message IN ({emarks})", every)
         conn.execute(
             f"DELETE FROM raw_chunks WHERE stage IN (SELECT chunks FROM message_raw WHERE rowid IN ({emarks})"
@@ -337,7 +344,6 @@ def delete_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[Event]:
             every,
         )
         conn.execute(f"DELETE FROM message_raw WHERE rowid IN ({emarks})", every)
-        unindex(conn, chunk)
         conn.execute(f"DELETE FROM messages WHERE parent IN ({marks})", chunk)
         conn.execute(f"DELETE FROM messages WHERE rowid IN ({marks})", chunk)
         idmarks = ",".join("?" * len(ids[-len(chunk) :]))
