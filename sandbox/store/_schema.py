@@ -132,6 +132,24 @@ MIGRATIONS: list[str] = [
         suffix BLOB NOT NULL
     );
     """,
+    # 9: a contentless full-text index (the text was kept twice: in the index's own content table and in
+    # the raw message). FTS5 here (SQLite 3.40) can only take a row out of a contentless index given the
+    # values it was given, so message_text keeps them, zstd-packed JSON (rows copied here stay plain JSON
+    # TEXT). Raw bytes and chunks written from now on are zstd-packed (zstd = 1); older rows read as they are.
+    """
+    CREATE VIRTUAL TABLE messages_fts_new USING fts5(
+        subject, sender, recipients, body, content = '', tokenize = "unicode61 remove_diacritics 2"
+    );
+    INSERT INTO messages_fts_new (rowid, subject, sender, recipients, body)
+        SELECT rowid, subject, sender, recipients, body FROM messages_fts;
+    CREATE TABLE message_text (rowid INTEGER PRIMARY KEY, text BLOB NOT NULL);
+    INSERT INTO message_text (rowid, text)
+        SELECT rowid, json_array(subject, sender, recipients, body) FROM messages_fts;
+    DROP TABLE messages_fts;
+    ALTER TABLE messages_fts_new RENAME TO messages_fts;
+    ALTER TABLE message_raw ADD COLUMN zstd INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE raw_chunks ADD COLUMN zstd INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 

@@ -143,6 +143,25 @@ class GroupWriter:
             conn.close()
 
     def _commit(self, conn: sqlite3.Connection, batch: list[tuple[WriteFn, AnyFuture]]) -> None:
+        """Commit the batch; a request marked `foreign_keys_off` (a delete of everything, which truncates
+        tables) runs alone, in its own transaction with foreign keys off: the pragma cannot change inside one."""
+        segment: list[tuple[WriteFn, AnyFuture]] = []
+        for item in batch:
+            if not getattr(item[0], "foreign_keys_off", False):
+                segment.append(item)
+                continue
+            if segment:
+                self._commit_batch(conn, segment)
+                segment = []
+            conn.execute("PRAGMA foreign_keys=OFF")
+            try:
+                self._commit_batch(conn, [item])
+            finally:
+                conn.execute("PRAGMA foreign_keys=ON")
+        if segment:
+            self._commit_batch(conn, segment)
+
+    def _commit_batch(self, conn: sqlite3.Connection, batch: list[tuple[WriteFn, AnyFuture]]) -> None:
         # Optimistic: the whole batch in one transaction, no savepoint per request (they cost as much as
         # the inserts). If any request fails, undo the batch and replay it one request per transaction,
         # so a failure never takes its neighbours down. Write functions are pure closures: safe to re-run.
@@ -151,7 +170,7 @@ class GroupWriter:
         except _Failed as failed:
             if len(batch) > 1:
                 for item in batch:
-                    self._commit(conn, [item])
+                    self._commit_batch(conn, [item])
                 return
             outcomes, events = [(batch[0][1], False, failed.error)], []
         except BaseException as exc:  # the database itself failed (disk full, I/O error)

@@ -27,15 +27,16 @@ def read_only(path: str | Path) -> Iterator[Exported]:
     try:
         if int(conn.execute("PRAGMA user_version").fetchone()[0]) < 1:
             raise ValueError(f"{path} is not a Mailsandbox database")
+        packed = "r.zstd" if int(conn.execute("PRAGMA user_version").fetchone()[0]) >= 9 else "0"  # migration 9
         rows = conn.execute(
-            "SELECT m.id, m.created, m.envelope_json, r.raw, r.chunks FROM messages m"
+            f"SELECT m.id, m.created, m.envelope_json, r.raw, r.chunks, {packed} FROM messages m"
             " JOIN message_raw r ON r.rowid = m.rowid WHERE m.parent IS NULL ORDER BY m.created, m.rowid"
         )
         reader = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)  # for chunked bytes
         try:
-            for mid, created, envelope, raw, chunks in rows:
+            for mid, created, envelope, raw, chunks, zstd in rows:
                 sender = str(json.loads(envelope).get("mail_from", "")) if envelope else ""
-                yield Exported(mid, float(created), sender, read_raw(reader, raw, chunks))
+                yield Exported(mid, float(created), sender, read_raw(reader, raw, chunks, zstd))
         finally:
             reader.close()
     finally:

@@ -36,6 +36,7 @@ from mailsandbox.models import Address, Envelope, MailEntry, StoredMessage, Summ
 from mailsandbox.store import DuplicateMessage, MailboxStat, NoSuchMessage, Page, normalize_user
 from mailsandbox.store._auth import AuthMixin
 from mailsandbox.store._mailbox import MailboxMixin, deliver_entries, deliver_entry
+from mailsandbox.store._packing import pack, pack_text, unpack, unpack_text
 from mailsandbox.store._queue import QueueMixin
 from mailsandbox.store._schema import migrate
 from mailsandbox.store._search import SEARCH_SECONDS, QueryTooSlow, compile_query, time_zone
@@ -189,6 +190,7 @@ def insert_messages(conn: sqlite3.Connection, items: Sequence[NewMessage]) -> li
     rows: list[tuple[Any, ...]] = []
     raws: list[tuple[int, bytes | StagedRaw | Relayed]] = []
     texts: list[tuple[int, str, str, str, str]] = []
+    kept: list[tuple[int, bytes]] = []
     for rowid, (raw, summary, envelope, created, parent) in enumerate(items, int(top) + 1):
         mid = new_id()
         out.append((rowid, mid))
@@ -204,8 +206,10 @@ def insert_messages(conn: sqlite3.Connection, items: Sequence[NewMessage]) -> li
         if parent is None:
             people = " ".join(f"{a.name} {a.address}" for a in (*summary.to, *summary.cc, *summary.bcc))
             from_text = f"{sender.name} {sender.address}" if sender else ""
-            texts.append((rowid, summary.subject, f"{from_text} {envelope.mail_from}",
-                          f"{people} {' '.join(envelope.rcpt_tos)}", summary.text[:MAX_INDEXED_TEXT]))  # fmt: skip
+            text = (summary.subject, f"{from_text} {envelope.mail_from}", f"{people} {' '.join(envelope.rcpt_tos)}",
+                    summary.text[:MAX_INDEXED_TEXT])  # fmt: skip
+            texts.append((rowid, *text))
+            kept.append((rowid, pack_text(text, raw if isinstance(raw, bytes) and len(raw) < LARGE_RAW else None)))
     insert_rows(
         conn,
         "INSERT INTO messages (rowid, id, parent, created, message_id, subject, from_name, from_addr, to_json,"
@@ -213,8 +217,8 @@ def insert_messages(conn: sqlite3.Connection, items: Sequence[NewMessage]) -> li
         " VALUES ",
         rows,
     )
-    small = [(rowid, raw) for rowid, raw in raws if isinstance(raw, bytes) and len(raw) < LARGE_RAW]
-    insert_rows(conn, "INSERT INTO message_raw (rowid, raw) VALUES ", small)
+    small = [(rowid, pack(raw)) for rowid, raw in raws if isinstance(raw, bytes) and len(raw) < LARGE_RAW]
+    insert_rows(conn, "INSERT INTO message_raw (rowid, raw, zstd) VALUES ", [(r, z, 1) for r, z in small])
     relayed = [(rowid, raw.prefix, raw.suffix) for rowid, raw in raws if isinstance(raw, Relayed)]
     insert_rows(conn, "INSERT INTO relayed (rowid, prefix, suffix) VALUES ", relayed)
     for rowid, raw in raws:
@@ -228,6 +232,7 @@ def insert_messages(conn: sqlite3.Connection, items: Sequence[NewMessage]) -> li
                 write_chunk(conn, stage, seq, chunk)
             adopt_chunks(conn, rowid, StagedRaw(stage, len(raw), len(chunks)))
     insert_rows(conn, "INSERT INTO messages_fts (rowid, subject, sender, recipients, body) VALUES ", texts)
+    insert_rows(conn, "INSERT INTO message_text (rowid, text) VALUES ", kept)
     return out
 
 
@@ -245,7 +250,7 @@ def split_raw(raw: bytes) -> list[memoryview]:
 
 
 def write_chunk(conn: sqlite3.Connection, stage: int, seq: int, data: bytes | memoryview) -> None:
-    conn.execute("INSERT INTO raw_chunks (stage, seq, data) VALUES (?, ?, ?)", (stage, seq, data))
+    conn.execute("INSERT INTO raw_chunks (stage, seq, data, zstd) VALUES (?, ?, ?, 1)", (stage, seq, pack(data)))
 
 
 def adopt_chunks(conn: sqlite3.Connection, rowid: int, staged: StagedRaw) -> None:
@@ -261,11 +266,34 @@ def discard_stage(conn: sqlite3.Connection, stage: int) -> None:
     conn.execute("DELETE FROM raw_pending WHERE stage = ?", (stage,))
 
 
-def read_raw(conn: sqlite3.Connection, raw: bytes, chunks: int | None) -> bytes:
+def read_raw(conn: sqlite3.Connection, raw: bytes, chunks: int | None, zstd: int = 0) -> bytes:
+    """A message's bytes from its message_raw row (raw, chunks, zstd); rows from before migration 9 are plain."""
     if chunks is None:
-        return bytes(raw)
-    rows = conn.execute("SELECT data FROM raw_chunks WHERE stage = ? ORDER BY seq", (chunks,))
-    return b"".join(row[0] for row in rows)
+        return unpack(raw) if zstd else bytes(raw)
+    try:
+        rows = conn.execute("SELECT data, zstd FROM raw_chunks WHERE stage = ? ORDER BY seq", (chunks,)).fetchall()
+    except sqlite3.OperationalError:  # a read-only export of a database from before migration 9
+        rows = [(d, 0) for (d,) in conn.execute("SELECT data FROM raw_chunks WHERE stage = ? ORDER BY seq", (chunks,))]
+    return b"".join(unpack(data) if packed else data for data, packed in rows)
+
+
+def unindex(conn: sqlite3.Connection, rowids: Sequence[int]) -> None:
+    """Take messages out of the contentless full-text index: FTS5 needs the values each was given."""
+    marks = ",".join("?" * len(rowids))
+    rows = conn.execute(
+        "SELECT t.rowid, t.text, r.raw, r.zstd FROM message_text t LEFT JOIN message_raw r ON r.rowid = t.rowid"
+        f" WHERE t.rowid IN ({marks})",
+        list(rowids),
+    ).fetchall()
+    if rows:
+        values = [
+            ("delete", rowid, *unpack_text(text, None if raw is None else read_raw(conn, raw, None, zstd)))
+            for rowid, text, raw, zstd in rows
+        ]
+        insert_rows(
+            conn, "INSERT INTO messages_fts (messages_fts, rowid, subject, sender, recipients, body) VALUES ", values
+        )
+        conn.execute(f"DELETE FROM message_text WHERE rowid IN ({marks})", list(rowids))
 
 
 class _RawWrite:
@@ -278,6 +306,36 @@ class _RawWrite:
 
     def __call__(self, conn: sqlite3.Connection) -> tuple[Any, list[Event]]:
         return self._fn(conn), []
+
+
+# Messages a delete transaction takes out (each costs ~100 us, most of it the full-text index's deletes).
+DELETE_BATCH = 200
+
+
+class _DeleteAll:
+    """Delete every message: with foreign keys off (the writer turns them off around this request alone),
+    each `DELETE FROM` without WHERE is SQLite's truncation, which frees whole pages instead of visiting
+    rows and their index entries; the contentless index empties with FTS5's 'delete-all'. Child tables go
+    too, so nothing is left pointing at a message."""
+
+    foreign_keys_off = True
+
+    def __call__(self, conn: sqlite3.Connection) -> tuple[int, list[Event]]:
+        folders = conn.execute(  # a look-up per folder (entries' key starts with it), not a pass over entries
+            "SELECT f.user, f.name FROM folders f WHERE EXISTS (SELECT 1 FROM entries e WHERE e.folder_id = f.id)"
+            " ORDER BY f.user, f.name"
+        ).fetchall()
+        (n,) = conn.execute("SELECT count(*) FROM messages WHERE parent IS NULL").fetchone()
+        for table in ("entries", "message_raw", "relayed", "message_text", "queue", "attempts", "message_auth",
+                      "tag_names", "messages"):
+            conn.execute(f"DELETE FROM {table}")
+        conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('delete-all')")
+        # Not the sets of messages still arriving: their add finds its chunks.
+        if conn.execute("SELECT 1 FROM raw_pending LIMIT 1").fetchone():
+            conn.execute("DELETE FROM raw_chunks WHERE stage NOT IN (SELECT stage FROM raw_pending)")
+        else:
+            conn.execute("DELETE FROM raw_chunks")
+        return int(n), [MessagesDeleted((), all=True), *(MailboxChanged(u, f) for u, f in folders)]
 
 
 def delete_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[Event]:
@@ -305,6 +363,7 @@ def delete_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[Event]:
             )
         ]
         emarks = ",".join("?" * len(every))
+        unindex(conn, chunk)  # first: a message's index text is packed against its raw bytes
         conn.execute(f"DELETE FROM entries WHERE message IN ({emarks})", every)
         conn.execute(
             f"DELETE FROM raw_chunks WHERE stage IN (SELECT chunks FROM message_raw WHERE rowid IN ({emarks})"
@@ -312,7 +371,6 @@ def delete_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[Event]:
             every,
         )
         conn.execute(f"DELETE FROM message_raw WHERE rowid IN ({emarks})", every)
-        conn.execute(f"DELETE FROM messages_fts WHERE rowid IN ({marks})", chunk)
         conn.execute(f"DELETE FROM messages WHERE parent IN ({marks})", chunk)
         conn.execute(f"DELETE FROM messages WHERE rowid IN ({marks})", chunk)
         idmarks = ",".join("?" * len(ids[-len(chunk) :]))
@@ -659,12 +717,13 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         excess = count - self.max_messages
         if excess <= 0:
             return []
-        rows = conn.execute(
-            "SELECT rowid FROM messages WHERE parent IS NULL ORDER BY created, rowid LIMIT ?", (excess,)
+        rows = conn.execute(  # at most a batch's worth: the rest after the next batches
+            "SELECT rowid FROM messages WHERE parent IS NULL ORDER BY created, rowid LIMIT ?",
+            (min(excess, DELETE_BATCH),),
         ).fetchall()
         return delete_rows(conn, [r[0] for r in rows])
 
-    async def prune_before(self, cutoff: float, limit: int = 500) -> int:
+    async def prune_before(self, cutoff: float, limit: int = DELETE_BATCH) -> int:
         def write(conn: sqlite3.Connection) -> tuple[int, list[Event]]:
             rows = conn.execute(
                 "SELECT rowid FROM messages WHERE parent IS NULL AND created < ? ORDER BY created, rowid LIMIT ?",
@@ -695,18 +754,19 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
     def raw(self, message_id: str) -> bytes:
         if message_id == "latest":
             rowid = self._rowid(message_id)
-            row = self._db.execute("SELECT raw, chunks FROM message_raw WHERE rowid = ?", (rowid,)).fetchone()
+            row = self._db.execute("SELECT raw, chunks, zstd FROM message_raw WHERE rowid = ?", (rowid,)).fetchone()
         else:  # one query: IMAP FETCH and SEARCH call this per message
             row = self._db.execute(
-                "SELECT r.raw, r.chunks, d.prefix, d.suffix FROM messages m LEFT JOIN relayed d ON d.rowid = m.rowid"
+                "SELECT r.raw, r.chunks, r.zstd, d.prefix, d.suffix FROM messages m"
+                " LEFT JOIN relayed d ON d.rowid = m.rowid"
                 " JOIN message_raw r ON r.rowid = (CASE WHEN d.rowid IS NULL THEN m.rowid ELSE m.parent END)"
                 " WHERE m.id = ?",
                 (message_id,),
             ).fetchone()
         if row is None:
             raise NoSuchMessage(message_id)
-        raw = read_raw(self._db, row[0], row[1])
-        return raw if len(row) < 3 or row[2] is None else row[2] + raw + row[3]
+        raw = read_raw(self._db, row[0], row[1], row[2])
+        return raw if len(row) < 5 or row[3] is None else row[3] + raw + row[4]
 
     def _page(self, where: str, params: list[Any], start: int, limit: int, user: str | None) -> Page:
         if user:
@@ -805,29 +865,24 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         return [MailboxStat(u, int(t), int(n)) for u, t, n in rows]
 
     async def delete(self, ids: Sequence[str] | None) -> int:
-        def write(conn: sqlite3.Connection) -> tuple[int, list[Event]]:
-            if ids is None:
-                folders = conn.execute(
-                    "SELECT DISTINCT f.user, f.name FROM entries e JOIN folders f ON f.id = e.folder_id"
-                ).fetchall()
-                (n,) = conn.execute("SELECT count(*) FROM messages WHERE parent IS NULL").fetchone()
-                for table in ("entries", "message_raw", "relayed", "messages_fts", "queue", "attempts", "message_auth",
-                              "tag_names"):
-                    conn.execute(f"DELETE FROM {table}")
-                # Not the sets of messages still arriving: their add finds its chunks.
-                conn.execute("DELETE FROM raw_chunks WHERE stage NOT IN (SELECT stage FROM raw_pending)")
-                conn.execute("DELETE FROM messages WHERE parent IS NOT NULL")
-                conn.execute("DELETE FROM messages")
-                return int(n), [MessagesDeleted((), all=True), *(MailboxChanged(u, f) for u, f in folders)]
+        if ids is None:
+            everything: int = await self._write(_DeleteAll())
+            return everything
+
+        def write(conn: sqlite3.Connection, chunk: Sequence[str]) -> tuple[int, list[Event]]:
             rowids = []
-            for mid in ids:
+            for mid in chunk:
                 row = conn.execute("SELECT rowid FROM messages WHERE id = ? AND parent IS NULL", (mid,)).fetchone()
                 if row:
                     rowids.append(int(row[0]))
             return len(rowids), delete_rows(conn, rowids)
 
-        result: int = await self._write(write)
-        return result
+        # A batch a transaction, so captures commit between them: a delete by search of 100,000 messages
+        # never holds the writer for more than a batch (~20 ms).
+        deleted = 0
+        for start in range(0, len(ids), DELETE_BATCH):
+            deleted += await self._write(functools.partial(write, chunk=ids[start : start + DELETE_BATCH]))
+        return deleted
 
     async def set_read(self, ids: Sequence[str] | None, read: bool) -> int:
         def write(conn: sqlite3.Connection) -> tuple[int, list[Event]]:

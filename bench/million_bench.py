@@ -1,0 +1,216 @@
+"""A store of many messages, measured through the real server (issue 17).
+
+For each size (default 10k and 100k; 1M with `--sizes 10000,100000,1000000`) this fills a fresh database
+file with 2 KB messages through the store API (`add_messages_sync`: group-committed windows), with
+varied words so that searches match a realistic share, then starts `mailsandbox serve` on it as its own
+process and measures over HTTP (httpx): the first and a middle page of the listing, three searches (a
+subject word, a body word, from: plus a word), viewing a message, start-up (process start to the first
+answer), bytes on disk per message, and `DELETE /api/v1/messages` of everything while an SMTP prober in
+another thread sends one message at a time: the longest probe (MAIL to 250 after DATA) is the capture
+stall. Figures are medians of --requests requests.
+
+    .venv/bin/python bench/million_bench.py [--sizes 10000,100000] [--requests 30]
+
+To compare two versions, run it from each checkout with its own venv (the server runs `python -m mailsandbox`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import smtplib
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+sys.path.append(str(Path(__file__).resolve().parent.parent))  # last: PYTHONPATH can name another checkout
+
+from mailsandbox.models import Envelope
+from mailsandbox.store.sqlite import SqliteStore
+
+SUBJECT_WORD = "invoice"  # in 1% of subjects
+BODY_WORD = "quarterly"  # in 1% of bodies
+FROM_ADDR = "alice@example.test"  # 5% of senders; the from+word search adds a common word
+SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pa", "do", "gu", "fe", "hi", "jo", "be"]
+
+
+def vocabulary(rng: random.Random, size: int = 20000) -> list[str]:
+    words = {"".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4))) for _ in range(size * 2)}
+    return sorted(words)[:size]
+
+
+def messages(count: int, seed: int = 17) -> Iterator[tuple[bytes, Envelope, float]]:
+    """`count` messages of about 2 KB: Zipf-like word frequencies, one sender in 20 is alice."""
+    rng = random.Random(seed)
+    words = vocabulary(rng)
+    cum, total = [], 0.0
+    for rank in range(len(words)):
+        total += 1 / (rank + 1)
+        cum.append(total)
+    start = time.time() - count
+    for n in range(count):
+        picked = rng.choices(words, cum_weights=cum, k=220)
+        subject = " ".join(picked[:6]) + (f" {SUBJECT_WORD}" if n % 100 == 7 else "")
+        body_words = picked[6:]
+        if n % 100 == 42:
+            body_words[len(body_words) // 2] = BODY_WORD
+        lines = [" ".join(body_words[i : i + 12]) for i in range(0, len(body_words), 12)]
+        sender = FROM_ADDR if n % 20 == 3 else f"user{n % 5000}@sender{n % 97}.test"
+        raw = (
+            f"Received: from bench (127.0.0.1 [127.0.0.1])\r\n\tby mailsandbox (Mailsandbox) with ESMTP id"
+            f" MS{n:08d}\r\n\tfor <sink@example.test>; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+            f"From: Sender {n % 5000} <{sender}>\r\nTo: Sink <sink{n % 50}@example.test>\r\n"
+            f"Subject: {subject}\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+            f"Message-ID: <{n}.bench@example.test>\r\nMIME-Version: 1.0\r\n"
+            f"Content-Type: text/plain; charset=utf-8\r\n\r\n" + "\r\n".join(lines) + "\r\n"
+        ).encode()
+        env = Envelope(mail_from=sender, rcpt_tos=(f"sink{n % 50}@example.test",), peer="127.0.0.1:1", helo="b")
+        yield raw, env, start + n
+
+
+def fill(path: str, count: int) -> float:
+    began = time.perf_counter()
+    store = SqliteStore(path)
+    try:
+        for _ in store.add_messages_sync(messages(count), window=512):
+            pass
+    finally:
+        store.close()
+    return time.perf_counter() - began
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, db: str) -> None:
+        self.smtp, self.http = free_port(), free_port()
+        began = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mailsandbox", "serve", "--db", db, "--smtp", f"127.0.0.1:{self.smtp}",
+             "--http", f"127.0.0.1:{self.http}", "--pop3", "off", "--imap", "off", "--dns", "off"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )  # fmt: skip
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.http}", timeout=600)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                self.client.get("/api/v1/messages?limit=1").raise_for_status()
+                break
+            except httpx.TransportError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(self.proc.stderr.read().decode() if self.proc.stderr else "no start") from None
+                time.sleep(0.01)
+        self.startup = time.perf_counter() - began
+
+    def close(self) -> None:
+        self.client.close()
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def median_ms(client: httpx.Client, url: str, requests: int, **params: object) -> str:
+    """The median in ms, or the status code of a refusal (503: the search ran over its time budget)."""
+    times = []
+    for _ in range(requests):
+        began = time.perf_counter()
+        answer = client.get(url, params=params)
+        if answer.status_code != 200:
+            return f"{answer.status_code}"
+        times.append(time.perf_counter() - began)
+    return f"{statistics.median(times) * 1000:.0f}"
+
+
+def delete_all(server: Server) -> tuple[float, float]:
+    """(seconds DELETE took to answer, the longest SMTP probe while it ran and for 1 s after)."""
+    stop = threading.Event()
+    worst = [0.0]
+
+    def probe() -> None:
+        with smtplib.SMTP("127.0.0.1", server.smtp, timeout=600) as smtp:
+            while not stop.is_set():
+                began = time.perf_counter()
+                smtp.sendmail("probe@example.test", ["probe@example.test"], b"Subject: probe\r\n\r\nhi\r\n")
+                worst[0] = max(worst[0], time.perf_counter() - began)
+                time.sleep(0.005)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    time.sleep(0.3)
+    began = time.perf_counter()
+    server.client.delete("/api/v1/messages").raise_for_status()
+    took = time.perf_counter() - began
+    time.sleep(1.0)
+    stop.set()
+    thread.join(600)
+    return took, worst[0]
+
+
+def run(size: int, requests: int, workdir: str) -> dict[str, str]:
+    db = str(Path(workdir) / f"bench-{size}.db")
+    filled = fill(db, size)
+    on_disk = sum(os.path.getsize(p) for p in (db, db + "-wal") if os.path.exists(p))
+    print(f"  {size}: filled in {filled:.1f} s ({size / filled:,.0f}/s), {on_disk / 1e6:.1f} MB", flush=True)
+    server = Server(db)
+    try:
+        c = server.client
+        page = c.get("/api/v1/messages", params={"limit": 50}).json()
+        total = page["total"]
+        some_id = page["messages"][0]["ID"]
+        first = median_ms(c, "/api/v1/messages", requests, limit=50)
+        middle = median_ms(c, "/api/v1/messages", requests, limit=50, start=total // 2)
+        searches = [
+            median_ms(c, "/api/v1/search", requests, query=q, limit=50)
+            for q in (f"subject:{SUBJECT_WORD}", BODY_WORD, f"from:{FROM_ADDR} {vocabulary(random.Random(17))[50]}")
+        ]
+        view = median_ms(c, f"/api/v1/message/{some_id}", requests)
+        took, stall = delete_all(server)
+    finally:
+        server.close()
+    for p in Path(workdir).glob(f"bench-{size}.db*"):
+        p.unlink()
+    return {
+        "at": f"{size // 1000}k" if size < 1_000_000 else f"{size // 1_000_000}M",
+        "list first page": f"{first} ms",
+        "list middle page": f"{middle} ms",
+        "search (subject word / body word / from+word)": " / ".join(searches) + " ms",
+        "view": f"{view} ms",
+        "delete all (longest capture stall)": f"{took:.2f} s ({stall * 1000:.0f} ms)",
+        "start-up": f"{server.startup:.2f} s",
+        "db bytes per 2 KB message": f"{on_disk / size / 1000:.1f} KB ({on_disk / 1e6:.0f} MB)",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--dir", default=None, help="where the database files go (default: a temp dir)")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="million-bench-", dir=args.dir) as workdir:
+        for size in (int(s) for s in args.sizes.split(",")):
+            rows.append(run(size, args.requests, workdir))
+            print("  | " + " | ".join(rows[-1].values()) + " |", flush=True)  # each row as it is measured
+    heads = list(rows[0])
+    print("| " + " | ".join(heads) + " |")
+    print("|" + "---|" * len(heads))
+    for row in rows:
+        print("| " + " | ".join(row[h] for h in heads) + " |")
+
+
+if __name__ == "__main__":
+    main()
