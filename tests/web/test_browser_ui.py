@@ -215,34 +215,40 @@ def test_html_source_is_highlighted_text(page: Any, send: Send) -> None:
     assert pre.locator(".hl-value", has_text="alert(2)").count() == 1
 
 
+LINEAR_PROBE = """async () => {
+  const { scan } = await import("/static/highlight.js");
+  const shapes = [
+    (n) => '<a b="' + 'x'.repeat(n),
+    (n) => '<!--' + '<!-'.repeat(n),
+    (n) => '<a '.repeat(n),
+    (n) => '<a ' + 'b=c '.repeat(n),
+    (n) => '<'.repeat(n),
+  ];
+  const best = (src) => {
+    let t = Infinity;
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      scan(src, () => {});
+      t = Math.min(t, performance.now() - t0);
+    }
+    return t;
+  };
+  best(shapes[2](200000)); // warm the JIT up first
+  return shapes.map((make) => best(make(1600000)) / Math.max(best(make(200000)), 2));
+}"""
+
+
 @pytest.mark.timing
 def test_html_source_highlighting_is_linear(page: Any) -> None:
     # Hostile shapes: unclosed quotes, comments and tags, and endless attributes. Growth 8x in size must
-    # stay well under 64x in time (quadratic); best of three runs at each size, 2 ms the smallest base.
-    ratios = page.evaluate(
-        """async () => {
-          const { scan } = await import("/static/highlight.js");
-          const shapes = [
-            (n) => '<a b="' + 'x'.repeat(n),
-            (n) => '<!--' + '<!-'.repeat(n),
-            (n) => '<a '.repeat(n),
-            (n) => '<a ' + 'b=c '.repeat(n),
-            (n) => '<'.repeat(n),
-          ];
-          const best = (src) => {
-            let t = Infinity;
-            for (let i = 0; i < 3; i++) {
-              const t0 = performance.now();
-              scan(src, () => {});
-              t = Math.min(t, performance.now() - t0);
-            }
-            return t;
-          };
-          best(shapes[2](100000)); // warm the JIT up first
-          return shapes.map((make) => best(make(800000)) / Math.max(best(make(100000)), 2));
-        }"""
-    )
-    assert max(ratios) < 24, ratios
+    # stay well under 64x in time (quadratic): best of three runs at each size, 2 ms the smallest base,
+    # and up to three tries, since a neighbour may take the CPU.
+    tries = []
+    for _ in range(3):
+        tries.append(page.evaluate(LINEAR_PROBE))
+        if max(tries[-1]) < 24:
+            return
+    pytest.fail(f"growth ratios per shape, per try: {tries}")
 
 
 def test_esc_closes_the_search_help(page: Any) -> None:
@@ -347,6 +353,8 @@ def test_remote_banner_fits_at_tablet_width(browser: Any, base_url: str, send: S
         button = pg.locator(".remote-bar .button").bounding_box()
         outer = bar.bounding_box()
         assert button["height"] <= 32 and button["x"] + button["width"] <= outer["x"] + outer["width"] + 0.5
+        tabs = pg.locator(".tabs")  # the tab row does not scroll sideways here either
+        assert tabs.evaluate("el => el.scrollWidth <= el.clientWidth"), width
         pg.context.close()
 
 
