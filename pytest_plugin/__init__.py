@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mailsandbox.pytest_plugin.auth import AuthResults, Verdict
     from mailsandbox.pytest_plugin.checks import HtmlCheck, LinkCheck, SpamCheck
-    from mailsandbox.pytest_plugin.controls import ClockControl, DnsControl, HostsControl
+    from mailsandbox.pytest_plugin.controls import ChaosControl, ClockControl, DnsControl, HostsControl
     from mailsandbox.pytest_plugin.filters import MailFilter
     from mailsandbox.pytest_plugin.handle import SandboxHandle
     from mailsandbox.pytest_plugin.message import Attachment, CapturedMessage, Headers, Hop
@@ -18,6 +18,7 @@ __all__ = [
     "Attachment",
     "AuthResults",
     "CapturedMessage",
+    "ChaosControl",
     "ClockControl",
     "DnsControl",
     "Headers",
@@ -39,6 +40,7 @@ _HOMES = {
     "AuthResults": "auth",
     "Verdict": "auth",
     "MailFilter": "filters",
+    "ChaosControl": "controls",
     "ClockControl": "controls",
     "DnsControl": "controls",
     "HostsControl": "controls",

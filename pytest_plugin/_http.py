@@ -82,14 +82,8 @@ class ApiClient:
         response = self.request("GET", f"/api/v1/message/{quote(message_id, safe='')}/trace", ok_missing=True)
         if response is None or not response.content:
             return []
-        data = response.json()
-        # Either a bare list of attempts, or an object that wraps them.
-        if isinstance(data, dict):
-            for key in ("attempts", "Attempts", "trace", "Trace", "hops", "Hops"):
-                if isinstance(data.get(key), list):
-                    return [d for d in data[key] if isinstance(d, dict)]
-            return []
-        return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+        attempts: list[dict[str, Any]] = response.json()  # a list of Attempt (web/schema.py)
+        return attempts
 
     def delete_messages(self, ids: Sequence[str] | None = None) -> None:
         self.request("DELETE", "/api/v1/messages", json={"IDs": list(ids)} if ids is not None else None)
@@ -149,4 +143,10 @@ class ApiClient:
 
     def clock(self, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
         data = self._json("POST" if body is not None else "GET", "/api/sandbox/clock", json=body)
+        return data if isinstance(data, dict) else {}
+
+    def chaos(self, body: Mapping[str, Any] | None = None, *, reset: bool = False) -> dict[str, Any]:
+        """GET /api/sandbox/chaos; with `body`, PUT it first (Rules, RateLimit, Triggers); `reset`: DELETE."""
+        method = "DELETE" if reset else "PUT" if body is not None else "GET"
+        data = self._json(method, "/api/sandbox/chaos", json=dict(body) if body is not None else None)
         return data if isinstance(data, dict) else {}

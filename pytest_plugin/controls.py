@@ -167,3 +167,41 @@ class ClockControl:
     def next_retry(self) -> dict[str, Any]:
         """Jump to the relay queue's next due retry (if any), so it runs now."""
         return self._api.clock({"next_retry": True})
+
+
+class ChaosControl:
+    """SMTP faults on purpose: `mail_sandbox.chaos.set(rules=["rcpt:550 to=*@bounce.test"])`. A rule is
+    the API's object ({"Stage", "ErrorCode", "Every", "Sender", "Recipient", "Probability", "Delay",
+    "Text"}) or a --chaos-rule string; the `mail_chaos` fixture undoes what a test set."""
+
+    def __init__(self, api: ApiClient) -> None:
+        self._api = api
+
+    def state(self) -> dict[str, Any]:
+        """{"Enabled", "Triggers", "Rules", "RateLimit", "Stages"}."""
+        return self._api.chaos()
+
+    def set(
+        self,
+        rules: Iterable[str | Mapping[str, Any]] = (),
+        *,
+        messages_per_minute: int = 0,
+        connections_per_minute: int = 0,
+        triggers: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> dict[str, Any]:
+        """Replace the rules and rate limits (per client address); Mailpit's triggers too when given."""
+        body: dict[str, Any] = {
+            "Rules": [r if isinstance(r, str) else dict(r) for r in rules],
+            "RateLimit": {"Messages": messages_per_minute, "Connections": connections_per_minute},
+        }
+        if triggers is not None:
+            body["Triggers"] = {k: dict(v) for k, v in triggers.items()}
+        return self._api.chaos(body)
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Put back a `state()` taken before."""
+        self._api.chaos({k: state[k] for k in ("Rules", "RateLimit", "Triggers") if k in state})
+
+    def reset(self) -> dict[str, Any]:
+        """Every rule, rate limit and trigger off."""
+        return self._api.chaos(reset=True)

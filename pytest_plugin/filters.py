@@ -15,7 +15,7 @@ TextSpec = str | re.Pattern[str]
 AddressSpec = str | re.Pattern[str] | Iterable[str]
 HeaderSpec = Mapping[str, str | re.Pattern[str] | None]
 
-FILTER_NAMES = ("to", "cc", "bcc", "sender", "subject", "contains", "header")
+FILTER_NAMES = ("to", "cc", "bcc", "sender", "subject", "contains", "header", "tag")
 _EXCERPT = 160
 
 
@@ -58,6 +58,7 @@ class MailFilter:
     subject  str: contained in the subject; regex: searched in it
     contains str or regex, in the text or the HTML part
     header   {name: value}: str equals the (first) header value, regex searches it, None: present
+    tag      a tag the message has (case-insensitively, as the sandbox compares tags); a list requires each
     """
 
     to: AddressSpec | None = None
@@ -67,6 +68,7 @@ class MailFilter:
     subject: TextSpec | None = None
     contains: TextSpec | None = None
     header: HeaderSpec | None = None
+    tag: str | Iterable[str] | None = None
 
     @classmethod
     def from_kwargs(cls, filters: Mapping[str, Any]) -> MailFilter:
@@ -95,6 +97,10 @@ class MailFilter:
                 out += self._text_mismatch("subject", spec, [msg.subject])
             elif name == "contains":
                 out += self._text_mismatch("contains", spec, [msg.text, msg.html])
+            elif name == "tag":
+                wanted = [spec] if isinstance(spec, str) else list(spec)
+                have = {t.lower() for t in msg.tags}
+                out += [f"tag: {w!r} not among {msg.tags!r}" for w in wanted if w.lower() not in have]
             else:
                 out += self._header_mismatch(spec, msg)
         return out

@@ -11,7 +11,14 @@ from urllib.parse import urlsplit
 
 from mailsandbox.pytest_plugin._http import ApiClient, SandboxApiError
 from mailsandbox.pytest_plugin.auth import AuthResults
-from mailsandbox.pytest_plugin.controls import ClockControl, DnsControl, HostsControl, RecordSpec, zone_records
+from mailsandbox.pytest_plugin.controls import (
+    ChaosControl,
+    ClockControl,
+    DnsControl,
+    HostsControl,
+    RecordSpec,
+    zone_records,
+)
 from mailsandbox.pytest_plugin.message import CapturedMessage, Hop
 from mailsandbox.pytest_plugin.outbox import Outbox
 
@@ -68,6 +75,7 @@ class SandboxHandle:
         self.dns = DnsControl(self.api)
         self.hosts = HostsControl(self.api)
         self.clock = ClockControl(self.api)
+        self.chaos = ChaosControl(self.api)
         self._cache: dict[str, CapturedMessage] = {}
 
     # -- construction --------------------------------------------------------

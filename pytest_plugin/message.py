@@ -63,22 +63,18 @@ class Hop:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Hop:
-        lowered = {str(k).lower(): v for k, v in data.items()}
-
-        def get(*names: str) -> Any:
-            return next((lowered[n] for n in names if lowered.get(n) is not None), None)
-
-        preference = get("preference")
+        """One Attempt of GET /api/v1/message/{ID}/trace (its shape is web/schema.py's Attempt)."""
+        preference = data["Preference"]
         return cls(
-            hop=int(get("hop") or 0),
-            host=str(get("host") or ""),
-            recipient=str(get("recipient") or ""),
-            code=int(get("code") or 0),
-            reply=str(get("reply") or ""),
-            at=float(get("timestamp", "at") or 0.0),
-            status=str(get("status") or ""),
+            hop=int(data["Hop"]),
+            host=str(data["Host"]),
+            recipient=str(data["Recipient"]),
+            code=int(data["Code"]),
+            reply=str(data["Reply"]),
+            at=float(data["Timestamp"]),
+            status=str(data["Status"]),
             preference=int(preference) if preference is not None else None,
-            dialogue=tuple(str(line) for line in (get("dialogue") or ())),
+            dialogue=tuple(str(line) for line in data["Dialogue"]),
             data=dict(data),
         )
 
@@ -160,7 +156,8 @@ class CapturedMessage:
     `to`, `cc` are the addresses named in those headers; `bcc` are the envelope recipients
     named in neither (plus any Bcc: header that was left in). `attachments` and `inline` are the
     parts the API lists under those names (sandbox.mime's one rule). `email` is the stdlib
-    `EmailMessage` for anything else.
+    `EmailMessage` for anything else. `tags` are the tags it had when fetched (those it got on arrival:
+    X-Tags, plus-addresses, tagging rules).
     """
 
     def __init__(
@@ -182,6 +179,7 @@ class CapturedMessage:
         self.created = created
         self.mailboxes = tuple(mailboxes)
         self.details: Mapping[str, Any] = details or {}
+        self.tags: list[str] = [str(t) for t in self.details.get("Tags") or ()]
         self._trace_loader = trace_loader
         self._check_loader = check_loader
         self._auth_loader = auth_loader

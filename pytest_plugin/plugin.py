@@ -15,6 +15,7 @@ import pytest
 # having the plugin installed costs other projects' test runs nothing.
 if TYPE_CHECKING:
     from mailsandbox import Config, SigningKey
+    from mailsandbox.pytest_plugin.controls import ChaosControl
     from mailsandbox.pytest_plugin.handle import SandboxHandle
     from mailsandbox.pytest_plugin.outbox import Outbox
 
@@ -124,6 +125,7 @@ def mail_sandbox_config(tmp_path_factory: pytest.TempPathFactory) -> Config:
         db=":memory:",
         data_dir=tmp_path_factory.mktemp("mailsandbox"),
         smtp_auth_allow_insecure=True,  # apps under test often log in over plain loopback SMTP
+        enable_chaos=True,  # so a test can make SMTP fail on purpose (mail_chaos); every fault is off until set
     )
 
 
@@ -203,6 +205,22 @@ def dkim_key(mail_sandbox: SandboxHandle, request: pytest.FixtureRequest) -> Ite
     finally:
         for name, value in published:
             mail_sandbox.dns.remove(name, "TXT", value)
+
+
+@pytest.fixture
+def mail_chaos(mail_sandbox: SandboxHandle) -> Iterator[ChaosControl]:
+    """SMTP faults for this test, undone after it (the sandbox must run with chaos enabled, as the
+    in-process one does)::
+
+        def test_retries_a_tempfail(mail_chaos, outbox):
+            mail_chaos.set(["rcpt:451 every=2"], messages_per_minute=10)
+            app.send_welcome("ann@example.test")  # its first RCPT hears 451, the retry goes through
+    """
+    before = mail_sandbox.chaos.state()
+    try:
+        yield mail_sandbox.chaos
+    finally:
+        mail_sandbox.chaos.restore(before)
 
 
 def _marker_options(

@@ -17,6 +17,7 @@ from typing import Any
 
 import uvicorn
 
+from mailsandbox import chaos
 from mailsandbox.clock import ManualClock
 from mailsandbox.config import Config, Listen
 from mailsandbox.events import EventBus
@@ -26,11 +27,23 @@ from mailsandbox.servers.smtp import CaptureHandler, SmtpOptions, start_smtp
 from mailsandbox.servers.websocket import FramesWebSocketProtocol
 from mailsandbox.startup import database_failed, listen_failed, prepare_data_dir, tls_failed
 from mailsandbox.store import Store
+from mailsandbox.store._tags import Tagging
 from mailsandbox.store.sqlite import SqliteStore
 from mailsandbox.throttle import LoginThrottle
 from mailsandbox.tls import ensure_certificate, server_context
 
 log = logging.getLogger("mailsandbox")
+
+
+def _tagging(cfg: Config) -> Tagging:
+    off = {s.lower() for s in cfg.tags_disable}
+    return Tagging(
+        x_tags=not off & {"x-tags", "xtags"},
+        plus_addresses=not off & {"plus-addresses", "plus-addressing"},
+        title_case=cfg.tags_title_case,
+        username=cfg.tags_username,
+        rules=cfg.tags,
+    )
 
 
 def _bind_tcp(listen: Listen) -> socket.socket:
@@ -125,17 +138,24 @@ class Sandbox:
         self.relay: Any = None
         self.auth: Any = None  # sandbox.auth.checker.AuthChecker, made by start()
         self.retention: Any = None  # sandbox.retention.Retention with --max-age
+        self.webhook: Any = None  # sandbox.webhook.Webhook with --webhook-url
+        self.metrics: Any = None  # sandbox.metrics.Metrics with --enable-prometheus
         self._servers: list[asyncio.base_events.Server] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._addresses: dict[str, Listen] = {}
         self._uvicorn: uvicorn.Server | None = None
         self._uvicorn_task: asyncio.Task[None] | None = None
+        self._metrics_server: tuple[uvicorn.Server, asyncio.Task[None]] | None = None
         self._http_workers: Any = None  # web.workers.Workers, made by _start_http
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop it runs on, set by start()
         self.limiters: dict[str, ConnectionLimiter] = {}
         self._max_connections = config.max_connections
         # One count of failed logins per client address, across SMTP, POP3, IMAP and HTTP.
         self.throttle = LoginThrottle(config.auth_failure_limit, config.auth_failure_delay, clock=self.clock.now)
+        self.chaos = chaos.from_settings(
+            config.enable_chaos, config.chaos_triggers, config.chaos_rules, config.smtp_max_messages_per_minute,
+            config.smtp_max_connections_per_minute, clock=self.clock.now,
+        )
         self._auth_executor: Any = None  # the HTTP layer's bcrypt checks, made by _start_http
 
     def limiter(self, name: str) -> ConnectionLimiter:
@@ -189,7 +209,7 @@ class Sandbox:
         try:
             self.store = SqliteStore(
                 cfg.db_path, bus=self.bus, clock=self.clock, max_messages=cfg.max_messages, durable=cfg.fsync,
-                ignore_duplicate_ids=cfg.ignore_duplicate_ids,
+                ignore_duplicate_ids=cfg.ignore_duplicate_ids, tagging=_tagging(cfg),
             )
         except (sqlite3.Error, OSError) as exc:
             raise database_failed(cfg.db_path, exc) from exc
@@ -219,6 +239,7 @@ class Sandbox:
             self.retention = Retention(self.store, self.clock, cfg.max_age)
             self.retention.start()
             self._closers.append(self.retention.stop)
+        self._start_integrations()  # before any listener: the webhook hears the first message
         # 4. the servers
         self.handler = CaptureHandler(self.store, cfg.hostname, relay=self.relay)
         options = SmtpOptions(
@@ -230,6 +251,7 @@ class Sandbox:
             allow_insecure_auth=cfg.smtp_auth_allow_insecure,
             require_auth=cfg.smtp_auth is not None and not cfg.smtp_auth_accept_any,
             throttle=self.throttle,
+            chaos=self.chaos,
         )
         if cfg.smtp:
             smtp = start_smtp(cfg.smtp.host, cfg.smtp.port, self.handler, options, limiter=self.limiter("smtp"))
@@ -241,6 +263,29 @@ class Sandbox:
         await self._start_mailbox_servers()
         if cfg.http:
             await self._start_http(cfg.http)
+        if isinstance(cfg.enable_prometheus, Listen):
+            await self._start_metrics_listener(cfg.enable_prometheus)
+        elif cfg.enable_prometheus and not cfg.http:
+            log.warning("--enable-prometheus true serves /metrics on --http, which is off: give it HOST:PORT")
+
+    def _start_integrations(self) -> None:
+        """The webhook and the metrics registry: both listen to the bus, on this loop."""
+        cfg = self.config
+        if cfg.webhook_url:
+            from mailsandbox.web.schema import summary
+            from mailsandbox.webhook import Webhook
+
+            self.webhook = Webhook(
+                cfg.webhook_url, self.bus, summary, self.clock, limit=cfg.webhook_limit, delay=cfg.webhook_delay
+            )
+            self.webhook.start()
+            self._closers.append(self.webhook.stop)
+        if cfg.enable_prometheus:
+            from mailsandbox.metrics import Metrics
+
+            self.metrics = Metrics(self)
+            self.metrics.start(self.bus)
+            self._closers.append(self.metrics.stop)
 
     async def _serve(self, name: str, starting: Awaitable[asyncio.base_events.Server]) -> None:
         try:
@@ -334,26 +379,46 @@ class Sandbox:
         self._http_workers = workers = Workers()
         html_checker, links, spam = self._checks()
         app = create_app(
-            self.store, self.bus, info=self.info, reset=self.reset, extra_routes=self._extra_routes(workers),
+            self.store, self.bus, info=self.info, reset=self.reset, webui=self.webui,
+            extra_routes=self._extra_routes(workers),
             workers=workers, max_body=body_limit(self.config.max_message_size),
             access=await self._access_policy(listen), refusals=_REFUSALS.warning,
             link_checker=links, spamassassin=spam, html_checker=html_checker,
         )  # fmt: skip
+        self._uvicorn, self._uvicorn_task = await self._run_uvicorn(app, sock, "http")
+
+    async def _run_uvicorn(self, app: Any, sock: socket.socket, name: str) -> tuple[uvicorn.Server, asyncio.Task[None]]:
         config = uvicorn.Config(
             # /api/events writes frames it encoded once for every client (servers/websocket.py); they go
             # uncompressed, so permessage-deflate would only cost each connection a zlib context.
             app, log_level="warning", lifespan="off", access_log=False, ws=FramesWebSocketProtocol,
             ws_per_message_deflate=False,
-            http=bounded_protocol(self.limiter("http"), self.http_header_timeout),
+            http=bounded_protocol(self.limiter(name), self.http_header_timeout),
             timeout_keep_alive=KEEP_ALIVE_TIMEOUT, h11_max_incomplete_event_size=MAX_HEAD,
         )  # fmt: skip
-        self._uvicorn = _EmbeddedServer(config)
-        self._uvicorn_task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
-        while not self._uvicorn.started:
-            if self._uvicorn_task.done():
-                await self._uvicorn_task  # re-raise why it failed
-                raise RuntimeError("the HTTP server stopped while starting")
+        server = _EmbeddedServer(config)
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            if task.done():
+                await task  # re-raise why it failed
+                raise RuntimeError(f"the {name} server stopped while starting")
             await asyncio.sleep(0.005)  # uvicorn offers no started event to await
+        return server, task
+
+    async def _start_metrics_listener(self, listen: Listen) -> None:
+        """--enable-prometheus HOST:PORT: /metrics alone, under the same access rules as the UI."""
+        from mailsandbox.web.metrics_api import metrics_app
+        from mailsandbox.web.workers import Workers
+
+        try:
+            sock = _bind_tcp(listen)
+        except OSError as exc:
+            raise listen_failed("metrics", self.config, exc) from exc
+        self._record("metrics", sock)
+        if self._http_workers is None:
+            self._http_workers = Workers(threads=2)
+        app = metrics_app(self.metrics.render, self._http_workers, await self._access_policy(listen), _REFUSALS.warning)
+        self._metrics_server = await self._run_uvicorn(app, sock, "metrics")
 
     async def _access_policy(self, listen: Listen) -> Any:
         """Who may use the UI and API: the Host names it answers, its users, its token, CORS."""
@@ -365,7 +430,8 @@ class Sandbox:
         if _exposed(listen.host):  # reachable from other machines: by this machine's own names too
             names += await asyncio.to_thread(_machine_names)
         users = await asyncio.to_thread(load_users, cfg.ui_auth_file) if cfg.ui_auth_file else {}
-        self._auth_executor = BoundedExecutor("http-auth", 2, max_pending=32)
+        if self._auth_executor is None:  # one for the UI's listener and the metrics listener
+            self._auth_executor = BoundedExecutor("http-auth", 2, max_pending=32)
         return AccessPolicy(
             allowed_hosts=own_names(names), users=users, token=cfg.api_token, cors=cfg.api_cors,
             throttle=self.throttle, executor=self._auth_executor, ip_literals=_exposed(listen.host),
@@ -394,12 +460,19 @@ class Sandbox:
             releaser = Releaser(self.store, self.config.release)
             self._closers.append(releaser.close)
         from mailsandbox.web.auth_api import auth_routes
+        from mailsandbox.web.chaos_api import chaos_routes
         from mailsandbox.web.send_api import send_routes
 
-        routes = relay_routes(
+        routes: list[Any] = relay_routes(
             store=self.store, relay=self.relay, zone=self.zone, clock=self.clock, releaser=releaser, workers=workers
         )
-        return [*routes, *auth_routes(self.auth), *send_routes(self._submit, workers, self.config.max_message_size)]
+        routes += [*auth_routes(self.auth), *send_routes(self._submit, workers, self.config.max_message_size),
+                   *chaos_routes(self.chaos, workers)]
+        if self.metrics is not None and self.config.enable_prometheus is True:
+            from mailsandbox.web.metrics_api import metrics_routes
+
+            routes += metrics_routes(self.metrics.render, workers)
+        return routes
 
     async def _submit(self, outgoing: Any, peer: str) -> str:
         """A message from POST /api/v1/send, captured the way SMTP mail is."""
@@ -410,6 +483,20 @@ class Sandbox:
         message = await self.handler.capture(envelope, [outgoing.raw], via="HTTP")
         return message.id
 
+    def webui(self) -> dict[str, Any]:
+        """GET /api/v1/webui: Mailpit's UI configuration, from ours."""
+        from mailsandbox.relay.release import ReleaseSettings
+        from mailsandbox.web.schema import webui
+
+        cfg = self.config
+        release = ReleaseSettings.from_config(cfg.release)
+        allowed = "" if release is None or release.allowed == ("*",) else ", ".join(release.allowed)
+        return webui(
+            relay_server=f"{release.host}:{release.port}" if release else None,
+            return_path=(release.return_path or "") if release else "", allowed=allowed,
+            spamassassin=cfg.spamassassin is not None, duplicates_ignored=cfg.ignore_duplicate_ids,
+        )  # fmt: skip
+
     def info(self) -> dict[str, Any]:
         """GET /api/v1/info: Mailpit's fields, plus where each listener is."""
         import resource
@@ -419,9 +506,7 @@ class Sandbox:
         db = self.config.db_path
         size = 0
         with contextlib.suppress(OSError):
-            from pathlib import Path
-
-            size = Path(getattr(self.store, "path", db)).stat().st_size
+            size = self.database_size()
         stats = self.handler.stats if self.handler else None
         return {
             "Version": version("mailsandbox"),
@@ -430,7 +515,7 @@ class Sandbox:
             "DatabaseSize": size,
             "Messages": total,
             "Unread": unread,
-            "Tags": {},
+            "Tags": self.store.tag_counts(),
             "RuntimeStats": {
                 "Uptime": int(time.time() - self.started_at),
                 "Memory": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
@@ -443,6 +528,12 @@ class Sandbox:
             "Listeners": {name: str(addr) for name, addr in self._addresses.items()},
         }
 
+    def database_size(self) -> int:
+        """The database file's size in bytes (its WAL not counted, as Mailpit counts it); raises OSError."""
+        from pathlib import Path
+
+        return Path(getattr(self.store, "path", self.config.db_path)).stat().st_size
+
     async def reset(self) -> None:
         """Empty every mailbox and the queue; put run-time DNS, host faults and the clock back."""
         await self.store.delete(None)
@@ -451,15 +542,18 @@ class Sandbox:
                 part.reset()
         self.clock.reset()
         self.throttle.clear()  # its times were on the clock just put back
+        self.chaos.clear_windows()  # so were the rate limits' (the rules and triggers stay as set)
 
     async def stop(self) -> None:
         """Stop accepting, let running sessions finish their commit, then close the store."""
         for server in self._servers:
             server.close()
-        if self._uvicorn is not None and self._uvicorn_task is not None:
-            self._uvicorn.should_exit = True
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._uvicorn_task, timeout=5)
+        uvicorns = [self._metrics_server, (self._uvicorn, self._uvicorn_task)]
+        for web, task in [pair for pair in uvicorns if pair is not None]:
+            if web is not None and task is not None:
+                web.should_exit = True
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(task, timeout=5)
         if self._http_workers is not None:
             self._http_workers.close()
         if self._auth_executor is not None:

@@ -58,6 +58,12 @@ SERVE_FLAGS = [
     Flag("--max-messages", "keep at most N messages, pruning the oldest; 0 keeps all", "N"),
     Flag("--max-age", "delete messages older than AGE: 7d, 12h, 30m, by the sandbox clock; 0 keeps all", "AGE"),
     Flag("--ignore-duplicate-ids", "drop a message whose Message-ID is already stored (the client still gets 250)"),
+    Flag("--tag", "tag new messages matching a search query: TAG,TAG=QUERY (repeatable; several in one, "
+         "space-separated, quoted)", "TAG,...=QUERY", dest="tags", repeat=True, default="none", aliases=("-t",)),
+    Flag("--tags-disable", "turn off tags from these sources: x-tags, plus-addresses", "SOURCE,...",
+         default="none"),
+    Flag("--tags-title-case", "Title Case the tags that X-Tags and plus-addresses give"),
+    Flag("--tags-username", "tag each message with the SMTP AUTH username"),
     Flag("--max-connections", "connections each listener accepts at once; 0: no limit", "N"),
     Flag("--max-connections-per-client", "connections one client address may hold per listener; 0: none", "N"),
     Flag("--fsync", "fsync every commit, so even a power cut loses no accepted message (slower)"),
@@ -98,9 +104,20 @@ SERVE_FLAGS = [
     Flag("--relay", "simulate delivery through the fake DNS's MX hosts", choices=("on", "off")),
     Flag("--auth-checks", "check SPF, DKIM, DMARC and ARC of each message on arrival (off: when first asked for)",
          choices=("on", "off")),
+    Flag("--enable-chaos", "let the API and UI set SMTP faults on purpose (Mailpit's chaos, and rules)"),
+    Flag("--chaos-triggers", "Mailpit's random faults, and enable chaos", "Sender:451:50,Recipient:..."),
+    Flag("--chaos-rule", "a deterministic SMTP fault, and enable chaos (repeatable): STAGE[:CODE] every=N "
+         "from=GLOB to=GLOB p=PERCENT delay=SECONDS", "RULE", dest="chaos_rules", repeat=True, default="none"),
+    Flag("--smtp-max-messages-per-minute", "per client address; more get 451 at MAIL; 0: no limit", "N"),
+    Flag("--smtp-max-connections-per-minute", "per client address; more get 421 at connect; 0: no limit", "N"),
     Flag("--allow-internal-http-requests", "let the link check reach loopback and private addresses"),
     Flag("--spamassassin", "SpamAssassin's spamd, for the spam score (sa-check)", _ADDR,
          aliases=("--enable-spamassassin",)),
+    Flag("--webhook-url", "POST each new message's summary (JSON, Mailpit's payload) to this URL", "URL"),
+    Flag("--webhook-limit", "webhook requests per second, the rest wait in order; 0: no limit", "N"),
+    Flag("--webhook-delay", "seconds a message waits before its webhook request", "SECONDS"),
+    Flag("--enable-prometheus", "Prometheus /metrics: true (on --http), false, or a listener of its own",
+         "true|false|HOST:PORT"),
 ]
 FLAG_NAMES = {flag.field: flag.name for flag in SERVE_FLAGS}
 _NOT_SETTINGS = ("command", "config", "verbose")

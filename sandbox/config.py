@@ -7,11 +7,15 @@ import ipaddress
 import math
 import os
 import re
+import shlex
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from mailsandbox.store._tags import TagRule
 
 ENV_PREFIX = "MAILSANDBOX_"
 
@@ -112,6 +116,37 @@ def _parse_access(value: str | Mapping[str, Any] | None) -> dict[str, tuple[str,
     return out
 
 
+def _tag_rules(value: Any) -> tuple[TagRule, ...]:
+    """Tagging rules: Mailpit's --tag strings, `TAG,TAG=QUERY` (several in one, space-separated, quoted as
+    a shell would), or TOML tables {match = "QUERY", tags = ["TAG", ...] or "TAG,TAG"}."""
+    items = [value] if isinstance(value, str | Mapping) else list(value or ())
+    rules: list[TagRule] = []
+    for item in items:
+        if isinstance(item, TagRule):
+            pairs = [(item.query, list(item.tags))]
+        elif isinstance(item, Mapping):
+            query, tags = item.get("match", item.get("query", "")), item.get("tags", ())
+            names = tags.split(",") if isinstance(tags, str) else [str(t) for t in tags]
+            pairs = [(str(query), names)]
+        else:
+            pairs = []
+            for word in shlex.split(str(item)):
+                tags, sep, query = word.partition("=")
+                if not sep:
+                    raise ValueError(f"a tagging rule is TAG,TAG=QUERY, got {word!r}")
+                pairs.append((query, tags.split(",")))
+        for query, names in pairs:
+            clean = tuple(n.strip() for n in names if n.strip())
+            if not query.strip() or not clean:
+                raise ValueError(f"a tagging rule needs a query and at least one tag, got {item!r}")
+            rules.append(TagRule(query.strip(), clean))
+    return tuple(rules)
+
+
+_TAG_SOURCES = {"x-tags": "x-tags", "xtags": "x-tags", "plus-addresses": "plus-addresses",
+                "plus-addressing": "plus-addresses"}  # fmt: skip
+
+
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -155,6 +190,11 @@ class Config:
     max_messages: int = 0  # 0: keep everything
     max_age: float = 0.0  # seconds ("7d", "12h", "30m" in flags, env and TOML); 0: keep messages of any age
     ignore_duplicate_ids: bool = False  # drop a message whose Message-ID is already stored (Mailpit's flag)
+    # tagging on arrival (Mailpit's flags): rules (a search query -> tags), sources turned off, casing, username
+    tags: tuple[TagRule, ...] = ()
+    tags_disable: tuple[str, ...] = ()  # x-tags, plus-addresses
+    tags_title_case: bool = False  # Title Case the tags from X-Tags and plus-addresses
+    tags_username: bool = False  # tag each message with its SMTP AUTH username
     # every TCP listener: at most this many connections, and this many from one client address (0: no limit)
     max_connections: int = 1000
     max_connections_per_client: int = 200
@@ -191,9 +231,22 @@ class Config:
     # email authentication: check SPF/DKIM/DMARC/ARC of every message on arrival (off: only when asked for)
     auth_checks: bool = True
 
+    # chaos on the capture server (sandbox/chaos.py); any of these but the rate limits enables it
+    enable_chaos: bool = False  # Mailpit's flag: chaos may be set through the API and UI
+    chaos_triggers: str | None = None  # Mailpit's TRIGGER:CODE:PROBABILITY,... (Sender, Recipient, Authentication)
+    chaos_rules: tuple[str, ...] = ()  # "STAGE[:CODE] every=N from=GLOB to=GLOB p=PERCENT delay=SECONDS"
+    smtp_max_messages_per_minute: int = 0  # per client address; more get 451 at MAIL (0: no limit)
+    smtp_max_connections_per_minute: int = 0  # per client address; more get 421 at connect (0: no limit)
+
     # message checks
     allow_internal_http_requests: bool = False  # the link check may reach loopback and private addresses
     spamassassin: Listen | None = None  # where spamd listens, for sa-check (not a listener of ours)
+
+    # integrations (Mailpit's flags)
+    webhook_url: str | None = None  # POST each new message's summary here
+    webhook_limit: int = 1  # webhook requests per second; 0: no limit (waiting ones queue, not drop)
+    webhook_delay: float = 0.0  # seconds a message waits before its webhook request
+    enable_prometheus: Listen | bool = False  # /metrics: False, True (on --http) or a listener of its own
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -314,7 +367,34 @@ _CONVERTERS: dict[str, Any] = {
     "str | None": lambda v: str(v) if v not in (None, "") else None,
     "str": str,
 }
-_BY_NAME: dict[str, Any] = {"db": _db, "api_token": _token, "max_age": parse_duration}
+def _prometheus(value: Any) -> Listen | bool:
+    """Mailpit's --enable-prometheus: true (on the HTTP port), false, or HOST:PORT of its own listener."""
+    if isinstance(value, bool | Listen):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE + _FALSE:
+        return text in _TRUE
+    try:
+        listen = parse_listen(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not true, false or HOST:PORT") from None
+    return listen if listen is not None else False
+
+
+def _url(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.port == 0:
+        raise ValueError(f"{text!r} is not an http:// or https:// URL")
+    return text
+
+
+_BY_NAME: dict[str, Any] = {
+    "db": _db, "api_token": _token, "max_age": parse_duration, "enable_prometheus": _prometheus,
+    "webhook_url": _url, "webhook_delay": parse_duration, "tags": _tag_rules,
+}  # fmt: skip
 
 
 def coerce(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -358,6 +438,27 @@ def _validate(config: Config) -> None:
         raise SettingError(given, f"needs --{missing.replace('_', '-')} too (a PEM certificate and its private key)")
     if not config.hostname.strip():
         raise SettingError("hostname", "must not be empty")
+    for source in config.tags_disable:
+        if source.lower() not in _TAG_SOURCES:
+            raise SettingError("tags_disable", f"{source!r} is not one of x-tags, plus-addresses")
+    from mailsandbox.store._search import compile_query  # the store's own reader of queries
+
+    for rule in config.tags:
+        try:
+            compile_query(rule.query, 0.0)
+        except ValueError as exc:
+            raise SettingError("tags", f"the tagging rule {rule.query!r} is not a search query: {exc}") from None
+    from mailsandbox import chaos  # pure, and only needed to check these two
+
+    try:
+        chaos.parse_triggers(config.chaos_triggers or "")
+    except ValueError as exc:
+        raise SettingError("chaos_triggers", str(exc)) from None
+    for rule in config.chaos_rules:
+        try:
+            chaos.parse_rule(rule)
+        except ValueError as exc:
+            raise SettingError("chaos_rules", str(exc)) from None
 
 
 def from_env(environ: Mapping[str, str]) -> dict[str, Any]:

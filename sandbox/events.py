@@ -24,10 +24,20 @@ class MessagesDeleted:
 
 @dataclass(frozen=True)
 class MessagesUpdated:
-    """Read state or flags changed for these messages."""
+    """Read state, flags or tags changed for these messages (`tags`: what each of them now has)."""
 
     ids: tuple[str, ...]
     read: bool | None = None
+    tags: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class TagRenamed:
+    """A tag was renamed or deleted on every message that had it (`new` empty: deleted)."""
+
+    old: str
+    new: str
+    ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,7 @@ class DeliveryAttempted:
     status: str  # "delivered" | "deferred" | "bounced" | "dropped"
 
 
-Event = MessageStored | MessagesDeleted | MessagesUpdated | MailboxChanged | DeliveryAttempted
+Event = MessageStored | MessagesDeleted | MessagesUpdated | TagRenamed | MailboxChanged | DeliveryAttempted
 Listener = Callable[[Event], None]
 log = logging.getLogger("mailsandbox.events")
 

@@ -11,7 +11,10 @@ from pathlib import Path
 from mailsandbox.config import Config, Listen
 
 # Listener names as Sandbox records them -> the setting (and flag) that chose the address.
-_SETTING = {"smtp_tls": "smtp_tls_port", "pop3_tls": "pop3_tls_port", "imap_tls": "imap_tls_port"}
+_SETTING = {
+    "smtp_tls": "smtp_tls_port", "pop3_tls": "pop3_tls_port", "imap_tls": "imap_tls_port",
+    "metrics": "enable_prometheus",
+}  # fmt: skip
 
 
 class StartupError(Exception):

@@ -152,6 +152,7 @@ def test_the_wal_starts_over_under_steady_writes(tmp_path: Path) -> None:
             largest = max(largest, wal.stat().st_size)
     finally:
         store.close()
-    # 1,000 pages of 4 KiB before the checkpointer asks for the writer's catch-up, plus what commits add
-    # during a checkpoint pass and its interval: 8-15 MB here, whatever the number of commits.
-    assert largest < 24 << 20, f"WAL grew to {largest} bytes"
+    # The checkpointer asks for the writer's catch-up at 1,000 pages of 4 KiB (8-15 MB here, with what
+    # commits add meanwhile); starved on a loaded machine, the writer itself does at 16 MB (16.1-16.6 MB
+    # at a load average of 22).
+    assert largest < 18 << 20, f"WAL grew to {largest} bytes"

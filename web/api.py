@@ -66,7 +66,7 @@ def stored_raw(store: Store, key: str) -> tuple[str, bytes] | None:
 
 
 class Api:
-    """The endpoints hold only explicit collaborators: the store, two hooks from the composition root, and
+    """The endpoints hold only explicit collaborators: the store, hooks from the composition root, and
     the worker threads that every store read, MIME parse and large JSON rendering runs on."""
 
     def __init__(
@@ -75,9 +75,11 @@ class Api:
         info: Callable[[], dict[str, Any]],
         reset: Callable[[], Awaitable[None]],
         workers: Workers,
+        webui: Callable[[], dict[str, Any]] = schema.webui,
     ) -> None:
         self.store = store
         self.info_hook = info
+        self.webui_hook = webui
         self.reset_hook = reset
         self.workers = workers
 
@@ -92,7 +94,13 @@ class Api:
             Route("/api/v1/message/{id}/raw", self.raw, methods=["GET"]),
             Route("/api/v1/message/{id}/headers", self.headers, methods=["GET"]),
             Route("/api/v1/message/{id}/part/{part}", self.part, methods=["GET"]),
+            Route("/api/v1/message/{id}/part/{part}/thumb", self.thumb, methods=["GET"]),
+            Route("/api/v1/tags", self.get_tags, methods=["GET"]),
+            Route("/api/v1/tags", self.set_tags, methods=["PUT"]),
+            Route("/api/v1/tags/{tag}", self.rename_tag, methods=["PUT"]),
+            Route("/api/v1/tags/{tag}", self.delete_tag, methods=["DELETE"]),
             Route("/api/v1/info", self.info, methods=["GET"]),
+            Route("/api/v1/webui", self.webui, methods=["GET"]),
             Route("/api/sandbox/mailboxes", self.mailboxes, methods=["GET"]),
             Route("/api/sandbox/reset", self.reset, methods=["POST"]),
             Route("/livez", self.live, methods=["GET"]),
@@ -251,8 +259,72 @@ class Api:
             headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
         return Response(data, media_type=ctype, headers=headers)
 
+    async def thumb(self, request: Request) -> Response:
+        """GET /api/v1/message/{ID}/part/{PartID}/thumb: Mailpit's 180x120 JPEG; a blank one for a part that
+        is not an image (or not one we can read). Decoding may take a second: a heavy job."""
+        wanted = request.path_params["part"]
+        if not part_id(wanted):
+            return not_found()
+        return await self.workers.run_heavy(self._thumb, request.path_params["id"], wanted)
+
+    def _thumb(self, message_id: str, wanted: str) -> Response:
+        from mailsandbox.web import thumbnails  # Pillow takes ~100 ms to import: not on every start
+
+        found = self._raw(message_id)
+        part = mime.find_part(found[1], wanted) if found else None
+        if part is None or part.type == "multipart":
+            return not_found()
+        name = part.filename or part.content_id or ""
+        safe = "".join(c if (c.isascii() and c.isalnum()) or c in "._- " else "_" for c in name)
+        image = thumbnails.thumbnail(part.content_type, part.decoded())
+        return Response(image, media_type="image/jpeg", headers={"Content-Disposition": f'filename="{safe}"'})
+    async def get_tags(self, request: Request) -> Response:
+        """GET /api/v1/tags: every tag in use, sorted case-insensitively."""
+        return JSONResponse(list(await self.workers.run(self.store.tags)))
+
+    async def set_tags(self, request: Request) -> Response:
+        """PUT /api/v1/tags with {"IDs": [...], "Tags": [...]}: these messages get exactly these tags
+        (an empty list takes them all off); no IDs changes nothing."""
+        try:
+            data = await json_object(request, self.workers)
+            ids = _ids(data) or []
+        except ValueError as exc:
+            return plain(400, str(exc))
+        tags = data.get("Tags", data.get("tags")) or []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            return plain(400, "Tags must be a list of strings")
+        if ids:
+            await self.store.set_tags(ids, tags)
+        return ok()
+
+    async def rename_tag(self, request: Request) -> Response:
+        """PUT /api/v1/tags/{Tag} with {"Name": "new name"}."""
+        try:
+            data = await json_object(request, self.workers)
+        except ValueError as exc:
+            return plain(400, str(exc))
+        name = data.get("Name", data.get("name", ""))
+        if not isinstance(name, str):
+            return plain(400, "Name must be a string")
+        try:
+            await self.store.rename_tag(request.path_params["tag"], name)
+        except ValueError as exc:  # Mailpit's words: invalid tag name, tag not found, tag already exists
+            return plain(400, str(exc))
+        return ok()
+
+    async def delete_tag(self, request: Request) -> Response:
+        """DELETE /api/v1/tags/{Tag}: off every message that has it; the messages stay."""
+        try:
+            await self.store.delete_tag(request.path_params["tag"])
+        except ValueError as exc:
+            return plain(400, str(exc))
+        return ok()
+
     async def info(self, request: Request) -> Response:
         return JSONResponse(await self.workers.run(self.info_hook))
+
+    async def webui(self, request: Request) -> Response:
+        return JSONResponse(self.webui_hook())
 
     async def mailboxes(self, request: Request) -> Response:
         return await self.workers.run(lambda: JSONResponse(schema.mailboxes(self.store.mailboxes())))

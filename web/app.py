@@ -17,6 +17,7 @@ from mailsandbox.checks.pool import HtmlChecker
 from mailsandbox.checks.spam import SpamAssassin
 from mailsandbox.events import EventBus
 from mailsandbox.store import Store
+from mailsandbox.web import schema
 from mailsandbox.web.access import AccessControl, AccessPolicy, RefusalLog
 from mailsandbox.web.api import Api
 from mailsandbox.web.checks_api import CheckApi
@@ -50,6 +51,7 @@ def create_app(
     *,
     info: Callable[[], dict[str, Any]],
     reset: Callable[[], Awaitable[None]],
+    webui: Callable[[], dict[str, Any]] | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     workers: Workers | None = None,
     max_body: int | None = None,
@@ -62,11 +64,11 @@ def create_app(
     """`workers` run the blocking work (the composition root passes the ones it shuts down at stop);
     `max_body` is the request body limit, by default `body_limit` of the default message size;
     `access` who may use it (by default: loopback Hosts, no authentication); `refusals` logs each
-    refused request as (kind, line); `html_checker`, `link_checker` and `spamassassin` serve the message
-    checks (no spamd: sa-check says so)."""
+    refused request as (kind, line); `webui` answers /api/v1/webui; `html_checker`, `link_checker` and
+    `spamassassin` serve the message checks (no spamd: sa-check says so)."""
     policy = access or AccessPolicy()
     workers = workers or Workers()
-    api = Api(store, info, reset, workers)
+    api = Api(store, info, reset, workers, webui or (lambda: schema.webui(spamassassin=spamassassin is not None)))
     checks = CheckApi(store, workers, html_checker or HtmlChecker(), link_checker or LinkChecker(), spamassassin)
     routes: list[BaseRoute] = [*api.routes(), *checks.routes(), *extra_routes, *web_routes(store, bus)]
     limit = body_limit(0) if max_body is None else max_body

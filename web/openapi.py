@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 OPENAPI_PATH = "/api/sandbox/openapi.json"
+SWAGGER_PATH = "/api/v1/swagger.json"  # where Mailpit serves its document: the same one
 
 Schema = dict[str, Any]
 
@@ -35,6 +36,37 @@ _N: Schema = {"type": "number"}
 _TIME: Schema = {"type": "string", "format": "date-time"}
 
 SCHEMAS: dict[str, Schema] = {
+    "WebUIConfiguration": _obj(
+        Label=_S,
+        MessageRelay=_obj(
+            Enabled=_B,
+            SMTPServer=_S,
+            ReturnPath=_S,
+            AllowedRecipients=_S,
+            BlockedRecipients=_S,
+            OverrideFrom=_S,
+            PreserveMessageIDs=_B,
+            RecipientAllowlist=_S,
+        ),
+        SpamAssassin=_B,
+        ChaosEnabled=_B,
+        DuplicatesIgnored=_B,
+        HideDeleteAllButton=_B,
+    ),
+    "ChaosTrigger": _obj(ErrorCode=_I, Probability=_I),
+    "ChaosTriggers": _obj(
+        required=False, Sender=_ref("ChaosTrigger"), Recipient=_ref("ChaosTrigger"),
+        Authentication=_ref("ChaosTrigger"),
+    ),
+    "Chaos": _obj(
+        required=False,
+        Enabled=_B,
+        Triggers=_ref("ChaosTriggers"),
+        Rules=_arr({"oneOf": [_S, _obj(required=False, Stage=_S, ErrorCode=_I, Text=_S, Every=_I, Sender=_S,
+                                        Recipient=_S, Probability=_I, Delay=_N)]}),
+        RateLimit=_obj(required=False, Messages=_I, Connections=_I),
+        Stages=_arr(_S),
+    ),
     "Address": _obj(Name=_S, Address=_S),
     "Envelope": _obj(
         MailFrom=_S,
@@ -307,6 +339,13 @@ PATHS: dict[str, Schema] = {
             [_ID, _param("PartID", "path", 'section number, e.g. "2" or "1.2"')],
         )
     },
+    "/api/v1/message/{ID}/part/{PartID}/thumb": {
+        "get": _op(
+            "A 180x120 JPEG thumbnail of an image part (a blank one for anything else)",
+            {"200": _bytes("image/jpeg", "the thumbnail"), **_404},
+            [_ID, _param("PartID", "path", 'section number, e.g. "2" or "1.2"')],
+        )
+    },
     "/api/v1/message/{ID}/trace": {
         "get": _op(
             "Relay delivery attempts for a message (extra)",
@@ -316,6 +355,33 @@ PATHS: dict[str, Schema] = {
         )
     },
     "/api/v1/info": {"get": _op("Version, counts, listeners", {"200": _json({"type": "object"})}, tag="server")},
+    "/api/v1/webui": {
+        "get": _op("Mailpit's web UI configuration", {"200": _json(_ref("WebUIConfiguration"))}, tag="server")
+    },
+    "/api/v1/tags": {
+        "get": _op("Every tag in use, sorted case-insensitively", {"200": _json(_arr(_S))}, tag="tags"),
+        "put": _op(
+            "Set these messages' tags (replacing theirs; an empty list removes them); names are cleaned",
+            {**_OK, "400": _text("IDs or Tags not a list of strings, or malformed JSON")},
+            body=_obj(required=False, IDs=_arr(_S), Tags=_arr(_S)),
+            tag="tags",
+        ),
+    },
+    "/api/v1/tags/{Tag}": {
+        "put": _op(
+            "Rename a tag on every message that has it",
+            {**_OK, "400": _text("invalid tag name: X, tag not found: X or tag already exists: X")},
+            [_param("Tag", "path", "the tag, URL-encoded")],
+            body=_obj(required=False, Name=_S),
+            tag="tags",
+        ),
+        "delete": _op(
+            "Take a tag off every message (the messages stay)",
+            {**_OK, "400": _text("tag not found: X")},
+            [_param("Tag", "path", "the tag, URL-encoded")],
+            tag="tags",
+        ),
+    },
     "/api/v1/send": {
         "post": _op(
             "Send a message (Mailpit's JSON), captured as SMTP mail is; ID is empty for an ignored duplicate",
@@ -392,6 +458,9 @@ PATHS: dict[str, Schema] = {
         "post": _op("Empty every mailbox; reset queue, faults, DNS edits and clock", _OK, tag="sandbox")
     },
     "/api/sandbox/openapi.json": {"get": _op("This document", {"200": _json({"type": "object"})}, tag="server")},
+    "/api/v1/swagger.json": {
+        "get": _op("This document, where Mailpit serves its own", {"200": _json({"type": "object"})}, tag="server")
+    },
     "/api/events": {
         "get": _op(
             "Live events (WebSocket upgrade). Each frame is an Event; see components.schemas.Event",
@@ -431,6 +500,21 @@ PATHS: dict[str, Schema] = {
         "get": _op("Every record of the fake DNS", _ANY_LIST, tag="dns"),
         "post": _op("Add records", {"201": _json(_arr(_ref("DnsRecord")))}, body=_ref("DnsRecord"), tag="dns"),
         "delete": _op("Remove records (JSON body or query)", _ANY, body=_ref("DnsRecord"), tag="dns"),
+    },
+    "/api/v1/chaos": {
+        "get": _op("Mailpit's chaos triggers (400 unless --enable-chaos)", {
+            "200": _json(_ref("ChaosTriggers")), "400": _text("Chaos is not enabled")}, tag="chaos"),
+        "put": _op("Set Mailpit's chaos triggers; those left out go back to their defaults", {
+            "200": _json(_ref("ChaosTriggers")), "400": _text("not enabled, or a bad code or probability")},
+            body=_ref("ChaosTriggers"), tag="chaos"),
+    },
+    "/api/sandbox/chaos": {
+        "get": _op("Chaos: Mailpit's triggers, our rules and rate limits", {"200": _json(_ref("Chaos"))},
+                   tag="chaos"),
+        "put": _op("Replace the rules and rate limits (and the triggers, when given)", {
+            "200": _json(_ref("Chaos")), "400": _json(_ref("Error"), "not enabled, or a bad rule (nothing changed)")},
+            body=_ref("Chaos"), tag="chaos"),
+        "delete": _op("Every rule, rate limit and trigger off", {"200": _json(_ref("Chaos"))}, tag="chaos"),
     },
     "/api/sandbox/hosts": {"get": _op("Simulated MTA behaviours by host", _ANY, tag="relay")},
     "/api/sandbox/hosts/{name}": {
@@ -520,4 +604,4 @@ def openapi_routes(extra_paths: dict[str, Schema] | None = None) -> list[Route]:
     async def serve(request: Request) -> Response:
         return JSONResponse(body)
 
-    return [Route(OPENAPI_PATH, serve, methods=["GET"], name="openapi")]
+    return [Route(OPENAPI_PATH, serve, methods=["GET"], name="openapi"), Route(SWAGGER_PATH, serve, methods=["GET"])]

@@ -197,3 +197,34 @@ def auth(report: dict[str, Any]) -> dict[str, Any]:
         "ARC": {"Result": arc["result"], "Reason": arc["reason"]},
         "AuthenticationResults": report["header"],
     }  # fmt: skip
+
+
+def webui(
+    *,
+    relay_server: str | None = None,
+    return_path: str = "",
+    allowed: str = "",
+    spamassassin: bool = False,
+    chaos: bool = False,
+    duplicates_ignored: bool = False,
+    label: str = "",
+) -> dict[str, Any]:
+    """GET /api/v1/webui: Mailpit's WebUIConfiguration (what its UI and `getConfiguration` read). Release
+    is on when an upstream is set; `allowed` is our release allow-list (globs, comma-separated)."""
+    return {
+        "Label": label,
+        "MessageRelay": {
+            "Enabled": relay_server is not None,
+            "SMTPServer": relay_server or "",
+            "ReturnPath": return_path,
+            "AllowedRecipients": allowed,
+            "BlockedRecipients": "",
+            "OverrideFrom": "",
+            "PreserveMessageIDs": False,
+            "RecipientAllowlist": allowed,  # Mailpit's older name of AllowedRecipients, still sent
+        },
+        "SpamAssassin": spamassassin,
+        "ChaosEnabled": chaos,
+        "DuplicatesIgnored": duplicates_ignored,
+        "HideDeleteAllButton": False,
+    }

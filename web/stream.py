@@ -3,9 +3,10 @@
 Every frame is one JSON object `{"Type": str, "Data": ...}`:
     new       Data = MessageSummary (the same shape as one item of GET /api/v1/messages)
     delete    Data = {"ID": str}, one frame per message deleted (as Mailpit sends)
-    update    Data = {"ID": str, "Read": bool}, one frame per message whose read state changed
+    update    Data = {"ID": str, "Read": bool}, one frame per message whose read state changed, or
+              {"ID": str, "Tags": [str]} when its tags were set (as Mailpit sends both)
     truncate  Data = null: every message was deleted
-    prune     Data = null: more than MAX_IDS changed at once; reload
+    prune     Data = null: more than MAX_IDS changed at once, or a tag was renamed or deleted; reload
     stats     Data = {"Total": int, "Unread": int, "Version": str}, shortly after any change (coalesced)
     delivery  Data = {"ID", "Recipient", "Host", "Code", "Status"}: a relay attempt (our extra)
 The server ignores what clients send. A client that keeps up gets every frame, in order; one whose
@@ -39,6 +40,7 @@ from mailsandbox.events import (
     MessagesDeleted,
     MessageStored,
     MessagesUpdated,
+    TagRenamed,
 )
 from mailsandbox.models import StoredMessage
 from mailsandbox.store import Store
@@ -90,7 +92,12 @@ def encode(event: Event, summarize: Summarize) -> list[str]:
     if isinstance(event, MessagesUpdated):
         if len(event.ids) > MAX_IDS:
             return [_frame("prune", None)]
+        if event.tags is not None:
+            tags = list(event.tags)
+            return [_frame("update", {"ID": i, "Tags": tags}) for i in event.ids]
         return [_frame("update", {"ID": i, "Read": event.read}) for i in event.ids]
+    if isinstance(event, TagRenamed):
+        return [_frame("prune", None)]  # as Mailpit: every listing reloads
     if isinstance(event, DeliveryAttempted):
         return [_frame(
             "delivery",

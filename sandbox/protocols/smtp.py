@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -133,7 +133,19 @@ class LoginFailed:
     user: str
 
 
-Event = Reply | MessageReceived | StartTlsRequested | CloseRequested | LoginFailed
+@dataclass(frozen=True)
+class Hold:
+    """Hold the replies from here on (and stop reading) for `seconds`: a fault's delay."""
+
+    seconds: float
+
+
+Event = Reply | MessageReceived | StartTlsRequested | CloseRequested | LoginFailed | Hold
+
+# A fault hook (the adapter's chaos rules): (stage, sender, recipients) -> None to go on as usual, or
+# (reply, delay): that reply instead of the usual one (None: the usual one), after `delay` seconds.
+# Stages asked here: "ehlo", "mail", "rcpt", "data", "auth".
+FaultHook = Callable[[str, str, Sequence[str]], "tuple[bytes | None, float] | None"]
 
 _TERMINATOR_STARTS = tuple((n, b"\r\n.\r\n"[:n]) for n in (4, 3, 2, 1))
 _MAIL_PARAMS = frozenset({"SIZE", "BODY", "SMTPUTF8", "AUTH"})
@@ -161,6 +173,7 @@ class SmtpConnection:
         require_auth: bool = False,
         ident: str = "Mailsandbox ESMTP",
         challenge: str | None = None,
+        fault: FaultHook | None = None,
     ) -> None:
         self.hostname = hostname
         self.max_message_size = max_message_size
@@ -189,6 +202,8 @@ class SmtpConnection:
         self._chunk_error: bytes | None = None  # the chunk is read, then this is the reply
         self._bdat = False  # this transaction's content comes by BDAT
         self._sasl: sasl.SaslServer | None = None  # an AUTH exchange under way
+        self._fault = fault
+        self._hold = 0.0  # a fault's delay for the reply of the command being answered
 
     # -- public API ------------------------------------------------------------------
 
@@ -215,6 +230,9 @@ class SmtpConnection:
         self.state = State.COMMAND
         self.transaction = None
         self._bdat = False
+        if reply.startswith(b"421"):  # RFC 5321 §3.8: 421 closes the channel
+            self.state = State.CLOSED
+            return [Reply(reply), CloseRequested()]
         return [Reply(reply), *self._run()]
 
     def tls_started(self) -> list[Event]:
@@ -257,9 +275,13 @@ class SmtpConnection:
                 if line is None:
                     return events
                 if self.state is State.AUTH:  # not `state`: an over-long line in between ends the exchange
-                    events.extend(self._sasl_response(line))
+                    answer = self._sasl_response(line)
                 else:
-                    events.extend(self._dispatch(line))
+                    answer = self._dispatch(line)
+                if self._hold:
+                    answer.insert(0, Hold(self._hold))
+                    self._hold = 0.0
+                events.extend(answer)
             elif state is State.DATA:
                 if not self._read_data(events):
                     return events
@@ -411,11 +433,33 @@ class SmtpConnection:
             self.transaction, parts, self.helo or "", self.auth_user, self.tls_active, esmtp=self.extended
         )
 
+    # -- faults (chaos rules): a reply instead of the usual one, or a delay ----------------
+
+    def _faulted(self, stage: str, sender: str = "", recipients: Sequence[str] = ()) -> list[Event] | None:
+        """Ask the fault hook (set) at a command that would succeed: None goes on as usual (a delay alone
+        is left in `_hold` for `_run`), else the events that refuse it, the state unchanged."""
+        assert self._fault is not None
+        fault = self._fault(stage, sender, recipients)
+        if fault is None:
+            return None
+        reply, delay = fault
+        if reply is None:
+            self._hold = delay
+            return None
+        events: list[Event] = [Hold(delay)] if delay > 0 else []
+        events.append(Reply(reply))
+        if reply.startswith(b"421"):  # RFC 5321 §3.8: 421 closes the channel
+            self.state = State.CLOSED
+            events.append(CloseRequested())
+        return events
+
     # -- commands --------------------------------------------------------------------
 
     def _helo(self, arg: str) -> list[Event]:
         if not arg:
             return [Reply(b"501 5.5.4 Syntax: HELO hostname\r\n")]
+        if self._fault is not None and (refused := self._faulted("ehlo")) is not None:
+            return refused
         self.helo, self.extended = arg, False
         self._reset_transaction()  # RFC 5321 §4.1.4
         return [Reply(f"250 {self.hostname}\r\n".encode())]
@@ -423,6 +467,8 @@ class SmtpConnection:
     def _ehlo(self, arg: str) -> list[Event]:
         if not arg:
             return [Reply(b"501 5.5.4 Syntax: EHLO hostname\r\n")]
+        if self._fault is not None and (refused := self._faulted("ehlo")) is not None:
+            return refused
         self.helo, self.extended = arg, True
         self._reset_transaction()
         lines = [self.hostname, "PIPELINING", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "CHUNKING"]
@@ -478,6 +524,8 @@ class SmtpConnection:
             txn.mail_options.append(param)
         if not txn.smtputf8 and not address.isascii():  # RFC 6531 §3.7.4.1 (5.6.7, RFC 6533 §3)
             return [Reply(NEEDS_SMTPUTF8)]
+        if self._fault is not None and (refused := self._faulted("mail", address)) is not None:
+            return refused
         self.transaction = txn
         return [Reply(SENDER_OK)]
 
@@ -499,6 +547,8 @@ class SmtpConnection:
             return [Reply(NEEDS_SMTPUTF8)]
         if len(txn.rcpt_tos) >= MAX_RECIPIENTS:
             return [Reply(TOO_MANY_RCPTS)]
+        if self._fault is not None and (refused := self._faulted("rcpt", txn.mail_from, (address,))) is not None:
+            return refused
         txn.rcpt_tos.append(address)
         return [Reply(RCPT_OK)]
 
@@ -511,6 +561,9 @@ class SmtpConnection:
             return [Reply(BDAT_MIXED)]  # RFC 3030 §2: DATA and BDAT never mix in one transaction
         if not self.transaction.rcpt_tos:
             return [Reply(NEED_RCPT)]
+        txn = self.transaction
+        if self._fault is not None and (refused := self._faulted("data", txn.mail_from, txn.rcpt_tos)) is not None:
+            return refused
         self.state = State.DATA
         self._drop_content()
         self._buffer[:0] = CRLF  # so a dot or the terminator on the first line is found like any other
@@ -608,6 +661,8 @@ class SmtpConnection:
             secret = self._credentials.get(step.user)
             if secret is None or not step.check(secret):
                 return [LoginFailed(step.user), Reply(AUTH_FAILED)]
+        if self._fault is not None and (refused := self._faulted("auth", step.user)) is not None:
+            return refused
         self.auth_user = step.user  # with no credentials configured, any login works and is recorded
         return [Reply(AUTH_OK)]
 

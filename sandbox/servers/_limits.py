@@ -38,6 +38,7 @@ class ConnectionLimiter:
         self.total = total
         self.per_client = per_client
         self.active = 0
+        self.opened = 0  # connections admitted since start (/metrics)
         self.refused = 0
         self._by_client: dict[str, int] = {}
         self._lock = threading.Lock()  # cheap; lets a test thread read the counts consistently
@@ -54,6 +55,7 @@ class ConnectionLimiter:
                 refused = self.refused
             else:
                 self.active += 1
+                self.opened += 1
                 self._by_client[client] = count + 1
                 return Slot(self, client)
         what = f"{self.total} connections" if over_total else f"{self.per_client} connections from {client}"

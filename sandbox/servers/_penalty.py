@@ -44,12 +44,17 @@ class LoginPenalty:
         verdict = self._throttle.failed(self._client(), self._protocol)
         if verdict.disconnect:
             return True
+        self.hold(verdict.delay)
+        return False
+
+    def hold(self, delay: float) -> None:
+        """Read nothing and hold the replies for `delay` seconds (a failed login's penalty, or a chaos
+        rule's delay); while a hold runs, another adds nothing."""
         transport = self._transport()
-        if verdict.delay > 0 and transport is not None and self._held is None:
+        if delay > 0 and transport is not None and self._held is None:
             self._held = bytearray()
             transport.pause_reading()
-            self._timer = asyncio.get_running_loop().call_later(verdict.delay, self._release)
-        return False
+            self._timer = asyncio.get_running_loop().call_later(delay, self._release)
 
     def write(self, data: bytes) -> None:
         if self._held is not None:

@@ -12,6 +12,8 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mailsandbox.chaos import Chaos
+from mailsandbox.latency import Latency
 from mailsandbox.models import Envelope, StoredMessage
 from mailsandbox.protocols.smtp import (
     AUTH_FAILED,
@@ -20,14 +22,16 @@ from mailsandbox.protocols.smtp import (
     TOO_MANY_FAILURES,
     CloseRequested,
     Event,
+    Hold,
     LoginFailed,
     MessageReceived,
     Reply,
     SmtpConnection,
     StartTlsRequested,
+    State,
 )
 from mailsandbox.received import received_line, with_protocol
-from mailsandbox.servers._limits import ConnectionLimiter, Slot
+from mailsandbox.servers._limits import ConnectionLimiter, Slot, client_address
 from mailsandbox.servers._penalty import LoginPenalty
 from mailsandbox.servers._starttls import upgrade
 from mailsandbox.store import DuplicateMessage, Store
@@ -59,6 +63,8 @@ class SmtpStats:
     rejected: int = 0
     errors: int = 0
     ignored: int = 0  # duplicates of a stored Message-ID (--ignore-duplicate-ids): answered 250, not stored
+    # add_message to its commit, as the client waits for it (/metrics' store write latency)
+    store_latency: Latency = field(default_factory=Latency)
 
 
 @dataclass
@@ -102,7 +108,9 @@ class CaptureHandler:
         size = sum(map(len, parts))
         try:
             local, queued = (list(env.rcpt_tos), []) if self.relay is None else self.relay.split(env.rcpt_tos)
+            started = time.perf_counter()
             message = await self.store.add_message(parts, env, deliver_to=local, queue=queued)
+            self.stats.store_latency.observe(time.perf_counter() - started)
         except DuplicateMessage as exc:
             log.info("ignored a duplicate of Message-ID %s", exc.message_id)
             self.stats.ignored += 1
@@ -141,6 +149,7 @@ class SmtpOptions:
     require_auth: bool = False  # MAIL only after a successful AUTH (530 5.7.0 before)
     idle_timeout: float = IDLE_TIMEOUT
     throttle: LoginThrottle | None = None  # failed logins: a growing delay, then a disconnect
+    chaos: Chaos | None = None  # faults on purpose (--enable-chaos): asked at each stage of a session
 
 
 class SmtpProtocol(asyncio.Protocol):
@@ -152,6 +161,10 @@ class SmtpProtocol(asyncio.Protocol):
     ) -> None:  # fmt: skip
         self.handler = handler
         self.options = options
+        # Chaos is fixed on or off at start: off, the core gets no hook and the adapter asks nothing.
+        self._chaos = options.chaos if options.chaos is not None and options.chaos.enabled else None
+        self._client = ""
+        self._cut_checked: object = None  # the transaction whose DATA was asked about a disconnect
         self._limiter = limiter
         self._slot: Slot | None = None
         self._refused = False
@@ -165,6 +178,7 @@ class SmtpProtocol(asyncio.Protocol):
             credentials=options.credentials,
             allow_insecure_auth=options.allow_insecure_auth,
             require_auth=options.require_auth,
+            fault=self._fault if self._chaos is not None else None,
         )
         self.transport: asyncio.Transport | None = None
         self._penalty = LoginPenalty(options.throttle, "SMTP", lambda: self.transport, self._resume_reading)
@@ -192,14 +206,25 @@ class SmtpProtocol(asyncio.Protocol):
             transport.close()
             return
         self.peer = _peer(peername)
+        self._client = client_address(peername)
         self._last_active = self._loop.time()
         self._timer = self._loop.call_later(self.options.idle_timeout, self._check_idle)
+        fault = self._chaos.check("greeting", self._client) if self._chaos is not None else None
+        if fault is not None:
+            self._penalty.hold(fault.delay)
+            if fault.reply is not None:  # refused at the greeting: say why, then hang up
+                self._refused = True
+                self._write([fault.reply])
+                self._close()
+                return
         self._process(self.conn.greeting())
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
         self._last_active = self._loop.time()
+        if self._chaos is not None and self._cut_mid_data():
+            return
         if self._tls_pending is not None:
             # The handshake is done but _start_tls has not resumed yet (a client's first command may share
             # a segment with its Finished): hold it, or tls_started would drop it as if sent in clear.
@@ -239,6 +264,9 @@ class SmtpProtocol(asyncio.Protocol):
                 elif isinstance(event, CloseRequested):
                     self._write(out)
                     self._close()
+                elif isinstance(event, Hold):
+                    self._write(out)
+                    self._penalty.hold(event.seconds)
                 elif isinstance(event, LoginFailed):
                     self._write(out)  # replies before it go now; its 535 and the rest wait out the delay
                     if self._penalty.failed():
@@ -255,7 +283,18 @@ class SmtpProtocol(asyncio.Protocol):
         self._write(out)
 
     async def _store(self, event: MessageReceived) -> None:
-        reply = await self.handler.handle_message(event, self.peer)
+        fault = None
+        if self._chaos is not None:
+            txn = event.transaction
+            fault = self._chaos.check("message", self._client, txn.mail_from, txn.rcpt_tos)
+            if fault is not None and fault.delay:
+                await asyncio.sleep(fault.delay)  # a slow server: a loop timer, nothing blocks
+        if fault is not None and fault.reply is not None:
+            event.take()  # refused after DATA: nothing is stored
+            self.handler.stats.rejected += 1
+            reply = fault.reply
+        else:
+            reply = await self.handler.handle_message(event, self.peer)
         self._last_active = self._loop.time()
         try:
             events = self.conn.message_stored(reply)
@@ -276,6 +315,9 @@ class SmtpProtocol(asyncio.Protocol):
         transport, context = self.transport, self.options.tls_context
         if transport is None or context is None:
             return
+        if self._chaos is not None and self._chaos.check("tls", self._client) is not None:
+            transport.abort()  # the handshake fails: the client's ClientHello meets a closed socket
+            return
         self._tls_pending = bytearray()  # start_tls swaps the protocol before it first awaits
         new = await upgrade(transport, self, context, "SMTP STARTTLS")
         if new is None:
@@ -294,6 +336,26 @@ class SmtpProtocol(asyncio.Protocol):
         elif self.transport is not None:  # a commit still running counts as activity: wait a full period
             wait = self.options.idle_timeout - idle if idle < self.options.idle_timeout else self.options.idle_timeout
             self._timer = self._loop.call_later(wait, self._check_idle)
+
+    # -- chaos ----------------------------------------------------------------------
+    def _fault(self, stage: str, sender: str, recipients: Sequence[str]) -> tuple[bytes | None, float] | None:
+        assert self._chaos is not None
+        fault = self._chaos.check(stage, self._client, sender, recipients)
+        return None if fault is None else (fault.reply, fault.delay)
+
+    def _cut_mid_data(self) -> bool:
+        """Content is arriving: once per transaction, ask whether to drop the connection right here."""
+        txn = self.conn.transaction
+        if self.conn.state not in (State.DATA, State.BDAT) or txn is None or txn is self._cut_checked:
+            return False
+        self._cut_checked = txn
+        assert self._chaos is not None
+        if self._chaos.check("disconnect", self._client, txn.mail_from, txn.rcpt_tos) is None:
+            return False
+        self._refused = True
+        if self.transport is not None:
+            self.transport.abort()
+        return True
 
     # -- small helpers ------------------------------------------------------------
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:

@@ -152,6 +152,27 @@ class Store(Protocol):
         changed (only those are announced)."""
         ...
 
+    # -- tags (Mailpit's: names unique whatever their case) -----------------
+    def tags(self) -> tuple[str, ...]:
+        """Every tag on a message, sorted case-insensitively."""
+        ...
+
+    def tag_counts(self) -> dict[str, int]:
+        """Tag -> how many messages have it."""
+        ...
+
+    async def set_tags(self, ids: Sequence[str], tags: Sequence[str]) -> int:
+        """Replace the tags of these messages; returns how many of them exist."""
+        ...
+
+    async def rename_tag(self, old: str, new: str) -> None:
+        """ValueError (Mailpit's text) for an invalid new name, an unknown old one or a taken new one."""
+        ...
+
+    async def delete_tag(self, tag: str) -> None:
+        """ValueError when no message has `tag`."""
+        ...
+
     # -- folders and entries (IMAP, POP3) ----------------------------------
     def folders(self, user: str) -> builtins.list[FolderInfo]: ...
 
@@ -191,6 +212,10 @@ class Store(Protocol):
 
     # -- relay ---------------------------------------------------------------
     def queue(self) -> builtins.list[QueueItem]: ...
+
+    def queue_count(self) -> int:
+        """Recipients waiting in the relay queue (for /metrics: a count, not the rows)."""
+        ...
 
     def due(self, now: float) -> builtins.list[QueueItem]: ...
 

@@ -31,6 +31,10 @@ class QueueMixin:
         rows = self._db.execute(f"SELECT {_QUEUE_COLUMNS} FROM queue ORDER BY next_attempt, message, recipient")
         return [_item(r) for r in rows]
 
+    def queue_count(self) -> int:
+        (count,) = self._db.execute("SELECT count(*) FROM queue").fetchone()
+        return int(count)
+
     def due(self, now: float) -> list[QueueItem]:
         rows = self._db.execute(
             f"SELECT {_QUEUE_COLUMNS} FROM queue WHERE next_attempt <= ? ORDER BY next_attempt", (now,)

@@ -6,9 +6,9 @@
     auth:dkim=fail  auth:spf=pass  auth:dmarc=fail  auth:arc=none   (results of sandbox/auth's checks)
 
 As in Mailpit, the address filters, `subject:` and `message-id:` match a substring of their own field
-(case-insensitive), `tag:` a whole tag. Plain words go through the FTS5 index (`messages_fts`), never a
-LIKE over bodies; each becomes a quoted FTS5 string, so quotes, `*`, `:`, `AND`/`NOT`, `NEAR` or
-parentheses typed by the user are data, never FTS5 syntax. All user text reaches SQLite as bound
+(case-insensitive), `tag:` a whole tag (also case-insensitive). Plain words go through the FTS5 index
+(`messages_fts`), never a LIKE over bodies; each becomes a quoted FTS5 string, so quotes, `*`, `:`,
+`AND`/`NOT`, `NEAR` or parentheses typed by the user are data, never FTS5 syntax. All user text reaches SQLite as bound
 parameters. A filter that is unknown (`is:foo`) or whose value cannot be read (`before:soon`, `to:`) is a
 ValueError that names it: a query is run exactly as written, or not at all.
 """
@@ -229,7 +229,8 @@ def _plain_sql(term: Term, now: float, zone: tzinfo | None) -> tuple[str, list[o
             raise ValueError(f'"{key}:{value}" is not a size (like 2048, 10k or 1.5M)')
         return ("m.size > ?" if key == "larger" else "m.size < ?"), [size]
     if key == "tag":
-        return "instr(',' || m.tags || ',', ',' || ? || ',') > 0", [value]
+        # Whole tags, case-insensitively: Mailpit's tag names are COLLATE NOCASE.
+        return "m.tags != '' AND instr(',' || lower(m.tags) || ',', ?) > 0", [f",{value.lower()},"]
     fields = _LIKE_FIELDS[key]
     if key in ("message-id", "msgid"):
         value = value.strip("<>") or value  # stored as sent: with or without its angle brackets

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -31,6 +32,8 @@ MAX_BATCH = 512
 AUTOCHECKPOINT = 1000
 # Bytes the WAL file is cut back to whenever it starts over, after a burst (or a large message) made it big.
 JOURNAL_SIZE_LIMIT = 8 * 1024 * 1024
+# A WAL file this large means it has not started over for that long: the writer finishes the checkpoint.
+WAL_CAP = 2 * JOURNAL_SIZE_LIMIT
 
 
 class GroupWriter:
@@ -86,6 +89,8 @@ class GroupWriter:
             # waiting): _Checkpointer does, off this thread.
             conn.execute("PRAGMA wal_autocheckpoint=0")
             conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+            main_file = conn.execute("PRAGMA database_list").fetchone()[2]
+            wal_file = main_file + "-wal" if main_file else None  # None: an in-memory database
             checkpointer = _Checkpointer(self._connect(), self._catch_up)
         except BaseException as exc:
             self._error = exc
@@ -119,7 +124,9 @@ class GroupWriter:
                 if batch:
                     self._commit(conn, batch)
                     checkpointer.poke()
-                if catch_up:
+                if catch_up or (wal_file is not None and _size(wal_file) > WAL_CAP):
+                    # Asked for, or the checkpointer is starved (a loaded machine): the WAL only starts over
+                    # once a checkpoint reaches its end, and only here nothing is appended meanwhile.
                     checkpointer.catch_up_on(conn)
                 # Let go of the batch's requests (with their messages) now, not when the next one arrives.
                 del batch, item, catch_up
@@ -239,6 +246,13 @@ def _settle(outcome: Outcome) -> None:
         pass
 
 
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
 class _Checkpointer:
     """Copies committed WAL frames into the database on its own thread and connection, so no commit waits
     for that copy. Under steady writes such a pass never reaches the WAL's end (the writer appends while it
@@ -256,6 +270,7 @@ class _Checkpointer:
         self._dirty = threading.Event()
         self._stopping = threading.Event()
         self._caught_up = threading.Event()
+        self._passing = threading.Lock()  # held through each pass of this thread's
         self._thread = threading.Thread(target=self._run, name="store-checkpoint", daemon=True)
         self._thread.start()
 
@@ -263,9 +278,15 @@ class _Checkpointer:
         self._dirty.set()
 
     def catch_up_on(self, writer_conn: sqlite3.Connection) -> None:
-        """On the writer's thread, between batches: nothing is appended while this pass runs."""
+        """On the writer's thread, between batches: nothing is appended while this pass runs, and no
+        background pass holds the WAL's read-lock 0 (which the write that starts the WAL over needs)."""
         try:
-            writer_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            with self._passing:
+                writer_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                # The first frame of a write transaction starts a wholly copied WAL over: write one now (a
+                # header field set to its own value) rather than leave it to a batch that may meet a pass.
+                (version,) = writer_conn.execute("PRAGMA user_version").fetchone()
+                writer_conn.execute(f"PRAGMA user_version = {int(version)}")
         except sqlite3.Error:
             log.warning("WAL checkpoint on the writer failed; the WAL keeps growing until one succeeds",
                         exc_info=True)
@@ -286,7 +307,8 @@ class _Checkpointer:
                 return
             self._dirty.clear()
             try:
-                _busy, frames, _copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                with self._passing:
+                    _busy, frames, _copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             except sqlite3.Error:
                 log.warning("background WAL checkpoint failed", exc_info=True)
                 frames = 0

@@ -23,7 +23,15 @@ from typing import Any
 
 from mailsandbox import mime
 from mailsandbox.clock import Clock, SystemClock
-from mailsandbox.events import Event, EventBus, MailboxChanged, MessagesDeleted, MessageStored, MessagesUpdated
+from mailsandbox.events import (
+    Event,
+    EventBus,
+    MailboxChanged,
+    MessagesDeleted,
+    MessageStored,
+    MessagesUpdated,
+    TagRenamed,
+)
 from mailsandbox.models import Address, Envelope, MailEntry, StoredMessage, Summary
 from mailsandbox.store import DuplicateMessage, MailboxStat, NoSuchMessage, Page, normalize_user
 from mailsandbox.store._auth import AuthMixin
@@ -31,6 +39,7 @@ from mailsandbox.store._mailbox import MailboxMixin, deliver_entries, deliver_en
 from mailsandbox.store._queue import QueueMixin
 from mailsandbox.store._schema import migrate
 from mailsandbox.store._search import SEARCH_SECONDS, QueryTooSlow, compile_query, time_zone
+from mailsandbox.store._tags import Tagging, arrival_tags, canonical, holding, store_spelling, unique_tags
 from mailsandbox.store._writer import GroupWriter, WriteFn, insert_rows
 
 _COLUMNS = (
@@ -300,16 +309,18 @@ def delete_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[Event]:
 class _Add:
     """One add_message request. The writer runs a batch's consecutive ones together (`group`)."""
 
-    __slots__ = ("created", "dedupe", "envelope", "queue", "raw", "summary", "users")
+    __slots__ = ("created", "dedupe", "envelope", "queue", "raw", "rules", "summary", "tags", "users")
 
     def __init__(
         self, raw: bytes, summary: Summary, envelope: Envelope, created: float, users: tuple[str, ...],
-        queue: tuple[str, ...], dedupe: bool = False,
+        queue: tuple[str, ...], dedupe: bool = False, tags: Sequence[str] = (),
+        rules: Sequence[tuple[str, list[object], tuple[str, ...]]] = (),
     ) -> None:  # fmt: skip
         self.raw: bytes | StagedRaw = raw
         self.summary, self.envelope, self.created = summary, envelope, created
         self.users, self.queue = users, queue  # users: normalized, each once
         self.dedupe = dedupe and bool(summary.message_id)  # skip it if its Message-ID is already stored
+        self.tags, self.rules = tags, rules  # cleaned arrival tags; compiled tagging rules (where, params, tags)
 
     def __call__(self, conn: sqlite3.Connection) -> tuple[StoredMessage | None, list[Event]]:
         return _write_adds(conn, [self])[0]
@@ -366,10 +377,24 @@ def _write_adds(conn: sqlite3.Connection, adds: list[_Add]) -> list[tuple[Stored
     for a, (rowid, mid) in pairs:
         message = StoredMessage(
             id=mid, rowid=rowid, created=a.created, summary=a.summary, envelope=a.envelope, read=False,
-            mailboxes=tuple(sorted(a.users)),
+            mailboxes=tuple(sorted(a.users)), tags=_tag_new(conn, rowid, a) if a.tags or a.rules else (),
         )  # fmt: skip
         out.append((message, [MessageStored(message), *(MailboxChanged(user, "INBOX") for user in a.users)]))
     return out
+
+
+def _tag_new(conn: sqlite3.Connection, rowid: int, add: _Add) -> tuple[str, ...]:
+    """Tag a message just inserted: its arrival tags and those of each rule whose query it matches (the
+    message and its full-text row are in this transaction, so the query sees them)."""
+    found = list(add.tags)
+    for where, params, rule_tags in add.rules:
+        sql = f"SELECT 1 FROM messages m WHERE m.rowid = ? AND ({where})"
+        if conn.execute(sql, [rowid, *params]).fetchone():
+            found += rule_tags
+    tags = canonical(conn, unique_tags(found))
+    if tags:
+        conn.execute("UPDATE messages SET tags = ? WHERE rowid = ?", (",".join(tags), rowid))
+    return tuple(tags)
 
 
 class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
@@ -383,8 +408,12 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         max_messages: int = 0,
         durable: bool = False,
         ignore_duplicate_ids: bool = False,
+        tagging: Tagging | None = None,
     ) -> None:
         self._tempdir: str | None = None
+        self.tagging = tagging or Tagging()
+        for rule in self.tagging.rules:  # a rule that cannot be read fails here, not on every message
+            compile_query(rule.query, 0.0)
         # WAL + NORMAL: a commit has been written to the WAL file before COMMIT returns, so it survives
         # any crash of this process (kill -9); FULL also fsyncs each group commit, surviving power loss.
         synchronous = "FULL" if durable else "NORMAL"
@@ -559,8 +588,12 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
             sender = envelope.mail_from or (summary.from_.address if summary.from_ else "")
             envelope = dataclasses.replace(envelope, mail_from=sender, rcpt_tos=envelope.rcpt_tos or people)
         users = (normalize_user(u) for u in (envelope.rcpt_tos if deliver_to is None else deliver_to))
+        tagging = self.tagging
+        tags = unique_tags(arrival_tags(tagging, raw, summary, envelope))
+        rules = [(*compile_query(r.query, created), r.tags) for r in tagging.rules]
         return _Add(
-            raw, summary, envelope, created, tuple(dict.fromkeys(users)), tuple(queue), self.ignore_duplicate_ids
+            raw, summary, envelope, created, tuple(dict.fromkeys(users)), tuple(queue), self.ignore_duplicate_ids,
+            tags, rules,
         )
 
     async def deliver(
@@ -670,6 +703,13 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         """Every tag on a message, sorted (the partial index holds only tagged messages)."""
         rows = self._db.execute("SELECT DISTINCT tags FROM messages WHERE tags != ''").fetchall()
         return tuple(sorted({t for (tags,) in rows for t in tags.split(",") if t}, key=str.lower))
+
+    def tag_counts(self) -> dict[str, int]:
+        """Tag -> how many messages have it (Mailpit's info `Tags`)."""
+        counts: collections.Counter[str] = collections.Counter()
+        for (tags,) in self._db.execute("SELECT tags FROM messages WHERE tags != ''"):
+            counts.update(t for t in tags.split(",") if t)
+        return dict(sorted(counts.items(), key=lambda kv: kv[0].lower()))
 
     def list(self, start: int = 0, limit: int = 50, user: str | None = None) -> Page:
         return self._page("1", [], start, limit, user)
@@ -781,3 +821,58 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
 
         result: int = await self._write(write)
         return result
+
+    # -- tags ------------------------------------------------------------------
+    async def set_tags(self, ids: Sequence[str], tags: Sequence[str]) -> int:
+        """Replace the tags of these messages (Mailpit's PUT /api/v1/tags); names are cleaned, and one the
+        store has in another case takes the stored spelling. Returns how many messages exist."""
+        wanted = unique_tags(tags)
+
+        def write(conn: sqlite3.Connection) -> tuple[int, list[Event]]:
+            names = canonical(conn, wanted)
+            column = ",".join(names)
+            found: list[str] = []
+            for start in range(0, len(ids), 500):
+                chunk = list(ids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT rowid, id, tags FROM messages WHERE parent IS NULL AND id IN ({marks})", chunk
+                ).fetchall()
+                changed = [(r[0], r[1]) for r in rows if r[2] != column]
+                found += [r[1] for r in rows]
+                conn.executemany("UPDATE messages SET tags = ? WHERE rowid = ?", [(column, r) for r, _ in changed])
+            return len(found), [MessagesUpdated(tuple(found), tags=tuple(names))] if found else []
+
+        result: int = await self._write(write)
+        return result
+
+    async def rename_tag(self, old: str, new: str) -> None:
+        """Rename a tag on every message that has it; ValueError with Mailpit's words when the new name is
+        not a tag, the old one is on no message, or another tag already has the new name."""
+        name = unique_tags([new])
+        if not name:
+            raise ValueError(f"invalid tag name: {new}")
+        await self._retag(old, name[0])
+
+    async def delete_tag(self, tag: str) -> None:
+        """Take a tag off every message (the messages stay); ValueError when no message has it."""
+        await self._retag(tag, "")
+
+    async def _retag(self, old: str, new: str) -> None:
+        def write(conn: sqlite3.Connection) -> tuple[None, list[Event]]:
+            if old == new:  # Mailpit's order: a rename to the same name is fine, found or not
+                return None, []
+            spelling = store_spelling(conn, old)  # names compare case-insensitively (COLLATE NOCASE there)
+            if spelling is None:
+                raise ValueError(f"tag not found: {old}")
+            if new and new.lower() != spelling.lower() and store_spelling(conn, new) is not None:
+                raise ValueError(f"tag already exists: {new}")
+            rows = holding(conn, spelling)
+            updates = []
+            for rowid, _, column in rows:
+                kept = [t for t in column.split(",") if t and t.lower() != spelling.lower()]
+                updates.append((",".join(unique_tags([*kept, new] if new else kept)), rowid))
+            conn.executemany("UPDATE messages SET tags = ? WHERE rowid = ?", updates)
+            return None, [TagRenamed(spelling, new, tuple(r[1] for r in rows))]
+
+        await self._write(write)

@@ -105,7 +105,7 @@ def test_filters(outbox, mail_sandbox):
     send(mail_sandbox, subject="Welcome Bob", to=("bob@example.test",), cc=("ann@example.test",),
          headers={"X-Kind": "b"}, html="<p>HTML only <b>words</b></p>")
     send(mail_sandbox, subject="Invoice", to=("bob@example.test",), bcc=("eve@example.test",),
-         sender="billing@app.example")
+         sender="billing@app.example", headers={"X-Tags": "billing, Urgent"})
     assert len(outbox.wait(3)) == 3
     count = lambda **f: len(outbox.filter(**f))  # noqa: E731
     assert count(to="ann@example.test") == 2  # a Cc recipient was sent the mail too
@@ -123,6 +123,8 @@ def test_filters(outbox, mail_sandbox):
     assert count(header={"x-kind": re.compile("a|b")}) == 2
     assert count(header={"X-Kind": None}) == 2
     assert count(subject="Welcome", to="bob@example.test") == 1
+    assert count(tag="billing") == 1 and count(tag=["URGENT", "billing"]) == 1 and count(tag="nope") == 0
+    assert outbox.wait_for(tag="urgent").tags == ["billing", "Urgent"]
     assert [m.subject for m in outbox.wait(2, subject="Welcome")] == ["Welcome Ann", "Welcome Bob"]
     assert outbox.wait_for(subject="Welcome").subject == "Welcome Ann"  # the first match
     assert len(outbox.assert_sent(subject="Welcome")) == 2

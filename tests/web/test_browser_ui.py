@@ -55,7 +55,7 @@ def open_page(browser: Any, base_url: str, width: int = 1280, height: int = 800,
 def goto(pg: Any, url: str) -> None:
     from playwright.sync_api import expect
 
-    pg.goto(url + "/")
+    pg.goto(url + "/", timeout=15000)  # the first page of a module also waits for Chromium to warm up
     expect(pg.locator("#live")).to_have_text("live")
 
 

@@ -25,12 +25,9 @@ PNG = bytes.fromhex(
 )
 RELEASE_TO = "x@partner.example"
 
-PARITY = "issue 13 (tags, send, chaos, webui, thumbnails: endpoints we do not have yet)"
 SPAM = "sa-check answers Mailpit's 404 until --spamassassin names a spamd (tests/checks/test_spam_check.py)"
 MISSING = {
-    "getConfiguration": PARITY, "getAttachmentThumbnail": PARITY, "getTags": PARITY,
-    "setTags": PARITY, "renameTag": PARITY, "deleteTag": PARITY, "getChaosTriggers": PARITY,
-    "setChaosTriggers": PARITY, "spamAssassinCheck": SPAM,
+    "spamAssassinCheck": SPAM,
 }  # fmt: skip
 METHODS = [
     "getInfo", "getConfiguration", "getMessageSummary", "getMessageHeaders", "getMessageAttachment",
@@ -117,7 +114,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     upstream_thread = SandboxThread(free_config(tmp, db=":memory:"))
     upstream = upstream_thread.start()
     smtp = upstream.address("smtp")
-    thread = SandboxThread(free_config(tmp, release={"host": smtp.host, "port": smtp.port}))
+    thread = SandboxThread(free_config(tmp, release={"host": smtp.host, "port": smtp.port}, enable_chaos=True))
     sandbox = thread.start()
     try:
         capture = sandbox.address("smtp")

@@ -4,14 +4,13 @@ changes, the listing's and the search's counts, and `ok` as Mailpit writes it.""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
 
 from mailsandbox.app import Sandbox
-from mailsandbox.store.sqlite import SqliteStore
 from tests.web.conftest import Send
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
@@ -28,13 +27,10 @@ def _ok(response: httpx.Response) -> None:
     assert response.headers["content-type"] == "text/plain"
 
 
-def _tag(sandbox: Sandbox, subject: str, tags: str) -> None:
-    """Set a message's tags in the store's own file (the tag endpoints belong to another issue)."""
-    assert isinstance(sandbox.store, SqliteStore)
-    path = sandbox.store.path
-    with sqlite3.connect(path, timeout=30) as conn:
-        conn.execute("UPDATE messages SET tags = ? WHERE subject = ? AND parent IS NULL", (tags, subject))
-    conn.close()
+def _tag(client: httpx.Client, subject: str, tags: str) -> None:
+    """Set a message's tags through Mailpit's PUT /api/v1/tags."""
+    ids = [m["ID"] for m in client.get("/api/v1/messages").json()["messages"] if m["Subject"] == subject]
+    _ok(client.put("/api/v1/tags", json={"IDs": ids, "Tags": tags.split(",")}))
 
 
 @pytest.fixture
@@ -115,8 +111,8 @@ def test_filters_match_only_their_own_field(running_sandbox: Sandbox, client: ht
     assert found("is:tagged") == []
     _ok(client.delete("/api/v1/search", params={"query": "is:tagged"}))  # nothing is tagged: nothing goes
     assert sorted(_state(client)) == corpus
-    _tag(running_sandbox, "beta", "urgent,Work")
-    _tag(running_sandbox, "gamma", "urgent")
+    _tag(client, "beta", "urgent,Work")
+    _tag(client, "gamma", "urgent")
     assert found("is:tagged") == ["beta", "gamma"]
     assert found("tag:urgent") == ["beta", "gamma"] and found("tag:Work") == ["beta"] and found("-tag:Work") == [
         "alpha one", "alpha two", "gamma"]  # fmt: skip
@@ -132,7 +128,7 @@ def test_filters_match_only_their_own_field(running_sandbox: Sandbox, client: ht
 def test_summaries_have_mailpits_meanings(running_sandbox: Sandbox, client: httpx.Client, corpus: list[str]) -> None:
     by_subject = {m["Subject"]: m["ID"] for m in client.get("/api/v1/messages").json()["messages"]}
     _ok(client.put("/api/v1/messages", json={"IDs": [by_subject["alpha one"]], "Read": True}))
-    _tag(running_sandbox, "gamma", "zeta,alpha")
+    _tag(client, "gamma", "zeta,alpha")
     listing = client.get("/api/v1/messages", params={"start": 1, "limit": 2}).json()
     assert {k: v for k, v in listing.items() if k != "messages"} == {
         "total": 4, "unread": 3, "count": 2, "messages_count": 4, "messages_unread": 3, "start": 1,
@@ -192,3 +188,31 @@ def test_readyz_asks_the_store(running_sandbox: Sandbox, client: httpx.Client) -
     broken = client.get("/readyz")
     assert (broken.status_code, broken.text) == (503, "Service Unavailable\n")
     assert client.get("/livez").status_code == 200  # alive all the same
+
+
+def test_webui_configuration_is_mailpits_shape(client: httpx.Client) -> None:
+    config = client.get("/api/v1/webui").json()
+    assert set(config) == {"Label", "MessageRelay", "SpamAssassin", "ChaosEnabled", "DuplicatesIgnored",
+                           "HideDeleteAllButton"}  # fmt: skip
+    relay = config["MessageRelay"]
+    assert relay["Enabled"] is False and relay["SMTPServer"] == ""  # no [release] upstream configured
+    assert {"ReturnPath", "AllowedRecipients", "BlockedRecipients", "OverrideFrom"} <= set(relay)
+    assert config["SpamAssassin"] is False and config["DuplicatesIgnored"] is False
+
+
+def test_swagger_json_is_the_openapi_document(client: httpx.Client) -> None:
+    swagger = client.get("/api/v1/swagger.json")
+    assert swagger.status_code == 200 and swagger.json() == client.get("/api/sandbox/openapi.json").json()
+    assert "/api/v1/webui" in swagger.json()["paths"]
+
+
+def test_webui_reports_release_and_duplicates(sandbox_factory: Any) -> None:
+    sb = sandbox_factory(release={"host": "upstream.test", "port": 2525, "allowed": "*@example.test",
+                                  "return_path": "bounce@example.test"}, ignore_duplicate_ids=True)  # fmt: skip
+    config = httpx.get(f"http://{sb.address('http')}/api/v1/webui", timeout=10).json()
+    assert config["MessageRelay"] == {
+        "Enabled": True, "SMTPServer": "upstream.test:2525", "ReturnPath": "bounce@example.test",
+        "AllowedRecipients": "*@example.test", "BlockedRecipients": "", "OverrideFrom": "",
+        "PreserveMessageIDs": False, "RecipientAllowlist": "*@example.test",
+    }  # fmt: skip
+    assert config["DuplicatesIgnored"] is True

@@ -184,7 +184,7 @@ def search(conn: sqlite3.Connection, query: str) -> list[str]:
         ("subject:_", []),
         ("body:paid", ["d"]),
         ("tag:urgent", ["a", "c"]),
-        ("tag:URGENT", []),  # tags compare exactly
+        ("tag:URGENT", ["a", "c"]),  # case-insensitively, as Mailpit's tag names (COLLATE NOCASE)
         ("tag:urg", []),  # a whole tag
         ("tag:billing", ["a"]),
         ("-tag:urgent", ["b", "d"]),

@@ -66,6 +66,8 @@ export const deleteMessages = (ids) => request("DELETE", "/api/v1/messages", ids
 export const deleteSearch = (query, mailbox) =>
   request("DELETE", withParams("/api/v1/search", { query, mailbox }));
 export const setRead = (ids, read) => request("PUT", "/api/v1/messages", { IDs: ids, Read: read });
+export const getTags = () => getJSON("/api/v1/tags");
+export const setTags = (ids, tags) => request("PUT", "/api/v1/tags", { IDs: ids, Tags: tags });
 /** Mark what a search (Mailpit's Search) and/or a mailbox (our ?mailbox=) shows; neither: everything. */
 export const setReadMatching = (query, mailbox, read) =>
   request("PUT", withParams("/api/v1/messages", { mailbox }), query ? { Search: query, Read: read } : { Read: read });

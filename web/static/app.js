@@ -7,6 +7,7 @@ import { QueueView } from "./queue.js";
 import { Selection } from "./select.js";
 import { Notifier } from "./notify.js";
 import { sortMailboxes, MailboxFilter } from "./mailboxes.js";
+import { renderTagList, tagChips, tagQuery } from "./tags.js";
 
 const PAGE = 50;
 const $ = (id) => document.getElementById(id);
@@ -44,6 +45,8 @@ const view = new MessageView($("view"), $("view-empty"), {
   onClose: () => select(null),
   onDeleted: (id) => (state.mode === "queue" ? removeIds([id]) : removeAndAdvance(id)),
   onRead: (id, read) => applyRead([id], read),
+  onTags: (id, tags) => applyTags(id, tags),
+  pickTag: (tag) => pickTag(tag),
   relayOn: () => queue.relayOn,
   retry: (id, recipient) => queue.retry(id, recipient),
   drop: (id, recipient) => queue.drop(id, recipient),
@@ -83,7 +86,8 @@ async function load() {
   }
   if (seq !== state.seq) return;
   state.messages = page.messages || [];
-  state.total = page.messages_count ?? page.total ?? state.messages.length;
+  if (Array.isArray(page.tags)) renderTagList(page.tags, state.query, pickTag);
+  state.total = page.messages_count;
   if (typeof page.unread === "number") state.unread = page.unread;
   if (state.start > 0 && state.messages.length === 0 && state.total > 0) {
     state.start = Math.max(0, Math.floor((state.total - 1) / PAGE) * PAGE);
@@ -121,6 +125,7 @@ function row(m) {
       h("span", { class: "subject" }, m.Subject || "(no subject)"),
       m.Attachments ? h("span", { class: "clip", title: `${m.Attachments} attachment(s)` }, icon("clip")) : null,
     ),
+    tagChips(m.Tags, pickTag),
     h(
       "div",
       { class: "line small muted" },
@@ -243,6 +248,39 @@ function applyRead(ids, read) {
   scheduleMailboxes();
 }
 
+// -- tags ------------------------------------------------------------------------------------------
+
+function pickTag(tag) {
+  const query = tagQuery(tag);
+  $("search").value = query;
+  closeSidebar();
+  search(query);
+}
+
+let tagsTimer = 0;
+function scheduleTags() {
+  clearTimeout(tagsTimer);
+  tagsTimer = setTimeout(async () => {
+    try {
+      renderTagList(await api.getTags(), state.query, pickTag);
+    } catch {
+      // the next listing brings them
+    }
+  }, 200);
+}
+
+/** A message's tags changed (an "update" event, or the view's editor): redraw its row and the view. */
+function applyTags(id, tags) {
+  const index = state.messages.findIndex((m) => m.ID === id);
+  if (index >= 0) {
+    state.messages[index].Tags = tags;
+    const el = list.querySelector(`li[data-id="${CSS.escape(id)}"]`);
+    if (el) el.replaceWith(row(state.messages[index]));
+  }
+  view.setTags(id, tags);
+  scheduleTags();
+}
+
 // -- live events -----------------------------------------------------------------------------------
 
 function matchesView(summary) {
@@ -274,6 +312,7 @@ function onEvent(event) {
       }
       if (!data.Read) state.unread += 1;
       notifier.arrived(data);
+      if (data.Tags && data.Tags.length) scheduleTags();
       renderUnread();
       scheduleMailboxes();
       break;
@@ -285,6 +324,10 @@ function onEvent(event) {
     case "update":
       if (data && typeof data.Read === "boolean") {
         applyRead(data.IDs || (data.ID ? [data.ID] : []), data.Read);
+      }
+      if (data && data.ID && Array.isArray(data.Tags)) {
+        if (state.query) scheduleReload(); // a tag: search may now match it, or no longer
+        else applyTags(data.ID, data.Tags);
       }
       break;
     case "truncate":

@@ -8,6 +8,7 @@ import { authTab } from "./auth.js";
 import { renderChecks } from "./checks.js";
 import { renderPreview } from "./preview.js";
 import { highlightHtml } from "./highlight.js";
+import { saveTags, tagEditor } from "./tags.js";
 
 const RAW_LIMIT = 2_000_000; // characters of source shown inline; the download has everything
 const HIGHLIGHT_LIMIT = 300_000; // characters of HTML source coloured; past that it is shown plain
@@ -116,6 +117,35 @@ export class MessageView {
     await (drop ? this.hooks.drop : this.hooks.retry)(this.message.ID, recipient); // then redraws us
   }
 
+  setTags(id, tags) {
+    if (this.message && this.message.ID === id) {
+      this.message.Tags = tags;
+      this.renderTags();
+    }
+  }
+
+  async saveTags(tags) {
+    if (!this.message) return;
+    const id = this.message.ID;
+    let stored;
+    try {
+      await saveTags(id, tags);
+      stored = (await api.getMessage(id)).Tags; // as stored: cleaned, in the store's spelling
+    } catch (error) {
+      this.hooks.toast(`Could not set tags: ${error.message}`);
+      return;
+    }
+    this.hooks.onTags(id, stored || []);
+  }
+
+  renderTags() {
+    if (!this.tagsBox) return;
+    clear(this.tagsBox);
+    this.tagsBox.append(
+      tagEditor(this.message.Tags, { onPick: (tag) => this.hooks.pickTag(tag), save: (tags) => this.saveTags(tags) }),
+    );
+  }
+
   setRead(ids, read) {
     if (this.message && (!ids || ids.includes(this.message.ID))) {
       this.message.Read = read;
@@ -183,6 +213,9 @@ export class MessageView {
     line("Reply-To", addresses(m.ReplyTo));
     line("Date", fullDate(m.Date || m.Created));
     line("Size", size(m.Size));
+    this.tagsBox = h("dd", { class: "tags-row" });
+    meta.append(h("dt", {}, "Tags"), this.tagsBox);
+    this.renderTags();
 
     this.tabButtons = {};
     const tabs = h("div", { class: "tabs", role: "tablist" });

@@ -204,25 +204,41 @@ const checks = {
     typed(result, { Error: "string", IsSpam: "boolean", Rules: "list", Score: "number" }, "sa-check");
   },
   async getTags() {
-    check(Array.isArray(await mailpit.getTags()), "a string[]");
+    await mailpit.setTags({ IDs: [id(NEWS)], Tags: ["Listed", "alpha"] });
+    const tags = await mailpit.getTags();
+    check(JSON.stringify(tags) === '["alpha","Listed"]', `every tag, sorted: ${JSON.stringify(tags)}`);
   },
   async setTags() {
-    check((await mailpit.setTags({ IDs: [id(NEWS)], Tags: ["news"] })) === "ok", "ok");
+    check((await mailpit.setTags({ IDs: [id(NEWS)], Tags: ["news", "Dirty! tag"] })) === "ok", "ok");
     check((await mailpit.searchMessages({ query: "tag:news" })).messages_count === 1, "tag: finds it");
+    const tags = (await mailpit.getMessageSummary(id(NEWS))).Tags;
+    check(JSON.stringify(tags) === '["Dirty tag","news"]', `replaced and cleaned: ${JSON.stringify(tags)}`);
   },
   async renameTag() {
     await mailpit.setTags({ IDs: [id(NEWS)], Tags: ["old"] });
     check((await mailpit.renameTag("old", "new")) === "ok", "ok");
+    const tags = await mailpit.getTags();
+    check(tags.includes("new") && !tags.includes("old"), `renamed: ${JSON.stringify(tags)}`);
   },
   async deleteTag() {
     await mailpit.setTags({ IDs: [id(NEWS)], Tags: ["gone"] });
     check((await mailpit.deleteTag("gone")) === "ok", "ok");
+    check(!(await mailpit.getTags()).includes("gone"), "off every message");
+    check((await mailpit.getMessageSummary(id(NEWS))).Tags.length === 0, "the message stays, untagged");
   },
   async getChaosTriggers() {
     typed(await mailpit.getChaosTriggers(), { Authentication: "object", Recipient: "object", Sender: "object" }, "chaos");
   },
   async setChaosTriggers() {
-    typed(await mailpit.setChaosTriggers(), { Authentication: "object", Recipient: "object", Sender: "object" }, "chaos");
+    const shape = { Authentication: "object", Recipient: "object", Sender: "object" };
+    // Probability 0: the trigger is set and echoed, and the other methods' SMTP is not failed meanwhile.
+    const set = await mailpit.setChaosTriggers({ Sender: { ErrorCode: 452, Probability: 0 } });
+    typed(set, shape, "chaos");
+    check(set.Sender.ErrorCode === 452 && set.Recipient.ErrorCode === 451, `Sender set, Recipient default (${JSON.stringify(set)})`);
+    check((await mailpit.getChaosTriggers()).Sender.ErrorCode === 452, "read back");
+    const reset = await mailpit.setChaosTriggers();
+    typed(reset, shape, "chaos");
+    check(reset.Sender.ErrorCode === 451 && reset.Authentication.ErrorCode === 535, "{} puts the defaults back");
   },
   async renderMessageHTML() {
     const html = await mailpit.renderMessageHTML(id(NEWS));
