@@ -126,7 +126,9 @@ def test_message_tabs(page: Any, send: Send) -> None:
     expect(names).to_have_count(3)  # two attachments and the inline image
     expect(names.nth(0)).to_have_text("chart.png")
     expect(names.nth(1)).to_have_text("notes.txt")
-    expect(page.locator(".attachment img").first).to_have_js_property("naturalWidth", 1)
+    # the thumbnail (or, from a server without thumbnails, the part itself) has loaded
+    page.locator(".attachment img").first.wait_for()
+    page.wait_for_function("document.querySelector('.attachment img').naturalWidth > 0")
     page.locator(".tab", has_text="MIME").click()
     expect(page.locator(".tree code").first).to_have_text("multipart/mixed")
     expect(page.locator(".tree code", has_text="image/png")).to_have_count(2)

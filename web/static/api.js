@@ -44,6 +44,7 @@ export const getHeaders = (id) => getJSON(`/api/v1/message/${enc(id)}/headers`);
 export const getRaw = (id) => getText(`/api/v1/message/${enc(id)}/raw`);
 export const rawUrl = (id) => `/api/v1/message/${enc(id)}/raw?dl=1`;
 export const partUrl = (id, part) => `/api/v1/message/${enc(id)}/part/${enc(part)}`;
+export const thumbUrl = (id, part) => `/api/v1/message/${enc(id)}/part/${enc(part)}/thumb`;
 export const previewUrl = (id, remote) => `/view/${enc(id)}.html${remote ? "?remote=1" : ""}`;
 export const getPreviewInfo = (id) => getJSON(`/api/sandbox/message/${enc(id)}/preview`);
 export const getTrace = (id) => getJSON(`/api/v1/message/${enc(id)}/trace`);

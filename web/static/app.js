@@ -4,6 +4,9 @@ import { h, clear, icon } from "./dom.js";
 import { relative, fullDate, size, who } from "./format.js";
 import { MessageView } from "./view.js";
 import { QueueView } from "./queue.js";
+import { Selection } from "./select.js";
+import { Notifier } from "./notify.js";
+import { sortMailboxes, MailboxFilter } from "./mailboxes.js";
 import { renderTagList, tagChips, tagQuery } from "./tags.js";
 
 const PAGE = 50;
@@ -50,6 +53,26 @@ const view = new MessageView($("view"), $("view-empty"), {
   toast,
 });
 
+const picks = new Selection(
+  {
+    bar: $("bulk-bar"),
+    count: $("bulk-count"),
+    all: $("select-all"),
+    read: $("bulk-read"),
+    unread: $("bulk-unread"),
+    remove: $("bulk-delete"),
+    clear: $("bulk-clear"),
+  },
+  {
+    ids: () => state.messages.map((m) => m.ID),
+    applyRead: (ids, read) => applyRead(ids, read),
+    removed: (ids) => removeIds(ids),
+    toast,
+  },
+);
+const notifier = new Notifier($("notify-button"), { open: (id) => select(id, true), toast });
+const boxFilter = new MailboxFilter($("mailbox-filter"), $("mailboxes"), $("no-mailbox-match"));
+
 // -- listing -------------------------------------------------------------------------------------
 
 async function load() {
@@ -88,6 +111,7 @@ function row(m) {
       dataset: { id: m.ID },
       onclick: () => select(m.ID, true),
     },
+    picks.box(m.ID),
     h(
       "div",
       { class: "line" },
@@ -125,6 +149,7 @@ function renderList() {
   $("page-next").disabled = last >= state.total;
   $("delete-all").textContent = state.query || state.mailbox ? "Delete matching" : "Delete all";
   $("delete-all").disabled = state.total === 0;
+  picks.sync();
   renderUnread();
 }
 
@@ -286,6 +311,7 @@ function onEvent(event) {
         }
       }
       if (!data.Read) state.unread += 1;
+      notifier.arrived(data);
       if (data.Tags && data.Tags.length) scheduleTags();
       renderUnread();
       scheduleMailboxes();
@@ -356,7 +382,7 @@ async function loadMailboxes() {
     return;
   }
   const ul = clear($("mailboxes"));
-  for (const box of boxes) {
+  for (const box of sortMailboxes(boxes)) {
     const button = h(
       "button",
       {
@@ -372,6 +398,7 @@ async function loadMailboxes() {
     ul.append(h("li", {}, button));
   }
   $("no-mailboxes").hidden = boxes.length > 0;
+  boxFilter.update(boxes.length);
 }
 
 let mailboxTimer = 0;
@@ -461,7 +488,12 @@ function search(query) {
   state.query = query.trim();
   state.start = 0;
   setHash();
-  load();
+  const seq = state.seq + 1; // the listing this search starts
+  load().then(() => {
+    // The message open before the search stays open only if the search lists it.
+    if (seq !== state.seq || state.mode !== "mail" || !state.selected) return;
+    if (!state.messages.some((m) => m.ID === state.selected)) select(null);
+  });
 }
 
 // -- URL state: #q=...&mailbox=...&id=... survives a reload --------------------------------------
@@ -508,6 +540,15 @@ function closeSidebar() {
 }
 
 function onKey(event) {
+  const help = $("help");
+  if (help.open) {
+    // A modal dialog owns the keys; Esc closes it (the browser's own cancel can be swallowed by focus).
+    if (event.key === "Escape") {
+      event.preventDefault();
+      help.close();
+    }
+    return;
+  }
   const target = event.target;
   const typing = target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement;
   if (typing) {
@@ -524,6 +565,7 @@ function onKey(event) {
     Delete: () => view.deleteCurrent(),
     "#": () => view.deleteCurrent(),
     u: () => view.toggleRead(),
+    x: () => state.mode === "mail" && picks.toggle(state.selected),
     "]": () => state.mode === "mail" && page(1), // the queue view has no pages
     "[": () => state.mode === "mail" && page(-1),
     Escape: () => (document.body.classList.contains("sidebar-open") ? closeSidebar() : select(null)),
@@ -553,6 +595,12 @@ function init() {
   });
   $("search-help").addEventListener("click", () => $("help").showModal());
   const input = $("search");
+  // A phone cannot show the operator list: a short placeholder there (the ? button has the list).
+  const narrow = window.matchMedia("(max-width: 760px)");
+  const long = input.placeholder;
+  const placeholder = () => (input.placeholder = narrow.matches ? "Search mail" : long);
+  narrow.addEventListener("change", placeholder);
+  placeholder();
   $("search-form").addEventListener("submit", (e) => {
     e.preventDefault();
     search(input.value);

@@ -6,12 +6,16 @@ import { address, addresses, fullDate, size } from "./format.js";
 import { renderDelivery, tickDelivery } from "./trace.js";
 import { authTab } from "./auth.js";
 import { renderChecks } from "./checks.js";
+import { renderPreview } from "./preview.js";
+import { highlightHtml } from "./highlight.js";
 import { saveTags, tagEditor } from "./tags.js";
 
 const RAW_LIMIT = 2_000_000; // characters of source shown inline; the download has everything
+const HIGHLIGHT_LIMIT = 300_000; // characters of HTML source coloured; past that it is shown plain
 
 const TABS = [
   ["html", "HTML"],
+  ["source", "HTML source"],
   ["text", "Text"],
   ["headers", "Headers"],
   ["raw", "Raw"],
@@ -36,6 +40,7 @@ export class MessageView {
     this.traceSeq = 0;
     this.traceTimer = 0;
     this.remoteAllowed = new Set(); // message IDs whose remote content the user allowed
+    this.width = "desktop"; // the preview width chosen (phone, tablet, desktop); kept across messages
     this.token = 0;
   }
 
@@ -250,7 +255,7 @@ export class MessageView {
 
   available(key) {
     const m = this.message;
-    if (key === "html") return Boolean(m.HTML);
+    if (key === "html" || key === "source") return Boolean(m.HTML);
     if (key === "attachments") return (m.Attachments || []).length + (m.Inline || []).length > 0;
     if (key === "delivery") {
       // Shown while the trace loads when the relay is on (then nearly every message has one).
@@ -269,13 +274,12 @@ export class MessageView {
     for (const [name, button] of Object.entries(this.tabButtons)) {
       button.classList.toggle("active", name === key);
       button.setAttribute("aria-selected", name === key ? "true" : "false");
-      // On a phone the tab row scrolls sideways: keep the chosen tab in sight.
-      if (name === key) button.scrollIntoView({ block: "nearest", inline: "nearest" });
     }
     clear(this.panel);
     this.panel.dataset.tab = key;
     const render = {
       html: () => this.renderHtml(),
+      source: () => this.renderSource(),
       text: () => this.renderText(),
       headers: () => this.renderHeaders(),
       raw: () => this.renderRaw(),
@@ -310,15 +314,8 @@ export class MessageView {
     const id = this.message.ID;
     const remote = this.remoteAllowed.has(id);
     const bar = h("div", { class: "remote-bar", hidden: true });
-    const frame = h("iframe", {
-      class: "preview",
-      title: "HTML preview",
-      // No allow-scripts, no allow-same-origin, no allow-forms: the mail cannot run code or reach us.
-      sandbox: "allow-popups allow-popups-to-escape-sandbox",
-      referrerpolicy: "no-referrer",
-      src: api.previewUrl(id, remote),
-    });
-    this.panel.append(bar, frame);
+    this.panel.append(bar);
+    renderPreview(this.panel, api.previewUrl(id, remote), this.width, (width) => (this.width = width));
     if (remote) return;
     const token = this.token;
     api.getPreviewInfo(id).then(
@@ -327,9 +324,12 @@ export class MessageView {
         const hosts = (info.RemoteHosts || []).join(", ");
         bar.append(
           icon("shield"),
-          h("span", {}, `${info.RemoteBlocked} remote resource${info.RemoteBlocked === 1 ? "" : "s"} blocked`),
-          hosts ? h("span", { class: "muted small hosts" }, ` from ${hosts}`) : null,
-          h("span", { class: "spacer" }),
+          h(
+            "span",
+            { class: "remote-note" },
+            h("span", { class: "remote-count" }, `${info.RemoteBlocked} remote resource${info.RemoteBlocked === 1 ? "" : "s"} blocked`),
+            hosts ? h("span", { class: "muted small hosts", title: hosts }, ` from ${hosts}`) : null,
+          ),
           h(
             "button",
             {
@@ -347,6 +347,18 @@ export class MessageView {
       },
       () => {},
     );
+  }
+
+  renderSource() {
+    const html = this.message.HTML || "";
+    const box = h("div", { class: "raw" });
+    if (html.length > HIGHLIGHT_LIMIT) {
+      box.append(h("p", { class: "muted pad" }, `${size(html.length)} of HTML: shown without colours.`));
+      box.append(h("pre", { class: "source-body" }, html.length > RAW_LIMIT ? html.slice(0, RAW_LIMIT) : html));
+    } else {
+      box.append(highlightHtml(html));
+    }
+    this.panel.append(box);
   }
 
   renderText() {
@@ -388,7 +400,7 @@ export class MessageView {
         h(
           "li",
           { class: "attachment" },
-          isImage ? h("a", { href: url, target: "_blank", rel: "noopener", class: "thumb" }, h("img", { src: url, alt: name, loading: "lazy" })) : h("div", { class: "thumb file" }, icon("clip")),
+          isImage ? h("a", { href: url, target: "_blank", rel: "noopener", class: "thumb" }, thumbImg(m.ID, a.PartID, url, name)) : h("div", { class: "thumb file" }, icon("clip")),
           h("div", { class: "attachment-name", title: name }, name),
           h("div", { class: "muted small" }, `${a.ContentType || "application/octet-stream"} · ${size(a.Size)}${inline ? " · inline" : ""}`),
           h("a", { class: "button small", href: url, download: name }, icon("download"), " Download"),
@@ -478,4 +490,11 @@ export class MessageView {
       }),
     );
   }
+}
+
+// An image attachment's 180x120 thumbnail; the part itself if the server has no thumbnail for it.
+function thumbImg(id, part, url, name) {
+  const img = h("img", { src: api.thumbUrl(id, part), alt: name, loading: "lazy" });
+  img.addEventListener("error", () => img.getAttribute("src") !== url && img.setAttribute("src", url), { once: true });
+  return img;
 }
