@@ -20,8 +20,9 @@ RECIPIENT = "bob@example.test"
 
 
 def start(data: Path, zone: Path, *crash: str) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen([sys.executable, str(CHILD), str(data), str(zone), RECIPIENT, *crash],
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    # faulthandler: a crash in native code prints every thread's stack on stderr.
+    proc = subprocess.Popen([sys.executable, "-X", "faulthandler", str(CHILD), str(data), str(zone), RECIPIENT,
+                             *crash], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.startswith("smtp "), f"no start: {line!r}, exit {proc.poll()}"
@@ -39,7 +40,7 @@ def test_kill_9_right_after_the_delivery_commit_delivers_once(tmp_path: Path) ->
     assert proc.wait(30) == -signal.SIGKILL
 
     proc, _port = start(data, zone)  # same database: the relay resumes what it left queued
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, f"exit {proc.returncode}: {err[-3000:]}"
     entries = json.loads(out.strip().splitlines()[-1])
     assert len(entries) == 1, f"delivered {len(entries)} times: {entries}"
