@@ -505,7 +505,7 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         self.max_messages = max_messages
         self.ignore_duplicate_ids = ignore_duplicate_ids
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        self._readers: list[tuple[threading.Thread, sqlite3.Connection]] = []  # (the thread it serves, it)
         self._readers_lock = threading.Lock()
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -539,7 +539,7 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
             conn = self._connect()
             self._local.conn = conn
             with self._readers_lock:
-                self._readers.append(conn)
+                self._readers.append((threading.current_thread(), conn))
         return conn
 
     def close(self) -> None:
@@ -550,11 +550,16 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
             self._summarizer.shutdown()  # a message being summarized still reaches the writer
         self._writer.close()
         with self._readers_lock:
-            for conn in self._readers:
-                try:
-                    conn.close()
-                except sqlite3.Error:
-                    pass
+            # Only connections no other live thread can be using: closing one under a read another thread
+            # has in flight (an executor's call still running at stop) crashed the process (SIGSEGV in
+            # the sqlite3 module). The others close with their thread's end or this store's collection.
+            me = threading.current_thread()
+            for thread, conn in self._readers:
+                if thread is me or not thread.is_alive():
+                    try:
+                        conn.close()
+                    except sqlite3.Error:
+                        pass
             self._readers.clear()
         if self._tempdir:
             shutil.rmtree(self._tempdir, ignore_errors=True)
