@@ -532,10 +532,10 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
 
     @property
     def _db(self) -> sqlite3.Connection:
+        if self._closed:  # also for a thread whose connection close() left open
+            raise RuntimeError("store is closed")
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            if self._closed:
-                raise RuntimeError("store is closed")
             conn = self._connect()
             self._local.conn = conn
             with self._readers_lock:
