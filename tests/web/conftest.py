@@ -45,6 +45,22 @@ def base_url(running_sandbox: Sandbox) -> str:
 
 
 @pytest.fixture
+def page(browser: Any, base_url: str) -> Iterator[Any]:
+    """A 1280x800 page of the UI, its event stream connected (modules that need another page define
+    their own)."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=5000)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    pg = context.new_page()
+    pg.set_default_timeout(5000)
+    pg.goto(base_url + "/")
+    expect(pg.locator("#live")).to_have_text("live")  # the event stream is connected
+    yield pg
+    context.close()
+
+
+@pytest.fixture
 def client(base_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=base_url, timeout=10) as c:
         yield c

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -27,19 +27,6 @@ HOSTILE = (
     '<button id="go" type="submit">go</button></form>'
 )
 
-
-@pytest.fixture
-def page(browser: Any, base_url: str) -> Iterator[Any]:
-    from playwright.sync_api import expect
-
-    expect.set_options(timeout=5000)
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    pg = context.new_page()
-    pg.set_default_timeout(5000)
-    pg.goto(base_url + "/")
-    expect(pg.locator("#live")).to_have_text("live")  # the event stream is connected
-    yield pg
-    context.close()
 
 
 def rows(page: Any) -> Any:

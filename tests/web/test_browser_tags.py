@@ -4,7 +4,6 @@ and names that are markup shown as text."""
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,19 +13,6 @@ from mailsandbox.app import Sandbox
 
 pytestmark = pytest.mark.browser
 
-
-@pytest.fixture
-def page(browser: Any, base_url: str) -> Iterator[Any]:
-    from playwright.sync_api import expect
-
-    expect.set_options(timeout=5000)
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    pg = context.new_page()
-    pg.set_default_timeout(5000)
-    pg.goto(base_url + "/")
-    expect(pg.locator("#live")).to_have_text("live")
-    yield pg
-    context.close()
 
 
 def _send(sandbox: Sandbox, subject: str, x_tags: str = "", to: str = "ann@example.test") -> None:
