@@ -8,15 +8,13 @@ from typing import Any
 
 import pytest
 
-from tests.web.test_browser import page  # noqa: F401 - the browser page fixture, shared
-
 Send = Callable[..., None]
 pytestmark = pytest.mark.browser
 
 LINE = '<div style="display:flex"><img src="x.webp" onerror="parent.pwned = 1"></div>'
 
 
-def test_checks_tab(page: Any, send: Send) -> None:  # noqa: F811 - the fixture imported above
+def test_checks_tab(page: Any, send: Send) -> None:
     from playwright.sync_api import expect
 
     send(
