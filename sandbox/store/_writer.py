@@ -34,7 +34,7 @@ AUTOCHECKPOINT = 1000
 JOURNAL_SIZE_LIMIT = 8 * 1024 * 1024
 # A WAL file this large means it has not started over for that long: the writer finishes the checkpoint.
 WAL_CAP = 2 * JOURNAL_SIZE_LIMIT
-PAGE, WAL_HEADER, FRAME_HEADER = 4096, 32, 24  # the WAL's layout: a frame per page written
+WAL_HEADER, FRAME_HEADER = 32, 24  # the WAL's layout: a header, then a frame (header + page) per page written
 
 
 class GroupWriter:
@@ -92,6 +92,7 @@ class GroupWriter:
             conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
             main_file = conn.execute("PRAGMA database_list").fetchone()[2]
             wal_file = main_file + "-wal" if main_file else None  # None: an in-memory database
+            frame = FRAME_HEADER + int(conn.execute("PRAGMA page_size").fetchone()[0])
             checkpointer = _Checkpointer(self._connect(), self._catch_up)
         except BaseException as exc:
             self._error = exc
@@ -102,12 +103,12 @@ class GroupWriter:
             while True:
                 item = self._queue.get()
                 batch = []
-                catch_up: list[object] = []
+                catch_up = False
                 stop = False
                 while item is not _STOP:
                     if item is _CATCH_UP:
                         # Runs after the batch so far is committed, before anything queued behind it.
-                        catch_up.append(item)
+                        catch_up = True
                         try:
                             item = self._queue.get_nowait()
                         except queue.Empty:
@@ -128,14 +129,14 @@ class GroupWriter:
                 if catch_up:
                     checkpointer.catch_up_on(conn)
                 elif wal_file is not None and (size := _size(wal_file)) > WAL_CAP and checkpointer.nearly_copied(
-                    (size - WAL_HEADER) // (PAGE + FRAME_HEADER)
+                    (size - WAL_HEADER) // frame
                 ):
                     # A loaded machine: the WAL only starts over once a checkpoint reaches its end, and
                     # only here is nothing appended meanwhile. Not while a pass runs, nor while much is
                     # left to copy (a large message's frames): capture would wait for all of it.
                     checkpointer.catch_up_on(conn, wait=False)
                 # Let go of the batch's requests (with their messages) now, not when the next one arrives.
-                del batch, item, catch_up
+                del batch, item
                 if stop:
                     return
         finally:
