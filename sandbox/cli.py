@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -225,6 +226,10 @@ def serve(args: argparse.Namespace) -> int:
             scheme = "http://" if name == "http" else ""
             print(f"  {name:<14} {scheme}{addr}", flush=True)
         print("Press Ctrl-C to stop.", flush=True)
+        # What start-up built (modules, libraries, tables) lives as long as the process: frozen, it is left
+        # out of every full collection, which otherwise walks it all and pauses the loop with it.
+        gc.collect()
+        gc.freeze()
 
     try:
         asyncio.run(Sandbox(config).run_forever(ready))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import shutil
@@ -38,6 +39,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         function = getattr(item, "function", None)
         if function is not None and _names(function.__code__) & _TIMING_HELPERS:
             item.add_marker(pytest.mark.timing)
+
+
+@pytest.fixture(autouse=True)
+def _heap_of_the_test_alone(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A timing test measures the sandbox, not the test process: by the serial run's end pytest holds
+    hundreds of thousands of objects, and a full collection that walks them stalls every thread (the
+    sandbox's loop included) for 100-300 ms. Frozen, they are left out of collections until the test
+    ends; what the sandbox allocates is still collected."""
+    if request.node.get_closest_marker("timing") is None:
+        yield
+        return
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def free_config(tmp_path: Path, **overrides: object) -> Config:

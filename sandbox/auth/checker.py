@@ -14,7 +14,7 @@ from mailsandbox.auth.results import ArcResult, AuthReport, DmarcResult, SpfResu
 from mailsandbox.events import Event, EventBus, MessageStored
 from mailsandbox.executors import BoundedExecutor
 from mailsandbox.models import StoredMessage
-from mailsandbox.store import AuthStore, NoSuchMessage
+from mailsandbox.store import AuthStore, NoSuchMessage, StoreClosed
 from mailsandbox.zone import Zone
 
 log = logging.getLogger("mailsandbox.auth")
@@ -100,6 +100,8 @@ class AuthChecker:
                     done = await self._sweeping.run(self._compute_some, ids)
                     await self.store.save_auths(done)
                     self.checked += len(done)
+            except StoreClosed:
+                return  # the sandbox is stopping: nothing left to check
             except Exception:
                 log.exception("the authentication sweep failed; it runs again with the next message")
 
@@ -125,7 +127,7 @@ class AuthChecker:
     def _compute(self, message: StoredMessage) -> dict[str, Any]:
         try:
             report = authenticate(self._cache, self.store.raw(message.id), message.envelope, self.authserv_id)
-        except NoSuchMessage:
+        except (NoSuchMessage, StoreClosed):
             raise
         except Exception as exc:  # a bug or a library's surprise: recorded, so the sweep does not retry it forever
             log.exception("checking the authentication of %s failed", message.id)

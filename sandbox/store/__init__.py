@@ -33,6 +33,13 @@ class NoSuchMessage(StoreError):
     pass
 
 
+class StoreClosed(StoreError, RuntimeError):
+    """The store was closed: background work that meets it (a sweep after stop) ends quietly."""
+
+    def __init__(self) -> None:
+        super().__init__("store is closed")
+
+
 class DuplicateMessage(StoreError):
     """add_message on a store that ignores duplicate Message-IDs: one with this Message-ID is stored."""
 

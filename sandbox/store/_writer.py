@@ -14,6 +14,7 @@ from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 from mailsandbox.events import Event
+from mailsandbox.store import StoreClosed
 
 # A write request: runs inside the batch transaction, returns (result, events to publish after commit).
 # A request with a `group` attribute, a function (conn, [requests]) -> [(result, events)], runs together
@@ -60,7 +61,7 @@ class GroupWriter:
     def submit(self, fn: WriteFn) -> Future[Any]:
         future: Future[Any] = Future()
         if not self._thread.is_alive():
-            future.set_exception(RuntimeError("store is closed"))
+            future.set_exception(StoreClosed())
             return future
         self._queue.put((fn, future))
         return future
@@ -70,7 +71,7 @@ class GroupWriter:
         call_soon_threadsafe, not one cross-thread wake-up (a self-pipe write) per request."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if not self._thread.is_alive():
-            future.set_exception(RuntimeError("store is closed"))
+            future.set_exception(StoreClosed())
             return future
         self._queue.put((fn, future))
         return future

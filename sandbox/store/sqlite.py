@@ -33,7 +33,7 @@ from mailsandbox.events import (
     TagRenamed,
 )
 from mailsandbox.models import Address, Envelope, MailEntry, StoredMessage, Summary
-from mailsandbox.store import DuplicateMessage, MailboxStat, NoSuchMessage, Page, normalize_user
+from mailsandbox.store import DuplicateMessage, MailboxStat, NoSuchMessage, Page, StoreClosed, normalize_user
 from mailsandbox.store._auth import AuthMixin
 from mailsandbox.store._mailbox import MailboxMixin, deliver_entries, deliver_entry
 from mailsandbox.store._packing import pack, pack_text, unpack, unpack_text
@@ -533,7 +533,7 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
     @property
     def _db(self) -> sqlite3.Connection:
         if self._closed:  # also for a thread whose connection close() left open
-            raise RuntimeError("store is closed")
+            raise StoreClosed()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()
