@@ -96,27 +96,34 @@ def _flag(value: Any) -> bool:
 
 def check_recipients(settings: ReleaseSettings | None, recipients: Any) -> list[str]:
     """The validated recipient list, or ReleaseError: 403 when release is off or a recipient is not
-    allowed, 400 when the list is empty or holds something that is not an address."""
+    allowed, 400 when the list is empty or holds something that is not an address. The texts are
+    Mailpit's (server/apiv1/release.go) for the same mistakes; the routing tricks are ours."""
     if settings is None:
         raise ReleaseForbidden("release is not configured (set [release] host = ... in the config)")
-    if not isinstance(recipients, list) or not recipients:
+    if not isinstance(recipients, list):
         raise ReleaseInvalid('give the recipients as {"To": ["someone@example.com", ...]}')
+    if not recipients:
+        raise ReleaseInvalid("No valid addresses found")
     out: list[str] = []
+    refused: list[str] = []
     for value in recipients:
         try:
             mailbox = parse_recipient(value) if isinstance(value, str) else None
         except AddressError:
             mailbox = None
         if mailbox is None:
-            raise ReleaseInvalid(f"not an email address: {value!r}")
+            raise ReleaseInvalid(f"Invalid email address: {value}")
         if mailbox.unusual and not settings.allow_unusual_recipients:
             raise ReleaseForbidden(
                 f"{value!r} uses {' and '.join(mailbox.unusual)}, which an upstream may route elsewhere"
                 " (allow_unusual_recipients = true in [release] permits it)"
             )
         if not settings.permits(mailbox):
-            raise ReleaseForbidden(f"{mailbox} is not in the release allow-list")
+            refused.append(value)  # Mailpit names every refused recipient, as given, in one answer
         out.append(str(mailbox))
+    if refused:
+        noun = "Address" if len(refused) == 1 else "Addresses"
+        raise ReleaseForbidden(f"{len(refused)} {noun} do not match the allowlist: {', '.join(refused)}")
     return out
 
 

@@ -4,15 +4,9 @@ shipped rules and no network tests), through our client and through the sandbox'
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import smtplib
-import socket
 import subprocess
-import tempfile
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,54 +15,18 @@ import pytest
 from mailsandbox.checks.spam import SpamAssassin, parse_report
 from mailsandbox.config import Listen
 from mailsandbox.pytest_plugin.checks import SpamCheck
+from tests.checks.spamd import free_port, running_spamd
 from tests.conftest import require_binary
 
 MESSAGE = b"From: ann@example.test\r\nTo: bob@example.test\r\nSubject: hello\r\n\r\nJust a note.\r\n"
 GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.sendall(b"PING SPAMC/1.5\r\n\r\n")
-            s.shutdown(socket.SHUT_WR)
-            return s.recv(100).startswith(b"SPAMD/")
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def spamd() -> Iterator[int]:
-    """spamd on 127.0.0.1:PORT, local tests only (-L: no DNS or network rules); yields PORT."""
-    binary = require_binary("spamd")
-    # The user spamd becomes must read the site configuration: not under pytest's 0700 temporary folders.
-    site = Path(tempfile.mkdtemp(prefix="mailsandbox-spamd-"))
-    site.chmod(0o755)
-    for pre in Path("/etc/spamassassin").glob("*.pre"):  # the plugins; the rules are the shipped ones
-        shutil.copy(pre, site)
-    (site / "local.cf").write_text("use_bayes 0\nskip_rbl_checks 1\nuse_razor2 0\nuse_pyzor 0\n")
-    port = _free_port()
-    command = [binary, "-x", "-L", "--siteconfigpath", str(site), "--listen", f"127.0.0.1:{port}",
-               "-A", "127.0.0.1", "--max-children", "1", "--syslog", "stderr"]  # fmt: skip
-    if os.geteuid() == 0:
-        command[1:1] = ["-u", "nobody"]  # as root, spamd wants a user to become
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not _answers(port):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"spamd did not start: {process.stderr.read().decode()[-2000:] if process.stderr else ''}")
-        time.sleep(0.1)
-    yield port
-    process.terminate()
-    process.wait(10)
-    shutil.rmtree(site, ignore_errors=True)
+    """spamd on 127.0.0.1:PORT, local tests only; yields PORT."""
+    with running_spamd(require_binary("spamd")) as port:
+        yield port
 
 
 def check(port: int, raw: bytes) -> dict[str, Any]:
@@ -100,7 +58,7 @@ def test_gtube_is_spam(spamd: int) -> None:
 
 
 def test_a_spamd_that_is_not_there_is_an_error_not_an_exception() -> None:
-    result = check(_free_port(), MESSAGE)
+    result = check(free_port(), MESSAGE)
     assert result["Error"] and result["Score"] == 0 and result["Rules"] is None
 
 
