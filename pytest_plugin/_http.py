@@ -79,7 +79,7 @@ class ApiClient:
         return data if isinstance(data, dict) else {}
 
     def trace(self, message_id: str) -> list[dict[str, Any]]:
-        response = self.request("GET", f"/api/v1/message/{quote(message_id, safe='')}/trace", ok_missing=True)
+        response = self.request("GET", f"/api/sandbox/message/{quote(message_id, safe='')}/trace", ok_missing=True)
         if response is None or not response.content:
             return []
         attempts: list[dict[str, Any]] = response.json()  # a list of Attempt (web/schema.py)

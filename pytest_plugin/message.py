@@ -48,7 +48,7 @@ class Attachment:
 
 @dataclass(frozen=True)
 class Hop:
-    """One delivery attempt at one hop of the relay, as GET /api/v1/message/{id}/trace lists it."""
+    """One delivery attempt at one hop of the relay, as GET /api/sandbox/message/{id}/trace lists it."""
 
     hop: int
     host: str
@@ -63,7 +63,7 @@ class Hop:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Hop:
-        """One Attempt of GET /api/v1/message/{ID}/trace (its shape is web/schema.py's Attempt)."""
+        """One Attempt of GET /api/sandbox/message/{ID}/trace (its shape is web/schema.py's Attempt)."""
         preference = data["Preference"]
         return cls(
             hop=int(data["Hop"]),

@@ -141,13 +141,24 @@ DOCS: dict[str, Schema] = {
             [_ID, _param("PartID", "path", 'section number, e.g. "2" or "1.2"')],
         )
     },
-    "/api/v1/message/{ID}/trace": {
+    "/api/sandbox/message/{ID}/trace": {
         "get": _op(
             "Relay delivery attempts for a message (extra)",
             {"200": _json(_arr(_ref("Attempt"))), **_404},
             [_ID],
             tag="relay",
         )
+    },
+    "/api/v1/message/{ID}/trace": {
+        "get": {
+            **_op(
+                "Relay delivery attempts for a message: the old path of /api/sandbox/message/{ID}/trace",
+                {"200": _json(_arr(_ref("Attempt"))), **_404},
+                [_ID],
+                tag="relay",
+            ),
+            "deprecated": True,
+        }
     },
     "/api/v1/info": {"get": _op("Version, counts, listeners", {"200": _json({"type": "object"})}, tag="server")},
     "/api/v1/webui": {

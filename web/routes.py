@@ -58,7 +58,7 @@ TABLE: tuple[Line, ...] = (
     R("GET", "/api/v1/message/{id}/html-check", "checks.html_check", "HTMLCheckResponse"),
     R("GET", "/api/v1/message/{id}/link-check", "checks.link_check", "LinkCheckResponse"),
     R("GET", "/api/v1/message/{id}/sa-check", "checks.sa_check", "SpamAssassinResponse"),
-    R("GET", "/api/v1/message/{id}/trace", "relay.trace", "[Attempt]"),
+    R("GET", "/api/v1/message/{id}/trace", "relay.trace", "[Attempt]"),  # the old path of the next line
     R("POST", "/api/v1/message/{id}/release", "relay.release", "ok"),
     R("POST", "/api/v1/send", "send.send", "SendConfirmation"),
     # Mailpit's API v1: tags
@@ -85,6 +85,7 @@ TABLE: tuple[Line, ...] = (
     R("GET", "/api/sandbox/openapi.json", "openapi.serve", "OpenAPI"),
     R("GET", "/api/sandbox/message/{id}/html-check", "checks.html_places", "HTMLCheckPlaces"),
     R("GET", "/api/sandbox/message/{id}/auth", "auth.message_auth", "AuthResults"),
+    R("GET", "/api/sandbox/message/{id}/trace", "relay.trace", "[Attempt]"),
     R("GET", "/api/sandbox/message/{id}/preview", "preview.info", "PreviewInfo"),
     R("GET", "/api/sandbox/queue", "relay.queue", "[QueueItem]"),
     R("POST", "/api/sandbox/queue/{id}/retry", "relay.retry", "Retried"),

@@ -104,7 +104,7 @@ class World:
         self.ok("PUT", f"/api/sandbox/hosts/{host}", json=behaviour)
 
     def trace(self, message_id: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.ok("GET", f"/api/v1/message/{message_id}/trace")
+        result: list[dict[str, Any]] = self.ok("GET", f"/api/sandbox/message/{message_id}/trace")
         return result
 
     def queue(self) -> list[dict[str, Any]]:

@@ -47,7 +47,7 @@ export const partUrl = (id, part) => `/api/v1/message/${enc(id)}/part/${enc(part
 export const thumbUrl = (id, part) => `/api/v1/message/${enc(id)}/part/${enc(part)}/thumb`;
 export const previewUrl = (id, remote) => `/view/${enc(id)}.html${remote ? "?remote=1" : ""}`;
 export const getPreviewInfo = (id) => getJSON(`/api/sandbox/message/${enc(id)}/preview`);
-export const getTrace = (id) => getJSON(`/api/v1/message/${enc(id)}/trace`);
+export const getTrace = (id) => getJSON(`/api/sandbox/message/${enc(id)}/trace`);
 export const getAuth = (id, mailbox) =>
   getJSON(`/api/sandbox/message/${enc(id)}/auth${mailbox ? `?mailbox=${enc(mailbox)}` : ""}`);
 export const getMailboxes = () => getJSON("/api/sandbox/mailboxes");
