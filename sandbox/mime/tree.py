@@ -8,11 +8,10 @@ import re
 from collections.abc import Iterator
 
 from mailsandbox.mime import params as _params
-from mailsandbox.mime.words import decode_words, header_text
+from mailsandbox.mime.words import decode_words, header_text, unfold_bytes
 
 MAX_DEPTH = 32  # hostile nesting stops here; deeper parts are treated as opaque bodies
 _FIELD_SPLIT = re.compile(rb"\r?\n(?![ \t])")
-_UNFOLD = re.compile(rb"\r?\n(?=[ \t])")
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]+")
 
 
@@ -81,7 +80,7 @@ class Header:
         if self._index is None:  # built on first use: SEARCH asks every cached header again and again
             index: dict[bytes, list[bytes]] = {}
             for field_name, line in self.fields:
-                value = _UNFOLD.sub(b"", line.partition(b":")[2]).strip()
+                value = unfold_bytes(line.partition(b":")[2]).strip()
                 index.setdefault(field_name, []).append(value)
             self._index = index
         return self._index.get(name.lower().encode("ascii", "replace"), [])

@@ -8,10 +8,44 @@ import email.quoprimime
 import functools
 import re
 from email.utils import getaddresses
+from typing import AnyStr
 
 from mailsandbox.models import Address
 
-_UNFOLD = re.compile(r"\r?\n(?=[ \t])")  # RFC 5322 §2.2.3
+
+# RFC 5322 §2.2.3: unfolding removes each line break that white space follows. Not a regex: a header of
+# 150,000 folds took re.sub 54 ms, all of it holding the interpreter lock. With CRLF breaks only, two
+# replaces (C speed, single passes, the same result); with bare LFs, a pass over the lines (pure Python,
+# which lets other threads run).
+def unfold(value: str) -> str:
+    if "\n" not in value:
+        return value
+    if value.count("\n") == value.count("\r\n"):
+        return value.replace("\r\n ", " ").replace("\r\n\t", "\t")
+    return _unfold_lines(value, "\n", "\r", (" ", "\t"))
+
+
+def unfold_bytes(value: bytes) -> bytes:
+    if b"\n" not in value:
+        return value
+    if value.count(b"\n") == value.count(b"\r\n"):
+        return value.replace(b"\r\n ", b" ").replace(b"\r\n\t", b"\t")
+    return _unfold_lines(value, b"\n", b"\r", (b" ", b"\t"))
+
+
+def _unfold_lines(value: AnyStr, lf: AnyStr, cr: AnyStr, blanks: tuple[AnyStr, AnyStr]) -> AnyStr:
+    lines = value.split(lf)
+    pieces = [lines[0]]
+    for line in lines[1:]:
+        if line[:1] in blanks:  # a fold: the break goes, with the CR right before it
+            if pieces[-1].endswith(cr):
+                pieces[-1] = pieces[-1][:-1]
+        else:
+            pieces.append(lf)
+        pieces.append(line)
+    return value[:0].join(pieces)
+
+
 _SPACES = re.compile(r"\s{2,}")
 # email.header.ecre; searched only up to the last "?=", where its lazy part can still end.
 _ENCODED_WORD = re.compile(r"=\?(?P<charset>[^?]*?)\?(?P<encoding>[qQbB])\?(?P<encoded>.*?)\?=", re.M)
@@ -25,7 +59,7 @@ def header_text(value: bytes) -> str:
         text = value.decode("utf-8")
     except UnicodeDecodeError:
         text = value.decode("latin-1")
-    return _UNFOLD.sub("", text)
+    return unfold(text)
 
 
 def _words(header: str) -> list[_Word]:
