@@ -316,10 +316,13 @@ class EventHub:
         for frame in encode(event, self._summarize):
             self._broadcast(frame)
         if not isinstance(event, DeliveryAttempted):
-            self._stats_dirty = True
-            if not self._stats_busy:
-                self._stats_busy = True
-                asyncio.get_running_loop().call_later(STATS_DELAY, self._send_stats)
+            self._stats_due()
+
+    def _stats_due(self) -> None:
+        self._stats_dirty = True
+        if not self._stats_busy:
+            self._stats_busy = True
+            asyncio.get_running_loop().call_later(STATS_DELAY, self._send_stats)
 
     def _send_stats(self) -> None:
         """At most one stats frame per STATS_DELAY, and one after the last change of a burst."""
@@ -351,6 +354,7 @@ class EventHub:
         client = _AsgiClient(websocket) if writer is None else _DirectClient(writer, self._flush_soon)
         self._ensure_subscribed()
         self._clients.add(client)
+        self._stats_due()  # as Mailpit: a new client learns the counts without waiting for a change
         reader = asyncio.create_task(_drain(websocket))
         try:
             await client.serve(reader)

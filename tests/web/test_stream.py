@@ -32,6 +32,7 @@ Send = Callable[..., None]  # the `send` fixture of conftest.py
 @pytest.fixture
 def events(base_url: str) -> Iterator[ClientConnection]:
     with connect(base_url.replace("http://", "ws://") + "/api/events", open_timeout=5) as ws:
+        next_of(ws, "stats")  # the counts every new client is sent
         yield ws
 
 
@@ -70,6 +71,14 @@ def test_new_update_delete_truncate(events: ClientConnection, client: httpx.Clie
     client.request("DELETE", "/api/v1/messages")
     assert next_of(events, "truncate")["Data"] is None
     assert next_of(events, "stats")["Data"]["Total"] == 0
+
+
+def test_a_new_client_is_sent_the_counts_without_a_change(base_url: str, send: Send) -> None:
+    send(subject="counted")
+    url = base_url.replace("http://", "ws://") + "/api/events"
+    with connect(url, open_timeout=5) as ws:
+        stats = next_of(ws, "stats")["Data"]  # nothing changes after the connect
+    assert stats["Total"] >= 1 and stats["Version"] == version("mailsandbox")
 
 
 def test_one_frame_per_id_and_only_for_what_changed(events: ClientConnection, client: httpx.Client, send: Send) -> None:
