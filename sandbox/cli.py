@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mailsandbox import dump, ingest, sendmail
+from mailsandbox import dump, ingest, malloc, sendmail
 from mailsandbox.config import Config, ConfigError, Listen
 
 
@@ -231,6 +231,7 @@ def serve(args: argparse.Namespace) -> int:
         gc.collect()
         gc.freeze()
 
+    malloc.map_large_buffers()  # large messages' buffers go back to the system when freed
     try:
         asyncio.run(Sandbox(config).run_forever(ready))
     except (StartupError, ZoneError) as exc:  # each names the file, address or setting
