@@ -43,7 +43,12 @@ class Tables:
 
 @functools.cache
 def tables() -> Tables:
-    raw: dict[str, Any] = json.loads(DATA.read_text(encoding="utf-8"))
+    return load(DATA)
+
+
+def load(path: Path) -> Tables:
+    """The tables of a copy that data/refresh.py generated."""
+    raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     features = {
         item["slug"]: Feature(
             slug=item["slug"],

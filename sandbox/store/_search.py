@@ -191,12 +191,15 @@ def parse_size(value: str) -> int | None:
 
 
 _AUTH_METHODS = ("spf", "dkim", "dmarc", "arc")  # message_auth's columns
+# RFC 8601's result words, as sandbox/auth/results.py RESULTS (the store may not import auth; a test compares
+# them): a misspelt word is an unknown filter, not a query that quietly finds nothing.
+_AUTH_RESULTS = ("pass", "fail", "softfail", "neutral", "none", "temperror", "permerror", "policy")
 
 
 def _auth_sql(value: str) -> tuple[str, list[object]] | None:
     """auth:METHOD=RESULT: messages whose stored check gave that result (one not checked yet matches none)."""
     method, sep, result = value.partition("=")
-    if not sep or method not in _AUTH_METHODS or not result:
+    if not sep or method not in _AUTH_METHODS or result not in _AUTH_RESULTS:
         return None
     return f"m.rowid IN (SELECT rowid FROM message_auth WHERE {method} = ?)", [result]
 

@@ -13,6 +13,8 @@ import pytest
 
 from mailsandbox.app import Sandbox
 from mailsandbox.auth.keys import SigningKey, generate_key
+from mailsandbox.auth.results import METHODS, RESULTS
+from mailsandbox.store import _search
 
 MESSAGE = (
     b"From: Shop <orders@shop.test>\r\nTo: ann@example.test\r\nSubject: Order 7\r\n"
@@ -100,6 +102,14 @@ def test_search_filters_on_results(shop: Sandbox, client: httpx.Client, key: Sig
     assert sorted(found("auth:spf=pass")) == sorted([good, bad])
     assert found("-auth:dkim=fail") == [good]
     assert found("auth:dkim=fail order") == [bad]  # with a text term
+    for query in ("auth:dkim=maybe", "auth:dkim=", "auth:foo=pass", "auth:dkim"):  # refused, not quietly empty
+        answer = client.get("/api/v1/search", params={"query": query})
+        assert answer.status_code == 400, query
+        assert "unknown filter" in answer.text and query in answer.text
+
+
+def test_search_knows_every_result_word_the_checks_give() -> None:
+    assert _search._AUTH_RESULTS == RESULTS and _search._AUTH_METHODS == METHODS
 
 
 def test_the_checks_follow_the_zone_edited_through_the_api(shop: Sandbox, client: httpx.Client) -> None:

@@ -1,15 +1,21 @@
 """The Checks tab in headless Chromium: warnings per client family with the offending lines, shown as
-text (never markup), links on demand, and the spam section without spamd."""
+text (never markup), links on demand, and the spam section without spamd and with a real one."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import smtplib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from mailsandbox.config import Listen
+from tests.checks.spamd import running_spamd
+from tests.conftest import require_binary
+
 Send = Callable[..., None]
 pytestmark = pytest.mark.browser
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 LINE = '<div style="display:flex"><img src="x.webp" onerror="parent.pwned = 1"></div>'
 
@@ -38,3 +44,38 @@ def test_checks_tab(page: Any, send: Send) -> None:
     links.locator("button", has_text="Check links").click()
     expect(links).to_contain_text("1 links, 1 with errors")  # loopback: refused without --allow-internal-http-requests
     expect(links.locator("tr.bad")).to_contain_text("Blocked private/reserved address")
+
+
+@pytest.fixture(scope="module")
+def spamd() -> Iterator[int]:
+    """A real spamd on a free loopback port (skipped locally when spamassassin is absent, failed in CI)."""
+    with running_spamd(require_binary("spamd")) as port:
+        yield port
+
+
+def test_spam_score_and_rules_from_spamd(browser: Any, spamd: int, sandbox_factory: Callable[..., Any]) -> None:
+    from playwright.sync_api import expect
+
+    sandbox = sandbox_factory(spamassassin=Listen("127.0.0.1", spamd))
+    smtp, http = sandbox.address("smtp"), sandbox.address("http")
+    with smtplib.SMTP(smtp.host, smtp.port) as s:
+        s.sendmail("ann@example.test", ["bob@example.test"], f"Subject: Spammy\r\n\r\n{GTUBE}\r\n")
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(10000)
+        page.goto(f"http://{http.host}:{http.port}/")
+        page.locator("#messages > li").first.click()
+        expect(page.locator(".view-subject")).to_have_text("Spammy", timeout=10000)
+        page.locator(".tab", has_text="Checks").click()
+        spam = page.locator('[data-check="spam"]')
+        # spamd on a loaded two-core machine can take seconds per message.
+        expect(spam.locator(".check-total")).to_contain_text(" — spam", timeout=60000)
+        score = float(spam.locator(".check-total strong").inner_text().removeprefix("Score "))
+        assert score >= 1000  # GTUBE alone scores 1000
+        gtube = spam.locator("table.check-rules tr", has_text="GTUBE")
+        expect(gtube.locator("th")).to_have_text("1000.0")
+        expect(gtube.locator("td").last).not_to_be_empty()  # the rule's description from spamd
+        assert spam.locator("table.check-rules tr").count() >= 2  # other rules too (no Date, no Message-ID)
+    finally:
+        context.close()
