@@ -62,6 +62,10 @@ _FLAGS: dict[tuple[str, str], str] = {
     ("has", "inlines"): "m.inline > 0",
 }
 _KEYS = {*_LIKE_FIELDS, "body", "tag", "is", "has", "before", "after", "larger", "smaller", "auth"}
+# The filters whose fields headers_tri indexes (_schema.HEADERS_TEXT): a value of 3 characters or more
+# first looks up the rows holding all its trigrams; the LIKE then decides among those few.
+_TRIGRAM_KEYS = frozenset({"subject", "from", "to"})
+_TRIGRAM_IN = "m.rowid IN (SELECT rowid FROM headers_tri WHERE headers_tri MATCH ?)"
 _FTS_IN = "m.rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)"
 _FTS_NOT_IN = "m.rowid NOT IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)"
 _RELATIVE = re.compile(r"(\d{1,6})([hdwmy])")
@@ -242,6 +246,19 @@ def _plain_sql(term: Term, now: float, zone: tzinfo | None) -> tuple[str, list[o
     return f"({sql})", [pattern] * len(fields)
 
 
+def trigrams(value: str) -> str | None:
+    """An FTS5 query for the rows of headers_tri holding trigrams that cover `value` (each a quoted string,
+    so nothing in it is query syntax); None for a value too short to have one. Positions are not indexed,
+    so this finds a superset of the rows with `value` as a substring: the caller's LIKE narrows it. Every
+    third trigram (and the last) covers each character: each one more costs a pass over its row list, and
+    common ones ("exa", ".te") list nearly every row."""
+    if len(value) < 3:
+        return None
+    starts = [*range(0, len(value) - 2, 3), len(value) - 3]
+    grams = dict.fromkeys(value[i : i + 3] for i in starts)
+    return " AND ".join('"' + g.replace('"', '""') + '"' for g in grams)
+
+
 def _fts_expr(term: Term) -> str:
     """The FTS5 expression for a text term; ValueError when it holds no word the index could find."""
     if not _has_token(term.value):
@@ -252,9 +269,12 @@ def _fts_expr(term: Term) -> str:
     return f"body : {phrase}" if term.key == "body" else phrase
 
 
-def compile_query(query: str, now: float, zone: tzinfo | None = None) -> tuple[str, list[object]]:
+def compile_query(
+    query: str, now: float, zone: tzinfo | None = None, one_row: bool = False
+) -> tuple[str, list[object]]:
     """Compile `query` to an SQL boolean over `m` (table messages) and its parameters; dates are read
-    in `zone` (None: server-local time).
+    in `zone` (None: server-local time). `one_row`: the boolean tests a single known row (a tagging rule
+    on arrival), so no trigram look-up, which would list every matching row of the store to test one.
 
     Positive text terms share one FTS5 MATCH (implicit AND); negated text terms share one
     `NOT IN (... MATCH a OR b)`, since FTS5 has no unary NOT. An empty query compiles to "1"
@@ -272,6 +292,9 @@ def compile_query(query: str, now: float, zone: tzinfo | None = None) -> tuple[s
             (negative if term.negated else positive).append(_fts_expr(term))
             continue
         sql, values = _plain_sql(term, now, zone)
+        if term.key in _TRIGRAM_KEYS and not term.negated and not one_row and (grams := trigrams(term.value.strip())):
+            clauses.append(_TRIGRAM_IN)
+            params.append(grams)
         into, into_params = (likes, like_params) if term.key in _LIKE_FIELDS else (clauses, params)
         into.append(f"NOT ({sql})" if term.negated else sql)
         into_params.extend(values)

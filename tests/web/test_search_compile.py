@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailsandbox.store._schema import migrate
+from mailsandbox.store._schema import HEADERS_TEXT, migrate
 from mailsandbox.store._search import compile_query, fts_phrase, parse_size, parse_when, time_zone, tokenize
 
 NOW = datetime(2024, 6, 15, 12, 0).timestamp()
@@ -127,22 +127,26 @@ def db() -> Iterator[sqlite3.Connection]:
             (i, subject, f"{sender[0]} {sender[1]}", recipients, body),
         )
     # a relay child copy: never listed (parent IS NOT NULL)
-    conn.execute(
-        "INSERT INTO messages(rowid, id, parent, created, subject) VALUES (99, 'child', 1, ?, 'x')", (NOW,)
-    )
+    conn.execute("INSERT INTO messages(rowid, id, parent, created, subject) VALUES (99, 'child', 1, ?, 'x')", (NOW,))
     conn.execute("INSERT INTO messages_fts(rowid, subject, body) VALUES (99, 'Invoice', 'invoice')")
+    conn.execute(
+        f"INSERT INTO headers_tri(rowid, text) SELECT rowid, {HEADERS_TEXT} FROM messages WHERE parent IS NULL"
+    )
     yield conn
     conn.close()
 
 
 def search(conn: sqlite3.Connection, query: str) -> list[str]:
-    where, params = compile_query(query, NOW)
-    rows = conn.execute(
-        f"SELECT m.id FROM messages m WHERE m.parent IS NULL AND ({where})"
-        " ORDER BY m.created DESC, m.rowid DESC",
-        params,
-    ).fetchall()
-    return [r[0] for r in rows]
+    found = []
+    for one_row in (False, True):  # with the trigram look-up and without: the same rows
+        where, params = compile_query(query, NOW, one_row=one_row)
+        rows = conn.execute(
+            f"SELECT m.id FROM messages m WHERE m.parent IS NULL AND ({where}) ORDER BY m.created DESC, m.rowid DESC",
+            params,
+        ).fetchall()
+        found.append([r[0] for r in rows])
+    assert found[0] == found[1], query
+    return found[0]
 
 
 @pytest.mark.parametrize(
@@ -314,8 +318,7 @@ def test_parse_helpers() -> None:
 def test_search_uses_the_fts_index(db: sqlite3.Connection) -> None:
     where, params = compile_query("from:bob invoice -paid", NOW)
     plan = " ".join(
-        str(r[3])
-        for r in db.execute(f"EXPLAIN QUERY PLAN SELECT m.id FROM messages m WHERE {where}", params)
+        str(r[3]) for r in db.execute(f"EXPLAIN QUERY PLAN SELECT m.id FROM messages m WHERE {where}", params)
     )
     assert "VIRTUAL TABLE INDEX" in plan and "messages_fts" in plan
 
@@ -377,3 +380,38 @@ def test_fts_syntax_in_user_input_never_breaks_match(pieces: list[str]) -> None:
         _run_or_refuse(conn, "".join(pieces))
     finally:
         conn.close()
+
+
+_FIELD_TEXT = st.text(alphabet="aAbBéÉ _%\\\"'@.ﬀ\u0130i", max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(st.tuples(_FIELD_TEXT, _FIELD_TEXT, _FIELD_TEXT, _FIELD_TEXT), min_size=1, max_size=8),
+    key=st.sampled_from(["subject", "from", "to"]),
+    value=st.text(alphabet="aAbBéÉ _%\\'@.ﬀ\u0130i", min_size=1, max_size=6),
+)
+def test_the_trigram_look_up_finds_every_row_the_substring_test_finds(
+    rows: list[tuple[str, str, str, str]], key: str, value: str
+) -> None:
+    """headers_tri only narrows the rows: for any text and any value, the same rows as LIKE alone."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    migrate(conn)
+    for rowid, (subject, name, addr, to) in enumerate(rows, 1):
+        conn.execute(
+            "INSERT INTO messages(rowid, id, created, subject, from_name, from_addr, to_json) VALUES (?,?,?,?,?,?,?)",
+            (rowid, str(rowid), NOW, subject, name, addr, json.dumps([[to, to]], ensure_ascii=False)),
+        )
+    conn.execute(f"INSERT INTO headers_tri(rowid, text) SELECT rowid, {HEADERS_TEXT} FROM messages")
+    needle = value.strip()
+    if not needle:
+        return
+    found = search(conn, f'{key}:"{value}"')  # search() asserts that both compilations agree
+    if key != "to":  # (to: reads the JSON text, escapes included)
+        fold = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")  # LIKE folds ASCII only
+        fields = {"subject": lambda r: [r[0]], "from": lambda r: [r[1], r[2]]}[key]
+        expected = [
+            str(i) for i, r in enumerate(rows, 1) if any(needle.translate(fold) in f.translate(fold) for f in fields(r))
+        ]
+        assert sorted(found) == sorted(expected)
+    conn.close()
