@@ -10,9 +10,11 @@ import shutil
 import subprocess
 import sys
 import threading
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import CodeType
+from typing import TypeVar
 
 import pytest
 
@@ -97,6 +99,21 @@ def require_binary(name: str) -> str:
             pytest.fail(f"{name} is not installed; .ci/run must install it")
         pytest.skip(f"{name} is not installed")
     return path
+
+
+R = TypeVar("R")
+
+
+def heap_peak(work: Callable[[], R]) -> tuple[R, int]:
+    """`work()`'s result and how far the Python heap of this whole process (every thread, so an in-process
+    sandbox's too) rose above where it stood when `work` began, at its highest (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        result = work()
+        return result, tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
 
 
 class LoopWatch:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mailsandbox.clock import ManualClock
 from mailsandbox.models import Envelope
+from mailsandbox.store import _mailbox
 from mailsandbox.store._schema import MIGRATIONS
 from mailsandbox.store.sqlite import SqliteStore
 
@@ -56,3 +57,40 @@ def test_fan_out_to_new_recipients_gives_each_a_distinct_uidvalidity(tmp_path: P
     assert len(set(values)) == len(users)
     assert [len(store.entries(u, "INBOX")) for u in users[:3]] == [1, 1, 1]
     store.close()
+
+
+def _steps_to_deliver(path: str, existing: int, recipients: int) -> int:
+    """SQLite VM steps for delivering one message to `recipients` new INBOXes beside `existing` folders."""
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            "INSERT INTO folders (user, name, uidvalidity) VALUES (?, 'INBOX', ?)",
+            ((f"old{i}@x.test", i + 1) for i in range(existing)),
+        )
+        conn.execute("UPDATE uidvalidity_counter SET last = ?", (existing,))
+        (message,) = conn.execute("SELECT rowid FROM messages").fetchone()
+        steps = 0
+
+        def count() -> int:
+            nonlocal steps
+            steps += 1
+            return 0
+
+        conn.set_progress_handler(count, 1)
+        entries = [(f"new{i}@x.test", "INBOX", message, message, "", 0.0) for i in range(recipients)]
+        _mailbox.deliver_entries(conn, entries)
+        conn.set_progress_handler(None, 0)
+    return steps
+
+
+def test_a_new_folder_costs_the_same_beside_100_or_20000_others(tmp_path: Path) -> None:
+    """The mailbox fan-out is linear: 200 new INBOXes take the same SQLite work whether 100 or 20,000
+    folders exist (the old `max(uidvalidity)` scan per new folder made it 200 x 20,000 row visits)."""
+    counts = []
+    for existing in (100, 20_000):
+        path = str(tmp_path / f"fan{existing}.db")
+        store = SqliteStore(path, clock=ManualClock(FrozenClock()))
+        asyncio.run(store.add_message(b"Subject: hi\r\n\r\nhi\r\n", Envelope("a@x.test", ("first@x.test",))))
+        store.close()
+        counts.append(_steps_to_deliver(path, existing, 200))
+    small, large = counts
+    assert large < small * 1.5, f"{small:,} VM steps beside 100 folders, {large:,} beside 20,000"

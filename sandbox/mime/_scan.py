@@ -21,10 +21,11 @@ _FOLD_TEXT = re.compile(r"\r?\n(?=[ \t])")
 _ASCII_SPACE = " \t\n\r\x0b\x0c"  # what bytes.strip() strips (str.strip() strips \x1c-\x1f too)
 
 
-def split_head(raw: bytes) -> tuple[bytes, bytes]:
-    """Header block and body, split where the part tree splits them."""
-    head_end, body_start = tree.header_end(raw, 0, len(raw))
-    return raw[:head_end], raw[body_start:]
+def head_of(raw: bytes, start: int, end: int) -> tuple[bytes, int]:
+    """The header block of the part at raw[start:end] (a copy: it is small) and where its body starts.
+    The body stays in place: slicing it would copy a 20 MB attachment once per nesting level."""
+    head_end, body_start = tree.header_end(raw, start, end)
+    return raw[start:head_end], body_start
 
 
 def parse_headers(block: bytes) -> list[tuple[str, str]]:
@@ -101,7 +102,8 @@ class Scan:
         self.filenames: list[str] = []
 
 
-def scan_part(headers: list[tuple[str, str]], body: bytes, scan: Scan, depth: int) -> None:
+def scan_part(headers: list[tuple[str, str]], raw: bytes, start: int, end: int, scan: Scan, depth: int) -> None:
+    """The part whose body is raw[start:end]; only text and HTML bodies are copied out (to be decoded)."""
     if depth > MAX_DEPTH:
         raise Unsupported("nested too deep")
     holder = _Mime(headers)
@@ -114,9 +116,9 @@ def scan_part(headers: list[tuple[str, str]], body: bytes, scan: Scan, depth: in
             raise Unsupported("multipart without boundary")
         if not boundary.isascii():
             raise Unsupported("8-bit boundary")
-        for part in split_multipart(body, boundary.encode("ascii")):
-            head, part_body = split_head(part)
-            scan_part(parse_headers(head), part_body, scan, depth + 1)
+        for part_start, part_end in tree.split_multipart(raw, start, end, boundary.encode("ascii")):
+            head, body_start = head_of(raw, part_start, part_end)
+            scan_part(parse_headers(head), raw, body_start, part_end, scan, depth + 1)
         return
     content_id = _get(headers, "Content-ID").strip().strip("<>").strip()
     kind = role(ctype, holder.disposition, holder.filename, content_id, scan.text is not None, scan.html is not None)
@@ -126,10 +128,12 @@ def scan_part(headers: list[tuple[str, str]], body: bytes, scan: Scan, depth: in
             scan.filenames.append(holder.filename)
     elif kind == "inline":
         scan.inline += 1
-    elif kind == "text":
-        scan.text = tree.to_text(tree.decode_transfer(body, _get(headers, "Content-Transfer-Encoding")), holder.charset)
-    elif kind == "html":
-        scan.html = tree.to_text(tree.decode_transfer(body, _get(headers, "Content-Transfer-Encoding")), holder.charset)
+    elif kind in ("text", "html"):
+        body = tree.decode_transfer(raw[start:end], _get(headers, "Content-Transfer-Encoding"))
+        if kind == "text":
+            scan.text = tree.to_text(body, holder.charset)
+        else:
+            scan.html = tree.to_text(body, holder.charset)
 
 
 def split_multipart(body: bytes, boundary: bytes) -> list[bytes]:

@@ -76,10 +76,10 @@ def _snippet(body: str) -> str:
 
 
 def _fast_summarize(raw: bytes) -> Summary:
-    head, body = _scan.split_head(raw)
+    head, body_start = _scan.head_of(raw, 0, len(raw))
     headers = _scan.parse_headers(head)
     scan = _scan.Scan()
-    _scan.scan_part(headers, body, scan, 0)
+    _scan.scan_part(headers, raw, body_start, len(raw), scan, 0)
     return _summary(headers, len(raw), scan.text or "", scan.html or "", scan.attachments, scan.filenames,
                     scan.inline)  # fmt: skip
 

@@ -105,6 +105,7 @@ class CaptureHandler:
         # The trace line and the content's pieces: the store joins them once (off the loop when large).
         queue_id = f"{_QUEUE_PREFIX}{next(_queue_numbers):06X}"
         parts = [self._received(env, esmtp, queue_id, via), *content]
+        content.clear()  # `parts` holds the pieces now, and the store lets go of them once it has joined them
         size = sum(map(len, parts))
         try:
             local, queued = (list(env.rcpt_tos), []) if self.relay is None else self.relay.split(env.rcpt_tos)
