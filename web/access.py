@@ -248,14 +248,18 @@ def client_of(scope: Scope) -> str:
 
 
 async def _answer(scope: Scope, send: Send, status: int, text: str, extra: Mapping[str, str] | None = None) -> None:
-    if scope["type"] == "websocket":
-        # Closing before accepting makes the server answer the handshake with 403 (ASGI spec).
-        await send({"type": "websocket.close", "code": 1008})
-        return
     body = json.dumps({"Error": text}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": _raw({"content-type": "application/json", "content-length": str(len(body)),
-                                 **(extra or {})})})  # fmt: skip
+    headers = _raw({"content-type": "application/json", "content-length": str(len(body)), **(extra or {})})
+    if scope["type"] == "websocket":
+        if "websocket.http.response" not in scope.get("extensions", {}):
+            # Closing before accepting makes the server answer the handshake with 403 (ASGI spec).
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        # The ASGI extension answers the handshake as HTTP: its status, the reason, the security headers.
+        await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
+        return
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

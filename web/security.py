@@ -121,6 +121,11 @@ class SecurityHeaders:
         self._trusted = frozenset(o.rstrip("/").lower() for o in trusted_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self.app(
+                scope, receive, _with_headers(send, security_headers(scope["path"], Headers(scope=scope).get("host")))
+            )
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -150,3 +155,16 @@ class SecurityHeaders:
             await _forbid(send_with_headers, b"a message part cannot be loaded as code")
             return
         await self.app(scope, receive, send_with_headers)
+
+
+def _with_headers(send: Send, defaults: dict[str, str]) -> Send:
+    """A refused WebSocket handshake answered as HTTP (web/access.py) carries the headers every answer has."""
+
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "websocket.http.response.start":
+            headers = MutableHeaders(scope=message)
+            for name, value in defaults.items():
+                headers.setdefault(name, value)
+        await send(message)
+
+    return send_with_headers

@@ -167,12 +167,14 @@ class Pop3Connection:
         tls_available: bool = False,
         tls_active: bool = False,
         banner_id: str = "0",
+        locked_out: Callable[[], bool] | None = None,
     ) -> None:
         self.hostname = hostname
         self.state = State.AUTHORIZATION
         self.tls_active = tls_active
         self.user: str | None = None
         self._accounts = Accounts(credentials, access)
+        self._locked_out = locked_out  # past the failed-login limit: logins fail unchecked (see SMTP's)
         self._tls_available = tls_available
         self._timestamp = f"<{banner_id}@{hostname}>"  # RFC 1939 §7 APOP banner
         self._buffer = bytearray()
@@ -378,7 +380,8 @@ class Pop3Connection:
         return self._login(step.user, step.check)
 
     def _login(self, name: str, check: _Check) -> list[Event]:
-        user = self._accounts.login(name, check)
+        locked = self._locked_out is not None and not self._accounts.accept_any and self._locked_out()
+        user = None if locked else self._accounts.login(name, check)
         if user is None:
             if self._accounts.accept_any:  # an empty name: nothing to throttle
                 return self._err(ERR_AUTH)

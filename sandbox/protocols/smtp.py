@@ -158,6 +158,8 @@ class SmtpConnection:
     `StartTlsRequested` with `tls_started`. Pipelined input (RFC 2920) waits in the buffer meanwhile.
     `credentials` None accepts any login (recorded as the user); otherwise user -> password.
     `require_auth` refuses MAIL until a login succeeded (RFC 4954 §6: 530 5.7.0).
+    `locked_out` says the client's address is past its failed-login limit: a login then fails unchecked, so
+    connections opened before the cut-off cannot go on guessing.
     """
 
     def __init__(
@@ -174,6 +176,7 @@ class SmtpConnection:
         ident: str = "Mailsandbox ESMTP",
         challenge: str | None = None,
         fault: FaultHook | None = None,
+        locked_out: Callable[[], bool] | None = None,
     ) -> None:
         self.hostname = hostname
         self.max_message_size = max_message_size
@@ -188,6 +191,7 @@ class SmtpConnection:
         self._credentials = credentials
         self._allow_insecure_auth = allow_insecure_auth
         self._require_auth = require_auth
+        self._locked_out = locked_out
         self._ident = ident
         self._challenge = challenge  # CRAM-MD5's, for tests; by default each exchange makes its own
         self._buffer = bytearray()
@@ -659,7 +663,8 @@ class SmtpConnection:
             return [Reply(BAD_BASE64 if step.reason == "malformed" else AUTH_FAILED)]
         if self._credentials is not None:
             secret = self._credentials.get(step.user)
-            if secret is None or not step.check(secret):
+            locked = self._locked_out is not None and self._locked_out()
+            if locked or secret is None or not step.check(secret):
                 return [LoginFailed(step.user), Reply(AUTH_FAILED)]
         if self._fault is not None and (refused := self._faulted("auth", step.user)) is not None:
             return refused

@@ -30,7 +30,7 @@ class LoginPenalty:
         return client_address(transport.get_extra_info("peername")) if transport else ""
 
     def blocked(self) -> bool:
-        """At connect: this address failed too often lately; say `refusal` and hang up."""
+        """This address failed too often lately: refused at connect, and its logins fail unchecked."""
         return self._throttle is not None and self._throttle.blocked(self._client())
 
     @property

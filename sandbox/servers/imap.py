@@ -84,7 +84,10 @@ class ImapProtocol(asyncio.Protocol):
         self._login_failed = False  # set on the worker thread by the login check, read after it on the loop
 
         def checked_login(user: str, password: str) -> str | None:
-            owner = login(user, password)
+            # Past the failed-login limit a login fails unchecked: connections opened before the cut-off
+            # cannot go on guessing.
+            locked = throttle is not None and throttle.blocked(self._client())
+            owner = None if locked else login(user, password)
             self._login_failed = owner is None
             return owner
 

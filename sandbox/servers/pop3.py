@@ -97,6 +97,7 @@ class Pop3Protocol(asyncio.Protocol):
             tls_available=ssl_context is not None and not implicit_tls,
             tls_active=implicit_tls,
             banner_id=secrets.token_hex(8),
+            locked_out=lambda: self._penalty.blocked(),  # the penalty is made below, the lambda runs later
         )
         self.transport: asyncio.Transport | None = None
         self._locked: str | None = None

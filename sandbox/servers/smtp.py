@@ -180,6 +180,7 @@ class SmtpProtocol(asyncio.Protocol):
             allow_insecure_auth=options.allow_insecure_auth,
             require_auth=options.require_auth,
             fault=self._fault if self._chaos is not None else None,
+            locked_out=lambda: self._penalty.blocked(),  # the penalty is made below, the lambda runs later
         )
         self.transport: asyncio.Transport | None = None
         self._penalty = LoginPenalty(options.throttle, "SMTP", lambda: self.transport, self._resume_reading)

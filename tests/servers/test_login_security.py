@@ -172,6 +172,37 @@ def test_imap_failed_logins_slow_down_then_disconnect(sandbox_factory: Start) ->
     _expect_block_lifted(sb, works)
 
 
+def _opened_early(sb: Sandbox, protocol: str) -> Callable[[], object]:
+    """A connection made before any failure; returns its right-password login, to try after the cut-off."""
+    address = sb.address(protocol)
+    if protocol == "smtp":
+        smtp = smtplib.SMTP(address.host, address.port, timeout=10)
+        smtp.ehlo("me")
+        return lambda: smtp.login("alice@x.test", "s3cret")
+    if protocol == "pop3":
+        pop = poplib.POP3(address.host, address.port, timeout=10)
+        return lambda: (pop.user("alice@x.test"), pop.pass_("s3cret"))
+    imap = imaplib.IMAP4(address.host, address.port, timeout=10)
+    return lambda: imap.login("alice@x.test", "s3cret")
+
+
+@pytest.mark.parametrize("protocol", ["smtp", "pop3", "imap"])
+def test_a_connection_opened_before_the_cut_off_cannot_go_on_guessing(sandbox_factory: Start, protocol: str) -> None:
+    # An attacker opens many connections first, then guesses on all at once: past the limit every
+    # login must fail unchecked, the right password too, or each open connection is one more guess.
+    sb = sandbox_factory(smtp_auth=CREDS, smtp_auth_allow_insecure=True, auth_failure_limit=3, auth_failure_delay=0)
+    late_login = _opened_early(sb, protocol)
+    address = sb.address("smtp")
+    with smtplib.SMTP(address.host, address.port, timeout=10) as guesser:
+        guesser.ehlo("me")
+        for _ in range(3):
+            with pytest.raises((smtplib.SMTPAuthenticationError, smtplib.SMTPServerDisconnected)):
+                guesser.login("alice@x.test", "guess")
+    assert sb.throttle.blocked("127.0.0.1")
+    with pytest.raises((smtplib.SMTPException, poplib.error_proto, imaplib.IMAP4.error, OSError, EOFError)):
+        late_login()
+
+
 def test_one_count_per_address_across_protocols(sandbox_factory: Start) -> None:
     sb = _throttled(sandbox_factory)
     with _smtp(sb) as client:

@@ -49,13 +49,21 @@ def _send(sandbox: Sandbox, subject: str = "secret", attachment: tuple[str, str,
 
 def _handshake(sandbox: Sandbox, host: str, extra: str = "") -> bytes:
     """A WebSocket upgrade for /api/events over a raw socket; the status line of the answer."""
+    return _handshake_head(sandbox, host, extra).split(b"\r\n", 1)[0]
+
+
+def _handshake_head(sandbox: Sandbox, host: str, extra: str = "") -> bytes:
+    """The status line and header fields the WebSocket upgrade is answered with."""
     http = sandbox.address("http")
     with socket.create_connection((http.host, http.port), timeout=5) as sock:
         sock.sendall(
             f"GET /api/events HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n".encode()
         )
-        return sock.recv(4096).split(b"\r\n", 1)[0]
+        head = b""
+        while b"\r\n\r\n" not in head and (chunk := sock.recv(4096)):
+            head += chunk
+        return head.split(b"\r\n\r\n", 1)[0].lower()
 
 
 def test_a_foreign_host_is_refused_on_every_route_and_the_websocket(
@@ -75,8 +83,11 @@ def test_a_foreign_host_is_refused_on_every_route_and_the_websocket(
         for host in ("localhost:8025", "127.0.0.1", "[::1]:8025", "app.localhost", "LOCALHOST."):
             assert client.get("/api/v1/messages", headers={"Host": host}).status_code == 200, host
         assert client.get("/api/v1/messages").json()["total"] == 1  # the refused DELETE/reset did nothing
-    assert _handshake(sandbox, FOREIGN) == b"HTTP/1.1 403 Forbidden"
-    assert _handshake(sandbox, "localhost") == b"HTTP/1.1 101 Switching Protocols"
+    refused = _handshake_head(sandbox, FOREIGN)
+    assert refused.startswith(b"http/1.1 403 forbidden")
+    for field in (b"x-content-type-options: nosniff", b"content-security-policy: sandbox", b"referrer-policy"):
+        assert field in refused  # a refused handshake carries the headers every answer has
+    assert _handshake(sandbox, "localhost") == b"http/1.1 101 switching protocols"
     refusals = [r for r in caplog.records if "attacker.example" in r.getMessage()]
     assert refusals and all("from 127.0.0.1" in r.getMessage() and not r.exc_info for r in refusals)
     # a flood is one line per kind and interval, not one per request
@@ -89,7 +100,7 @@ def test_allowed_hosts_names_and_globs(sandbox_factory: Start) -> None:
         for host, status in (("mail.test:8025", 200), ("runner-7.ci.internal", 200), ("ci.internal", 403),
                              ("mail.test.attacker.example", 403), ("evil.test", 403)):  # fmt: skip
             assert client.get("/api/v1/messages", headers={"Host": host}).status_code == status, host
-    assert _handshake(sandbox, "runner-7.ci.internal:8025") == b"HTTP/1.1 101 Switching Protocols"
+    assert _handshake(sandbox, "runner-7.ci.internal:8025") == b"http/1.1 101 switching protocols"
 
 
 def test_an_exposed_listener_answers_its_addresses_but_no_foreign_name(sandbox_factory: Start) -> None:
@@ -139,11 +150,11 @@ def test_ui_auth_file_and_api_token(sandbox_factory: Start, tmp_path: Path) -> N
                     {"Authorization": "Bearer tok-12"}, {"Authorization": "Basic !!!"},
                     _basic("bob", "s3cret hashed" + "x" * 100), _basic("bob", "é" * 5000)):  # fmt: skip
             assert client.get("/api/v1/messages", headers=bad).status_code == 401, bad
-    assert _handshake(sandbox, "localhost") == b"HTTP/1.1 403 Forbidden"
+    assert _handshake(sandbox, "localhost") == b"http/1.1 401 unauthorized"  # as the routes answer
     token = "Authorization: Bearer tok-123\r\n"
-    assert _handshake(sandbox, "localhost", token) == b"HTTP/1.1 101 Switching Protocols"
+    assert _handshake(sandbox, "localhost", token) == b"http/1.1 101 switching protocols"
     basic = f"Authorization: {_basic('ann', 'plain-pass')['Authorization']}\r\n"
-    assert _handshake(sandbox, "localhost", basic) == b"HTTP/1.1 101 Switching Protocols"
+    assert _handshake(sandbox, "localhost", basic) == b"http/1.1 101 switching protocols"
 
 
 def test_failed_http_logins_are_throttled(sandbox_factory: Start, tmp_path: Path) -> None:
