@@ -311,9 +311,16 @@ class Zone:
         """
         path = Path(path)
         try:
-            text = path.read_text()
-        except (OSError, UnicodeError) as exc:
-            raise ZoneError(f"{path}: {exc}") from exc
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ZoneError(
+                f"zone file {path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start});"
+                " save it as UTF-8 or plain ASCII"
+            ) from exc
+        except IsADirectoryError as exc:
+            raise ZoneError(f"zone file {path}: is a directory; --zone takes a zone file") from exc
+        except OSError as exc:  # missing, not readable by this user, ...
+            raise ZoneError(f"zone file {path}: cannot be read ({exc.strerror or exc})") from exc
         with self._lock:
             origins = self.load_text(text, path.name.removesuffix(".zone"), _file=path)
             # the mode stays the configured one, even if it was switched at run time
