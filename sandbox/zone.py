@@ -159,7 +159,11 @@ def _read_zone(text: str, origin: dns.name.Name | None, filename: str) -> dns.zo
         with zone.writer(True) as txn:
             dns.zonefile.Reader(tok, IN, txn, default_ttl=DEFAULT_TTL).read()
     except dns.exception.SyntaxError as exc:
-        detail = re.sub(rf"^{re.escape(filename)}:\d+: ", "", str(exc))
+        detail = re.sub(rf"^{re.escape(filename)}:\d+: ", "", str(exc)).rstrip(".")
+        # dnspython's words ("Text input is malformed") rarely say which part: show the line itself
+        lines = text.splitlines()
+        if 0 < tok.content_line <= len(lines) and (line := lines[tok.content_line - 1].strip()):
+            detail += f" in {line[:80]!r}"
         raise ZoneError(f"{filename}:{tok.content_line}: {detail}") from None
     return zone
 
