@@ -1,4 +1,4 @@
-"""A store of many messages, measured through the real server (issue 17).
+"""A store of many messages, measured through the real server.
 
 For each size (default 10k and 100k; 1M with `--sizes 10000,100000,1000000`) this fills a fresh database
 file with 2 KB messages through the store API (`add_messages_sync`: group-committed windows), with

@@ -56,11 +56,19 @@ def parse_listen(value: str | Listen | None, default_host: str = "127.0.0.1") ->
         host, port = "", text
     if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{value!r} is not HOST:PORT (a port is 0 to 65535), e.g. 127.0.0.1:1025 or 'off'")
-    if re.fullmatch(r"[0-9.]+", host):  # looks like IPv4, so it must be one (not a name to look up)
+    example = "e.g. 127.0.0.1:1025, or 0.0.0.0:1025 for every interface"
+    if text.startswith("["):  # brackets hold an IPv6 literal, never a name to look up
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host} in {value!r} is not an IPv6 address, e.g. [::1]:1025") from None
+    elif re.fullmatch(r"[0-9.]+", host):  # looks like IPv4, so it must be one (not a name to look up)
         try:
             ipaddress.IPv4Address(host)
         except ValueError:
-            raise ValueError(f"{host} in {value!r} is not an IPv4 address") from None
+            raise ValueError(
+                f"{host} in {value!r} is not an IPv4 address (four numbers 0 to 255); give HOST:PORT, {example}"
+            ) from None
     return Listen(host or default_host, int(port))
 
 

@@ -159,7 +159,11 @@ def _read_zone(text: str, origin: dns.name.Name | None, filename: str) -> dns.zo
         with zone.writer(True) as txn:
             dns.zonefile.Reader(tok, IN, txn, default_ttl=DEFAULT_TTL).read()
     except dns.exception.SyntaxError as exc:
-        detail = re.sub(rf"^{re.escape(filename)}:\d+: ", "", str(exc))
+        detail = re.sub(rf"^{re.escape(filename)}:\d+: ", "", str(exc)).rstrip(".")
+        # dnspython's words ("Text input is malformed") rarely say which part: show the line itself
+        lines = text.splitlines()
+        if 0 < tok.content_line <= len(lines) and (line := lines[tok.content_line - 1].strip()):
+            detail += f" in {line[:80]!r}"
         raise ZoneError(f"{filename}:{tok.content_line}: {detail}") from None
     return zone
 
@@ -311,9 +315,16 @@ class Zone:
         """
         path = Path(path)
         try:
-            text = path.read_text()
-        except (OSError, UnicodeError) as exc:
-            raise ZoneError(f"{path}: {exc}") from exc
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ZoneError(
+                f"zone file {path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start});"
+                " save it as UTF-8 or plain ASCII"
+            ) from exc
+        except IsADirectoryError as exc:
+            raise ZoneError(f"zone file {path}: is a directory; --zone takes a zone file") from exc
+        except OSError as exc:  # missing, not readable by this user, ...
+            raise ZoneError(f"zone file {path}: cannot be read ({exc.strerror or exc})") from exc
         with self._lock:
             origins = self.load_text(text, path.name.removesuffix(".zone"), _file=path)
             # the mode stays the configured one, even if it was switched at run time

@@ -98,7 +98,9 @@ def test_send_nothing_to_send_to(here: Path) -> None:
         (["--max-connections", "-1"], ("--max-connections", "0 or more")),
         (["--tls-cert", "cert.pem"], ("--tls-cert", "--tls-key")),
         (["--tls-key", "key.pem"], ("--tls-key", "--tls-cert")),
-        (["--smtp", "999.1.1.1:25"], ("--smtp", "999.1.1.1", "not an IPv4 address")),
+        (["--smtp", "999.1.1.1:25"], ("--smtp", "999.1.1.1", "not an IPv4 address", "give HOST:PORT", "127.0.0.1")),
+        (["--smtp", "1.2.3:25"], ("--smtp", "1.2.3", "not an IPv4 address")),
+        (["--smtp", "[::g]:25"], ("--smtp", "::g", "not an IPv6 address", "[::1]")),
         (["--http", "127.0.0.1:99999"], ("--http", "HOST:PORT")),
         (["--smtp-auth", "nopassword"], ("--smtp-auth", "user:password")),
         (["--smtp-auth", "@missing-users"], ("--smtp-auth", "missing-users")),
@@ -240,7 +242,42 @@ def test_address_not_of_this_machine(here: Path) -> None:
 def test_bad_zone_file_names_file_and_line(here: Path) -> None:
     (here / "shop.zone").write_text("$ORIGIN shop.test.\n@ MX 10 mx\n\nmx A 192.0.2.300\n")
     code, err = run(["serve", *QUIET, "--zone", "shop.zone"], here)
-    one_line(code, err, "shop.zone:4:")
+    one_line(code, err, "shop.zone:4:", "192.0.2.300")  # the line itself: dnspython says only "malformed"
+
+
+def unreadable_file(here: Path) -> Path:
+    """A file this process may not read: mode 000, or as root (whom modes do not stop) a write-only sysctl."""
+    if os.geteuid() != 0:
+        target = here / "locked.zone"
+        target.write_text("$ORIGIN shop.test.\n@ MX 10 mx\n")
+        target.chmod(0)
+    else:
+        target = Path("/proc/sys/vm/compact_memory")
+    try:
+        target.read_bytes()
+    except PermissionError:
+        return target
+    except OSError:
+        pass
+    pytest.skip(f"no file here that {'root' if os.geteuid() == 0 else 'this user'} is refused")
+
+
+@pytest.mark.parametrize("kind", ["not readable", "a directory", "not UTF-8", "missing"])
+def test_unreadable_zone_file_is_named(here: Path, kind: str) -> None:
+    expected: tuple[str, ...]
+    if kind == "not readable":
+        zone, expected = unreadable_file(here), ("cannot be read", "Permission denied")
+    elif kind == "a directory":
+        zone, expected = here / "shop.zone", ("is a directory", "--zone takes a zone file")
+        zone.mkdir()
+    elif kind == "not UTF-8":
+        zone, expected = here / "shop.zone", ("not UTF-8", "byte 0xe9", "save it as UTF-8")
+        zone.write_bytes("$ORIGIN caf\u00e9.test.\n@ MX 10 mx\n".encode("latin-1"))
+    else:
+        zone, expected = here / "absent.zone", ("cannot be read", "No such file")
+    code, err = run(["serve", *QUIET, "--zone", str(zone)], here)
+    assert code == 1
+    one_line(code, err, f"zone file {zone}:", *expected)
 
 
 def test_readme_marker_zone_saved_as_a_file_serves(here: Path) -> None:
