@@ -68,8 +68,8 @@ RAW_CHUNK = 1 << 20
 MAX_INDEXED_TEXT = 1 << 20
 
 
-# A search page with at most this many matches is read from the index's rows and sorted (~2 ms per 1,000).
-SORTED_MATCHES = 20_000
+# Reading a match from an index look-up and sorting it costs about this many steps of the listing index.
+SORT_COST = 4
 
 
 def new_id() -> str:
@@ -810,8 +810,8 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         everything, unread = self.count()
         # With an index look-up in the query ("MATCH"), the matches are counted from its rows (the unary +
         # keeps the planner off the listing index, which it would walk testing every row: 41 -> 3 ms for
-        # 1,000 matches in 100,000). The page too, when there are few enough to sort; many matches are
-        # found soonest by that walk, which stops after `limit` of them.
+        # 1,000 matches in 100,000). The page too, unless walking that index, newest first, finds its
+        # start + limit matches sooner: after about (start + limit) * everything / total rows.
         looked_up = "MATCH" in where
         if where == "1" and not user:
             total, matching_unread = everything, unread
@@ -821,7 +821,7 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
                 f" WHERE {'+' if looked_up else ''}m.parent IS NULL AND ({where})",
                 params,
             ).fetchone()
-        walk = "" if not looked_up or total > SORTED_MATCHES else "+"
+        walk = "" if not looked_up or (start + limit) * everything < SORT_COST * total * total else "+"
         rows = db.execute(
             f"SELECT {_COLUMNS} FROM messages m WHERE {walk}m.parent IS NULL AND ({where})"
             " ORDER BY m.created DESC, m.rowid DESC LIMIT ? OFFSET ?",
