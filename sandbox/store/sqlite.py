@@ -340,16 +340,8 @@ class _DeleteAll:
             " ORDER BY f.user, f.name"
         ).fetchall()
         (n,) = conn.execute("SELECT count(*) FROM messages WHERE parent IS NULL").fetchone()
-        for table in (
-            "entries",
-            "message_raw",
-            "relayed",
-            "message_text",
-            "queue",
-            "attempts",
-            "message_auth",
-            "tag_names",
-        ):
+        for table in ("entries", "message_raw", "relayed", "message_text", "queue", "attempts", "message_auth",
+                      "tag_names"):  # fmt: skip
             conn.execute(f"DELETE FROM {table}")
         conn.execute("DROP TRIGGER tally_delete")  # its presence would make the next line visit every row
         conn.execute("DELETE FROM messages")
@@ -821,9 +813,9 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
                 f" WHERE {'+' if looked_up else ''}m.parent IS NULL AND ({where})",
                 params,
             ).fetchone()
-        walk = "" if not looked_up or (start + limit) * everything < SORT_COST * total * total else "+"
+        sort = looked_up and (start + limit) * everything >= SORT_COST * total * total
         rows = db.execute(
-            f"SELECT {_COLUMNS} FROM messages m WHERE {walk}m.parent IS NULL AND ({where})"
+            f"SELECT {_COLUMNS} FROM messages m WHERE {'+' if sort else ''}m.parent IS NULL AND ({where})"
             " ORDER BY m.created DESC, m.rowid DESC LIMIT ? OFFSET ?",
             [*params, max(0, limit), max(0, start)],
         ).fetchall()
