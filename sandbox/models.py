@@ -49,7 +49,6 @@ class StoredMessage:
     """One captured message as listed: public id, summary, envelope and state."""
 
     id: str  # public, URL-safe, stable
-    rowid: int
     created: float  # epoch seconds when the 250 was sent
     summary: Summary
     envelope: Envelope

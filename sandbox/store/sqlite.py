@@ -117,7 +117,7 @@ def _envelope(text: str) -> Envelope:
 
 
 def row_to_message(row: sqlite3.Row | tuple[Any, ...]) -> StoredMessage:
-    (rowid, mid, created, message_id, subject, from_name, from_addr, to_j, cc_j, bcc_j, rt_j, date, size,
+    (_rowid, mid, created, message_id, subject, from_name, from_addr, to_j, cc_j, bcc_j, rt_j, date, size,
      attachments, inline, snippet, read, env_j, tags, users) = row
     summary = Summary(
         message_id=message_id,
@@ -136,7 +136,6 @@ def row_to_message(row: sqlite3.Row | tuple[Any, ...]) -> StoredMessage:
     )
     return StoredMessage(
         id=mid,
-        rowid=rowid,
         created=created,
         summary=summary,
         envelope=_envelope(env_j),
@@ -470,7 +469,7 @@ def _write_adds(conn: sqlite3.Connection, adds: list[_Add]) -> list[tuple[Stored
     out: list[tuple[StoredMessage | None, list[Event]]] = []
     for a, (rowid, mid) in pairs:
         message = StoredMessage(
-            id=mid, rowid=rowid, created=a.created, summary=a.summary, envelope=a.envelope, read=False,
+            id=mid, created=a.created, summary=a.summary, envelope=a.envelope, read=False,
             mailboxes=tuple(sorted(a.users)), tags=_tag_new(conn, rowid, a) if a.tags or a.rules else (),
         )  # fmt: skip
         out.append((message, [MessageStored(message), *(MailboxChanged(user, "INBOX") for user in a.users)]))

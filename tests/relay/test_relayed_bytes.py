@@ -78,8 +78,8 @@ async def test_a_copy_stored_whole_before_migration_8_still_reads_as_itself(tmp_
         original = store.raw(stored.id)
 
         def write(conn: sqlite3.Connection) -> tuple[str, list[object]]:
-            assert stored.rowid is not None
-            return insert_message(conn, old_copy, stored.summary, stored.envelope, 0.0, stored.rowid)[1], []
+            (rowid,) = conn.execute("SELECT rowid FROM messages WHERE id = ?", (stored.id,)).fetchone()
+            return insert_message(conn, old_copy, stored.summary, stored.envelope, 0.0, rowid)[1], []
 
         copy_id: str = await store._write(write)  # type: ignore[arg-type]
         assert store.raw(copy_id) == old_copy and store.raw(stored.id) == original
