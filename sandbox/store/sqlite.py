@@ -39,9 +39,10 @@ from mailsandbox.store._mailbox import MailboxMixin, deliver_entries, deliver_en
 from mailsandbox.store._packing import pack, pack_text, unpack, unpack_text
 from mailsandbox.store._queue import QueueMixin
 from mailsandbox.store._schema import HEADERS_TEXT, TALLY_DELETE, migrate
-from mailsandbox.store._search import SEARCH_SECONDS, QueryTooSlow, compile_query, time_zone
+from mailsandbox.store._search import SEARCH_SECONDS, QueryTooSlow, compile_query
 from mailsandbox.store._tags import Tagging, arrival_tags, canonical, forget, holding, store_spelling, unique_tags
 from mailsandbox.store._writer import GroupWriter, WriteFn, insert_rows
+from mailsandbox.store.query import time_zone
 
 _COLUMNS = (
     "m.rowid, m.id, m.created, m.message_id, m.subject, m.from_name, m.from_addr, m.to_json, m.cc_json, "

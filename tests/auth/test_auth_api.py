@@ -14,7 +14,7 @@ import pytest
 from mailsandbox.app import Sandbox
 from mailsandbox.auth.keys import SigningKey, generate_key
 from mailsandbox.auth.results import METHODS, RESULTS
-from mailsandbox.store import _search
+from mailsandbox.store import query as search_language
 
 MESSAGE = (
     b"From: Shop <orders@shop.test>\r\nTo: ann@example.test\r\nSubject: Order 7\r\n"
@@ -109,7 +109,7 @@ def test_search_filters_on_results(shop: Sandbox, client: httpx.Client, key: Sig
 
 
 def test_search_knows_every_result_word_the_checks_give() -> None:
-    assert _search._AUTH_RESULTS == RESULTS and _search._AUTH_METHODS == METHODS
+    assert search_language.AUTH_RESULTS == RESULTS and search_language.AUTH_METHODS == METHODS
 
 
 def test_the_checks_follow_the_zone_edited_through_the_api(shop: Sandbox, client: httpx.Client) -> None:

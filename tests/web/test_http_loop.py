@@ -16,7 +16,7 @@ import pytest
 
 from mailsandbox.app import Sandbox, SandboxThread
 from mailsandbox.models import Envelope
-from mailsandbox.store._search import MAX_TERMS
+from mailsandbox.store.query import MAX_TERMS
 from mailsandbox.store.sqlite import SqliteStore
 from tests.conftest import free_config, probe_during
 

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailsandbox.store._schema import HEADERS_TEXT, migrate
-from mailsandbox.store._search import compile_query, fts_phrase, parse_size, parse_when, time_zone, tokenize
+from mailsandbox.store._search import compile_query, fts_phrase
+from mailsandbox.store.query import parse_size, parse_when, time_zone, tokenize
 
 NOW = datetime(2024, 6, 15, 12, 0).timestamp()
 DAY = 86400.0

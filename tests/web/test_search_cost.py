@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from mailsandbox.store._search import MAX_TERMS, compile_query
+from mailsandbox.store._search import compile_query
+from mailsandbox.store.query import MAX_TERMS
 
 NOW = 1_700_000_000.0
 SHAPES: dict[str, Callable[[int], str]] = {
