@@ -814,9 +814,12 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
                 params,
             ).fetchone()
         sort = looked_up and (start + limit) * everything >= SORT_COST * total * total
+        # The page's rows are picked by rowid first: OFFSET then skips index entries only, where skipping
+        # whole rows cost 23 ms for the middle page of a million messages (15 ms now).
         rows = db.execute(
-            f"SELECT {_COLUMNS} FROM messages m WHERE {'+' if sort else ''}m.parent IS NULL AND ({where})"
-            " ORDER BY m.created DESC, m.rowid DESC LIMIT ? OFFSET ?",
+            f"SELECT {_COLUMNS} FROM messages m WHERE m.rowid IN (SELECT m.rowid FROM messages m"
+            f" WHERE {'+' if sort else ''}m.parent IS NULL AND ({where})"
+            " ORDER BY m.created DESC, m.rowid DESC LIMIT ? OFFSET ?) ORDER BY m.created DESC, m.rowid DESC",
             [*params, max(0, limit), max(0, start)],
         ).fetchall()
         page = [row_to_message(r) for r in rows]
