@@ -25,6 +25,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from mailsandbox import heap  # noqa: E402
 from mailsandbox.app import Sandbox, SandboxThread  # noqa: E402
 from tests.conftest import LoopWatch, free_config  # noqa: E402
 
@@ -121,6 +122,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         thread = SandboxThread(free_config(Path(tmp)))
         sandbox = thread.start()
+        heap.settle()  # as `mailsandbox serve` does once it has started
         http = sandbox.address("http")
         try:
             with httpx.Client(base_url=f"http://{http.host}:{http.port}", timeout=600) as client:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mailsandbox import dump, ingest, malloc, sendmail
+from mailsandbox import dump, heap, ingest, sendmail
 from mailsandbox.config import Config, ConfigError, Listen
 
 
@@ -226,12 +225,9 @@ def serve(args: argparse.Namespace) -> int:
             scheme = "http://" if name == "http" else ""
             print(f"  {name:<14} {scheme}{addr}", flush=True)
         print("Press Ctrl-C to stop.", flush=True)
-        # What start-up built (modules, libraries, tables) lives as long as the process: frozen, it is left
-        # out of every full collection, which otherwise walks it all and pauses the loop with it.
-        gc.collect()
-        gc.freeze()
+        heap.settle()  # what start-up built is left out of collections; the rest is collected seldom
 
-    malloc.map_large_buffers()  # large messages' buffers go back to the system when freed
+    heap.map_large_buffers()  # large messages' buffers go back to the system when freed
     try:
         asyncio.run(Sandbox(config).run_forever(ready))
     except (StartupError, ZoneError) as exc:  # each names the file, address or setting

@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import pytest
 
+from mailsandbox import heap
 from mailsandbox.app import Sandbox, SandboxThread
 from mailsandbox.config import Config, Listen
 
@@ -48,15 +49,19 @@ def _heap_of_the_test_alone(request: pytest.FixtureRequest) -> Iterator[None]:
     """A timing test measures the sandbox, not the test process: by the serial run's end pytest holds
     hundreds of thousands of objects, and a full collection that walks them stalls every thread (the
     sandbox's loop included) for 100-300 ms. Frozen, they are left out of collections until the test
-    ends; what the sandbox allocates is still collected."""
+    ends, and collections run as seldom as in `serve` (heap.THRESHOLDS); what the sandbox allocates is
+    still collected."""
     if request.node.get_closest_marker("timing") is None:
         yield
         return
+    thresholds = gc.get_threshold()
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*heap.THRESHOLDS)
     try:
         yield
     finally:
+        gc.set_threshold(*thresholds)
         gc.unfreeze()
 
 

@@ -15,6 +15,7 @@ from mailsandbox.store._search import QueryTooSlow
 from mailsandbox.store._tags import MAX_TAGS
 from mailsandbox.web import schema
 from mailsandbox.web.inputs import json_object, not_found, ok, part_id, plain, whole
+from mailsandbox.web.jsonbody import PiecewiseJSONResponse
 from mailsandbox.web.workers import Workers
 
 MAX_LIMIT = 1000
@@ -182,7 +183,7 @@ class Api:
             return None
         body = schema.message(message, parsed)
         body["Read"] = True
-        return message.id, message.read, JSONResponse(body)
+        return message.id, message.read, PiecewiseJSONResponse(body)
 
     def _raw(self, message_id: str) -> tuple[str, bytes] | None:
         return stored_raw(self.store, message_id)
@@ -205,7 +206,7 @@ class Api:
         found = self._raw(message_id)
         if found is None:
             return not_found()
-        return JSONResponse(schema.headers(mime.header_pairs(found[1])))
+        return PiecewiseJSONResponse(schema.headers(mime.header_pairs(found[1])))
 
     async def part(self, request: Request) -> Response:
         wanted = request.path_params["part"]
