@@ -66,7 +66,7 @@ def send(args: argparse.Namespace) -> int:
         parsed = BytesParser(policy=default_policy).parsebytes(raw)
         sender = args.sender or next(iter(_addresses([str(parsed.get("From", ""))])), DEFAULT_SENDER)
         heads = [str(v) for k in ("To", "Cc", "Bcc") for v in parsed.get_all(k, [])]
-        recipients = args.recipients or _addresses(heads)
+        recipients = args.recipients or list(args.to) or _addresses(heads)  # as --from, --to is asked for
         data: bytes | EmailMessage = raw
     else:
         try:

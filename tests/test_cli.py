@@ -46,6 +46,17 @@ def test_send_reads_a_whole_message_from_stdin(running_sandbox: Sandbox, monkeyp
     assert sorted(message["Envelope"]["RcptTo"]) == ["b@example.test", "hidden@example.test"]
 
 
+def test_send_takes_a_piped_message_where_to_says(running_sandbox: Sandbox, monkeypatch: Any) -> None:
+    import io
+
+    raw = b"From: a@example.test\r\nSubject: no To header\r\n\r\nbody\r\n"  # as a template might be
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw)))
+    assert main(["send", "--server", str(running_sandbox.address("smtp")), "--to", "c@example.test"]) == 0
+    with httpx.Client(base_url=f"http://{running_sandbox.address('http')}") as client:
+        message = client.get("/api/v1/message/latest").json()
+    assert message["Subject"] == "no To header" and message["Envelope"]["RcptTo"] == ["c@example.test"]
+
+
 def test_send_reports_a_refused_connection(capsys: Any) -> None:
     assert main(["send", "--server", "127.0.0.1:1", "-t", "x@example.test", "-s", "s", "--body", "b"]) == 1
     assert "mailsandbox send:" in capsys.readouterr().err
