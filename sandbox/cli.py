@@ -170,7 +170,8 @@ def _send_parser(sub: Any) -> None:
     sender = "envelope sender and From: (default: the message's From:, else sender@example.test)"
     p.add_argument("-f", "--from", dest="sender", metavar="ADDRESS", help=sender)
     p.add_argument("-s", "--subject", metavar="TEXT", help="Subject: of a composed message")
-    p.add_argument("-t", "--to", action="append", default=[], metavar="ADDRESS", help="To: of a composed message; for a piped one, where it goes (repeatable)")
+    to = "To: of a composed message; for a piped one, where it goes (repeatable)"
+    p.add_argument("-t", "--to", action="append", default=[], metavar="ADDRESS", help=to)
     p.add_argument("--body", metavar="TEXT", help="text body of a composed message (default: empty)")
     p.add_argument("--html", metavar="HTML", help="HTML body (sends multipart/alternative)")
     p.add_argument("--attach", action="append", default=[], metavar="FILE", help="attach a file (repeatable)")
