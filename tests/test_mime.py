@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailsandbox import mime
-from mailsandbox.mime import summary, words
-from mailsandbox.mime._scan import Unsupported, _parse_header_bytes, parse_headers, split_multipart
+from mailsandbox.mime import summary, tree, words
+from mailsandbox.mime._scan import Unsupported, _parse_header_bytes, parse_headers
 from mailsandbox.models import Address
 from tests.conftest import heap_peak
 from tests.servers.test_mime_views import entity
@@ -137,7 +137,8 @@ def test_snippet_is_the_start_of_the_first_words(body: str) -> None:
 
 def test_split_multipart_keeps_delimiter_crlf_out_of_parts() -> None:
     body = b"pre\r\n--b\r\nA: 1\r\n\r\none\r\n--b\r\n\r\ntwo\r\n--b--\r\n"
-    assert split_multipart(body, b"b") == [b"A: 1\r\n\r\none", b"\r\ntwo"]
+    parts = [body[a:b] for a, b in tree.split_multipart(body, 0, len(body), b"b")]
+    assert parts == [b"A: 1\r\n\r\none", b"\r\ntwo"]
 
 
 def _stdlib_addresses(value: str) -> list[Address]:

@@ -4,9 +4,7 @@ Anything it does not understand raises Unsupported and the caller falls back to 
 
 from __future__ import annotations
 
-import re
-
-from mailsandbox.mime import params, tree
+from mailsandbox.mime import params, tree, words
 from mailsandbox.mime.parts import role
 
 MAX_DEPTH = 8
@@ -16,8 +14,6 @@ class Unsupported(Exception):
     pass
 
 
-_FOLD = re.compile(rb"\r?\n(?=[ \t])")  # RFC 5322 §2.2.3: unfolding removes the CRLF only
-_FOLD_TEXT = re.compile(r"\r?\n(?=[ \t])")
 _ASCII_SPACE = " \t\n\r\x0b\x0c"  # what bytes.strip() strips (str.strip() strips \x1c-\x1f too)
 
 
@@ -35,7 +31,7 @@ def parse_headers(block: bytes) -> list[tuple[str, str]]:
     except UnicodeDecodeError:
         return _parse_header_bytes(block)
     out: list[tuple[str, str]] = []
-    for line in _FOLD_TEXT.sub("", text).split("\n"):
+    for line in words.unfold(text).split("\n"):
         line = line.rstrip("\r")
         if not line:
             continue
@@ -48,7 +44,7 @@ def parse_headers(block: bytes) -> list[tuple[str, str]]:
 
 def _parse_header_bytes(block: bytes) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
-    for line in _FOLD.sub(b"", block).split(b"\n"):
+    for line in words.unfold_bytes(block).split(b"\n"):
         line = line.rstrip(b"\r")
         if not line:
             continue
@@ -134,8 +130,3 @@ def scan_part(headers: list[tuple[str, str]], raw: bytes, start: int, end: int, 
             scan.text = tree.to_text(body, holder.charset)
         else:
             scan.html = tree.to_text(body, holder.charset)
-
-
-def split_multipart(body: bytes, boundary: bytes) -> list[bytes]:
-    """RFC 2046 §5.1.1 body parts, cut where the part tree cuts them."""
-    return [body[a:b] for a, b in tree.split_multipart(body, 0, len(body), boundary)]
