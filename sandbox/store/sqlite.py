@@ -45,7 +45,7 @@ from mailsandbox.store._writer import GroupWriter, WriteFn, insert_rows
 from mailsandbox.store.query import time_zone
 
 _COLUMNS = (
-    "m.rowid, m.id, m.created, m.message_id, m.subject, m.from_name, m.from_addr, m.to_json, m.cc_json, "
+    "m.id, m.created, m.message_id, m.subject, m.from_name, m.from_addr, m.to_json, m.cc_json, "
     "m.bcc_json, m.reply_to_json, m.date, m.size, m.attachments, m.inline, m.snippet, m.read, m.envelope_json, "
     "m.tags, "
     "(SELECT group_concat(DISTINCT f.user) FROM entries e JOIN folders f ON f.id = e.folder_id "
@@ -118,7 +118,7 @@ def _envelope(text: str) -> Envelope:
 
 
 def row_to_message(row: sqlite3.Row | tuple[Any, ...]) -> StoredMessage:
-    (_rowid, mid, created, message_id, subject, from_name, from_addr, to_j, cc_j, bcc_j, rt_j, date, size,
+    (mid, created, message_id, subject, from_name, from_addr, to_j, cc_j, bcc_j, rt_j, date, size,
      attachments, inline, snippet, read, env_j, tags, users) = row
     summary = Summary(
         message_id=message_id,
