@@ -225,7 +225,7 @@ Filter = Words | Contains | Flag | HasTag | Created | Size | AuthResult
 def parse(query: str, now: float, zone: tzinfo | None = None) -> list[Filter]:
     """The query's filters, in order, each once; dates are read in `zone` (None: server-local time).
     Over MAX_TERMS terms, an unknown filter or a value that cannot be read is a ValueError naming it."""
-    return list(dict.fromkeys(_filter(term, now, zone) for term in dict.fromkeys(tokenize(query, MAX_TERMS))))
+    return list(dict.fromkeys(_filter(term, now, zone) for term in tokenize(query, MAX_TERMS)))
 
 
 def _filter(term: Term, now: float, zone: tzinfo | None) -> Filter:
