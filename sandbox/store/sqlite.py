@@ -35,10 +35,11 @@ from mailsandbox.events import (
 from mailsandbox.models import Address, Envelope, MailEntry, StoredMessage, Summary
 from mailsandbox.store import DuplicateMessage, MailboxStat, NoSuchMessage, Page, StoreClosed, normalize_user
 from mailsandbox.store._auth import AuthMixin
+from mailsandbox.store._clear import TRUNCATE_BELOW, Reaper, fresh_schema, has_dead, set_aside, truncate_all
 from mailsandbox.store._mailbox import MailboxMixin, deliver_entries, deliver_entry
 from mailsandbox.store._packing import pack, pack_text, unpack, unpack_text
 from mailsandbox.store._queue import QueueMixin
-from mailsandbox.store._schema import HEADERS_TEXT, TALLY_DELETE, migrate
+from mailsandbox.store._schema import HEADERS_TEXT, migrate
 from mailsandbox.store._search import SEARCH_SECONDS, QueryTooSlow, compile_query
 from mailsandbox.store._tags import Tagging, arrival_tags, canonical, forget, holding, store_spelling, unique_tags
 from mailsandbox.store._writer import GroupWriter, WriteFn, insert_rows
@@ -327,33 +328,30 @@ DELETE_BATCH = 200
 
 
 class _DeleteAll:
-    """Delete every message: with foreign keys off (the writer turns them off around this request alone),
-    each `DELETE FROM` without WHERE is SQLite's truncation, which frees whole pages instead of visiting
-    rows and their index entries; the contentless index empties with FTS5's 'delete-all'. Child tables go
-    too, so nothing is left pointing at a message."""
+    """Delete every message, with foreign keys off (the writer turns them off around this request alone).
+    A small store is truncated in place; a large one's tables are set aside for the reaper (_clear.py), so
+    the writer is held for milliseconds, not for a pass over every page."""
 
     foreign_keys_off = True
+
+    def __init__(self) -> None:
+        self.set_aside = False
 
     def __call__(self, conn: sqlite3.Connection) -> tuple[int, list[Event]]:
         folders = conn.execute(  # a look-up per folder (entries' key starts with it), not a pass over entries
             "SELECT f.user, f.name FROM folders f WHERE EXISTS (SELECT 1 FROM entries e WHERE e.folder_id = f.id)"
             " ORDER BY f.user, f.name"
         ).fetchall()
-        (n,) = conn.execute("SELECT count(*) FROM messages WHERE parent IS NULL").fetchone()
-        for table in ("entries", "message_raw", "relayed", "message_text", "queue", "attempts", "message_auth",
-                      "tag_names"):  # fmt: skip
-            conn.execute(f"DELETE FROM {table}")
-        conn.execute("DROP TRIGGER tally_delete")  # its presence would make the next line visit every row
-        conn.execute("DELETE FROM messages")
-        conn.execute("UPDATE tally SET total = 0, unread = 0")
-        conn.execute(TALLY_DELETE)
-        conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('delete-all')")
-        conn.execute("INSERT INTO headers_tri (headers_tri) VALUES ('delete-all')")
-        # Not the sets of messages still arriving: their add finds its chunks.
-        if conn.execute("SELECT 1 FROM raw_pending LIMIT 1").fetchone():
-            conn.execute("DELETE FROM raw_chunks WHERE stage NOT IN (SELECT stage FROM raw_pending)")
+        (n,) = conn.execute("SELECT total FROM tally").fetchone()
+        # Rows with relay copies; two look-ups at the ends of the table (one expression of both would scan).
+        (rows,) = conn.execute(
+            "SELECT (SELECT max(rowid) FROM messages) - (SELECT min(rowid) FROM messages)"
+        ).fetchone()
+        if (rows or 0) < TRUNCATE_BELOW:
+            truncate_all(conn)
         else:
-            conn.execute("DELETE FROM raw_chunks")
+            set_aside(conn)
+            self.set_aside = True
         return int(n), [MessagesDeleted((), all=True), *(MailboxChanged(u, f) for u, f in folders)]
 
 
@@ -532,8 +530,13 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
             # Chunks of messages that were still arriving when the last process stopped.
             conn.execute("DELETE FROM raw_chunks WHERE stage IN (SELECT stage FROM raw_pending)")
             conn.execute("DELETE FROM raw_pending")
+            unreaped = has_dead(conn)  # a delete of everything the last process had not finished reaping
         conn.close()
         self._writer = GroupWriter(self._connect, self.bus.publish, self._prune if max_messages > 0 else None)
+        self.reaper = Reaper(self._writer.submit)
+        fresh_schema()  # made once a process, before a delete of everything needs it inside the writer
+        if unreaped:
+            self.reaper.wake()
         self._summarizer: ThreadPoolExecutor | None = None  # made on the first large message
         self._closed = False
 
@@ -567,6 +570,7 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         self._closed = True
         if self._summarizer is not None:
             self._summarizer.shutdown()  # a message being summarized still reaches the writer
+        self.reaper.close()
         self._writer.close()
         with self._readers_lock:
             # Only connections no other live thread can be using: closing one under a read another thread
@@ -891,7 +895,10 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
 
     async def delete(self, ids: Sequence[str] | None) -> int:
         if ids is None:
-            everything: int = await self._write(_DeleteAll())
+            request = _DeleteAll()
+            everything: int = await self._write(request)
+            if request.set_aside:
+                self.reaper.wake()
             return everything
 
         def write(conn: sqlite3.Connection, chunk: Sequence[str]) -> tuple[int, list[Event]]:
