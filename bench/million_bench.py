@@ -135,9 +135,10 @@ def median_ms(client: httpx.Client, url: str, requests: int, **params: object) -
     return f"{statistics.median(times) * 1000:.0f}"
 
 
-def delete_all(server: Server, db: str) -> tuple[float, float, float]:
+def delete_all(server: Server, db: str, search: str = "") -> tuple[float, float, float]:
     """(seconds DELETE took to answer, the longest SMTP probe while it ran, while the store reaped what it
-    set aside and for 1 s after, seconds until the reaping was done)."""
+    set aside and for 1 s after, seconds until the reaping was done). With `search`: DELETE /api/v1/search
+    of what it matches instead."""
     stop = threading.Event()
     worst = [0.0]
 
@@ -153,7 +154,10 @@ def delete_all(server: Server, db: str) -> tuple[float, float, float]:
     thread.start()
     time.sleep(0.3)
     began = time.perf_counter()
-    server.client.delete("/api/v1/messages").raise_for_status()
+    if search:
+        server.client.delete("/api/v1/search", params={"query": search}).raise_for_status()
+    else:
+        server.client.delete("/api/v1/messages").raise_for_status()
     took = time.perf_counter() - began
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         while conn.execute("SELECT 1 FROM sqlite_master WHERE name GLOB 'dead_[0-9]*' LIMIT 1").fetchone():
@@ -183,6 +187,8 @@ def run(size: int, requests: int, workdir: str) -> dict[str, str]:
             for q in (f"subject:{SUBJECT_WORD}", BODY_WORD, f"from:{FROM_ADDR} {vocabulary(random.Random(17))[50]}")
         ]
         view = median_ms(c, f"/api/v1/message/{some_id}", requests)
+        matched = c.get("/api/v1/search", params={"query": f"subject:{SUBJECT_WORD}", "limit": 1}).json()
+        by_search = delete_all(server, db, f"subject:{SUBJECT_WORD}")
         took, stall, reaped = delete_all(server, db)
     finally:
         server.close()
@@ -194,6 +200,9 @@ def run(size: int, requests: int, workdir: str) -> dict[str, str]:
         "list middle page": f"{middle} ms",
         "search (subject word / body word / from+word)": " / ".join(searches) + " ms",
         "view": f"{view} ms",
+        "delete by search (matches; longest capture stall)": (
+            f"{by_search[0]:.2f} s ({matched['messages_count']:,}; {by_search[1] * 1000:.0f} ms)"
+        ),
         "delete all: answer (longest capture stall; reaped in)": (
             f"{took:.2f} s ({stall * 1000:.0f} ms; {reaped:.0f} s)"
         ),
