@@ -17,6 +17,7 @@ To compare two versions, run it from each checkout with its own venv (the server
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import random
 import smtplib
@@ -35,9 +36,12 @@ import httpx
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # last: PYTHONPATH can name another checkout
 
+from smtp_bench import cpu_seconds, message, run_load  # bench/ is on sys.path when run as a script
+
 from mailsandbox.models import Envelope
 from mailsandbox.store.sqlite import SqliteStore
 
+CAPTURE_MESSAGES = 5000
 SUBJECT_WORD = "invoice"  # in 1% of subjects
 BODY_WORD = "quarterly"  # in 1% of bodies
 FROM_ADDR = "alice@example.test"  # 5% of senders; the from+word search adds a common word
@@ -135,6 +139,13 @@ def median_ms(client: httpx.Client, url: str, requests: int, **params: object) -
     return f"{statistics.median(times) * 1000:.0f}"
 
 
+def capture_cpu_us(server: Server, total: int = CAPTURE_MESSAGES) -> float:
+    """The server's CPU per 2 KB message, `total` of them over 20 persistent SMTP connections."""
+    before = cpu_seconds(server.proc.pid)
+    asyncio.run(run_load(server.smtp, total, 20, message(2048, False), reconnect=False))
+    return (cpu_seconds(server.proc.pid) - before) / total * 1e6
+
+
 def delete_all(server: Server, db: str, search: str = "") -> tuple[float, float, float]:
     """(seconds DELETE took to answer, the longest SMTP probe while it ran, while the store reaped what it
     set aside and for 1 s after, seconds until the reaping was done). With `search`: DELETE /api/v1/search
@@ -187,6 +198,7 @@ def run(size: int, requests: int, workdir: str) -> dict[str, str]:
             for q in (f"subject:{SUBJECT_WORD}", BODY_WORD, f"from:{FROM_ADDR} {vocabulary(random.Random(17))[50]}")
         ]
         view = median_ms(c, f"/api/v1/message/{some_id}", requests)
+        capture = capture_cpu_us(server)
         matched = c.get("/api/v1/search", params={"query": f"subject:{SUBJECT_WORD}", "limit": 1}).json()
         by_search = delete_all(server, db, f"subject:{SUBJECT_WORD}")
         took, stall, reaped = delete_all(server, db)
@@ -207,6 +219,7 @@ def run(size: int, requests: int, workdir: str) -> dict[str, str]:
             f"{took:.2f} s ({stall * 1000:.0f} ms; {reaped:.0f} s)"
         ),
         "start-up": f"{server.startup:.2f} s",
+        "capture CPU per message (20 connections)": f"{capture:.0f} us",
         "db bytes per 2 KB message": f"{on_disk / size / 1000:.1f} KB ({on_disk / 1e6:.0f} MB)",
     }
 
