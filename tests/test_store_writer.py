@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import weakref
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -73,9 +74,7 @@ async def test_async_callers_settle_on_their_loop_and_may_give_up(tmp_path: Path
     assert rows == [(1,), (2,), (3,)]
 
 
-def _held_adds(
-    store: SqliteStore, specs: list[list[str]], before: Any = None
-) -> list[Future[StoredMessage]]:
+def _held_adds(store: SqliteStore, specs: list[list[str]], before: Any = None) -> list[Future[StoredMessage]]:
     """add_message requests queued behind a blocker, so that they reach the writer as one batch."""
     gate = threading.Event()
     blocker = store._writer.submit(lambda conn: (gate.wait(5), []))
@@ -104,14 +103,22 @@ def test_adds_written_together_match_adds_written_one_by_one(tmp_path: Path) -> 
             ]  # fmt: skip
         assert [m.mailboxes for m in messages] == [("ann@x.test",), ("ann@x.test", "bob@x.test"), ("bob@x.test",), ()]
         ann, bob = (store.entries(user, "INBOX") for user in ("ann@x.test", "bob@x.test"))
-        assert [(e.uid, e.message_id, e.internaldate) for e in ann] == [(1, messages[0].id, 1000.0), (2, messages[1].id, 1001.0)]
+        assert [(e.uid, e.message_id, e.internaldate) for e in ann] == [
+            (1, messages[0].id, 1000.0),
+            (2, messages[1].id, 1001.0),
+        ]
         assert [(e.uid, e.message_id) for e in bob] == [(1, messages[1].id), (2, messages[2].id)]
         assert store.folder("bob@x.test", "INBOX").uidnext == 3
         assert [(q.message_id, q.recipient) for q in store.queue()] == [(m.id, "far@y.test") for m in messages]
         assert store.search_ids("body2") == [messages[2].id]
         assert [m.id for m in store.list().messages] == [m.id for m in reversed(messages)]
         changed = [(e.user, e.folder) for e in published if isinstance(e, MailboxChanged)]
-        assert changed == [("ann@x.test", "INBOX"), ("bob@x.test", "INBOX"), ("ann@x.test", "INBOX"), ("bob@x.test", "INBOX")]
+        assert changed == [
+            ("ann@x.test", "INBOX"),
+            ("bob@x.test", "INBOX"),
+            ("ann@x.test", "INBOX"),
+            ("bob@x.test", "INBOX"),
+        ]
         assert [e.message for e in published if isinstance(e, MessageStored)] == messages
     finally:
         store.close()
@@ -126,7 +133,10 @@ def test_a_failing_add_spares_the_adds_batched_with_it(tmp_path: Path) -> None:
         ), []))  # fmt: skip
         futures = _held_adds(store, [["ann@x.test"], ["eve@x.test"], ["ann@x.test"]])
         assert [f.exception(5) is None for f in futures] == [True, False, True]
-        assert [e.message_id for e in store.entries("ann@x.test", "INBOX")] == [futures[0].result().id, futures[2].result().id]
+        assert [e.message_id for e in store.entries("ann@x.test", "INBOX")] == [
+            futures[0].result().id,
+            futures[2].result().id,
+        ]
         assert [e.uid for e in store.entries("ann@x.test", "INBOX")] == [1, 2]
         assert store.count() == (2, 2)
     finally:
@@ -159,3 +169,30 @@ def test_the_wal_starts_over_under_steady_writes(tmp_path: Path) -> None:
     # The checkpointer asks for the writer's catch-up at 1,000 pages of 4 KiB: 8-16 MB here with what
     # commits add meanwhile; 29-56 MB at a load average of 22, where that thread falls behind.
     assert largest < 40 << 20, f"WAL grew to {largest} bytes"
+
+
+def test_a_request_is_let_go_before_its_caller_learns_it_is_committed(tmp_path: Path) -> None:
+    # The caller may measure its memory the moment it is told (the IMAP APPEND test does): the writer
+    # must not still hold the request, with the message it carries, at that moment.
+    path = tmp_path / "w.db"
+    writer = GroupWriter(lambda: sqlite3.connect(path, isolation_level=None, check_same_thread=False), lambda e: None)
+    gate = threading.Event()
+    blocker = writer.submit(lambda conn: (gate.wait(5), []))
+
+    class Payload:
+        pass
+
+    def request(payload: Payload) -> Any:
+        return lambda conn: (len(repr(payload)), [])
+
+    payload = Payload()
+    alive = weakref.ref(payload)
+    future = writer.submit(request(payload))
+    del payload
+    seen: list[bool] = []
+    future.add_done_callback(lambda f: seen.append(alive() is not None))  # runs on the writer, as it settles
+    gate.set()
+    blocker.result(5)
+    future.result(5)
+    writer.close()
+    assert seen == [False]

@@ -23,6 +23,7 @@ WriteFn = Callable[[sqlite3.Connection], tuple[Any, list[Event]]]
 # A caller's handle: a thread's concurrent Future, or a loop's asyncio Future (settled on its loop).
 AnyFuture = Future[Any] | asyncio.Future[Any]
 Outcome = tuple[AnyFuture, bool, Any]  # (future, succeeded, result or exception)
+_Settled = list[tuple[list[Outcome], list[Event]]]  # a batch's outcomes and events, in commit order
 _STOP = object()
 # The checkpointer's request that the writer, between two batches, copy the WAL's last frames itself.
 _CATCH_UP = object()
@@ -124,46 +125,59 @@ class GroupWriter:
                         break
                 if item is _STOP:
                     stop = True
+                settled: _Settled = []
                 if batch:
-                    self._commit(conn, batch)
-                    checkpointer.poke()
+                    self._commit(conn, batch, settled)
+                # Let go of the batch's requests (with their messages) before anyone learns of the commit:
+                # a caller that then measures its memory must not find them still held here.
+                del batch, item
+                for outcomes, events in settled:
+                    # Only now, after COMMIT, do callers learn their write is durable.
+                    _settle_all(outcomes)
+                    for event in events:
+                        self._publish(event)
+                del settled
+                checkpointer.poke()
                 if catch_up:
                     checkpointer.catch_up_on(conn)
-                elif wal_file is not None and (size := _size(wal_file)) > WAL_CAP and checkpointer.nearly_copied(
-                    (size - WAL_HEADER) // frame
+                elif (
+                    wal_file is not None
+                    and (size := _size(wal_file)) > WAL_CAP
+                    and checkpointer.nearly_copied((size - WAL_HEADER) // frame)
                 ):
                     # A loaded machine: the WAL only starts over once a checkpoint reaches its end, and
                     # only here is nothing appended meanwhile. Not while a pass runs, nor while much is
                     # left to copy (a large message's frames): capture would wait for all of it.
                     checkpointer.catch_up_on(conn, wait=False)
-                # Let go of the batch's requests (with their messages) now, not when the next one arrives.
-                del batch, item
                 if stop:
                     return
         finally:
             checkpointer.close()
             conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[tuple[WriteFn, AnyFuture]]) -> None:
-        """Commit the batch; a request marked `foreign_keys_off` (a delete of everything, which truncates
-        tables) runs alone, in its own transaction with foreign keys off: the pragma cannot change inside one."""
+    def _commit(self, conn: sqlite3.Connection, batch: list[tuple[WriteFn, AnyFuture]], settled: _Settled) -> None:
+        """Commit the batch, adding to `settled` what its callers are to learn; a request marked
+        `foreign_keys_off` (a delete of everything, which truncates tables) runs alone, in its own transaction
+        with foreign keys off: the pragma cannot change inside one."""
         segment: list[tuple[WriteFn, AnyFuture]] = []
         for item in batch:
             if not getattr(item[0], "foreign_keys_off", False):
                 segment.append(item)
                 continue
             if segment:
-                self._commit_batch(conn, segment)
+                self._commit_batch(conn, segment, settled)
                 segment = []
             conn.execute("PRAGMA foreign_keys=OFF")
             try:
-                self._commit_batch(conn, [item])
+                self._commit_batch(conn, [item], settled)
             finally:
                 conn.execute("PRAGMA foreign_keys=ON")
         if segment:
-            self._commit_batch(conn, segment)
+            self._commit_batch(conn, segment, settled)
 
-    def _commit_batch(self, conn: sqlite3.Connection, batch: list[tuple[WriteFn, AnyFuture]]) -> None:
+    def _commit_batch(
+        self, conn: sqlite3.Connection, batch: list[tuple[WriteFn, AnyFuture]], settled: _Settled
+    ) -> None:
         # Optimistic: the whole batch in one transaction, no savepoint per request (they cost as much as
         # the inserts). If any request fails, undo the batch and replay it one request per transaction,
         # so a failure never takes its neighbours down. Write functions are pure closures: safe to re-run.
@@ -172,16 +186,12 @@ class GroupWriter:
         except _Failed as failed:
             if len(batch) > 1:
                 for item in batch:
-                    self._commit_batch(conn, [item])
+                    self._commit_batch(conn, [item], settled)
                 return
             outcomes, events = [(batch[0][1], False, failed.error)], []
         except BaseException as exc:  # the database itself failed (disk full, I/O error)
-            _settle_all([(future, False, exc) for _fn, future in batch])
-            return
-        # Only now, after COMMIT, do callers learn their write is durable.
-        _settle_all(outcomes)
-        for event in events:
-            self._publish(event)
+            outcomes, events = [(future, False, exc) for _fn, future in batch], []
+        settled.append((outcomes, events))
 
     def _run_batch(
         self, conn: sqlite3.Connection, batch: list[tuple[WriteFn, AnyFuture]]
@@ -309,7 +319,6 @@ class _Checkpointer:
         """Whether the last pass copied all but AUTOCHECKPOINT of a WAL that has `frames` frames."""
         return frames - self._copied <= AUTOCHECKPOINT
 
-
     def catch_up_on(self, writer_conn: sqlite3.Connection, wait: bool = True) -> None:
         """On the writer's thread, between batches: nothing is appended while this pass runs, and no
         background pass holds the WAL's read-lock 0 (which the write that starts the WAL over needs)."""
@@ -325,8 +334,7 @@ class _Checkpointer:
             finally:
                 self._passing.release()
         except sqlite3.Error:
-            log.warning("WAL checkpoint on the writer failed; the WAL keeps growing until one succeeds",
-                        exc_info=True)
+            log.warning("WAL checkpoint on the writer failed; the WAL keeps growing until one succeeds", exc_info=True)
         finally:
             self._caught_up.set()
 
