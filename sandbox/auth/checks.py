@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 
 import dkim
 import spf
@@ -73,11 +74,52 @@ def _has_field(head: bytes, name: bytes) -> bool:
     return name in head.lower()
 
 
+_LINE_END = re.compile(rb"\r?\n")
+_FIELD_NAME = re.compile(rb"([\x21-\x7e]+?):")
+
+
+def rfc822_parse(message: bytes) -> tuple[list[list[bytes]], bytes]:
+    """dkimpy's rfc822_parse (fields as [name, value with its CRLFs], and the body), in linear time: dkimpy
+    appends each folded line to its field's bytes, a copy of all of it per line (64,000 folded lines: 355 ms,
+    8 times as many lines 43 times as long). A first line that continues nothing is a MessageFormatError."""
+    headers: list[list[bytes]] = []
+    folded: list[bytes] = []  # the last field's value, line by line
+    lines = _LINE_END.split(message)
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if not line:
+            break
+        if line[0] in (0x09, 0x20):
+            if not headers:
+                raise dkim.MessageFormatError("a header block that starts with a continuation line")
+            folded.append(line + b"\r\n")
+            continue
+        if headers and len(folded) > 1:
+            headers[-1][1] = b"".join(folded)
+        m = _FIELD_NAME.match(line)
+        if m is not None:
+            folded = [line[m.end(0) :] + b"\r\n"]
+            headers.append([m.group(1), folded[0]])
+        elif not line.startswith(b"From "):
+            raise dkim.MessageFormatError(f"Unexpected characters in RFC822 header: {line!r}")
+    if headers and len(folded) > 1:
+        headers[-1][1] = b"".join(folded)
+    return headers, b"\r\n".join(lines[i:])
+
+
+def _parsed(checker: dkim.DKIM, raw: bytes) -> dkim.DKIM:
+    """A dkimpy checker (DKIM or ARC) made with no message, given `raw` as rfc822_parse reads it."""
+    checker.headers, checker.body = rfc822_parse(raw)
+    return checker
+
+
 def check_dkim(zone: Resolver, raw: bytes) -> tuple[DkimResult, ...]:
     """Each DKIM-Signature (RFC 6376 §6), top first; dkimpy verifies, the lookups tell errors apart."""
     if not _has_field(_header_block(raw), b"dkim-signature"):
         return ()
-    checker = dkim.DKIM(raw, logger=_quiet, minkey=1024)
+    checker = _parsed(dkim.DKIM(b"", logger=_quiet, minkey=1024), raw)
     signatures = [value for name, value in checker.headers if name.lower() == b"dkim-signature"]
     out: list[DkimResult] = []
     for index, value in enumerate(signatures):
@@ -119,7 +161,7 @@ def check_arc(zone: Resolver, raw: bytes) -> ArcResult:
     """The ARC chain's validation status (RFC 8617 §5.2): none, pass or fail."""
     if not _has_field(_header_block(raw), b"arc-"):
         return ArcResult("none", "the message has no ARC sets")
-    arc = dkim.ARC(raw, logger=_quiet, minkey=1024)
+    arc = _parsed(dkim.ARC(b"", logger=_quiet, minkey=1024), raw)
     try:
         cv, _results, reason = arc.verify(dnsfunc=DkimKeys(zone))
     except dkim.DKIMException as exc:

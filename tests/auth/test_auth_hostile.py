@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import dkim
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailsandbox.auth import authenticate
 from mailsandbox.auth._lookup import CachedZone
-from mailsandbox.auth.checks import _from_domains
+from mailsandbox.auth.checks import _from_domains, rfc822_parse
 from mailsandbox.models import Envelope
 from mailsandbox.zone import Zone
 from tests.test_linear_parsing import assert_linear
@@ -41,3 +44,25 @@ def test_nested_comments_do_not_reach_a_recursive_parser() -> None:
     assert _from_domains(raw) == []  # all of it is one unclosed comment
     report = authenticate(Zone(), raw, ENV, "mx.test")
     assert report.dmarc.result == "permerror"
+
+
+_LINES = st.sampled_from(
+    [b"From: a@x.test", b"Subject: hi", b" folded", b"\tfolded tab", b"DKIM-Signature: v=1; a=rsa-sha256;",
+     b"  b=AAAA", b"From mbox-line", b"X-Empty:", b"Bad line", b"", b"body line", b"x:y:z"]
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_LINES, max_size=12), st.sampled_from([b"\r\n", b"\n"]))
+def test_our_header_parse_is_dkimpys(lines: list[bytes], newline: bytes) -> None:
+    # dkimpy's own parse is quadratic in folded lines; ours must read every message exactly as it does.
+    raw = newline.join(lines)
+    try:
+        theirs: object = dkim.rfc822_parse(raw)
+    except (dkim.MessageFormatError, IndexError):  # IndexError: a first line that continues nothing
+        theirs = "error"
+    try:
+        ours: object = rfc822_parse(raw)
+    except dkim.MessageFormatError:
+        ours = "error"
+    assert ours == theirs
