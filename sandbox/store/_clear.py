@@ -6,8 +6,8 @@ large store's delete-all renames each data table (and its indexes) aside as `dea
 empty ones in their place, all in one short transaction: the store reads as empty at once, and nothing
 outside the store needs to know. A `Reaper` thread then empties the set-aside tables in write requests of
 about REAP_SECONDS each and drops them, so captures commit between steps; a process stopped half-way
-resumes at its next start. Folders (their UIDVALIDITY and next UID), the UIDVALIDITY counter and the
-chunk sets of messages still arriving stay where they are.
+resumes at its next start. Folders (their UIDVALIDITY and next UID), the UIDVALIDITY counter, the
+chunk sets of messages still arriving and the zstd dictionaries stay where they are.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ FULL_TEXT = ("messages_fts", "headers_tri")
 # What a delete of everything keeps: folders (UIDVALIDITY, next UID), the UIDVALIDITY counter, the chunk
 # sets still being written, the counts (set to zero). A table a migration adds belongs to one list or the
 # other (tests/test_store_clear.py checks).
-KEPT_TABLES = ("folders", "uidvalidity_counter", "raw_pending", "tally", "sqlite_sequence")
+KEPT_TABLES = ("folders", "uidvalidity_counter", "raw_pending", "tally", "sqlite_sequence", "zstd_dicts")
 # Below this many messages a truncation is quicker than setting aside (which also makes every connection
 # read the schema again): about 20 us a message, so up to ~40 ms.
 TRUNCATE_BELOW = 2000

@@ -183,6 +183,11 @@ MIGRATIONS: list[str] = [
     END;
     {TALLY_DELETE}
     """,
+    # 12: the zstd dictionaries raw messages are packed with (_packing.RawPacker), by zstd's dictionary ID;
+    # a delete of everything keeps them (rows packed with one may still be arriving).
+    """
+    CREATE TABLE zstd_dicts (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+    """,
 ]
 
 

@@ -37,7 +37,7 @@ from mailsandbox.store import DuplicateMessage, MailboxStat, NoSuchMessage, Page
 from mailsandbox.store._auth import AuthMixin
 from mailsandbox.store._clear import TRUNCATE_BELOW, Reaper, fresh_schema, has_dead, set_aside, truncate_all
 from mailsandbox.store._mailbox import MailboxMixin, deliver_entries, deliver_entry
-from mailsandbox.store._packing import pack, pack_text, unpack, unpack_text
+from mailsandbox.store._packing import RawPacker, pack, pack_text, unpack, unpack_text
 from mailsandbox.store._queue import QueueMixin
 from mailsandbox.store._schema import HEADERS_TEXT, migrate
 from mailsandbox.store._search import SEARCH_SECONDS, QueryTooSlow, compile_query
@@ -222,7 +222,9 @@ def insert_messages(conn: sqlite3.Connection, items: Sequence[NewMessage]) -> li
         " VALUES ",
         rows,
     )
-    small = [(rowid, pack(raw)) for rowid, raw in raws if isinstance(raw, bytes) and len(raw) < LARGE_RAW]
+    packer: RawPacker | None = getattr(conn, "packer", None)  # a store's connection has its dictionaries
+    pack_raw = pack if packer is None else packer.pack
+    small = [(rowid, pack_raw(raw)) for rowid, raw in raws if isinstance(raw, bytes) and len(raw) < LARGE_RAW]
     insert_rows(conn, "INSERT INTO message_raw (rowid, raw, zstd) VALUES ", [(r, z, 1) for r, z in small])
     relayed = [(rowid, raw.prefix, raw.suffix) for rowid, raw in raws if isinstance(raw, Relayed)]
     insert_rows(conn, "INSERT INTO relayed (rowid, prefix, suffix) VALUES ", relayed)
@@ -279,7 +281,7 @@ def discard_stage(conn: sqlite3.Connection, stage: int) -> None:
 def read_raw(conn: sqlite3.Connection, raw: bytes, chunks: int | None, zstd: int = 0) -> bytes:
     """A message's bytes from its message_raw row (raw, chunks, zstd); rows from before migration 9 are plain."""
     if chunks is None:
-        return unpack(raw) if zstd else bytes(raw)
+        return unpack(raw, conn) if zstd else bytes(raw)
     try:
         rows = conn.execute("SELECT data, zstd FROM raw_chunks WHERE stage = ? ORDER BY seq", (chunks,)).fetchall()
     except sqlite3.OperationalError:  # a read-only export of a database from before migration 9
@@ -325,6 +327,12 @@ class _RawWrite:
 
 # Messages a delete transaction takes out (each costs ~100 us, most of it the full-text index's deletes).
 DELETE_BATCH = 200
+
+
+class StoreConnection(sqlite3.Connection):
+    """A store's connection: what it writes packs raw messages with the store's zstd dictionaries."""
+
+    packer: RawPacker | None = None
 
 
 class _DeleteAll:
@@ -524,6 +532,8 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         self._local = threading.local()
         self._readers: list[tuple[threading.Thread, sqlite3.Connection]] = []  # (the thread it serves, it)
         self._readers_lock = threading.Lock()
+        # Built before the writer, whose connection carries it; it submits a new dictionary to the writer.
+        self.packer = RawPacker(lambda write: self._writer.submit(write))
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             migrate(conn)
@@ -531,6 +541,7 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
             conn.execute("DELETE FROM raw_chunks WHERE stage IN (SELECT stage FROM raw_pending)")
             conn.execute("DELETE FROM raw_pending")
             unreaped = has_dead(conn)  # a delete of everything the last process had not finished reaping
+            self.packer.load(conn)
         conn.close()
         self._writer = GroupWriter(self._connect, self.bus.publish, self._prune if max_messages > 0 else None)
         self.reaper = Reaper(self._writer.submit)
@@ -544,8 +555,10 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
     def _connect(self) -> sqlite3.Connection:
         # 256 cached statements: the writer's multi-row INSERTs take 72 shapes (_writer.insert_rows).
         conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=30, cached_statements=256
+            self.path, isolation_level=None, check_same_thread=False, timeout=30, cached_statements=256,
+            factory=StoreConnection,
         )
+        conn.packer = self.packer
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA foreign_keys=ON")
