@@ -49,6 +49,9 @@ _TRIGRAM_FIELDS = frozenset({"subject", "from", "to"})
 _TRIGRAM_IN = "m.rowid IN (SELECT rowid FROM headers_tri WHERE headers_tri MATCH ?)"
 _FTS_IN = "m.rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)"
 _FTS_NOT_IN = "m.rowid NOT IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)"
+# The same for one known row: FTS5 looks the row up in each term's list, where IN would list every match.
+_FTS_HAS = "EXISTS (SELECT 1 FROM messages_fts WHERE messages_fts MATCH ? AND rowid = m.rowid)"
+_FTS_HAS_NOT = "NOT " + _FTS_HAS
 
 
 def fts_phrase(value: str, prefix: bool) -> str:
@@ -96,8 +99,8 @@ def _like_sql(f: Contains) -> tuple[str, list[object]]:
 
 def compile_filters(filters: list[Filter], one_row: bool = False) -> tuple[str, list[object]]:
     """An SQL boolean over `m` (table messages) and its parameters. `one_row`: the boolean tests a single
-    known row (a tagging rule on arrival), so no trigram look-up, which would list every matching row of
-    the store to test one.
+    known row (a tagging rule on arrival), so no trigram look-up and no list of the full-text matches,
+    which would list every matching row of the store to test one.
 
     Positive text terms share one FTS5 MATCH (implicit AND); negated text terms share one
     `NOT IN (... MATCH a OR b)`, since FTS5 has no unary NOT. No filters compile to "1" (everything).
@@ -127,10 +130,10 @@ def compile_filters(filters: list[Filter], one_row: bool = False) -> tuple[str, 
     fts_clauses: list[str] = []
     fts_params: list[object] = []
     if positive:
-        fts_clauses.append(_FTS_IN)
+        fts_clauses.append(_FTS_HAS if one_row else _FTS_IN)
         fts_params.append(" AND ".join(positive))
     if negative:
-        fts_clauses.append(_FTS_NOT_IN)
+        fts_clauses.append(_FTS_HAS_NOT if one_row else _FTS_NOT_IN)
         fts_params.append(" OR ".join(negative))
     # SQLite evaluates AND left to right: cheap column tests, then the index, then substrings.
     all_clauses = clauses + fts_clauses + likes

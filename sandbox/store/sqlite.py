@@ -120,7 +120,7 @@ def _envelope(text: str) -> Envelope:
 
 def row_to_message(row: sqlite3.Row | tuple[Any, ...]) -> StoredMessage:
     (mid, created, message_id, subject, from_name, from_addr, to_j, cc_j, bcc_j, rt_j, date, size,
-     attachments, inline, snippet, read, env_j, tags, users) = row
+     attachments, inline, snippet, read, env_j, tags, users) = row  # fmt: skip
     summary = Summary(
         message_id=message_id,
         from_=Address(from_name, from_addr) if (from_name or from_addr) else None,
@@ -242,7 +242,7 @@ def insert_messages(conn: sqlite3.Connection, items: Sequence[NewMessage]) -> li
     insert_rows(conn, "INSERT INTO message_text (rowid, text) VALUES ", kept)
     conn.execute(
         f"INSERT INTO headers_tri (rowid, text) SELECT rowid, {HEADERS_TEXT} FROM messages"
-        " WHERE rowid > ? AND parent IS NULL",
+        " WHERE rowid > ? AND +parent IS NULL",  # `+`: the new rows by rowid, not the listing index's every one
         (int(top),),
     )
     return out
@@ -294,7 +294,7 @@ def unindex(conn: sqlite3.Connection, rowids: Sequence[int]) -> None:
     marks = ",".join("?" * len(rowids))
     conn.execute(
         f"INSERT INTO headers_tri (headers_tri, rowid, text) SELECT 'delete', rowid, {HEADERS_TEXT} FROM messages"
-        f" WHERE rowid IN ({marks}) AND parent IS NULL",
+        f" WHERE rowid IN ({marks}) AND +parent IS NULL",  # `+`: as in insert_messages
         list(rowids),
     )
     rows = conn.execute(
@@ -439,7 +439,9 @@ def _duplicates(conn: sqlite3.Connection, adds: list[_Add]) -> set[int]:
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         rows = conn.execute(
-            "SELECT message_id FROM messages WHERE parent IS NULL AND message_id != '' AND message_id IN"
+            # INDEXED BY: without it the planner walks the listing index's every `parent IS NULL` entry
+            "SELECT message_id FROM messages INDEXED BY messages_message_id"
+            " WHERE parent IS NULL AND message_id != '' AND message_id IN"
             f" ({','.join('?' * len(chunk))})",
             chunk,
         )
@@ -557,7 +559,7 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=30, cached_statements=256,
             factory=StoreConnection,
-        )
+        )  # fmt: skip
         conn.packer = self.packer
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
