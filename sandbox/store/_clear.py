@@ -197,12 +197,24 @@ def has_dead(conn: sqlite3.Connection) -> bool:
     return conn.execute(_DEAD_TABLES + " LIMIT 1").fetchone() is not None
 
 
+def resize(rows: int, took: float, target: float, most: int) -> int:
+    """The rows of a bulk step's next write, from how long this one held the writer (`took` for `rows`):
+    doubled while well under `target`, scaled down over it."""
+    if took < target / 2:
+        return min(rows * 2, most)
+    if took > target:
+        return max(int(rows * target / took), 1)
+    return rows
+
+
 class Reaper:
     """Empties set-aside tables on its own thread, one bounded write request at a time, pausing as long
-    as each step took so that captures keep most of the writer. `wake()` after a set-aside."""
+    as each step took and until the checkpointer copied what it wrote (`settle`), so that captures keep
+    most of the writer. `wake()` after a set-aside."""
 
-    def __init__(self, submit: Callable[[Any], Future[Any]]) -> None:
+    def __init__(self, submit: Callable[[Any], Future[Any]], settle: Callable[[], None] = lambda: None) -> None:
         self._submit = submit
+        self._settle = settle
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._idle = threading.Event()
@@ -240,6 +252,7 @@ class Reaper:
                     log.warning("reaping deleted messages stopped; it resumes at the next start", exc_info=True)
                     more = False
                 self._learn(step)
+                self._settle()
                 self._stopping.wait(min(step.took, 0.05))
             if not self._wake.is_set():
                 self._idle.set()
@@ -250,9 +263,4 @@ class Reaper:
         self.longest = max(self.longest, step.took)
         if not step.table:
             return
-        rows = step.rows
-        if step.took < REAP_SECONDS / 2:
-            rows = min(rows * 2, MAX_ROWS)
-        elif step.took > REAP_SECONDS:
-            rows = max(int(rows * REAP_SECONDS / step.took), 1)
-        self._sizes[step.table] = rows
+        self._sizes[step.table] = resize(step.rows, step.took, REAP_SECONDS, MAX_ROWS)

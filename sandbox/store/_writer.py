@@ -58,6 +58,8 @@ class GroupWriter:
             raise self._error
 
     _error: BaseException | None = None
+    _checkpointer: _Checkpointer | None = None
+    _wal_file: str | None = None
 
     def submit(self, fn: WriteFn) -> Future[Any]:
         future: Future[Any] = Future()
@@ -82,6 +84,23 @@ class GroupWriter:
             self._queue.put(_STOP)
             self._thread.join()
 
+    def checkpoint_mark(self) -> int:
+        """A mark for `settled`, taken after a bulk write's commit (it asks for a pass now)."""
+        if self._checkpointer is None:
+            return 0
+        self._checkpointer.poke()
+        return self._checkpointer.started
+
+    def settled(self, mark: int) -> bool:
+        """Whether bulk work (a delete by search, pruning, the reaper) may write again: a WAL past
+        JOURNAL_SIZE_LIMIT is copied by the checkpointer's thread first, in a pass begun after `mark`, and
+        started over. Left to the writer (which finishes what a pass could not), copying a bulk write's
+        pages held every capture 80-100 ms a time at a million messages."""
+        checkpointer = self._checkpointer
+        if checkpointer is None or self._wal_file is None or _size(self._wal_file) <= JOURNAL_SIZE_LIMIT:
+            return True
+        return checkpointer.finished > mark and not checkpointer.behind
+
     def _catch_up(self) -> None:
         self._queue.put(_CATCH_UP)
 
@@ -93,9 +112,9 @@ class GroupWriter:
             conn.execute("PRAGMA wal_autocheckpoint=0")
             conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
             main_file = conn.execute("PRAGMA database_list").fetchone()[2]
-            wal_file = main_file + "-wal" if main_file else None  # None: an in-memory database
+            wal_file = self._wal_file = main_file + "-wal" if main_file else None  # None: an in-memory database
             frame = FRAME_HEADER + int(conn.execute("PRAGMA page_size").fetchone()[0])
-            checkpointer = _Checkpointer(self._connect(), self._catch_up)
+            checkpointer = self._checkpointer = _Checkpointer(self._connect(), self._catch_up)
         except BaseException as exc:
             self._error = exc
             self._ready.set()
@@ -309,6 +328,8 @@ class _Checkpointer:
         self._caught_up = threading.Event()
         self._passing = threading.Lock()  # held through each pass of this thread's
         self._copied = 0  # frames the last pass had copied
+        self.started = self.finished = 0  # background passes begun and ended (bulk work waits on them)
+        self.behind = False  # a pass left a WAL of AUTOCHECKPOINT frames, and the writer has not caught up
         self._thread = threading.Thread(target=self._run, name="store-checkpoint", daemon=True)
         self._thread.start()
 
@@ -336,6 +357,7 @@ class _Checkpointer:
         except sqlite3.Error:
             log.warning("WAL checkpoint on the writer failed; the WAL keeps growing until one succeeds", exc_info=True)
         finally:
+            self.behind = False
             self._caught_up.set()
 
     def close(self) -> None:
@@ -351,13 +373,16 @@ class _Checkpointer:
             if self._stopping.is_set():
                 return
             self._dirty.clear()
+            self.started += 1
             try:
                 with self._passing:
-                    _busy, frames, _copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                self._copied = 0  # frames the last pass had copied
+                    _busy, frames, self._copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             except sqlite3.Error:
                 log.warning("background WAL checkpoint failed", exc_info=True)
                 frames = 0
+            finally:
+                self.finished = self.started
+            self.behind = frames >= AUTOCHECKPOINT
             if frames >= AUTOCHECKPOINT:
                 self._caught_up.clear()
                 self._ask_writer()

@@ -35,7 +35,7 @@ from mailsandbox.events import (
 from mailsandbox.models import Address, Envelope, MailEntry, StoredMessage, Summary
 from mailsandbox.store import DuplicateMessage, MailboxStat, NoSuchMessage, Page, StoreClosed, normalize_user
 from mailsandbox.store._auth import AuthMixin
-from mailsandbox.store._clear import TRUNCATE_BELOW, Reaper, fresh_schema, has_dead, set_aside, truncate_all
+from mailsandbox.store._clear import TRUNCATE_BELOW, Reaper, fresh_schema, has_dead, resize, set_aside, truncate_all
 from mailsandbox.store._mailbox import MailboxMixin, deliver_entries, deliver_entry
 from mailsandbox.store._packing import RawPacker, pack, pack_text, unpack, unpack_text
 from mailsandbox.store._queue import QueueMixin
@@ -546,11 +546,14 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
             self.packer.load(conn)
         conn.close()
         self._writer = GroupWriter(self._connect, self.bus.publish, self._prune if max_messages > 0 else None)
-        self.reaper = Reaper(self._writer.submit)
+        self.reaper = Reaper(self._writer.submit, self._settle_sync)
         fresh_schema()  # made once a process, before a delete of everything needs it inside the writer
         if unreaped:
             self.reaper.wake()
         self._summarizer: ThreadPoolExecutor | None = None  # made on the first large message
+        # Messages a write of a delete by IDs takes, learnt from the last; the first is small (scattered
+        # rows of a large store cost up to 0.4 ms each), doubling while writes stay short.
+        self._delete_size = DELETE_BATCH // 8
         self._closed = False
 
     # -- connections -----------------------------------------------------------
@@ -756,7 +759,7 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         return self._summarizer
 
     def _prune(self, conn: sqlite3.Connection) -> list[Event]:
-        (count,) = conn.execute("SELECT count(*) FROM messages WHERE parent IS NULL").fetchone()
+        (count,) = conn.execute("SELECT total FROM tally").fetchone()  # kept by triggers, as count() reads
         excess = count - self.max_messages
         if excess <= 0:
             return []
@@ -775,7 +778,25 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
             return len(rows), delete_rows(conn, [r[0] for r in rows]) if rows else []
 
         result: int = await self._write(write)
+        await self._settle()
         return result
+
+    # Bulk deletes (by search, retention, the reaper) go in writes of about DELETE_SECONDS, sized from
+    # the last one (`_clear.resize`), and let the checkpointer copy each one's pages before the next.
+    DELETE_SECONDS = 0.010
+    MAX_SETTLE = 1.0  # seconds a bulk write waits for the checkpointer at most (progress if it is stuck)
+
+    async def _settle(self) -> None:
+        mark = self._writer.checkpoint_mark()
+        deadline = time.monotonic() + self.MAX_SETTLE
+        while not self._writer.settled(mark) and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+
+    def _settle_sync(self) -> None:
+        mark = self._writer.checkpoint_mark()
+        deadline = time.monotonic() + self.MAX_SETTLE
+        while not self._writer.settled(mark) and time.monotonic() < deadline:
+            time.sleep(0.002)
 
     # -- reading ---------------------------------------------------------------
     def _rowid(self, message_id: str) -> int | None:
@@ -916,19 +937,29 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
                 self.reaper.wake()
             return everything
 
+        took = [0.0]
+
         def write(conn: sqlite3.Connection, chunk: Sequence[str]) -> tuple[int, list[Event]]:
+            began = time.perf_counter()
             rowids = []
             for mid in chunk:
                 row = conn.execute("SELECT rowid FROM messages WHERE id = ? AND parent IS NULL", (mid,)).fetchone()
                 if row:
                     rowids.append(int(row[0]))
-            return len(rowids), delete_rows(conn, rowids)
+            events = delete_rows(conn, rowids)
+            took[0] = time.perf_counter() - began
+            return len(rowids), events
 
         # A batch a transaction, so captures commit between them: a delete by search of 100,000 messages
-        # never holds the writer for more than a batch (~20 ms).
-        deleted = 0
-        for start in range(0, len(ids), DELETE_BATCH):
-            deleted += await self._write(functools.partial(write, chunk=ids[start : start + DELETE_BATCH]))
+        # never holds the writer for long (200 scattered messages of a million took 80 ms, 50 about 15).
+        deleted = start = 0
+        while start < len(ids):
+            size = self._delete_size
+            deleted += await self._write(functools.partial(write, chunk=ids[start : start + size]))
+            start += size
+            self._delete_size = resize(size, took[0], self.DELETE_SECONDS, DELETE_BATCH * 5)
+            if start < len(ids):
+                await self._settle()
         return deleted
 
     async def set_read(self, ids: Sequence[str] | None, read: bool) -> int:
