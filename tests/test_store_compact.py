@@ -117,6 +117,34 @@ def test_the_index_keeps_no_copy_of_the_text(tmp_path: Path) -> None:
         store.close()
 
 
+def pages(store: SqliteStore) -> dict[tuple[str, int, int], tuple[int, int, list[str]]]:
+    """Each query's (matches, unread matches, Message-IDs) on a few pages, deep ones and past the end too."""
+    out = {}
+    for q in QUERIES:
+        for start, limit in ((0, 50), (0, 7), (13, 7), (90, 25), (10_000, 5)):
+            page = store.search(q, start=start, limit=limit)
+            out[q, start, limit] = (page.total, page.matching_unread, [m.summary.message_id for m in page.messages])
+    return out
+
+
+def test_one_pass_over_few_matches_pages_as_two_passes_do(tmp_path: Path, monkeypatch: Any) -> None:
+    # A narrow search is counted and paged from one pass over its matches (sqlite.FEW_MATCHES), a broad one
+    # by SQLite in two, and its look-up goes by the rarest trigrams: every way, the same pages.
+    store = SqliteStore(str(tmp_path / "s.db"))
+    try:
+        added = [m for m in store.add_messages_sync(corpus(400)) if m is not None]
+        ask(store.set_read([m.id for m in added[::3]], True))
+        one_pass = pages(store)
+        assert sum(1 for total, _u, _ids in one_pass.values() if total) > 50  # the queries match
+        monkeypatch.setattr("mailsandbox.store.sqlite.FEW_MATCHES", 0)
+        two_passes = pages(store)
+        monkeypatch.setattr(store, "_counts", lambda: None)  # trigrams every third, as the compiler's default
+        every_third = pages(store)
+    finally:
+        store.close()
+    assert one_pass == two_passes == every_third
+
+
 def db_bytes(path: str) -> int:
     return sum(p.stat().st_size for p in Path(path).parent.glob(Path(path).name + "*"))
 
