@@ -36,6 +36,7 @@ from mailsandbox.models import Address, Envelope, MailEntry, StoredMessage, Summ
 from mailsandbox.store import DuplicateMessage, MailboxStat, NoSuchMessage, Page, StoreClosed, normalize_user
 from mailsandbox.store._auth import AuthMixin
 from mailsandbox.store._clear import TRUNCATE_BELOW, Reaper, fresh_schema, has_dead, resize, set_aside, truncate_all
+from mailsandbox.store._deadline import WATCHDOG
 from mailsandbox.store._mailbox import MailboxMixin, deliver_entries, deliver_entry
 from mailsandbox.store._packing import RawPacker, pack, pack_text, unpack, unpack_text
 from mailsandbox.store._queue import QueueMixin
@@ -878,27 +879,26 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         """(page, matches, unread matches) from one pass over the matches when there are at most FEW_MATCHES,
         else None (and the count and the page each make their pass): a count and then a page read the index
         look-ups twice, which for a narrow search of a large store (a sender and a common word, 17,000 of a
-        million) is most of its cost."""
-        cursor = self._db.execute(
-            f"SELECT m.rowid, m.created, m.read FROM messages m WHERE +m.parent IS NULL AND ({where})", params
-        )
-        try:
-            found = cursor.fetchmany(FEW_MATCHES + 1)
-        finally:
-            cursor.close()
-        if len(found) > FEW_MATCHES:
+        million) is most of its cost. One statement, one step: fetching the matches row by row gave up the
+        interpreter lock at each, and beside a busy thread (the authentication sweep) that made it 500 ms."""
+        total, unread, page = self._db.execute(
+            "WITH hits (r, c, u) AS MATERIALIZED (SELECT m.rowid, m.created, m.read = 0 FROM messages m"
+            f" WHERE +m.parent IS NULL AND ({where}) LIMIT ?)"
+            " SELECT (SELECT count(*) FROM hits), (SELECT coalesce(sum(u), 0) FROM hits),"
+            " (SELECT json_group_array(r) FROM (SELECT r FROM hits ORDER BY c DESC, r DESC LIMIT ? OFFSET ?))",
+            [*params, FEW_MATCHES + 1, max(0, limit), max(0, start)],
+        ).fetchone()
+        if total > FEW_MATCHES:
             return None
-        unread = sum(1 for _rowid, _created, read in found if not read)
-        found.sort(key=lambda row: (row[1], row[0]), reverse=True)  # as the listing: created, then rowid
-        wanted = [rowid for rowid, _created, _read in found[max(0, start) : max(0, start) + max(0, limit)]]
+        wanted = json.loads(page)
         if not wanted:
-            return [], len(found), unread
+            return [], int(total), int(unread)
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM messages m WHERE m.rowid IN ({','.join('?' * len(wanted))})"
             " ORDER BY m.created DESC, m.rowid DESC",
             wanted,
         ).fetchall()
-        return [row_to_message(r) for r in rows], len(found), unread
+        return [row_to_message(r) for r in rows], int(total), int(unread)
 
     def tags(self) -> tuple[str, ...]:
         """Every tag on a message, sorted (the partial index holds only tagged messages)."""
@@ -919,11 +919,9 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
 
     @contextlib.contextmanager
     def _search_budget(self) -> Iterator[None]:
-        """Interrupt this thread's reader once a search has run `search_seconds`: FTS5 runs its lookups
-        through the same connection, so the progress handler sees them too."""
-        db = self._db
-        deadline = time.monotonic() + self.search_seconds
-        db.set_progress_handler(lambda: time.monotonic() > deadline, 1000)
+        """Interrupt this thread's reader once a search has run `search_seconds` (store/_deadline.py): the
+        interrupt reaches FTS5's own lookups through the same connection too."""
+        token = WATCHDOG.arm(self._db, self.search_seconds)
         try:
             yield
         except sqlite3.OperationalError as exc:
@@ -931,7 +929,7 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
                 raise
             raise QueryTooSlow(f"the search ran over its {self.search_seconds:g} s budget") from None
         finally:
-            db.set_progress_handler(None, 0)
+            WATCHDOG.disarm(token)
 
     def search(
         self, query: str, start: int = 0, limit: int = 50, user: str | None = None, tz: str | None = None
