@@ -68,9 +68,9 @@ def _like(value: str) -> str:
     return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-# How many messages a trigram may be in and still be worth its row list beside a rarer one's (a fraction
-# of the store), and how many trigrams a look-up takes at most.
-COMMON_GRAM, MAX_GRAMS = 0.2, 3
+# How many messages a trigram may be in and still be worth its row list (a fraction of the store), how
+# many such a look-up takes, and how many trigrams' counts it reads at most to find them.
+COMMON_GRAM, MAX_GRAMS, MAX_COUNTED = 0.2, 2, 4
 # Rows of headers_tri holding a trigram (TrigramCounts.bound: a connection and the store's size; "" -> the size).
 GramCounts = Callable[[str], int]
 
@@ -80,19 +80,22 @@ def trigrams(value: str, counts: GramCounts | None = None) -> str | None:
     nothing in it is query syntax); None for a value too short to have one. Positions are not indexed, and
     any of its trigrams finds a superset of the rows with `value` as a substring: the caller's LIKE
     narrows it. Each trigram costs a pass over its row list, and common ones ("exa", ".te") list nearly
-    every row: with `counts`, the rarest, and up to MAX_GRAMS - 1 more while they are in fewer than
-    COMMON_GRAM of the rows; without, every third (and the last), which covers each character."""
+    every row: without `counts`, every third (and the last), which covers each character; with, the first
+    MAX_GRAMS of those in under COMMON_GRAM of the rows, the rarest if none is (a common trigram's count
+    also reads its whole list: at most MAX_COUNTED are counted)."""
     if len(value) < 3:
         return None
-    if counts is None:
-        starts = [*range(0, len(value) - 2, 3), len(value) - 3]
-        grams = list(dict.fromkeys(value[i : i + 3] for i in starts))
-    else:
-        every = list(dict.fromkeys(value[i : i + 3].lower() for i in range(len(value) - 2)))
-        step = max(1, len(every) // 12)  # at most about 12 look-ups for a long value
-        ranked = sorted(((counts(g), g) for g in every[::step]), key=lambda pair: pair[0])
+    starts = [*range(0, len(value) - 2, 3), len(value) - 3]
+    grams = list(dict.fromkeys(value[i : i + 3] for i in starts))
+    if counts is not None:
         bound = COMMON_GRAM * counts("")
-        grams = [ranked[0][1], *(g for n, g in ranked[1:MAX_GRAMS] if n <= bound)]
+        counted: list[tuple[int, str]] = []
+        for gram in dict.fromkeys(g.lower() for g in grams[:MAX_COUNTED]):
+            counted.append((counts(gram), gram))
+            if sum(1 for n, _g in counted if n <= bound) == MAX_GRAMS:
+                break
+        rare = [g for n, g in counted if n <= bound]
+        grams = rare[:MAX_GRAMS] if rare else [min(counted)[1]]
     return " AND ".join('"' + g.replace('"', '""') + '"' for g in grams)
 
 
