@@ -49,8 +49,11 @@ _FLAGS = {
 # The fields headers_tri indexes (_schema.HEADERS_TEXT): a value of 3 characters or more first looks up
 # the rows holding its trigrams; the LIKE then decides among those few.
 _TRIGRAM_FIELDS = frozenset({"subject", "from", "to"})
-_TRIGRAM_IN = "m.rowid IN (SELECT rowid FROM headers_tri WHERE headers_tri MATCH ?)"
-_FTS_IN = "m.rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)"
+# Index look-ups, each a list of rowids: all of a query's are intersected before any message row is read
+# (`m.rowid IN (a INTERSECT b)`), where two INs read the row of every candidate of the first (50,000
+# senders' rows for 17,000 matches of a sender and a word in a million: 141 -> 102 ms, far more when cold).
+_TRIGRAM_SELECT = "SELECT rowid FROM headers_tri WHERE headers_tri MATCH ?"
+_FTS_SELECT = "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?"
 _FTS_NOT_IN = "m.rowid NOT IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)"
 # The same for one known row: FTS5 looks the row up in each term's list, where IN would list every match.
 _FTS_HAS = "EXISTS (SELECT 1 FROM messages_fts WHERE messages_fts MATCH ? AND rowid = m.rowid)"
@@ -165,6 +168,7 @@ def compile_filters(
     negative: list[str] = []
     clauses: list[str] = []  # column tests: cheap
     params: list[object] = []
+    lookups: list[tuple[str, object]] = []  # (an index look-up's SELECT of rowids, its MATCH parameter)
     likes: list[str] = []  # substring tests: a scan of their field, so after the index narrowed the rows
     like_params: list[object] = []
     for f in filters:
@@ -174,8 +178,7 @@ def compile_filters(
             continue
         if isinstance(f, Contains):
             if f.field in _TRIGRAM_FIELDS and not f.negated and not one_row and (grams := trigrams(f.value, counts)):
-                clauses.append(_TRIGRAM_IN)
-                params.append(grams)
+                lookups.append((_TRIGRAM_SELECT, grams))
             sql, values = _like_sql(f)
             into, into_params = likes, like_params
         else:
@@ -185,12 +188,17 @@ def compile_filters(
         into_params.extend(values)
     fts_clauses: list[str] = []
     fts_params: list[object] = []
-    if positive:
-        fts_clauses.append(_FTS_HAS if one_row else _FTS_IN)
+    if positive and one_row:
+        fts_clauses.append(_FTS_HAS)
         fts_params.append(" AND ".join(positive))
+    elif positive:
+        lookups.append((_FTS_SELECT, " AND ".join(positive)))
     if negative:
         fts_clauses.append(_FTS_HAS_NOT if one_row else _FTS_NOT_IN)
         fts_params.append(" OR ".join(negative))
+    if lookups:
+        clauses.append("m.rowid IN (" + " INTERSECT ".join(sql for sql, _param in lookups) + ")")
+        params.extend(param for _sql, param in lookups)
     # SQLite evaluates AND left to right: cheap column tests, then the index, then substrings.
     all_clauses = clauses + fts_clauses + likes
     if not all_clauses:
