@@ -93,12 +93,15 @@ def trigrams(value: str, counts: GramCounts | None = None) -> str | None:
     if counts is not None:
         bound = COMMON_GRAM * counts("")
         counted: list[tuple[int, str]] = []
+        rare: list[str] = []
         for gram in dict.fromkeys(g.lower() for g in grams[:MAX_COUNTED]):
-            counted.append((counts(gram), gram))
-            if sum(1 for n, _g in counted if n <= bound) == MAX_GRAMS:
-                break
-        rare = [g for n, g in counted if n <= bound]
-        grams = rare[:MAX_GRAMS] if rare else [min(counted)[1]]
+            n = counts(gram)
+            counted.append((n, gram))
+            if n <= bound:
+                rare.append(gram)
+                if len(rare) == MAX_GRAMS:
+                    break
+        grams = rare or [min(counted)[1]]
     return " AND ".join('"' + g.replace('"', '""') + '"' for g in grams)
 
 

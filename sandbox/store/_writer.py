@@ -155,8 +155,9 @@ class GroupWriter:
                     _settle_all(outcomes)
                     for event in events:
                         self._publish(event)
+                if settled:
+                    checkpointer.poke()
                 del settled
-                checkpointer.poke()
                 if catch_up:
                     checkpointer.catch_up_on(conn)
                 elif (

@@ -791,17 +791,20 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
     DELETE_SECONDS = 0.010
     MAX_SETTLE = 1.0  # seconds a bulk write waits for the checkpointer at most (progress if it is stuck)
 
-    async def _settle(self) -> None:
+    def _settling(self) -> Iterator[float]:
+        """Pauses (seconds) while the writer is not `settled` since now, for at most MAX_SETTLE."""
         mark = self._writer.checkpoint_mark()
         deadline = time.monotonic() + self.MAX_SETTLE
         while not self._writer.settled(mark) and time.monotonic() < deadline:
-            await asyncio.sleep(0.002)
+            yield 0.002
 
-    def _settle_sync(self) -> None:
-        mark = self._writer.checkpoint_mark()
-        deadline = time.monotonic() + self.MAX_SETTLE
-        while not self._writer.settled(mark) and time.monotonic() < deadline:
-            time.sleep(0.002)
+    async def _settle(self) -> None:
+        for pause in self._settling():
+            await asyncio.sleep(pause)
+
+    def _settle_sync(self) -> None:  # the reaper's thread
+        for pause in self._settling():
+            time.sleep(pause)
 
     # -- reading ---------------------------------------------------------------
     def _rowid(self, message_id: str) -> int | None:
@@ -941,13 +944,13 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
     def search_ids(self, query: str, user: str | None = None, tz: str | None = None) -> builtins.list[str]:
         with self._search_budget():
             where, params = compile_query(query, self.clock.now(), time_zone(tz), counts=self._counts())
-        params = list(params)
-        if user:
-            where += (
-                " AND m.rowid IN (SELECT e.root FROM entries e JOIN folders f ON f.id = e.folder_id WHERE f.user = ?)"
-            )
-            params.append(normalize_user(user))
-        with self._search_budget():
+            params = list(params)
+            if user:
+                where += (
+                    " AND m.rowid IN (SELECT e.root FROM entries e JOIN folders f ON f.id = e.folder_id"
+                    " WHERE f.user = ?)"
+                )
+                params.append(normalize_user(user))
             rows = self._db.execute(f"SELECT m.id FROM messages m WHERE m.parent IS NULL AND ({where})", params)
             return [r[0] for r in rows]
 
