@@ -19,13 +19,20 @@ import uvicorn
 
 from mailsandbox import chaos
 from mailsandbox.clock import ManualClock
-from mailsandbox.config import Config, Listen
+from mailsandbox.config import Config, Listen, is_postgres
 from mailsandbox.events import EventBus
 from mailsandbox.servers._limits import ConnectionLimiter, RateLimitedLog, install_loop_error_throttle, raise_fd_limit
 from mailsandbox.servers.http import HEADER_TIMEOUT, KEEP_ALIVE_TIMEOUT, MAX_HEAD, bounded_protocol
 from mailsandbox.servers.smtp import CaptureHandler, SmtpOptions, start_smtp
 from mailsandbox.servers.websocket import FramesWebSocketProtocol
-from mailsandbox.startup import database_failed, listen_failed, prepare_data_dir, tls_failed
+from mailsandbox.startup import (
+    database_failed,
+    listen_failed,
+    postgres_failed,
+    prepare_data_dir,
+    redact_dsn,
+    tls_failed,
+)
 from mailsandbox.store import Store
 from mailsandbox.store._tags import Tagging
 from mailsandbox.store.sqlite import SqliteStore
@@ -33,6 +40,23 @@ from mailsandbox.throttle import LoginThrottle
 from mailsandbox.tls import ensure_certificate, server_context
 
 log = logging.getLogger("mailsandbox")
+
+
+def _postgres_store(cfg: Config, bus: EventBus, clock: Any) -> Store:
+    """The PostgreSQL store (psycopg is an optional dependency: `pip install mailsandbox[postgresql]`)."""
+    try:
+        from mailsandbox.store.postgres.store import PostgresStore
+    except ImportError as exc:
+        raise postgres_failed(cfg.db_path, exc) from exc
+    import psycopg
+
+    try:
+        return PostgresStore(
+            cfg.db_path, bus=bus, clock=clock, max_messages=cfg.max_messages,
+            ignore_duplicate_ids=cfg.ignore_duplicate_ids, tagging=_tagging(cfg),
+        )  # fmt: skip
+    except psycopg.Error as exc:
+        raise postgres_failed(cfg.db_path, exc) from exc
 
 
 def _tagging(cfg: Config) -> Tagging:
@@ -206,13 +230,16 @@ class Sandbox:
         self._max_connections = self._fit_connection_limit()
         # 1. the store; the data directory is ours to create, --db's directory must exist
         prepare_data_dir(cfg.data_dir)
-        try:
-            self.store = SqliteStore(
-                cfg.db_path, bus=self.bus, clock=self.clock, max_messages=cfg.max_messages, durable=cfg.fsync,
-                ignore_duplicate_ids=cfg.ignore_duplicate_ids, tagging=_tagging(cfg),
-            )
-        except (sqlite3.Error, OSError) as exc:
-            raise database_failed(cfg.db_path, exc) from exc
+        if is_postgres(cfg.db_path):  # connecting and migrating are network round trips: off the loop
+            self.store = await asyncio.to_thread(_postgres_store, cfg, self.bus, self.clock)
+        else:
+            try:
+                self.store = SqliteStore(
+                    cfg.db_path, bus=self.bus, clock=self.clock, max_messages=cfg.max_messages, durable=cfg.fsync,
+                    ignore_duplicate_ids=cfg.ignore_duplicate_ids, tagging=_tagging(cfg),
+                )
+            except (sqlite3.Error, OSError) as exc:
+                raise database_failed(cfg.db_path, exc) from exc
         try:
             await self._start_rest()
         except BaseException:
@@ -504,7 +531,7 @@ class Sandbox:
         from importlib.metadata import version
 
         total, unread = self.store.count()
-        db = self.config.db_path
+        db = redact_dsn(self.config.db_path)
         size = 0
         with contextlib.suppress(OSError):
             size = self.database_size()
@@ -533,6 +560,9 @@ class Sandbox:
         """The database file's size in bytes (its WAL not counted, as Mailpit counts it); raises OSError."""
         from pathlib import Path
 
+        measure = getattr(self.store, "database_size", None)
+        if callable(measure):  # a server's database: it says
+            return int(measure())
         return Path(getattr(self.store, "path", self.config.db_path)).stat().st_size
 
     async def reset(self) -> None:

@@ -50,8 +50,9 @@ SERVE_FLAGS = [
     ),
     Flag(
         "--db",
-        "SQLite database file, in a directory that exists; ':memory:' for a throw-away store",
-        "FILE",
+        "SQLite database file, in a directory that exists; ':memory:' for a throw-away store; or "
+        "postgresql://USER@HOST/DB: a PostgreSQL database that several sandboxes share",
+        "FILE|URL",
         default="DATA_DIR/mailsandbox.db",
     ),
     Flag("--max-message-size", "largest message accepted, however it arrives", "BYTES"),

@@ -193,7 +193,7 @@ class Config:
     dns: Listen | None = Listen("127.0.0.1", 5353)
 
     data_dir: Path = field(default_factory=default_data_dir)
-    db: str | None = None  # default: data_dir/mailsandbox.db; ":memory:" for a throw-away store
+    db: str | None = None  # default: data_dir/mailsandbox.db; ":memory:" for a throw-away store; postgresql://...
     max_message_size: int = 25 * 1024 * 1024
     max_messages: int = 0  # 0: keep everything
     max_age: float = 0.0  # seconds ("7d", "12h", "30m" in flags, env and TOML); 0: keep messages of any age
@@ -346,7 +346,15 @@ def _path(value: Any) -> Path | None:
 def _db(value: Any) -> str | None:
     if value in (None, ""):
         return None
-    return str(value) if str(value) == ":memory:" else str(Path(str(value)).expanduser())
+    text = str(value)
+    if text == ":memory:" or is_postgres(text):
+        return text
+    return str(Path(text).expanduser())
+
+
+def is_postgres(db: str) -> bool:
+    """A --db naming a PostgreSQL database (a libpq URI) rather than an SQLite file."""
+    return db.startswith(("postgresql://", "postgres://"))
 
 
 def _token(value: Any) -> str | None:

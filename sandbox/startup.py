@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import socket
 import sqlite3
 from pathlib import Path
@@ -75,6 +76,21 @@ def database_failed(path: str, exc: BaseException) -> StartupError:
         return StartupError(f"{where}: not writable; choose a writable place with --db or --data-dir")
     todo = f"check that {db.parent} is writable, or choose another --db"
     return StartupError(f"{where}: cannot be opened ({_reason(exc)}); {todo}")
+
+
+def postgres_failed(dsn: str, exc: BaseException) -> StartupError:
+    """The PostgreSQL store could not start: the driver is missing, or the database would not have us."""
+    where = f"database {redact_dsn(dsn)}"
+    if isinstance(exc, ImportError):
+        return StartupError(f"{where}: PostgreSQL needs psycopg; install it with pip install 'mailsandbox[postgresql]'")
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    todo = "check the URL and that the server runs"
+    return StartupError(f"{where}: cannot connect or set up the schema ({reason}); {todo}")
+
+
+def redact_dsn(dsn: str) -> str:
+    """A database URL without its password, for messages and /api/v1/info."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", dsn)
 
 
 def tls_failed(cert: Path, key: Path, exc: BaseException) -> StartupError:

@@ -1,0 +1,150 @@
+"""Live events across frontends: what one frontend's writer committed reaches every other frontend on the
+same database through LISTEN/NOTIFY, and is published on its bus as if it were local (the web stream, IMAP
+IDLE, webhooks and metrics listen there).
+
+A payload is JSON `{"o": origin, "e": [[kind, ...fields], ...]}`, under PostgreSQL's 8,000-byte limit: a
+large event (a delete of 10,000 ids) is split over several. A stored message travels as its id; the
+listening frontend reads its summary back from the database.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+
+import psycopg
+
+from mailsandbox.events import (
+    DeliveryAttempted,
+    Event,
+    MailboxChanged,
+    MessagesDeleted,
+    MessageStored,
+    MessagesUpdated,
+    TagRenamed,
+)
+from mailsandbox.models import StoredMessage
+
+CHANNEL = "mailsandbox_events"
+MAX_PAYLOAD = 7000  # bytes of JSON per NOTIFY (PostgreSQL's limit is 8,000)
+_IDS_PER_EVENT = 150  # ids of 22 characters: about 4 KB
+log = logging.getLogger("mailsandbox.store")
+
+
+def _encode(event: Event) -> Iterator[list[object]]:
+    if isinstance(event, MessageStored):
+        yield ["stored", event.message.id]
+    elif isinstance(event, MessagesDeleted):
+        if event.all:
+            yield ["deleted", [], True]
+        for start in range(0, len(event.ids), _IDS_PER_EVENT):
+            yield ["deleted", list(event.ids[start : start + _IDS_PER_EVENT]), False]
+    elif isinstance(event, MessagesUpdated):
+        for start in range(0, max(1, len(event.ids)), _IDS_PER_EVENT):
+            tags = None if event.tags is None else list(event.tags)
+            yield ["updated", list(event.ids[start : start + _IDS_PER_EVENT]), event.read, tags]
+    elif isinstance(event, TagRenamed):
+        for start in range(0, max(1, len(event.ids)), _IDS_PER_EVENT):
+            yield ["renamed", event.old, event.new, list(event.ids[start : start + _IDS_PER_EVENT])]
+    elif isinstance(event, MailboxChanged):
+        yield ["mailbox", event.user, event.folder]
+    elif isinstance(event, DeliveryAttempted):
+        yield ["attempt", event.message_id, event.recipient, event.host, event.code, event.status]
+
+
+def payloads(origin: str, events: list[Event]) -> Iterator[str]:
+    """The NOTIFY payloads that carry `events`, in order, each under MAX_PAYLOAD bytes."""
+    head = len(json.dumps({"o": origin, "e": []}))
+    batch: list[str] = []
+    size = head
+    for event in events:
+        for item in _encode(event):
+            text = json.dumps(item, ensure_ascii=False)
+            if batch and size + len(text.encode()) + 1 > MAX_PAYLOAD:
+                yield _payload(origin, batch)
+                batch, size = [], head
+            batch.append(text)
+            size += len(text.encode()) + 1
+    if batch:
+        yield _payload(origin, batch)
+
+
+def _payload(origin: str, items: list[str]) -> str:
+    return '{"o": ' + json.dumps(origin) + ', "e": [' + ",".join(items) + "]}"
+
+
+def decode(payload: str, origin: str, get: Callable[[str], StoredMessage | None]) -> list[Event]:
+    """The events of a payload from another frontend ([] for this frontend's own, or one it cannot read)."""
+    try:
+        data = json.loads(payload)
+        if data.get("o") == origin:
+            return []
+        return [event for item in data["e"] if (event := _decode(item, get)) is not None]
+    except (ValueError, KeyError, TypeError, IndexError):
+        log.warning("store: an event payload that cannot be read: %.200r", payload)
+        return []
+
+
+def _decode(item: list[object], get: Callable[[str], StoredMessage | None]) -> Event | None:
+    kind = item[0]
+    if kind == "stored":
+        message = get(str(item[1]))
+        return None if message is None else MessageStored(message)  # deleted meanwhile: nothing to show
+    if kind == "deleted":
+        return MessagesDeleted(tuple(map(str, item[1])), all=bool(item[2]))  # type: ignore[call-overload]
+    if kind == "updated":
+        tags = item[3]
+        return MessagesUpdated(
+            tuple(map(str, item[1])),  # type: ignore[call-overload]
+            read=None if item[2] is None else bool(item[2]),
+            tags=None if tags is None else tuple(map(str, tags)),  # type: ignore[call-overload]
+        )
+    if kind == "renamed":
+        return TagRenamed(str(item[1]), str(item[2]), tuple(map(str, item[3])))  # type: ignore[call-overload]
+    if kind == "mailbox":
+        return MailboxChanged(str(item[1]), str(item[2]))
+    if kind == "attempt":
+        return DeliveryAttempted(str(item[1]), str(item[2]), str(item[3]), int(item[4]), str(item[5]))  # type: ignore[call-overload]
+    return None
+
+
+class Listener:
+    """A thread that LISTENs on its own connection and publishes the other frontends' events here.
+    It reconnects when the connection drops (a server restart): events sent meanwhile are lost, as a
+    browser's WebSocket reconnect would lose them; the next list shows the store as it is."""
+
+    def __init__(
+        self, connect: Callable[[], psycopg.Connection], origin: str, get: Callable[[str], StoredMessage | None],
+        publish: Callable[[Event], None], on_change: Callable[[], None] = lambda: None,
+    ) -> None:  # fmt: skip
+        self._connect = connect
+        self._origin, self._get, self._publish, self._on_change = origin, get, publish, on_change
+        self._stop = threading.Event()
+        self._conn: psycopg.Connection | None = None
+        self._listening = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="store-listener", daemon=True)
+        self._thread.start()
+        self._listening.wait(10)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self._connect() as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self._listening.set()
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=0.25):
+                            self._on_change()
+                            for event in decode(note.payload, self._origin, self._get):
+                                self._publish(event)
+            except psycopg.Error as exc:
+                if self._stop.is_set():
+                    return
+                log.warning("store: event listener lost its connection (%s); reconnecting", exc)
+                self._stop.wait(1.0)

@@ -1,0 +1,32 @@
+"""Words as the full-text index sees them, on both sides (indexing and search): the SQLite store's FTS5
+`unicode61 remove_diacritics 2` rules, applied here in Python so that PostgreSQL's parser (which would
+keep `alice@example.test` or `3.14` whole) only ever sees plain lower-case words separated by spaces."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# A word: letters, digits, marks and private-use characters, as unicode61 has them (marks are dropped
+# below, with the diacritics they are).
+_WORD = re.compile(r"[^\W_]+|[\uE000-\uF8FF]+", re.UNICODE)
+# A body is indexed up to this many characters of its words: a tsvector holds at most 1 MB.
+MAX_VECTOR_TEXT = 256 * 1024
+
+
+def fold(text: str) -> str:
+    """Lower-case, without diacritics (é -> e, ß stays), as unicode61 with remove_diacritics 2."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+
+
+def tokens(text: str) -> list[str]:
+    """The words of `text`, folded, in order."""
+    return _WORD.findall(fold(text))
+
+
+def vector_text(text: str, limit: int = MAX_VECTOR_TEXT) -> str:
+    """`text` as the words to_tsvector('simple', ...) is given: folded words and single spaces."""
+    words = tokens(text[: limit * 2] if len(text) > limit * 2 else text)
+    joined = " ".join(words)
+    return joined[:limit].rsplit(" ", 1)[0] if len(joined) > limit else joined

@@ -1,0 +1,684 @@
+"""PostgresStore: the Store protocol on a PostgreSQL database that several frontends share.
+
+Each frontend (a `mailsandbox serve --db postgresql://...` process) has one writer thread that commits
+its sessions' writes in groups (`_writer.py`: a 250 only after COMMIT), a reading connection per thread,
+and a listener that turns the other frontends' commits into events on its bus (`_notify.py`). Every row
+the frontends share is allocated in the database: message rows by an identity column, UIDs and UIDVALIDITY
+by row-locked counters (`_mailbox.py`), a relay recipient by the one transaction that takes its queue row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import collections
+import contextlib
+import dataclasses
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+import psycopg.errors
+
+from mailsandbox import mime
+from mailsandbox.clock import Clock, SystemClock
+from mailsandbox.events import (
+    Event,
+    EventBus,
+    MailboxChanged,
+    MessagesDeleted,
+    MessageStored,
+    MessagesUpdated,
+    TagRenamed,
+)
+from mailsandbox.models import Envelope, MailEntry, StoredMessage, Summary
+from mailsandbox.store import DuplicateMessage, MailboxStat, NoSuchMessage, Page, StoreClosed, normalize_user
+from mailsandbox.store._mailbox import canonical_folder
+from mailsandbox.store._packing import pack, unpack
+from mailsandbox.store._search import SEARCH_SECONDS, QueryTooSlow
+from mailsandbox.store._tags import Tagging, arrival_tags, unique_tags
+from mailsandbox.store.postgres._auth import PgAuthMixin
+from mailsandbox.store.postgres._mailbox import SEEN, PgMailboxMixin, deliver_entries, deliver_entry, folder_id
+from mailsandbox.store.postgres._notify import Listener
+from mailsandbox.store.postgres._queue import PgQueueMixin
+from mailsandbox.store.postgres._schema import migrate
+from mailsandbox.store.postgres._search import compile_query
+from mailsandbox.store.postgres._text import vector_text
+from mailsandbox.store.postgres._writer import PgWriteFn, PgWriter
+from mailsandbox.store.query import time_zone
+from mailsandbox.store.sqlite import (
+    INLINE_SUMMARY,
+    MAX_INDEXED_TEXT,
+    SUMMARY_THREADS,
+    _addrs,
+    _envelope,
+    envelope_json,
+    new_id,
+    row_to_message,
+)
+
+COLUMNS = (
+    "m.id, m.created, m.message_id, m.subject, m.from_name, m.from_addr, m.to_json, m.cc_json, "
+    "m.bcc_json, m.reply_to_json, m.date, m.size, m.attachments, m.inline, m.snippet, m.read, m.envelope_json, "
+    "m.tags, "
+    "(SELECT string_agg(DISTINCT f.username, ',') FROM entries e JOIN folders f ON f.id = e.folder_id "
+    "WHERE e.root = m.rowid)"
+)
+_INSERT = (
+    "INSERT INTO messages (id, parent, created, message_id, subject, from_name, from_addr, to_json, cc_json,"
+    " bcc_json, reply_to_json, date, size, attachments, inline, snippet, envelope_json, username, headers, fts)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+    " CASE WHEN %s THEN setweight(to_tsvector('simple', %s), 'A') || setweight(to_tsvector('simple', %s), 'B')"
+    " || setweight(to_tsvector('simple', %s), 'C') || setweight(to_tsvector('simple', %s), 'D') END)"
+    " RETURNING rowid"
+)
+DELETE_BATCH = 500  # messages a delete transaction takes out (captures commit between them)
+_DATA_TABLES = "messages, message_raw, relayed, entries, message_auth, queue, attempts, tag_names"
+
+
+@dataclasses.dataclass(frozen=True)
+class Relayed:
+    """A relay copy's bytes: what its hops prepended and appended; the rest is its original's."""
+
+    prefix: bytes
+    suffix: bytes
+    size: int
+
+
+def insert_message(
+    conn: psycopg.Connection, raw: bytes | Relayed, summary: Summary, envelope: Envelope, created: float,
+    parent: int | None = None,
+) -> tuple[int, str]:  # fmt: skip
+    """Insert a message (its row, raw bytes and, for an original, its full-text vector); (rowid, id)."""
+    mid = new_id()
+    sender = summary.from_
+    from_name, from_addr = (sender.name, sender.address) if sender else ("", "")
+    to_json = _addrs(summary.to)
+    headers = f"{summary.subject}\n{from_name}\n{from_addr}\n{to_json}"
+    people = " ".join(f"{a.name} {a.address}" for a in (*summary.to, *summary.cc, *summary.bcc))
+    original = parent is None
+    row = conn.execute(
+        _INSERT,  # type: ignore[arg-type]
+        (
+            mid, parent, created, summary.message_id, summary.subject, from_name, from_addr, to_json,
+            _addrs(summary.cc), _addrs(summary.bcc), _addrs(summary.reply_to), summary.date, len(raw),
+            summary.attachments, summary.inline, summary.snippet, envelope_json(envelope), envelope.auth_user or "",
+            headers, original,
+            vector_text(summary.subject) if original else "",
+            vector_text(f"{from_name} {from_addr} {envelope.mail_from}") if original else "",
+            vector_text(f"{people} {' '.join(envelope.rcpt_tos)}") if original else "",
+            vector_text(summary.text[:MAX_INDEXED_TEXT]) if original else "",
+        ),
+    ).fetchone()  # fmt: skip
+    assert row is not None
+    rowid = int(row[0])
+    if isinstance(raw, Relayed):
+        conn.execute("INSERT INTO relayed (rowid, prefix, suffix) VALUES (%s, %s, %s)", (rowid, raw.prefix, raw.suffix))
+    else:
+        conn.execute("INSERT INTO message_raw (rowid, raw) VALUES (%s, %s)", (rowid, pack(raw)))
+    return rowid, mid
+
+
+def canonical(conn: psycopg.Connection, tags: Sequence[str]) -> list[str]:
+    """Each tag in the spelling the store has for it (case-insensitively), else as given, which becomes
+    the store's spelling (the first frontend to write it wins)."""
+    out: list[str] = []
+    for tag in tags:
+        conn.execute(
+            "INSERT INTO tag_names (folded, name) VALUES (lower(%s), %s) ON CONFLICT (folded) DO NOTHING", (tag, tag)
+        )
+        row = conn.execute("SELECT name FROM tag_names WHERE folded = lower(%s)", (tag,)).fetchone()
+        out.append(row[0] if row else tag)
+    return sorted(dict.fromkeys(out), key=str.lower)
+
+
+def _holding(conn: psycopg.Connection, tag: str) -> list[tuple[int, str, str]]:
+    """(rowid, id, tags) of every message that has `tag` (case-insensitively)."""
+    rows = conn.execute(
+        "SELECT rowid, id, tags FROM messages WHERE tags != '' AND strpos(',' || lower(tags) || ',', %s) > 0"
+        " ORDER BY rowid FOR UPDATE",
+        (f",{tag.lower()},",),
+    ).fetchall()
+    return [(int(r), str(i), str(t)) for r, i, t in rows]
+
+
+def delete_rows(conn: psycopg.Connection, rowids: Sequence[int]) -> list[Event]:
+    """Delete originals (their relay copies, raw bytes, entries and results go by cascade) and their queue
+    rows and trace; say which folders lost entries."""
+    if not rowids:
+        return []
+    ids = list(rowids)
+    folders = conn.execute(
+        "SELECT DISTINCT f.username, f.name FROM entries e JOIN folders f ON f.id = e.folder_id"
+        " WHERE e.root = ANY(%s) ORDER BY 1, 2",
+        (ids,),
+    ).fetchall()
+    gone = [str(r[0]) for r in conn.execute("DELETE FROM messages WHERE rowid = ANY(%s) RETURNING id", (ids,))]
+    conn.execute("DELETE FROM queue WHERE message = ANY(%s)", (gone,))
+    conn.execute("DELETE FROM attempts WHERE message = ANY(%s)", (gone,))
+    return [MessagesDeleted(tuple(gone)), *(MailboxChanged(u, f) for u, f in folders)]
+
+
+Rule = tuple[str, list[object], tuple[str, ...]]  # a compiled tagging rule: (where, params, tags)
+
+
+class _Add:
+    """One add_message request: the write the writer runs."""
+
+    def __init__(
+        self, raw: bytes, summary: Summary, envelope: Envelope, created: float, users: tuple[str, ...],
+        queue: tuple[str, ...], dedupe: bool, tags: Sequence[str], rules: Sequence[Rule],
+    ) -> None:  # fmt: skip
+        self.raw, self.summary, self.envelope, self.created = raw, summary, envelope, created
+        self.users, self.queue, self.tags, self.rules = users, queue, tags, rules
+        self.dedupe = dedupe and bool(summary.message_id)
+
+    def __call__(self, conn: psycopg.Connection) -> tuple[StoredMessage | None, list[Event]]:
+        if self.dedupe:
+            # Serialized by Message-ID across frontends: a second add of one id waits for the first's commit.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (self.summary.message_id,))
+            if conn.execute(
+                "SELECT 1 FROM messages WHERE parent IS NULL AND message_id = %s AND message_id != '' LIMIT 1",
+                (self.summary.message_id,),
+            ).fetchone():
+                return None, []
+        rowid, mid = insert_message(conn, self.raw, self.summary, self.envelope, self.created)
+        deliver_entries(conn, [(user, "INBOX", rowid, rowid, "", self.created) for user in self.users])
+        if self.queue:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO queue (message, recipient, next_attempt, first_attempt) VALUES (%s, %s, %s, %s)"
+                    " ON CONFLICT DO NOTHING",
+                    [(mid, r, self.created, self.created) for r in self.queue],
+                )
+        tags = self._tag(conn, rowid) if self.tags or self.rules else ()
+        message = StoredMessage(
+            id=mid, created=self.created, summary=self.summary, envelope=self.envelope, read=False,
+            mailboxes=tuple(sorted(self.users)), tags=tags,
+        )  # fmt: skip
+        return message, [MessageStored(message), *(MailboxChanged(user, "INBOX") for user in self.users)]
+
+    def _tag(self, conn: psycopg.Connection, rowid: int) -> tuple[str, ...]:
+        found = list(self.tags)
+        for where, params, rule_tags in self.rules:
+            sql = f"SELECT 1 FROM messages m WHERE m.rowid = %s AND ({where})"
+            if conn.execute(sql, [rowid, *params]).fetchone():  # type: ignore[call-overload]
+                found += rule_tags
+        tags = canonical(conn, unique_tags(found))
+        if tags:
+            conn.execute("UPDATE messages SET tags = %s WHERE rowid = %s", (",".join(tags), rowid))
+        return tuple(tags)
+
+
+def _stored(message: StoredMessage | None, add: _Add) -> StoredMessage:
+    if message is None:
+        raise DuplicateMessage(add.summary.message_id)
+    return message
+
+
+class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
+    """The Store protocol over a PostgreSQL database (`dsn`: postgresql://user@host/db)."""
+
+    search_seconds = SEARCH_SECONDS  # how long one search may run (a test may set it on the instance)
+
+    def __init__(
+        self,
+        dsn: str,
+        bus: EventBus | None = None,
+        clock: Clock | None = None,
+        max_messages: int = 0,
+        ignore_duplicate_ids: bool = False,
+        tagging: Tagging | None = None,
+    ) -> None:
+        self.dsn = dsn
+        self.bus = bus or EventBus()
+        self.clock = clock or SystemClock()
+        self.max_messages = max_messages
+        self.ignore_duplicate_ids = ignore_duplicate_ids
+        self.tagging = tagging or Tagging()
+        for rule in self.tagging.rules:  # a rule that cannot be read fails here, not on every message
+            compile_query(rule.query, 0.0)
+        self._closed = False
+        self._local = threading.local()
+        self._readers: list[psycopg.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._summarizer: ThreadPoolExecutor | None = None
+        with self._connect() as conn:
+            migrate(conn)
+        self.origin = new_id()  # this frontend, in the events it sends the others
+        self._writer = PgWriter(self._connect, self.bus.publish, self.origin, self._prune if max_messages > 0 else None)
+        try:
+            self._listener = Listener(self._connect, self.origin, self.get, self.bus.publish)
+        except BaseException:
+            self._writer.close()
+            raise
+
+    # -- connections -----------------------------------------------------------
+    def _connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.dsn, autocommit=True, application_name="mailsandbox", connect_timeout=10)
+
+    @property
+    def _db(self) -> psycopg.Connection:
+        if self._closed:
+            raise StoreClosed()
+        conn: psycopg.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.broken:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._summarizer is not None:
+            self._summarizer.shutdown()
+        self._listener.close()
+        self._writer.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                with contextlib.suppress(psycopg.Error):
+                    conn.close()
+            self._readers.clear()
+
+    def _write_sync(self, fn: PgWriteFn) -> Any:
+        return self._writer.submit(fn).result()
+
+    async def _write(self, fn: PgWriteFn) -> Any:
+        return await self._writer.submit_async(fn)
+
+    def _summaries(self) -> ThreadPoolExecutor:
+        if self._summarizer is None:
+            self._summarizer = ThreadPoolExecutor(SUMMARY_THREADS, thread_name_prefix="store-summarize")
+        return self._summarizer
+
+    # -- capture ---------------------------------------------------------------
+    async def add_message(
+        self,
+        raw: bytes | builtins.list[bytes],
+        envelope: Envelope,
+        deliver_to: Sequence[str] | None = None,
+        received_at: float | None = None,
+        queue: Sequence[str] = (),
+    ) -> StoredMessage:
+        size = len(raw) if isinstance(raw, bytes) else sum(map(len, raw))
+        if size <= INLINE_SUMMARY:
+            add = self._add_fn(raw, envelope, deliver_to, received_at, queue)
+        else:  # milliseconds of joining, parsing and packing: not on the loop
+            loop = asyncio.get_running_loop()
+            add = await loop.run_in_executor(self._summaries(), self._add_fn, raw, envelope, deliver_to,
+                                             received_at, queue)  # fmt: skip
+        return _stored(await self._write(add), add)
+
+    def add_message_sync(
+        self,
+        raw: bytes | builtins.list[bytes],
+        envelope: Envelope,
+        deliver_to: Sequence[str] | None = None,
+        received_at: float | None = None,
+    ) -> StoredMessage:
+        """For bulk loads and benchmarks outside a loop."""
+        add = self._add_fn(raw, envelope, deliver_to, received_at)
+        return _stored(self._write_sync(add), add)
+
+    def add_messages_sync(
+        self,
+        items: Iterable[tuple[bytes, Envelope] | tuple[bytes, Envelope, float | None]],
+        window: int = 256,
+    ) -> Iterator[StoredMessage | None]:
+        """For bulk loads outside a loop, as SqliteStore.add_messages_sync."""
+        pending: collections.deque[Any] = collections.deque()
+        for raw, envelope, *when in items:
+            received = when[0] if when else None
+            pending.append(self._writer.submit(self._add_fn(raw, envelope, None, received, (), True)))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    def _add_fn(
+        self,
+        raw: bytes | builtins.list[bytes],
+        envelope: Envelope,
+        deliver_to: Sequence[str] | None,
+        received_at: float | None,
+        queue: Sequence[str] = (),
+        from_headers: bool = False,
+    ) -> _Add:
+        if not isinstance(raw, bytes):
+            parts, raw = raw, b"".join(raw)
+            parts.clear()
+        created = received_at if received_at is not None else self.clock.now()
+        summary = mime.summarize(raw)
+        if from_headers:
+            people = tuple(dict.fromkeys(a.address for a in (*summary.to, *summary.cc, *summary.bcc)))
+            sender = envelope.mail_from or (summary.from_.address if summary.from_ else "")
+            envelope = dataclasses.replace(envelope, mail_from=sender, rcpt_tos=envelope.rcpt_tos or people)
+        users = (normalize_user(u) for u in (envelope.rcpt_tos if deliver_to is None else deliver_to))
+        tags = unique_tags(arrival_tags(self.tagging, raw, summary, envelope))
+        rules = [(*compile_query(r.query, created, one_row=True), r.tags) for r in self.tagging.rules]
+        return _Add(
+            raw, summary, envelope, created, tuple(dict.fromkeys(users)), tuple(queue), self.ignore_duplicate_ids,
+            tags, rules,
+        )  # fmt: skip
+
+    async def deliver(
+        self, message_id: str, user: str, folder: str = "INBOX", prefix: bytes = b"", suffix: bytes = b""
+    ) -> MailEntry:
+        write = await self._deliver_fn(message_id, normalize_user(user), folder, prefix, suffix)
+        result: MailEntry = await self._write(write)
+        return result
+
+    async def _deliver_fn(
+        self, message_id: str, user: str, folder: str, prefix: bytes, suffix: bytes
+    ) -> Callable[[psycopg.Connection], tuple[MailEntry, builtins.list[Event]]]:
+        """The write that delivers; a relay copy's summary is parsed first, off the loop and the writer."""
+        now = self.clock.now()
+        copy: tuple[Relayed, Summary] | None = None
+        if prefix or suffix:
+            loop = asyncio.get_running_loop()
+            copy = await loop.run_in_executor(self._summaries(), self._copy_summary, message_id, prefix, suffix)
+
+        def write(conn: psycopg.Connection) -> tuple[MailEntry, builtins.list[Event]]:
+            row = conn.execute(
+                "SELECT rowid, envelope_json, size FROM messages WHERE id = %s", (message_id,)
+            ).fetchone()
+            if row is None:
+                raise NoSuchMessage(message_id)
+            root, env_j, size = row
+            target, target_id = root, message_id
+            if copy is not None:
+                relayed, summary = copy
+                target, target_id = insert_message(conn, relayed, summary, _envelope(env_j), now, root)
+                size = relayed.size
+            uid = deliver_entry(conn, user, folder, target, root, (), now)
+            return MailEntry(uid, target_id, frozenset(), now, int(size)), [MailboxChanged(user, folder)]
+
+        return write
+
+    def _copy_summary(self, message_id: str, prefix: bytes, suffix: bytes) -> tuple[Relayed, Summary]:
+        copy = prefix + self.raw(message_id) + suffix
+        return Relayed(prefix, suffix, len(copy)), mime.summarize(copy)
+
+    def _append_fn(
+        self, user: str, folder: str, raw: bytes, flags: Iterable[str], internaldate: float | None
+    ) -> Callable[[psycopg.Connection], tuple[MailEntry, builtins.list[Event]]]:
+        """IMAP APPEND's write: a new message straight into a folder (INBOX is made on first use)."""
+        user, folder = normalize_user(user), canonical_folder(folder)
+        date = internaldate if internaldate is not None else self.clock.now()
+        summary = mime.summarize(raw)
+        flag_set = frozenset(f for f in flags if f != "\\Recent")
+        created = self.clock.now()
+
+        def write(conn: psycopg.Connection) -> tuple[MailEntry, builtins.list[Event]]:
+            folder_id(conn, user, folder, create=(folder == "INBOX"), now=date)
+            rowid, mid = insert_message(conn, raw, summary, Envelope("", (user,)), created)
+            uid = deliver_entry(conn, user, folder, rowid, rowid, flag_set, date)
+            if SEEN in flag_set:
+                conn.execute("UPDATE messages SET read = TRUE WHERE rowid = %s", (rowid,))
+            return MailEntry(uid, mid, flag_set, date, len(raw)), [MailboxChanged(user, folder)]
+
+        return write
+
+    # -- deleting --------------------------------------------------------------
+    def _prune(self, conn: psycopg.Connection) -> builtins.list[Event]:
+        row = conn.execute("SELECT total FROM tally").fetchone()
+        excess = (int(row[0]) if row else 0) - self.max_messages
+        if excess <= 0:
+            return []
+        rows = conn.execute(
+            "SELECT rowid FROM messages WHERE parent IS NULL ORDER BY created, rowid LIMIT %s",
+            (min(excess, DELETE_BATCH),),
+        ).fetchall()
+        return delete_rows(conn, [r[0] for r in rows])
+
+    async def prune_before(self, cutoff: float, limit: int = DELETE_BATCH) -> int:
+        def write(conn: psycopg.Connection) -> tuple[int, builtins.list[Event]]:
+            rows = conn.execute(
+                "SELECT rowid FROM messages WHERE parent IS NULL AND created < %s ORDER BY created, rowid LIMIT %s",
+                (cutoff, limit),
+            ).fetchall()
+            return len(rows), delete_rows(conn, [r[0] for r in rows]) if rows else []
+
+        result: int = await self._write(write)
+        return result
+
+    async def delete(self, ids: Sequence[str] | None) -> int:
+        if ids is None:
+            return int(await self._write(_delete_all))
+
+        def write(conn: psycopg.Connection, chunk: builtins.list[str]) -> tuple[int, builtins.list[Event]]:
+            rows = conn.execute("SELECT rowid FROM messages WHERE id = ANY(%s) AND parent IS NULL", (chunk,))
+            rowids = [int(r[0]) for r in rows]
+            return len(rowids), delete_rows(conn, rowids)
+
+        # A batch a transaction, so captures commit between them.
+        deleted = 0
+        for start in range(0, len(ids), DELETE_BATCH):
+            chunk = list(ids[start : start + DELETE_BATCH])
+            deleted += await self._write(lambda conn, chunk=chunk: write(conn, chunk))
+        return deleted
+
+    async def set_read(self, ids: Sequence[str] | None, read: bool) -> int:
+        def write(conn: psycopg.Connection) -> tuple[int, builtins.list[Event]]:
+            if ids is None:
+                found = conn.execute(
+                    "UPDATE messages SET read = %s WHERE parent IS NULL AND read != %s RETURNING rowid, id",
+                    (read, read),
+                ).fetchall()
+            else:  # only those that change: they alone are announced, as Mailpit does
+                found = conn.execute(
+                    "UPDATE messages SET read = %s WHERE parent IS NULL AND read != %s AND id = ANY(%s)"
+                    " RETURNING rowid, id",
+                    (read, read, list(ids)),
+                ).fetchall()
+            found.sort()
+            rowids = [int(r[0]) for r in found]
+            events = self._set_seen(conn, rowids, read) if rowids else []
+            return len(found), [MessagesUpdated(tuple(str(r[1]) for r in found), read=read), *events]
+
+        result: int = await self._write(write)
+        return result
+
+    # -- reading ---------------------------------------------------------------
+    def _rowid(self, message_id: str) -> int | None:
+        if message_id == "latest":
+            row = self._db.execute(
+                "SELECT rowid FROM messages WHERE parent IS NULL ORDER BY created DESC, rowid DESC LIMIT 1"
+            ).fetchone()
+        else:
+            row = self._db.execute("SELECT rowid FROM messages WHERE id = %s", (message_id,)).fetchone()
+        return int(row[0]) if row else None
+
+    def get(self, message_id: str) -> StoredMessage | None:
+        if message_id == "latest":
+            where, params = "m.rowid = %s", (self._rowid(message_id),)
+        else:
+            where, params = "m.id = %s", (message_id,)
+        row = self._db.execute(f"SELECT {COLUMNS} FROM messages m WHERE {where}", params).fetchone()  # type: ignore[call-overload]
+        return row_to_message(row) if row else None
+
+    def raw(self, message_id: str) -> bytes:
+        if message_id == "latest":
+            rowid = self._rowid(message_id)
+            found = self.get(message_id) if rowid is not None else None
+            if found is None:
+                raise NoSuchMessage(message_id)
+            message_id = found.id
+        row = self._db.execute(
+            "SELECT r.raw, d.prefix, d.suffix FROM messages m LEFT JOIN relayed d ON d.rowid = m.rowid"
+            " JOIN message_raw r ON r.rowid = (CASE WHEN d.rowid IS NULL THEN m.rowid ELSE m.parent END)"
+            " WHERE m.id = %s",
+            (message_id,),
+        ).fetchone()
+        if row is None:
+            raise NoSuchMessage(message_id)
+        raw = unpack(bytes(row[0]))
+        return raw if row[1] is None else bytes(row[1]) + raw + bytes(row[2])
+
+    def database_size(self) -> int:
+        """Bytes the database takes on its server (/api/v1/info, /metrics)."""
+        row = self._db.execute("SELECT pg_database_size(current_database())").fetchone()
+        return int(row[0]) if row else 0
+
+    def count(self) -> tuple[int, int]:
+        row = self._db.execute("SELECT total, unread FROM tally").fetchone()  # kept by triggers
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    def _page(self, where: str, params: builtins.list[Any], start: int, limit: int, user: str | None) -> Page:
+        if user:
+            where += (
+                " AND m.rowid IN (SELECT e.root FROM entries e JOIN folders f ON f.id = e.folder_id"
+                " WHERE f.username = %s)"
+            )
+            params = [*params, normalize_user(user)]
+        everything, unread = self.count()
+        db = self._db
+        if where == "TRUE":
+            total, matching_unread = everything, unread
+        else:
+            row = db.execute(
+                "SELECT count(*), count(*) FILTER (WHERE NOT m.read) FROM messages m"  # type: ignore[arg-type]
+                f" WHERE m.parent IS NULL AND ({where})",
+                params,
+            ).fetchone()
+            assert row is not None
+            total, matching_unread = row
+        rows = db.execute(
+            f"SELECT {COLUMNS} FROM messages m WHERE m.parent IS NULL AND ({where})"  # type: ignore[arg-type]
+            " ORDER BY m.created DESC, m.rowid DESC LIMIT %s OFFSET %s",
+            [*params, max(0, limit), max(0, start)],
+        ).fetchall()
+        page = [row_to_message(r) for r in rows]
+        return Page(page, int(total), unread, start, int(matching_unread), self.tags())
+
+    def list(self, start: int = 0, limit: int = 50, user: str | None = None) -> Page:
+        return self._page("TRUE", [], start, limit, user)
+
+    @contextlib.contextmanager
+    def _search_budget(self) -> Iterator[None]:
+        """A search's statements may run `search_seconds`: PostgreSQL cancels them past it."""
+        db = self._db
+        db.execute("SELECT set_config('statement_timeout', %s, false)", (f"{int(self.search_seconds * 1000)}ms",))
+        try:
+            yield
+        except psycopg.errors.QueryCanceled:
+            raise QueryTooSlow(f"the search ran over its {self.search_seconds:g} s budget") from None
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                db.execute("SET statement_timeout = 0")
+
+    def search(
+        self, query: str, start: int = 0, limit: int = 50, user: str | None = None, tz: str | None = None
+    ) -> Page:
+        where, params = compile_query(query, self.clock.now(), time_zone(tz))
+        with self._search_budget():
+            return self._page(where, builtins.list(params), start, limit, user)
+
+    def search_ids(self, query: str, user: str | None = None, tz: str | None = None) -> builtins.list[str]:
+        where, params = compile_query(query, self.clock.now(), time_zone(tz))
+        params = builtins.list(params)
+        if user:
+            where += (
+                " AND m.rowid IN (SELECT e.root FROM entries e JOIN folders f ON f.id = e.folder_id"
+                " WHERE f.username = %s)"
+            )
+            params.append(normalize_user(user))
+        with self._search_budget():
+            rows = self._db.execute(
+                f"SELECT m.id FROM messages m WHERE m.parent IS NULL AND ({where})"  # type: ignore[arg-type]
+                " ORDER BY m.created DESC, m.rowid DESC",
+                params,
+            )
+            return [str(r[0]) for r in rows]
+
+    def mailboxes(self) -> builtins.list[MailboxStat]:
+        rows = self._db.execute(
+            "SELECT f.username, count(DISTINCT e.root),"
+            " count(DISTINCT CASE WHEN strpos(' ' || e.flags || ' ', ' \\Seen ') = 0 THEN e.root END)"
+            " FROM folders f JOIN entries e ON e.folder_id = f.id GROUP BY f.username ORDER BY f.username"
+        ).fetchall()
+        return [MailboxStat(str(u), int(t), int(n)) for u, t, n in rows]
+
+    # -- tags ------------------------------------------------------------------
+    def tags(self) -> tuple[str, ...]:
+        rows = self._db.execute("SELECT DISTINCT tags FROM messages WHERE tags != ''").fetchall()
+        return tuple(sorted({t for (tags,) in rows for t in tags.split(",") if t}, key=str.lower))
+
+    def tag_counts(self) -> dict[str, int]:
+        counts: collections.Counter[str] = collections.Counter()
+        for (tags,) in self._db.execute("SELECT tags FROM messages WHERE tags != ''"):
+            counts.update(t for t in tags.split(",") if t)
+        return dict(sorted(counts.items(), key=lambda kv: kv[0].lower()))
+
+    async def set_tags(self, ids: Sequence[str], tags: Sequence[str]) -> int:
+        """Replace the tags of these messages; returns how many of them exist."""
+        wanted = unique_tags(tags)
+
+        def write(conn: psycopg.Connection) -> tuple[int, builtins.list[Event]]:
+            column = ",".join(canonical(conn, wanted))
+            found = conn.execute(
+                "SELECT id FROM messages WHERE parent IS NULL AND id = ANY(%s) ORDER BY rowid", (list(ids),)
+            ).fetchall()
+            conn.execute(
+                "UPDATE messages SET tags = %s WHERE parent IS NULL AND id = ANY(%s) AND tags != %s",
+                (column, list(ids), column),
+            )
+            names = tuple(t for t in column.split(",") if t)
+            found_ids = tuple(str(r[0]) for r in found)
+            return len(found_ids), [MessagesUpdated(found_ids, tags=names)] if found_ids else []
+
+        result: int = await self._write(write)
+        return result
+
+    async def rename_tag(self, old: str, new: str) -> None:
+        name = unique_tags([new])
+        if not name:
+            raise ValueError(f"invalid tag name: {new}")
+        await self._retag(old, name[0])
+
+    async def delete_tag(self, tag: str) -> None:
+        await self._retag(tag, "")
+
+    async def _retag(self, old: str, new: str) -> None:
+        def write(conn: psycopg.Connection) -> tuple[None, builtins.list[Event]]:
+            if old == new:
+                return None, []
+            rows = _holding(conn, old)
+            spelling = next(
+                (t for _r, _i, column in rows[:1] for t in column.split(",") if t.lower() == old.lower()), None
+            )
+            if spelling is None:
+                raise ValueError(f"tag not found: {old}")
+            if new and new.lower() != spelling.lower() and _holding(conn, new):
+                raise ValueError(f"tag already exists: {new}")
+            updates = []
+            for rowid, _, column in rows:
+                kept = [t for t in column.split(",") if t and t.lower() != spelling.lower()]
+                updates.append((",".join(unique_tags([*kept, new] if new else kept)), rowid))
+            with conn.cursor() as cur:
+                cur.executemany("UPDATE messages SET tags = %s WHERE rowid = %s", updates)
+            conn.execute("DELETE FROM tag_names WHERE folded = lower(%s)", (spelling,))
+            if new:  # the new spelling is the store's, even over a name no message has any more
+                conn.execute("DELETE FROM tag_names WHERE folded = lower(%s)", (new,))
+                canonical(conn, [new])
+            return None, [TagRenamed(spelling, new, tuple(r[1] for r in rows))]
+
+        await self._write(write)
+
+
+def _delete_all(conn: psycopg.Connection) -> tuple[int, builtins.list[Event]]:
+    """Empty every data table at once (TRUNCATE: no pass over the rows); folders keep their UIDVALIDITY
+    and next UID, so a client never sees an old UID again."""
+    folders = conn.execute(
+        "SELECT f.username, f.name FROM folders f WHERE EXISTS (SELECT 1 FROM entries e WHERE e.folder_id = f.id)"
+        " ORDER BY 1, 2"
+    ).fetchall()
+    row = conn.execute("SELECT total FROM tally").fetchone()
+    conn.execute(f"TRUNCATE {_DATA_TABLES}")  # type: ignore[arg-type]  # the trigger zeroes the tally
+    return int(row[0]) if row else 0, [MessagesDeleted((), all=True), *(MailboxChanged(u, f) for u, f in folders)]
