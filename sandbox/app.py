@@ -232,6 +232,7 @@ class Sandbox:
         prepare_data_dir(cfg.data_dir)
         if is_postgres(cfg.db_path):  # connecting and migrating are network round trips: off the loop
             self.store = await asyncio.to_thread(_postgres_store, cfg, self.bus, self.clock)
+            await asyncio.to_thread(self.store.share_clock, self.clock)  # type: ignore[attr-defined]
         else:
             try:
                 self.store = SqliteStore(

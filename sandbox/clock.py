@@ -36,8 +36,16 @@ class ManualClock:
 
     def reset(self) -> None:
         """Back to real time: a test's skipped hours must not leak into the next test."""
+        self.set_offset(0.0)
+
+    def set_offset(self, offset: float) -> None:
+        """Take another clock's offset (a frontend sharing the database advanced or reset it); watchers
+        are told, as after an advance."""
         with self._lock:
-            self._offset = 0.0
+            self._offset = offset
+            watchers = list(self._watchers)
+        for watcher in watchers:
+            watcher()
 
     def advance(self, seconds: float) -> float:
         if seconds < 0:

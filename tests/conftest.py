@@ -65,13 +65,21 @@ def _heap_of_the_test_alone(request: pytest.FixtureRequest) -> Iterator[None]:
         gc.unfreeze()
 
 
+# MAILSANDBOX_TEST_DB=postgresql runs the sandboxes of the tests on PostgreSQL (a fresh database each, in
+# a throw-away cluster): the protocol, web and plugin suites against the second backend (.ci/run does).
+ON_POSTGRES = os.environ.get("MAILSANDBOX_TEST_DB") == "postgresql"
+
+
 def free_config(tmp_path: Path, **overrides: object) -> Config:
     """Every listener on 127.0.0.1 port 0; the database and certificate under tmp_path."""
     zero = Listen("127.0.0.1", 0)
-    base = Config(
-        smtp=zero, http=zero, pop3=zero, imap=zero, dns=zero,
-        data_dir=tmp_path / "data", db=str(tmp_path / "data" / "mailsandbox.db"),
-    )  # fmt: skip
+    if ON_POSTGRES and "db" not in overrides:
+        from tests.store_contract.pg import fresh_database
+
+        db = fresh_database()
+    else:
+        db = str(tmp_path / "data" / "mailsandbox.db")
+    base = Config(smtp=zero, http=zero, pop3=zero, imap=zero, dns=zero, data_dir=tmp_path / "data", db=db)
     return base.replace(**overrides) if overrides else base
 
 

@@ -146,3 +146,40 @@ def test_a_delete_on_one_frontend_empties_every_listing(frontends: list[Sandbox]
     with _api(c) as api:
         assert _until(lambda: api.get("/api/v1/messages").json()["total"] == 0)
         assert api.get("/api/v1/info").json()["Messages"] == 0
+
+
+def test_a_maildrop_is_locked_across_frontends(frontends: list[Sandbox]) -> None:
+    a, b, _ = frontends
+    _send(a, "locked")
+    first = _pop3_login(a)
+    try:
+        with pytest.raises(poplib.error_proto, match="IN-USE"):  # RFC 2449's code, from the other frontend
+            _pop3_login(b)
+    finally:
+        first.quit()
+    _pop3_login(b).quit()  # QUIT let go of it before its +OK
+
+
+def _pop3_login(sandbox: Sandbox) -> poplib.POP3:
+    pop3 = sandbox.address("pop3")
+    client = poplib.POP3(pop3.host, pop3.port, timeout=10)
+    client.user("bob@example.test")
+    try:
+        client.pass_("x")
+    except poplib.error_proto:
+        client.close()
+        raise
+    return client
+
+
+def test_the_relay_clock_is_shared(frontends: list[Sandbox]) -> None:
+    a, b, c = frontends
+    with _api(a) as api:
+        assert api.post("/api/sandbox/clock", json={"advance": 3600}).status_code == 200
+    for other in (b, c):
+        with _api(other) as api:
+            assert _until(lambda api=api: api.get("/api/sandbox/clock").json()["Offset"] >= 3600)
+    with _api(b) as api:
+        assert api.post("/api/sandbox/reset").status_code == 200  # a reset anywhere puts it back everywhere
+    with _api(c) as api:
+        assert _until(lambda: api.get("/api/sandbox/clock").json()["Offset"] == 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import ssl
@@ -101,6 +102,7 @@ class Pop3Protocol(asyncio.Protocol):
         )
         self.transport: asyncio.Transport | None = None
         self._locked: str | None = None
+        self._shared_lock = False  # _locked is also held in the store (lock_maildrop)
         self._idle_timeout = idle_timeout
         self._login_timeout = login_timeout
         self._timer: asyncio.TimerHandle | None = None
@@ -206,7 +208,13 @@ class Pop3Protocol(asyncio.Protocol):
         if not self.locks.acquire(user):
             return None, ERR_IN_USE
         self._locked = user
+        shared = getattr(self.store, "lock_maildrop", None)  # a database that frontends share locks it too
         try:
+            if shared is not None and not await self._executor.run(shared, user):
+                self.locks.release(user)
+                self._locked = None
+                return None, ERR_IN_USE
+            self._shared_lock = shared is not None
             entries = await self._executor.run(self.store.entries, user, "INBOX")
         except StoreError:
             log.exception("POP3: cannot list %s", user)
@@ -229,6 +237,10 @@ class Pop3Protocol(asyncio.Protocol):
             except Exception:
                 log.exception("POP3: UPDATE failed for %s", event.user)
                 ok = False
+        if self._shared_lock and self._locked is not None:  # released before the client hears +OK
+            self._shared_lock = False
+            with contextlib.suppress(Exception):
+                await self._executor.run(self.store.unlock_maildrop, self._locked)  # type: ignore[attr-defined]
         self._unlock()  # RFC 1939 §6: release the lock only once deletions are done
         self._process(self.conn.answer_update(ok))
 
@@ -265,8 +277,15 @@ class Pop3Protocol(asyncio.Protocol):
 
     def _unlock(self) -> None:
         if self._locked is not None:
+            if self._shared_lock:  # the client left: nobody waits for the database's lock to go
+                self._shared_lock = False
+                self._spawn(self._unlock_shared(self._locked))
             self.locks.release(self._locked)
             self._locked = None
+
+    async def _unlock_shared(self, user: str) -> None:
+        with contextlib.suppress(Exception):
+            await self._executor.run(self.store.unlock_maildrop, user)  # type: ignore[attr-defined]
 
     def _write(self, data: bytes) -> None:
         self._penalty.write(data)  # after a failed login, held for its delay

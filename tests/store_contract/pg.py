@@ -8,7 +8,9 @@ are found; CI installs them (.ci/run).
 
 from __future__ import annotations
 
+import atexit
 import glob
+import itertools
 import os
 import pwd
 import shutil
@@ -105,6 +107,25 @@ def start_cluster(base: Path) -> Cluster:
     options = f"-c listen_addresses=127.0.0.1 -p {cluster.port} -k {base} -c fsync=off -c full_page_writes=off"
     cluster.run("pg_ctl", "-D", str(cluster.data), "-o", options, "-l", str(base / "log"), "-w", "start")
     return cluster
+
+
+_shared: Cluster | None = None
+_databases = itertools.count()
+
+
+def shared_cluster() -> Cluster:
+    """One cluster for this process, started on first use and stopped at exit (for code that is not a
+    fixture: tests/conftest.py's free_config under MAILSANDBOX_TEST_DB=postgresql)."""
+    global _shared
+    if _shared is None:
+        _shared = start_cluster(Path(tempfile.mkdtemp(prefix="mailsandbox-pg-")))
+        atexit.register(_shared.stop)
+    return _shared
+
+
+def fresh_database() -> str:
+    """A new empty database in the shared cluster; its DSN."""
+    return shared_cluster().create_database(f"t{os.getpid()}_{next(_databases)}")
 
 
 @pytest.fixture(scope="session")

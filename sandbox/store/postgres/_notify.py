@@ -75,12 +75,23 @@ def _payload(origin: str, items: list[str]) -> str:
     return '{"o": ' + json.dumps(origin) + ', "e": [' + ",".join(items) + "]}"
 
 
-def decode(payload: str, origin: str, get: Callable[[str], StoredMessage | None]) -> list[Event]:
-    """The events of a payload from another frontend ([] for this frontend's own, or one it cannot read)."""
+def clock_payload(origin: str, offset: float) -> str:
+    """The payload that tells the other frontends the relay clock's new offset."""
+    return json.dumps({"o": origin, "e": [], "clock": offset})
+
+
+def decode(
+    payload: str, origin: str, get: Callable[[str], StoredMessage | None],
+    on_clock: Callable[[float], None] = lambda offset: None,
+) -> list[Event]:  # fmt: skip
+    """The events of a payload from another frontend ([] for this frontend's own, or one it cannot read);
+    a clock payload goes to `on_clock`."""
     try:
         data = json.loads(payload)
         if data.get("o") == origin:
             return []
+        if "clock" in data:
+            on_clock(float(data["clock"]))
         return [event for item in data["e"] if (event := _decode(item, get)) is not None]
     except (ValueError, KeyError, TypeError, IndexError):
         log.warning("store: an event payload that cannot be read: %.200r", payload)
@@ -117,10 +128,10 @@ class Listener:
 
     def __init__(
         self, connect: Callable[[], psycopg.Connection], origin: str, get: Callable[[str], StoredMessage | None],
-        publish: Callable[[Event], None], on_change: Callable[[], None] = lambda: None,
+        publish: Callable[[Event], None], on_clock: Callable[[float], None] = lambda offset: None,
     ) -> None:  # fmt: skip
         self._connect = connect
-        self._origin, self._get, self._publish, self._on_change = origin, get, publish, on_change
+        self._origin, self._get, self._publish, self._on_clock = origin, get, publish, on_clock
         self._stop = threading.Event()
         self._conn: psycopg.Connection | None = None
         self._listening = threading.Event()
@@ -140,8 +151,7 @@ class Listener:
                     self._listening.set()
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.25):
-                            self._on_change()
-                            for event in decode(note.payload, self._origin, self._get):
+                            for event in decode(note.payload, self._origin, self._get, self._on_clock):
                                 self._publish(event)
             except psycopg.Error as exc:
                 if self._stop.is_set():

@@ -21,9 +21,12 @@ from typing import Any
 
 import psycopg
 import psycopg.errors
+from psycopg.abc import Buffer
+from psycopg.adapt import Dumper
+from psycopg.types import string
 
 from mailsandbox import mime
-from mailsandbox.clock import Clock, SystemClock
+from mailsandbox.clock import Clock, ManualClock, SystemClock
 from mailsandbox.events import (
     Event,
     EventBus,
@@ -41,7 +44,7 @@ from mailsandbox.store._search import SEARCH_SECONDS, QueryTooSlow
 from mailsandbox.store._tags import Tagging, arrival_tags, unique_tags
 from mailsandbox.store.postgres._auth import PgAuthMixin
 from mailsandbox.store.postgres._mailbox import SEEN, PgMailboxMixin, deliver_entries, deliver_entry, folder_id
-from mailsandbox.store.postgres._notify import Listener
+from mailsandbox.store.postgres._notify import CHANNEL, Listener, clock_payload
 from mailsandbox.store.postgres._queue import PgQueueMixin
 from mailsandbox.store.postgres._schema import migrate
 from mailsandbox.store.postgres._search import compile_query
@@ -74,8 +77,36 @@ _INSERT = (
     " || setweight(to_tsvector('simple', %s), 'C') || setweight(to_tsvector('simple', %s), 'D') END)"
     " RETURNING rowid"
 )
+# The first key of POP3's maildrop advisory locks (the second is the user's hashtext).
+MAILDROP_LOCKS = 0x504F50
 DELETE_BATCH = 500  # messages a delete transaction takes out (captures commit between them)
 _DATA_TABLES = "messages, message_raw, relayed, entries, message_auth, queue, attempts, tag_names"
+
+
+def _nul_safe(base: type[Dumper]) -> type[Dumper]:
+    """`base` (a str dumper) with NUL as U+FFFD: PostgreSQL's text cannot hold NUL, which a header of a
+    captured message or a query parameter may carry (SQLite keeps it; here it reads as a replacement)."""
+
+    class NulSafe(base):  # type: ignore[valid-type, misc]
+        def dump(self, obj: str) -> Buffer | None:
+            return super().dump(obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)  # type: ignore[no-any-return]
+
+    return NulSafe
+
+
+# The pure-Python dumpers: the C ones cannot be subclassed.
+_NUL_SAFE = [_nul_safe(string.StrDumperUnknown), _nul_safe(string.StrBinaryDumper)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Packed:
+    """A message's bytes, already zstd-packed (off the loop and the writer, for a large one)."""
+
+    data: bytes
+    size: int
+
+    def __len__(self) -> int:
+        return self.size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,9 +117,12 @@ class Relayed:
     suffix: bytes
     size: int
 
+    def __len__(self) -> int:
+        return self.size
+
 
 def insert_message(
-    conn: psycopg.Connection, raw: bytes | Relayed, summary: Summary, envelope: Envelope, created: float,
+    conn: psycopg.Connection, raw: bytes | Packed | Relayed, summary: Summary, envelope: Envelope, created: float,
     parent: int | None = None,
 ) -> tuple[int, str]:  # fmt: skip
     """Insert a message (its row, raw bytes and, for an original, its full-text vector); (rowid, id)."""
@@ -117,7 +151,8 @@ def insert_message(
     if isinstance(raw, Relayed):
         conn.execute("INSERT INTO relayed (rowid, prefix, suffix) VALUES (%s, %s, %s)", (rowid, raw.prefix, raw.suffix))
     else:
-        conn.execute("INSERT INTO message_raw (rowid, raw) VALUES (%s, %s)", (rowid, pack(raw)))
+        data = raw.data if isinstance(raw, Packed) else pack(raw)
+        conn.execute("INSERT INTO message_raw (rowid, raw) VALUES (%s, %s)", (rowid, data))
     return rowid, mid
 
 
@@ -168,7 +203,7 @@ class _Add:
     """One add_message request: the write the writer runs."""
 
     def __init__(
-        self, raw: bytes, summary: Summary, envelope: Envelope, created: float, users: tuple[str, ...],
+        self, raw: Packed, summary: Summary, envelope: Envelope, created: float, users: tuple[str, ...],
         queue: tuple[str, ...], dedupe: bool, tags: Sequence[str], rules: Sequence[Rule],
     ) -> None:  # fmt: skip
         self.raw, self.summary, self.envelope, self.created = raw, summary, envelope, created
@@ -245,19 +280,26 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
         self._readers: list[psycopg.Connection] = []
         self._readers_lock = threading.Lock()
         self._summarizer: ThreadPoolExecutor | None = None
+        self._locks_conn: psycopg.Connection | None = None
+        self._clock: ManualClock | None = None
+        self._shared_offset = 0.0
+        self._locks_mutex = threading.Lock()
         with self._connect() as conn:
             migrate(conn)
         self.origin = new_id()  # this frontend, in the events it sends the others
         self._writer = PgWriter(self._connect, self.bus.publish, self.origin, self._prune if max_messages > 0 else None)
         try:
-            self._listener = Listener(self._connect, self.origin, self.get, self.bus.publish)
+            self._listener = Listener(self._connect, self.origin, self.get, self.bus.publish, self._clock_moved)
         except BaseException:
             self._writer.close()
             raise
 
     # -- connections -----------------------------------------------------------
     def _connect(self) -> psycopg.Connection:
-        return psycopg.connect(self.dsn, autocommit=True, application_name="mailsandbox", connect_timeout=10)
+        conn = psycopg.connect(self.dsn, autocommit=True, application_name="mailsandbox", connect_timeout=10)
+        for dumper in _NUL_SAFE:
+            conn.adapters.register_dumper(str, dumper)
+        return conn
 
     @property
     def _db(self) -> psycopg.Connection:
@@ -279,6 +321,8 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
             self._summarizer.shutdown()
         self._listener.close()
         self._writer.close()
+        if self._locks_conn is not None:
+            self._locks_conn.close()
         with self._readers_lock:
             for conn in self._readers:
                 with contextlib.suppress(psycopg.Error):
@@ -295,6 +339,62 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
         if self._summarizer is None:
             self._summarizer = ThreadPoolExecutor(SUMMARY_THREADS, thread_name_prefix="store-summarize")
         return self._summarizer
+
+    # -- the relay clock, shared -------------------------------------------------
+    def share_clock(self, clock: ManualClock) -> None:
+        """Keep `clock`'s offset (the relay clock the API advances) the same on every frontend: it starts
+        at the database's, and an advance or reset anywhere reaches the others (the largest offset
+        written stands, so two frontends advancing at once end at the larger of the two)."""
+        row = self._db.execute("SELECT value FROM settings WHERE name = 'clock_offset'").fetchone()
+        self._shared_offset = float(row[0]) if row else 0.0
+        self._clock = clock
+        clock.set_offset(self._shared_offset)
+        clock.watch(self._clock_changed)
+
+    def _clock_changed(self) -> None:
+        clock = self._clock
+        if clock is None or clock.offset == self._shared_offset:
+            return  # a change that came from the database
+        offset = self._shared_offset = clock.offset
+        origin = self.origin
+
+        def write(conn: psycopg.Connection) -> tuple[None, builtins.list[Event]]:
+            reset = offset == 0.0
+            conn.execute(
+                "INSERT INTO settings (name, value) VALUES ('clock_offset', %s) ON CONFLICT (name) DO UPDATE"
+                " SET value = CASE WHEN %s THEN excluded.value"
+                " ELSE greatest(settings.value::float8, excluded.value::float8)::text END",
+                (repr(offset), reset),
+            )
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, clock_payload(origin, offset)))
+            return None, []
+
+        self._writer.submit(write)  # not waited for: the advancing caller goes on at once
+
+    def _clock_moved(self, offset: float) -> None:
+        """Another frontend moved the shared clock (the listener's thread)."""
+        clock = self._clock
+        if clock is not None and offset != clock.offset:
+            self._shared_offset = offset
+            clock.set_offset(offset)
+
+    # -- POP3's maildrop locks (RFC 1939 §4) across frontends -----------------------
+    def lock_maildrop(self, user: str) -> bool:
+        """Take `user`'s maildrop for a POP3 session, unless a session on any frontend has it: a session-level
+        advisory lock on a connection of this store's own, so a frontend killed with its sessions open
+        lets go of their locks with its connection. Blocking (POP3 calls it on a worker thread)."""
+        with self._locks_mutex:
+            if self._locks_conn is None or self._locks_conn.closed or self._locks_conn.broken:
+                self._locks_conn = self._connect()  # a lost connection lost its locks with it
+            row = self._locks_conn.execute(
+                "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (MAILDROP_LOCKS, user)
+            ).fetchone()
+            return bool(row and row[0])
+
+    def unlock_maildrop(self, user: str) -> None:
+        with self._locks_mutex:
+            if self._locks_conn is not None and not self._locks_conn.closed and not self._locks_conn.broken:
+                self._locks_conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (MAILDROP_LOCKS, user))
 
     # -- capture ---------------------------------------------------------------
     async def add_message(
@@ -361,9 +461,12 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
         users = (normalize_user(u) for u in (envelope.rcpt_tos if deliver_to is None else deliver_to))
         tags = unique_tags(arrival_tags(self.tagging, raw, summary, envelope))
         rules = [(*compile_query(r.query, created, one_row=True), r.tags) for r in self.tagging.rules]
+        # Packed here, so the request holds the packed bytes alone (a large message's are joined, parsed and
+        # packed on the summary threads, and the writer only sends them).
+        packed = Packed(pack(raw), len(raw))
         return _Add(
-            raw, summary, envelope, created, tuple(dict.fromkeys(users)), tuple(queue), self.ignore_duplicate_ids,
-            tags, rules,
+            packed, summary, envelope, created, tuple(dict.fromkeys(users)), tuple(queue),
+            self.ignore_duplicate_ids, tags, rules,
         )  # fmt: skip
 
     async def deliver(
