@@ -88,8 +88,9 @@ class Cluster:
         shutil.rmtree(self.data.parent, ignore_errors=True)
 
 
-def start_cluster(base: Path) -> Cluster:
-    """initdb into `base`/data and start it on a free loopback port (no fsync: the data is thrown away)."""
+def start_cluster(base: Path, fsync: bool = False) -> Cluster:
+    """initdb into `base`/data and start it on a free loopback port (without fsync, unless asked: the data
+    is thrown away; a benchmark asks)."""
     bin_dir = pg_bin()
     if bin_dir is None:
         raise FileNotFoundError("no PostgreSQL binaries (initdb, pg_ctl)")
@@ -104,7 +105,9 @@ def start_cluster(base: Path) -> Cluster:
     cluster = Cluster(bin_dir, base / "data", _free_port(), owner)
     cluster.run("initdb", "-D", str(cluster.data), "-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync",
                 "--locale=C")  # fmt: skip
-    options = f"-c listen_addresses=127.0.0.1 -p {cluster.port} -k {base} -c fsync=off -c full_page_writes=off"
+    options = f"-c listen_addresses=127.0.0.1 -p {cluster.port} -k {base}"
+    if not fsync:
+        options += " -c fsync=off -c full_page_writes=off"
     cluster.run("pg_ctl", "-D", str(cluster.data), "-o", options, "-l", str(base / "log"), "-w", "start")
     return cluster
 

@@ -5,19 +5,22 @@ the recipient's mailbox (for a success) and the queue row's removal or new sched
 a crash leaves either all of it or none (then the recipient is simply tried again). An operation on a
 recipient no longer queued (delivered or dropped meanwhile, or its message deleted) writes nothing.
 
-`due` is a plain read, as in the SQLite store: two frontends whose relay passes run at once may both be
-handed one due recipient and both try it (the hops are simulated: nothing leaves the sandbox twice). What
-makes it happen once is the queue row, in each outcome's transaction: a delivery or a removal takes the
-row with `DELETE ... RETURNING`, a deferral reschedules it with `UPDATE ... RETURNING` only while it is
-still due. PostgreSQL's row lock makes the second of two such statements on one row wait for the first
-transaction and then re-check the row as that one committed it: gone, or rescheduled past now. Exactly
-one transaction finds the row, and only it records its attempts and delivers; the other writes nothing
-and returns None or False (which tells the relay not to announce, bounce or warn).
+`due` claims what it returns: each due recipient is handed to one frontend's pass at a time (the rows
+are taken `FOR UPDATE SKIP LOCKED` and marked `claimed_until` a lease of real time ahead), so frontends
+whose passes run at once try different recipients. A frontend that dies mid-pass leaves its claims to
+run out; then another one tries them. The claim only spares the work: what makes an outcome happen once
+is the queue row, in each outcome's transaction. A delivery or a removal takes the row with
+`DELETE ... RETURNING`, a deferral reschedules it with `UPDATE ... RETURNING` only while it is still due;
+PostgreSQL's row lock makes the second of two such statements on one row wait for the first transaction
+and then re-check the row as that one committed it. Exactly one transaction finds the row, and only it
+records its attempts and delivers; the other writes nothing and returns None or False (which tells the
+relay not to announce, bounce or warn).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,6 +32,9 @@ from mailsandbox.models import Attempt, MailEntry
 from mailsandbox.store import NoSuchMessage, QueueItem, normalize_user
 from mailsandbox.store.postgres._writer import PgWriteFn
 
+# Real seconds a pass holds the recipients `due` handed it (a pass tries each within milliseconds; a
+# frontend killed mid-pass keeps its recipients from the others this long).
+CLAIM_SECONDS = 30.0
 # Ties in bytewise order (as SQLite's), whatever the database's locale.
 _QUEUE_COLUMNS = "message, recipient, attempts, next_attempt, first_attempt, last_error, warned"
 _ORDER = 'next_attempt, message COLLATE "C", recipient COLLATE "C"'
@@ -62,6 +68,11 @@ def _take(conn: psycopg.Connection, message_id: str, recipient: str) -> bool:
 
 class PgQueueMixin:
     clock: Clock
+    origin: str  # this frontend, as its claims name it
+
+    def release_claims(self, conn: psycopg.Connection) -> None:
+        """Give back what this frontend's passes claimed and did not try (it is stopping)."""
+        conn.execute("UPDATE queue SET claimed_until = NULL WHERE claimed_by = %s", (self.origin,))
 
     @property
     def _db(self) -> psycopg.Connection:
@@ -82,11 +93,19 @@ class PgQueueMixin:
         return int(row[0]) if row else 0
 
     def due(self, now: float) -> list[QueueItem]:
-        # A read: what decides who records an outcome is the queue row in record_* (see the module's text).
+        """The recipients due at `now` (the relay clock) that no other pass holds, claimed for CLAIM_SECONDS
+        of real time (see the module's text)."""
+        wall = time.time()
         rows = self._db.execute(
-            f"SELECT {_QUEUE_COLUMNS} FROM queue WHERE next_attempt <= %s ORDER BY {_ORDER}", (now,)
-        )
-        return [_item(r) for r in rows]
+            f"UPDATE queue q SET claimed_until = %s, claimed_by = %s FROM (SELECT message, recipient FROM queue"
+            f" WHERE next_attempt <= %s AND (claimed_until IS NULL OR claimed_until < %s)"
+            f" ORDER BY {_ORDER} FOR UPDATE SKIP LOCKED) d"
+            f" WHERE q.message = d.message AND q.recipient = d.recipient"
+            f" RETURNING {', '.join('q.' + c for c in _QUEUE_COLUMNS.split(', '))}",
+            (wall + CLAIM_SECONDS, self.origin, now, wall),
+        ).fetchall()
+        return sorted((_item(r) for r in rows), key=lambda i: (i.next_attempt, i.message_id.encode(),
+                                                               i.recipient.encode()))  # fmt: skip
 
     async def record_delivery(
         self, message_id: str, recipient: str, attempts: Sequence[Attempt], prefix: bytes = b"", suffix: bytes = b""
@@ -124,8 +143,8 @@ class PgQueueMixin:
             # The row decides, as in _take: the second of two deferrals waits for the first one's COMMIT,
             # then re-checks the row it rescheduled (next_attempt past now) and leaves it.
             found = conn.execute(
-                "UPDATE queue SET attempts = attempts + 1, next_attempt = %s, last_error = %s, warned = %s"
-                " WHERE message = %s AND recipient = %s AND next_attempt <= %s RETURNING 1",
+                "UPDATE queue SET attempts = attempts + 1, next_attempt = %s, last_error = %s, warned = %s,"
+                " claimed_until = NULL WHERE message = %s AND recipient = %s AND next_attempt <= %s RETURNING 1",
                 (next_attempt, error, warned, message_id, recipient, now),
             ).fetchone()
             if found is None:

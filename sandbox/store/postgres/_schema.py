@@ -85,6 +85,8 @@ MIGRATIONS: list[str] = [
         first_attempt DOUBLE PRECISION NOT NULL,
         last_error TEXT NOT NULL DEFAULT '',
         warned BOOLEAN NOT NULL DEFAULT FALSE,
+        claimed_until DOUBLE PRECISION,  -- a frontend's pass holds it until then (real time, _queue.py)
+        claimed_by TEXT,
         PRIMARY KEY (message, recipient)
     );
     CREATE INDEX queue_due ON queue (next_attempt);
@@ -111,21 +113,31 @@ MIGRATIONS: list[str] = [
     );
     -- every tag name given so far, unique case-insensitively (the key is lower(name))
     CREATE TABLE tag_names (folded TEXT PRIMARY KEY, name TEXT NOT NULL);
-    -- the listed messages and the unread ones, kept by triggers in the writing transaction
-    CREATE TABLE tally (id INTEGER PRIMARY KEY CHECK (id = 1), total BIGINT NOT NULL, unread BIGINT NOT NULL);
-    INSERT INTO tally VALUES (1, 0, 0);
+    -- the listed messages and the unread ones, kept by triggers in the writing transaction, in a row per
+    -- writing connection (its backend's pid): one shared row would make every frontend's commits wait for
+    -- each other's; count() adds the rows up
+    CREATE TABLE tally (shard INTEGER PRIMARY KEY, total BIGINT NOT NULL, unread BIGINT NOT NULL);
     CREATE FUNCTION mailsandbox_tally() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        total_change BIGINT := 0;
+        unread_change BIGINT := 0;
     BEGIN
         IF TG_OP = 'INSERT' THEN
             IF NEW.parent IS NULL THEN
-                UPDATE tally SET total = total + 1, unread = unread + (NOT NEW.read)::int;
+                total_change := 1;
+                unread_change := (NOT NEW.read)::int;
             END IF;
         ELSIF TG_OP = 'DELETE' THEN
             IF OLD.parent IS NULL THEN
-                UPDATE tally SET total = total - 1, unread = unread - (NOT OLD.read)::int;
+                total_change := -1;
+                unread_change := -(NOT OLD.read)::int;
             END IF;
-        ELSIF NEW.parent IS NULL AND NEW.read IS DISTINCT FROM OLD.read THEN
-            UPDATE tally SET unread = unread + (NOT NEW.read)::int - (NOT OLD.read)::int;
+        ELSIF NEW.parent IS NULL THEN
+            unread_change := (NOT NEW.read)::int - (NOT OLD.read)::int;
+        END IF;
+        IF total_change != 0 OR unread_change != 0 THEN
+            INSERT INTO tally AS t VALUES (pg_backend_pid(), total_change, unread_change)
+                ON CONFLICT (shard) DO UPDATE SET total = t.total + excluded.total, unread = t.unread + excluded.unread;
         END IF;
         RETURN NULL;
     END $$;
@@ -133,7 +145,7 @@ MIGRATIONS: list[str] = [
         FOR EACH ROW EXECUTE FUNCTION mailsandbox_tally();
     CREATE FUNCTION mailsandbox_tally_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        UPDATE tally SET total = 0, unread = 0;
+        DELETE FROM tally;
         RETURN NULL;
     END $$;
     CREATE TRIGGER tally_truncate AFTER TRUNCATE ON messages
@@ -153,7 +165,7 @@ TRIGRAM_INDEX = [
 
 
 def migrate(conn: psycopg.Connection) -> int:
-    """Bring the schema to the newest version, one migration per transaction; returns the version."""
+    """Bring the schema to the newest version, in one transaction; returns the version."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -164,13 +176,13 @@ def migrate(conn: psycopg.Connection) -> int:
         else:
             version = int(row[0])
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            conn.execute(script)  # type: ignore[arg-type]  # a literal of this module
+            conn.execute(script)  # a literal of this module
             conn.execute("UPDATE schema_version SET version = %s", (number,))
     try:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             for statement in TRIGRAM_INDEX:
-                conn.execute(statement)  # type: ignore[arg-type]
+                conn.execute(statement)
     except psycopg.Error:
         pass  # not allowed to install pg_trgm: substring filters scan
     return len(MIGRATIONS)

@@ -40,10 +40,12 @@ MAX_LEXEME = 2047
 
 # SQLite's LIKE and lower() fold ASCII letters alone: so do PostgreSQL's under the "C" collation.
 _C = 'COLLATE "C"'
+# LIKE's escape character, a backslash whatever standard_conforming_strings says
+_ESC = "E'\\\\'"
 # Envelope recipients named in neither To nor Cc: Mailpit reports these as Bcc.
 _ENVELOPE_BCC = (
     "EXISTS (SELECT 1 FROM json_array_elements_text(m.envelope_json::json -> 'rcpt_tos') r(v)"
-    f" WHERE r.v {_C} ILIKE %s ESCAPE '\\'"
+    f" WHERE r.v {_C} ILIKE %s ESCAPE {_ESC}"
     f" AND strpos(lower((m.to_json || m.cc_json) {_C}), lower(('\"' || r.v || '\"') {_C})) = 0)"
 )
 # field -> the columns whose text it matches as a substring (one ILIKE each, OR-ed)
@@ -66,9 +68,10 @@ _FLAGS = {
 }
 # The fields m.headers holds (store.py: subject, from name, from address, To's JSON, a newline apart): a
 # match in one of them is a match in m.headers, so `m.headers ILIKE` narrows the rows through the trigram
-# index without losing any (under the database's collation, which folds at least what "C" folds).
+# index without losing any: its ILIKE folds under the database's collation (the index's), which folds at
+# least the ASCII letters "C" folds in every locale but Turkish and Azeri ones (there `I` lowers to a dotless i).
 _TRIGRAM_FIELDS = frozenset({"subject", "from", "to"})
-_TRIGRAM_SQL = "m.headers ILIKE %s ESCAPE '\\'"
+_TRIGRAM_SQL = f"m.headers ILIKE %s ESCAPE {_ESC}"
 _FTS_MATCH = f"m.fts @@ to_tsquery('{CONFIG}', %s)"
 # A row without a vector (a relay copy) matches no word, and so every negated one, as in SQLite (where it
 # is not in messages_fts, so `NOT IN` holds).
@@ -122,7 +125,7 @@ def _column_sql(f: Flag | HasTag | Created | Size | AuthResult) -> tuple[str, li
 
 def _like_sql(f: Contains) -> tuple[str, list[object]]:
     fields = _LIKE_FIELDS[f.field]
-    sql = " OR ".join(c if c is _ENVELOPE_BCC else f"{c} {_C} ILIKE %s ESCAPE '\\'" for c in fields)
+    sql = " OR ".join(c if c is _ENVELOPE_BCC else f"{c} {_C} ILIKE %s ESCAPE {_ESC}" for c in fields)
     return f"({sql})", [like_pattern(f.value)] * len(fields)
 
 

@@ -14,6 +14,7 @@ import builtins
 import collections
 import contextlib
 import dataclasses
+import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -134,7 +135,7 @@ def insert_message(
     people = " ".join(f"{a.name} {a.address}" for a in (*summary.to, *summary.cc, *summary.bcc))
     original = parent is None
     row = conn.execute(
-        _INSERT,  # type: ignore[arg-type]
+        _INSERT,
         (
             mid, parent, created, summary.message_id, summary.subject, from_name, from_addr, to_json,
             _addrs(summary.cc), _addrs(summary.bcc), _addrs(summary.reply_to), summary.date, len(raw),
@@ -239,7 +240,7 @@ class _Add:
         found = list(self.tags)
         for where, params, rule_tags in self.rules:
             sql = f"SELECT 1 FROM messages m WHERE m.rowid = %s AND ({where})"
-            if conn.execute(sql, [rowid, *params]).fetchone():  # type: ignore[call-overload]
+            if conn.execute(sql, [rowid, *params]).fetchone():
                 found += rule_tags
         tags = canonical(conn, unique_tags(found))
         if tags:
@@ -320,6 +321,8 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
         if self._summarizer is not None:
             self._summarizer.shutdown()
         self._listener.close()
+        with contextlib.suppress(Exception):  # best effort: unreleased claims run out by themselves
+            self._write_sync(lambda conn: (self.release_claims(conn), []))
         self._writer.close()
         if self._locks_conn is not None:
             self._locks_conn.close()
@@ -529,7 +532,7 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
 
     # -- deleting --------------------------------------------------------------
     def _prune(self, conn: psycopg.Connection) -> builtins.list[Event]:
-        row = conn.execute("SELECT total FROM tally").fetchone()
+        row = conn.execute("SELECT coalesce(sum(total), 0) FROM tally").fetchone()
         excess = (int(row[0]) if row else 0) - self.max_messages
         if excess <= 0:
             return []
@@ -563,7 +566,7 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
         deleted = 0
         for start in range(0, len(ids), DELETE_BATCH):
             chunk = list(ids[start : start + DELETE_BATCH])
-            deleted += await self._write(lambda conn, chunk=chunk: write(conn, chunk))
+            deleted += await self._write(functools.partial(write, chunk=chunk))
         return deleted
 
     async def set_read(self, ids: Sequence[str] | None, read: bool) -> int:
@@ -598,11 +601,12 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
         return int(row[0]) if row else None
 
     def get(self, message_id: str) -> StoredMessage | None:
+        params: tuple[object, ...]
         if message_id == "latest":
             where, params = "m.rowid = %s", (self._rowid(message_id),)
         else:
             where, params = "m.id = %s", (message_id,)
-        row = self._db.execute(f"SELECT {COLUMNS} FROM messages m WHERE {where}", params).fetchone()  # type: ignore[call-overload]
+        row = self._db.execute(f"SELECT {COLUMNS} FROM messages m WHERE {where}", params).fetchone()
         return row_to_message(row) if row else None
 
     def raw(self, message_id: str) -> bytes:
@@ -629,7 +633,9 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
         return int(row[0]) if row else 0
 
     def count(self) -> tuple[int, int]:
-        row = self._db.execute("SELECT total, unread FROM tally").fetchone()  # kept by triggers
+        row = self._db.execute(  # kept by triggers, a row per writing connection
+            "SELECT coalesce(sum(total), 0), coalesce(sum(unread), 0) FROM tally"
+        ).fetchone()
         assert row is not None
         return int(row[0]), int(row[1])
 
@@ -646,14 +652,14 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
             total, matching_unread = everything, unread
         else:
             row = db.execute(
-                "SELECT count(*), count(*) FILTER (WHERE NOT m.read) FROM messages m"  # type: ignore[arg-type]
+                "SELECT count(*), count(*) FILTER (WHERE NOT m.read) FROM messages m"
                 f" WHERE m.parent IS NULL AND ({where})",
                 params,
             ).fetchone()
             assert row is not None
             total, matching_unread = row
         rows = db.execute(
-            f"SELECT {COLUMNS} FROM messages m WHERE m.parent IS NULL AND ({where})"  # type: ignore[arg-type]
+            f"SELECT {COLUMNS} FROM messages m WHERE m.parent IS NULL AND ({where})"
             " ORDER BY m.created DESC, m.rowid DESC LIMIT %s OFFSET %s",
             [*params, max(0, limit), max(0, start)],
         ).fetchall()
@@ -694,7 +700,7 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
             params.append(normalize_user(user))
         with self._search_budget():
             rows = self._db.execute(
-                f"SELECT m.id FROM messages m WHERE m.parent IS NULL AND ({where})"  # type: ignore[arg-type]
+                f"SELECT m.id FROM messages m WHERE m.parent IS NULL AND ({where})"
                 " ORDER BY m.created DESC, m.rowid DESC",
                 params,
             )
@@ -782,6 +788,6 @@ def _delete_all(conn: psycopg.Connection) -> tuple[int, builtins.list[Event]]:
         "SELECT f.username, f.name FROM folders f WHERE EXISTS (SELECT 1 FROM entries e WHERE e.folder_id = f.id)"
         " ORDER BY 1, 2"
     ).fetchall()
-    row = conn.execute("SELECT total FROM tally").fetchone()
-    conn.execute(f"TRUNCATE {_DATA_TABLES}")  # type: ignore[arg-type]  # the trigger zeroes the tally
+    row = conn.execute("SELECT coalesce(sum(total), 0) FROM tally").fetchone()
+    conn.execute(f"TRUNCATE {_DATA_TABLES}")  # the trigger zeroes the tally
     return int(row[0]) if row else 0, [MessagesDeleted((), all=True), *(MailboxChanged(u, f) for u, f in folders)]
