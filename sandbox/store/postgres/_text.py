@@ -4,6 +4,7 @@ keep `alice@example.test` or `3.14` whole) only ever sees plain lower-case words
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -15,9 +16,26 @@ MAX_VECTOR_TEXT = 256 * 1024
 
 
 def fold(text: str) -> str:
-    """Lower-case, without diacritics (é -> e, ß stays), as unicode61 with remove_diacritics 2."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+    """Lower-case, without the diacritics of Latin letters (é -> e; ß, ή, ё and the ligature ﬁ stay), as
+    unicode61 with remove_diacritics 2: canonical decomposition only (NFKD would also turn ﬁ into fi and
+    ² into 2, which FTS5 keeps), and a mark dropped only where it sits on a Latin letter."""
+    if text.isascii():
+        return text.lower()
+    out: list[str] = []
+    latin = False  # whether the last base character was a Latin letter
+    for c in unicodedata.normalize("NFD", text):
+        if unicodedata.combining(c):
+            if not latin:
+                out.append(c)
+            continue
+        latin = c.isascii() or _is_latin(c)
+        out.append(c)
+    return "".join(out).lower()
+
+
+@functools.cache
+def _is_latin(c: str) -> bool:
+    return unicodedata.name(c, "").startswith("LATIN ")
 
 
 def tokens(text: str) -> list[str]:
