@@ -326,7 +326,7 @@ EQUAL: dict[str, list[tuple[str, bool]]] = {
         ("αθήνα", True),
         ("αθηνα", False),  # FTS5 folds the diacritics of Latin letters alone (_text.fold likewise)
         ("ёлка", True),
-        ("елка", False),  # noqa: RUF001  (ё is no е)
+        ("елка", False),  # Cyrillic e with diaeresis stays itself
         ("final", False),  # the ligature ﬁ is kept (canonical decomposition only)
         ("東京", True),
         ("東", True),  # a prefix of the whole run of CJK letters
