@@ -1,9 +1,10 @@
-# The sandbox in a small image: a virtualenv holding the wheel and its dependencies, on a Python base.
+# The sandbox in a small image: a virtualenv holding the wheel and its dependencies, on a Python base,
+# with the postgresql extra (psycopg, its binary wheel carrying libpq), so `--db postgresql://...` works.
 #   docker build -t mailsandbox .
 #   docker run -p 1025:1025 -p 8025:8025 -v mailsandbox:/data mailsandbox
 # BASE is any image with python3 (and its venv module): python:3.12-slim by default; CI passes a Debian
 # base it made itself. WHEELS names a folder of wheels inside the build context to install from, offline,
-# instead of asking PyPI.
+# instead of asking PyPI (it must hold the postgresql extra's wheels too: .ci/docker-base builds them).
 ARG BASE=python:3.12-slim
 
 FROM ${BASE} AS build
@@ -13,9 +14,9 @@ WORKDIR /src
 COPY . .
 RUN python3 -m venv /opt/mailsandbox \
  && if [ -n "$WHEELS" ]; then \
-      /opt/mailsandbox/bin/pip install --no-cache-dir --no-index --find-links "$WHEELS" mailsandbox; \
+      /opt/mailsandbox/bin/pip install --no-cache-dir --no-index --find-links "$WHEELS" 'mailsandbox[postgresql]'; \
     else \
-      /opt/mailsandbox/bin/pip install --no-cache-dir .; \
+      /opt/mailsandbox/bin/pip install --no-cache-dir '.[postgresql]'; \
     fi \
  && /opt/mailsandbox/bin/pip uninstall --yes --quiet pip
 

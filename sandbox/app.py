@@ -45,10 +45,10 @@ log = logging.getLogger("mailsandbox")
 def _postgres_store(cfg: Config, bus: EventBus, clock: Any) -> Store:
     """The PostgreSQL store (psycopg is an optional dependency: `pip install mailsandbox[postgresql]`)."""
     try:
-        from mailsandbox.store.postgres.store import PostgresStore
-    except ImportError as exc:
+        import psycopg
+    except ImportError as exc:  # only the driver's absence: any other import error is a bug to show
         raise postgres_failed(cfg.db_path, exc) from exc
-    import psycopg
+    from mailsandbox.store.postgres.store import PostgresStore
 
     try:
         return PostgresStore(

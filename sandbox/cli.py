@@ -12,6 +12,7 @@ from typing import Any
 
 from mailsandbox import dump, heap, ingest, sendmail
 from mailsandbox.config import Config, ConfigError, Listen
+from mailsandbox.startup import redact_dsn
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,7 @@ def serve(args: argparse.Namespace) -> int:
         return fail(exc, 2)
 
     def ready(sandbox: Sandbox) -> None:
-        print(f"mailsandbox {sandbox.info()['Version']}: database {config.db_path}", flush=True)
+        print(f"mailsandbox {sandbox.info()['Version']}: database {redact_dsn(config.db_path)}", flush=True)
         for name, addr in sandbox.addresses.items():
             scheme = "http://" if name == "http" else ""
             print(f"  {name:<14} {scheme}{addr}", flush=True)

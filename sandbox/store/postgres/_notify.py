@@ -3,8 +3,8 @@ same database through LISTEN/NOTIFY, and is published on its bus as if it were l
 IDLE, webhooks and metrics listen there).
 
 A payload is JSON `{"o": origin, "e": [[kind, ...fields], ...]}`, under PostgreSQL's 8,000-byte limit: a
-large event (a delete of 10,000 ids) is split over several. A stored message travels as its id; the
-listening frontend reads its summary back from the database.
+large event (a delete of 10,000 ids) is split over several. A stored message travels whole when it is small
+(its listing fields), else as its id, and the listening frontend reads it back from the database.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import psycopg
 
@@ -25,17 +26,46 @@ from mailsandbox.events import (
     MessagesUpdated,
     TagRenamed,
 )
-from mailsandbox.models import StoredMessage
+from mailsandbox.models import Address, Envelope, StoredMessage, Summary
 
 CHANNEL = "mailsandbox_events"
 MAX_PAYLOAD = 7000  # bytes of JSON per NOTIFY (PostgreSQL's limit is 8,000)
 _IDS_PER_EVENT = 150  # ids of 22 characters: about 4 KB
+_MESSAGE_BYTES = 3000  # a stored message travels whole up to this much JSON
 log = logging.getLogger("mailsandbox.store")
+
+
+def _pair(a: Address) -> list[str]:
+    return [a.name, a.address]
+
+
+def _message(m: StoredMessage) -> list[object]:
+    """A stored message as it is listed (its body text left out: the index has it)."""
+    s, e = m.summary, m.envelope
+    people = [[_pair(a) for a in group] for group in (s.to, s.cc, s.bcc, s.reply_to)]
+    return [m.id, m.created, s.message_id, None if s.from_ is None else _pair(s.from_), people, s.subject,
+            s.date, s.size, s.attachments, s.snippet, s.inline,
+            [e.mail_from, list(e.rcpt_tos), e.peer, e.helo, e.tls, e.auth_user, e.smtputf8, e.body_8bit],
+            m.read, list(m.mailboxes), list(m.tags)]  # fmt: skip
+
+
+def _unmessage(d: list[Any]) -> StoredMessage:
+    (mid, created, message_id, sender, people, subject, date, size, attachments, snippet, inline, env, read,
+     mailboxes, tags) = d  # fmt: skip
+    to, cc, bcc, reply_to = (tuple(Address(n, a) for n, a in group) for group in people)
+    summary = Summary(message_id, None if sender is None else Address(*sender), to, cc, bcc, reply_to, subject,
+                      date, size, attachments, snippet, "", inline)  # fmt: skip
+    envelope = Envelope(env[0], tuple(env[1]), env[2], env[3], env[4], env[5], env[6], env[7])
+    return StoredMessage(mid, created, summary, envelope, read, tuple(mailboxes), tuple(tags))
 
 
 def _encode(event: Event) -> Iterator[list[object]]:
     if isinstance(event, MessageStored):
-        yield ["stored", event.message.id]
+        # The message itself when it is small (most are), so that no other frontend reads it back; else
+        # its id alone, and they do.
+        whole = _message(event.message)
+        small = len(json.dumps(whole)) < _MESSAGE_BYTES
+        yield ["stored", event.message.id, whole] if small else ["stored", event.message.id]
     elif isinstance(event, MessagesDeleted):
         if event.all:
             yield ["deleted", [], True]
@@ -101,6 +131,8 @@ def decode(
 def _decode(item: list[object], get: Callable[[str], StoredMessage | None]) -> Event | None:
     kind = item[0]
     if kind == "stored":
+        if len(item) > 2:
+            return MessageStored(_unmessage(item[2]))  # type: ignore[arg-type]
         message = get(str(item[1]))
         return None if message is None else MessageStored(message)  # deleted meanwhile: nothing to show
     if kind == "deleted":

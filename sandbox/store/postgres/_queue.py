@@ -70,9 +70,11 @@ class PgQueueMixin:
     clock: Clock
     origin: str  # this frontend, as its claims name it
 
-    def release_claims(self, conn: psycopg.Connection) -> None:
-        """Give back what this frontend's passes claimed and did not try (it is stopping)."""
-        conn.execute("UPDATE queue SET claimed_until = NULL WHERE claimed_by = %s", (self.origin,))
+    def release_claims(self, conn: psycopg.Connection) -> int:
+        """Give back what this frontend's passes claimed and did not try (it is stopping); how many."""
+        return conn.execute(
+            "UPDATE queue SET claimed_until = NULL WHERE claimed_by = %s AND claimed_until IS NOT NULL", (self.origin,)
+        ).rowcount
 
     @property
     def _db(self) -> psycopg.Connection:

@@ -1,8 +1,9 @@
 """Group commit on PostgreSQL: one writer thread per frontend runs queued write requests in one transaction
 per batch, as the SQLite store's writer does, and tells the other frontends what it committed.
 
-A request is `fn(conn) -> (result, events)`. Each runs under a savepoint, so a failing one (a duplicate,
-a message deleted meanwhile) never takes its neighbours down. The events go out twice after COMMIT: on this
+A request is `fn(conn) -> (result, events)`. A batch runs in one transaction; a failing request (a message
+deleted meanwhile, a folder that exists) makes it replay a request per transaction, so it never takes its
+neighbours down. The events go out twice after COMMIT: on this
 process's bus, and as NOTIFY payloads queued inside the same transaction (PostgreSQL delivers them only if
 it commits), which the other frontends' listeners turn back into events (`_notify.py`).
 """
@@ -101,29 +102,49 @@ class PgWriter:
         return self._conn
 
     def _commit(self, batch: list[tuple[PgWriteFn, AnyFuture]]) -> tuple[list[Outcome], list[Event]]:
-        outcomes: list[Outcome] = []
-        events: list[Event] = []
+        """Optimistic: the whole batch in one transaction, no savepoint per request (each would be two more
+        round trips). If a request fails, the batch is undone and replayed a request per transaction, so a
+        failure never takes its neighbours down (write functions are pure closures: safe to re-run)."""
         try:
-            conn = self._connection()
-            with conn.transaction():
-                for fn, future in batch:
-                    try:
-                        with conn.transaction():  # a savepoint: a failure undoes this request alone
-                            result, new_events = fn(conn)
-                    except psycopg.OperationalError:
-                        raise  # the connection itself: nothing of the batch stands
-                    except Exception as exc:
-                        outcomes.append((future, False, exc))
-                        continue
-                    outcomes.append((future, True, result))
-                    events.extend(new_events)
-                if self._after_batch is not None:
-                    events.extend(self._after_batch(conn))
-                for payload in payloads(self._origin, events):
-                    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
-        except BaseException as exc:  # the database failed (connection lost, server gone): none committed
-            if not isinstance(exc, Exception):
-                raise
+            return self._run_batch(batch)
+        except _Failed as failed:
+            if len(batch) == 1:
+                return [(batch[0][1], False, failed.error)], []
+            outcomes: list[Outcome] = []
+            events: list[Event] = []
+            for item in batch:
+                more, new = self._commit([item])
+                outcomes += more
+                events += new
+            return outcomes, events
+        except Exception as exc:  # the database failed (connection lost, server gone): none committed
             log.warning("store: a batch of %d writes failed: %s", len(batch), exc)
             return [(future, False, exc) for _fn, future in batch], []
+
+    def _run_batch(self, batch: list[tuple[PgWriteFn, AnyFuture]]) -> tuple[list[Outcome], list[Event]]:
+        outcomes: list[Outcome] = []
+        events: list[Event] = []
+        conn = self._connection()
+        with conn.transaction():
+            for fn, future in batch:
+                try:
+                    result, new_events = fn(conn)
+                except psycopg.OperationalError:
+                    raise  # the connection itself: nothing of the batch stands
+                except Exception as exc:
+                    raise _Failed(exc) from exc
+                outcomes.append((future, True, result))
+                events.extend(new_events)
+            if self._after_batch is not None:
+                events.extend(self._after_batch(conn))
+            for payload in payloads(self._origin, events):
+                conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
         return outcomes, events
+
+
+class _Failed(Exception):
+    """A request of the batch raised `error` (not the database): the batch is replayed without it."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error

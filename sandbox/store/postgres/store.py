@@ -78,6 +78,10 @@ _INSERT = (
     " || setweight(to_tsvector('simple', %s), 'C') || setweight(to_tsvector('simple', %s), 'D') END)"
     " RETURNING rowid"
 )
+# The message and its packed bytes in one statement (one round trip).
+_INSERT_WITH_RAW = (
+    f"WITH m AS ({_INSERT}), r AS (INSERT INTO message_raw (rowid, raw) SELECT rowid, %s FROM m) SELECT rowid FROM m"
+)
 # The first key of POP3's maildrop advisory locks (the second is the user's hashtext).
 MAILDROP_LOCKS = 0x504F50
 DELETE_BATCH = 500  # messages a delete transaction takes out (captures commit between them)
@@ -134,8 +138,9 @@ def insert_message(
     headers = f"{summary.subject}\n{from_name}\n{from_addr}\n{to_json}"
     people = " ".join(f"{a.name} {a.address}" for a in (*summary.to, *summary.cc, *summary.bcc))
     original = parent is None
+    data = None if isinstance(raw, Relayed) else raw.data if isinstance(raw, Packed) else pack(raw)
     row = conn.execute(
-        _INSERT,
+        _INSERT if data is None else _INSERT_WITH_RAW,
         (
             mid, parent, created, summary.message_id, summary.subject, from_name, from_addr, to_json,
             _addrs(summary.cc), _addrs(summary.bcc), _addrs(summary.reply_to), summary.date, len(raw),
@@ -145,15 +150,13 @@ def insert_message(
             vector_text(f"{from_name} {from_addr} {envelope.mail_from}") if original else "",
             vector_text(f"{people} {' '.join(envelope.rcpt_tos)}") if original else "",
             vector_text(summary.text[:MAX_INDEXED_TEXT]) if original else "",
+            *(() if data is None else (data,)),
         ),
     ).fetchone()  # fmt: skip
     assert row is not None
     rowid = int(row[0])
     if isinstance(raw, Relayed):
         conn.execute("INSERT INTO relayed (rowid, prefix, suffix) VALUES (%s, %s, %s)", (rowid, raw.prefix, raw.suffix))
-    else:
-        data = raw.data if isinstance(raw, Packed) else pack(raw)
-        conn.execute("INSERT INTO message_raw (rowid, raw) VALUES (%s, %s)", (rowid, data))
     return rowid, mid
 
 
@@ -297,7 +300,10 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
 
     # -- connections -----------------------------------------------------------
     def _connect(self) -> psycopg.Connection:
-        conn = psycopg.connect(self.dsn, autocommit=True, application_name="mailsandbox", connect_timeout=10)
+        # UTF-8 whatever the database's encoding: on an SQL_ASCII database psycopg would return bytes for text.
+        conn = psycopg.connect(
+            self.dsn, autocommit=True, application_name="mailsandbox", connect_timeout=10, client_encoding="utf8"
+        )
         for dumper in _NUL_SAFE:
             conn.adapters.register_dumper(str, dumper)
         return conn
