@@ -254,14 +254,14 @@ def test_after_a_response_the_next_head_has_the_same_deadline(shared: Sandbox) -
 
 def test_a_slow_handler_is_not_cut_off_by_the_head_timeout(start: Start) -> None:
     """The timer covers only the request head: a search that runs several head timeouts still answers."""
+    if ON_POSTGRES:  # the HTTP server's timer is the same on either store; this search is SQLite's slow one
+        pytest.skip("PostgreSQL's GIN answers this search too quickly to outlast the head timeout")
     head_timeout = 0.1
     sandbox = start(head_timeout)  # its own: the messages would slow the other tests' searches
     store: Any = sandbox.store  # SqliteStore or PostgresStore: both load in bulk and take a search budget
     words = [f"w{i}x" for i in range(300)]
     # 800: a search reads its look-ups once when it has few matches (sqlite.FEW_MATCHES), twice when many
-    # PostgreSQL's GIN look-ups are quicker at this: more messages there
-    count = 6000 if ON_POSTGRES else 800
-    raws = (f"Subject: m{i}\r\n\r\n{' '.join(words)}\r\n".encode() for i in range(count))
+    raws = (f"Subject: m{i}\r\n\r\n{' '.join(words)}\r\n".encode() for i in range(800))
     list(store.add_messages_sync((raw, ENV) for raw in raws))
     store.search_seconds = 60
     query = " ".join("w" + "." * k for k in range(1, 51))  # 50 prefix lookups of "w"

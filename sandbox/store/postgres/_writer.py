@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from typing import Any
 
 import psycopg
+import psycopg.errors
 
 from mailsandbox.events import Event
 from mailsandbox.store import StoreClosed
@@ -28,6 +29,7 @@ from mailsandbox.store.postgres._notify import CHANNEL, payloads
 PgWriteFn = Callable[[psycopg.Connection], tuple[Any, list[Event]]]
 log = logging.getLogger("mailsandbox.store")
 MAX_BATCH = 512
+_ROLLBACK_RETRIES = 3  # runs of a batch PostgreSQL rolled back to break a deadlock between frontends
 _STOP = object()
 
 
@@ -106,7 +108,13 @@ class PgWriter:
         round trips). If a request fails, the batch is undone and replayed a request per transaction, so a
         failure never takes its neighbours down (write functions are pure closures: safe to re-run)."""
         try:
-            return self._run_batch(batch)
+            for attempt in range(_ROLLBACK_RETRIES):
+                try:
+                    return self._run_batch(batch)
+                except psycopg.errors.TransactionRollback:  # a deadlock with another frontend: PostgreSQL
+                    if attempt == _ROLLBACK_RETRIES - 1:  # rolled this side back; run it again
+                        raise
+            raise AssertionError("unreachable")
         except _Failed as failed:
             if len(batch) == 1:
                 return [(batch[0][1], False, failed.error)], []
