@@ -134,15 +134,25 @@ class PgWriter:
         events: list[Event] = []
         conn = self._connection()
         with conn.transaction():
-            for fn, future in batch:
+            i = 0
+            while i < len(batch):
+                # A request with a `group` (a function (conn, [requests]) -> [(result, events)]) runs with
+                # its like neighbours: a batch of adds in a few multi-row statements.
+                fn = batch[i][0]
+                group: Any = getattr(fn, "group", None)
+                j = i + 1
+                while group is not None and j < len(batch) and getattr(batch[j][0], "group", None) is group:
+                    j += 1
                 try:
-                    result, new_events = fn(conn)
+                    results = group(conn, [f for f, _ in batch[i:j]]) if j > i + 1 else [fn(conn)]
                 except psycopg.OperationalError:
                     raise  # the connection itself: nothing of the batch stands
                 except Exception as exc:
                     raise _Failed(exc) from exc
-                outcomes.append((future, True, result))
-                events.extend(new_events)
+                for (_fn, future), (result, new_events) in zip(batch[i:j], results, strict=True):
+                    outcomes.append((future, True, result))
+                    events.extend(new_events)
+                i = j
             if self._after_batch is not None:
                 events.extend(self._after_batch(conn))
             for payload in payloads(self._origin, events):

@@ -70,18 +70,6 @@ COLUMNS = (
     "(SELECT string_agg(DISTINCT f.username, ',') FROM entries e JOIN folders f ON f.id = e.folder_id "
     "WHERE e.root = m.rowid)"
 )
-_INSERT = (
-    "INSERT INTO messages (id, parent, created, message_id, subject, from_name, from_addr, to_json, cc_json,"
-    " bcc_json, reply_to_json, date, size, attachments, inline, snippet, envelope_json, username, headers, fts)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-    " CASE WHEN %s THEN setweight(to_tsvector('simple', %s), 'A') || setweight(to_tsvector('simple', %s), 'B')"
-    " || setweight(to_tsvector('simple', %s), 'C') || setweight(to_tsvector('simple', %s), 'D') END)"
-    " RETURNING rowid"
-)
-# The message and its packed bytes in one statement (one round trip).
-_INSERT_WITH_RAW = (
-    f"WITH m AS ({_INSERT}), r AS (INSERT INTO message_raw (rowid, raw) SELECT rowid, %s FROM m) SELECT rowid FROM m"
-)
 # The first key of POP3's maildrop advisory locks (the second is the user's hashtext).
 MAILDROP_LOCKS = 0x504F50
 DELETE_BATCH = 500  # messages a delete transaction takes out (captures commit between them)
@@ -131,33 +119,61 @@ def insert_message(
     parent: int | None = None,
 ) -> tuple[int, str]:  # fmt: skip
     """Insert a message (its row, raw bytes and, for an original, its full-text vector); (rowid, id)."""
-    mid = new_id()
+    return insert_messages(conn, [(raw, summary, envelope, created, parent)])[0]
+
+
+# One message to insert: (raw, summary, envelope, created, parent rowid for a relay copy).
+NewMessage = tuple["bytes | Packed | Relayed", Summary, Envelope, float, "int | None"]
+_ROW = "(" + ", ".join(["%s"] * 19) + (
+    ", CASE WHEN %s THEN setweight(to_tsvector('simple', %s), 'A') || setweight(to_tsvector('simple', %s), 'B')"
+    " || setweight(to_tsvector('simple', %s), 'C') || setweight(to_tsvector('simple', %s), 'D') END)"
+)
+_COLUMNS_IN = (
+    "id, parent, created, message_id, subject, from_name, from_addr, to_json, cc_json, bcc_json, reply_to_json,"
+    " date, size, attachments, inline, snippet, envelope_json, username, headers, fts"
+)
+
+
+def _row(mid: str, item: NewMessage) -> tuple[object, ...]:
+    raw, summary, envelope, created, parent = item
     sender = summary.from_
     from_name, from_addr = (sender.name, sender.address) if sender else ("", "")
     to_json = _addrs(summary.to)
-    headers = f"{summary.subject}\n{from_name}\n{from_addr}\n{to_json}"
     people = " ".join(f"{a.name} {a.address}" for a in (*summary.to, *summary.cc, *summary.bcc))
     original = parent is None
-    data = None if isinstance(raw, Relayed) else raw.data if isinstance(raw, Packed) else pack(raw)
-    row = conn.execute(
-        _INSERT if data is None else _INSERT_WITH_RAW,
-        (
-            mid, parent, created, summary.message_id, summary.subject, from_name, from_addr, to_json,
-            _addrs(summary.cc), _addrs(summary.bcc), _addrs(summary.reply_to), summary.date, len(raw),
-            summary.attachments, summary.inline, summary.snippet, envelope_json(envelope), envelope.auth_user or "",
-            headers, original,
-            vector_text(summary.subject) if original else "",
-            vector_text(f"{from_name} {from_addr} {envelope.mail_from}") if original else "",
-            vector_text(f"{people} {' '.join(envelope.rcpt_tos)}") if original else "",
-            vector_text(summary.text[:MAX_INDEXED_TEXT]) if original else "",
-            *(() if data is None else (data,)),
-        ),
-    ).fetchone()  # fmt: skip
-    assert row is not None
-    rowid = int(row[0])
-    if isinstance(raw, Relayed):
-        conn.execute("INSERT INTO relayed (rowid, prefix, suffix) VALUES (%s, %s, %s)", (rowid, raw.prefix, raw.suffix))
-    return rowid, mid
+    return (
+        mid, parent, created, summary.message_id, summary.subject, from_name, from_addr, to_json,
+        _addrs(summary.cc), _addrs(summary.bcc), _addrs(summary.reply_to), summary.date, len(raw),
+        summary.attachments, summary.inline, summary.snippet, envelope_json(envelope), envelope.auth_user or "",
+        f"{summary.subject}\n{from_name}\n{from_addr}\n{to_json}", original,
+        vector_text(summary.subject) if original else "",
+        vector_text(f"{from_name} {from_addr} {envelope.mail_from}") if original else "",
+        vector_text(f"{people} {' '.join(envelope.rcpt_tos)}") if original else "",
+        vector_text(summary.text[:MAX_INDEXED_TEXT]) if original else "",
+    )  # fmt: skip
+
+
+def insert_messages(conn: psycopg.Connection, items: Sequence[NewMessage]) -> list[tuple[int, str]]:
+    """Insert messages with one multi-row INSERT per table (a round trip each, whatever their number);
+    returns (rowid, id) of each, in order."""
+    ids = [new_id() for _ in items]
+    rows = conn.execute(
+        f"INSERT INTO messages ({_COLUMNS_IN}) VALUES {', '.join([_ROW] * len(items))} RETURNING id, rowid",
+        [value for mid, item in zip(ids, items, strict=True) for value in _row(mid, item)],
+    ).fetchall()
+    rowids = {str(mid): int(rowid) for mid, rowid in rows}
+    raws: list[object] = []
+    for mid, (raw, *_rest) in zip(ids, items, strict=True):
+        if isinstance(raw, Relayed):
+            conn.execute(
+                "INSERT INTO relayed (rowid, prefix, suffix) VALUES (%s, %s, %s)", (rowids[mid], raw.prefix, raw.suffix)
+            )
+        else:
+            raws += [rowids[mid], raw.data if isinstance(raw, Packed) else pack(raw)]
+    if raws:
+        marks = ", ".join(["(%s, %s)"] * (len(raws) // 2))
+        conn.execute(f"INSERT INTO message_raw (rowid, raw) VALUES {marks}", raws)
+    return [(rowids[mid], mid) for mid in ids]
 
 
 def canonical(conn: psycopg.Connection, tags: Sequence[str]) -> list[str]:
@@ -200,6 +216,9 @@ def delete_rows(conn: psycopg.Connection, rowids: Sequence[int]) -> list[Event]:
     return [MessagesDeleted(tuple(gone)), *(MailboxChanged(u, f) for u, f in folders)]
 
 
+_QUEUE_INSERT = (
+    "INSERT INTO queue (message, recipient, next_attempt, first_attempt) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
+)
 Rule = tuple[str, list[object], tuple[str, ...]]  # a compiled tagging rule: (where, params, tags)
 
 
@@ -207,12 +226,34 @@ class _Add:
     """One add_message request: the write the writer runs."""
 
     def __init__(
-        self, raw: Packed, summary: Summary, envelope: Envelope, created: float, users: tuple[str, ...],
+        self, raw: bytes | Packed, summary: Summary, envelope: Envelope, created: float, users: tuple[str, ...],
         queue: tuple[str, ...], dedupe: bool, tags: Sequence[str], rules: Sequence[Rule],
     ) -> None:  # fmt: skip
         self.raw, self.summary, self.envelope, self.created = raw, summary, envelope, created
         self.users, self.queue, self.tags, self.rules = users, queue, tags, rules
         self.dedupe = dedupe and bool(summary.message_id)
+
+    @staticmethod
+    def group(conn: psycopg.Connection, adds: list[_Add]) -> list[tuple[StoredMessage | None, list[Event]]]:
+        """A batch's consecutive adds in a few statements; one that needs look-ups of its own (duplicates,
+        tags, rules) goes alone."""
+        if any(a.dedupe or a.tags or a.rules for a in adds):
+            return [a(conn) for a in adds]
+        ids = insert_messages(conn, [(a.raw, a.summary, a.envelope, a.created, None) for a in adds])
+        pairs = list(zip(adds, ids, strict=True))
+        deliver_entries(conn, [(u, "INBOX", rowid, rowid, "", a.created) for a, (rowid, _) in pairs for u in a.users])
+        queued = [(mid, r, a.created, a.created) for a, (_, mid) in pairs for r in a.queue]
+        if queued:
+            with conn.cursor() as cur:
+                cur.executemany(_QUEUE_INSERT, queued)
+        return [a._stored(mid, ()) for a, (_, mid) in pairs]
+
+    def _stored(self, mid: str, tags: tuple[str, ...]) -> tuple[StoredMessage, list[Event]]:
+        message = StoredMessage(
+            id=mid, created=self.created, summary=self.summary, envelope=self.envelope, read=False,
+            mailboxes=tuple(sorted(self.users)), tags=tags,
+        )  # fmt: skip
+        return message, [MessageStored(message), *(MailboxChanged(user, "INBOX") for user in self.users)]
 
     def __call__(self, conn: psycopg.Connection) -> tuple[StoredMessage | None, list[Event]]:
         if self.dedupe:
@@ -227,17 +268,8 @@ class _Add:
         deliver_entries(conn, [(user, "INBOX", rowid, rowid, "", self.created) for user in self.users])
         if self.queue:
             with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO queue (message, recipient, next_attempt, first_attempt) VALUES (%s, %s, %s, %s)"
-                    " ON CONFLICT DO NOTHING",
-                    [(mid, r, self.created, self.created) for r in self.queue],
-                )
-        tags = self._tag(conn, rowid) if self.tags or self.rules else ()
-        message = StoredMessage(
-            id=mid, created=self.created, summary=self.summary, envelope=self.envelope, read=False,
-            mailboxes=tuple(sorted(self.users)), tags=tags,
-        )  # fmt: skip
-        return message, [MessageStored(message), *(MailboxChanged(user, "INBOX") for user in self.users)]
+                cur.executemany(_QUEUE_INSERT, [(mid, r, self.created, self.created) for r in self.queue])
+        return self._stored(mid, self._tag(conn, rowid) if self.tags or self.rules else ())
 
     def _tag(self, conn: psycopg.Connection, rowid: int) -> tuple[str, ...]:
         found = list(self.tags)
@@ -470,9 +502,9 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
         users = (normalize_user(u) for u in (envelope.rcpt_tos if deliver_to is None else deliver_to))
         tags = unique_tags(arrival_tags(self.tagging, raw, summary, envelope))
         rules = [(*compile_query(r.query, created, one_row=True), r.tags) for r in self.tagging.rules]
-        # Packed here, so the request holds the packed bytes alone (a large message's are joined, parsed and
-        # packed on the summary threads, and the writer only sends them).
-        packed = Packed(pack(raw), len(raw))
+        # A large message is packed here, on the summary threads, so the request holds the packed bytes
+        # alone (the writer only sends them); a small one is packed by the writer, off the loop.
+        packed = Packed(pack(raw), len(raw)) if len(raw) > INLINE_SUMMARY else raw
         return _Add(
             packed, summary, envelope, created, tuple(dict.fromkeys(users)), tuple(queue),
             self.ignore_duplicate_ids, tags, rules,
