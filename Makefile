@@ -22,12 +22,12 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/pytest -n 2 --dist loadfile -m "not timing"
 	$(VENV)/bin/pytest -m timing
-	# The protocol servers and the web API again, each test's sandbox on a fresh PostgreSQL database (where
-	# PostgreSQL is installed: CI installs it; tests/store_contract/pg.py says where it looks).
+	# The protocol servers, the web API and the pytest plugin again, each sandbox on a fresh PostgreSQL
+	# database (where PostgreSQL is installed: CI installs it; tests/store_contract/pg.py says where it looks).
 	if $(VENV)/bin/python -c "from tests.store_contract.pg import pg_bin; raise SystemExit(pg_bin() is None)"; then \
 	  MAILSANDBOX_TEST_DB=postgresql $(VENV)/bin/pytest -n 2 --dist loadfile -m "not timing and not browser and not docker" \
-	    tests/servers tests/web; \
-	else echo "PostgreSQL is not installed: the servers' and web API's run on it is skipped"; fi
+	    tests/servers tests/web tests/plugin; \
+	else echo "PostgreSQL is not installed: the servers', web API's and plugin's run on it is skipped"; fi
 
 # The image, the browser and the time budgets do not depend on the interpreter: their tests run with
 # `make test` only.

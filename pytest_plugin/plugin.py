@@ -52,7 +52,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="with --mailsandbox-url: the sandbox's --api-token (default: $MAILSANDBOX_API_TOKEN); for basic"
         " auth put the user in the URL: http://user:pass@host:8025",
     )
+    group.addoption(
+        "--mailsandbox-db",
+        dest="mailsandbox_db",
+        metavar="URL",
+        default=None,
+        help="the in-process sandbox's database: postgresql://... (one for the tests alone: each test empties"
+        " it; '{worker}' in it becomes the xdist worker's id; also $MAILSANDBOX_PYTEST_DB); default in memory",
+    )
     parser.addini("mailsandbox_url", "sandbox HTTP API URL to use instead of starting one (--mailsandbox-url)")
+    parser.addini("mailsandbox_db", "the in-process sandbox's database (--mailsandbox-db); default in memory")
     parser.addini("mailsandbox_token", "bearer token of the sandbox at mailsandbox_url (--mailsandbox-token)")
     parser.addini("mailsandbox_smtp", "SMTP HOST:PORT of the sandbox at mailsandbox_url (--mailsandbox-smtp)")
     parser.addini("mailsandbox_timeout", "seconds the outbox waits before failing (default 5)", default="5")
@@ -104,10 +113,19 @@ def _tag(config: pytest.Config) -> str | None:
     return f"{worker or 'ms'}-{secrets.token_hex(3)}"
 
 
+def _database(config: pytest.Config) -> str:
+    """--mailsandbox-db (or $MAILSANDBOX_PYTEST_DB), `{worker}` replaced by the pytest-xdist worker's id
+    (`main` without xdist): each worker's sandbox empties its database before every test, so workers
+    need a database each."""
+    db = _setting(config, "mailsandbox_db") or os.environ.get("MAILSANDBOX_PYTEST_DB", "").strip()
+    return db.replace("{worker}", _worker(config) or "main") if db else ":memory:"
+
+
 @pytest.fixture(scope="session")
-def mail_sandbox_config(tmp_path_factory: pytest.TempPathFactory) -> Config:
+def mail_sandbox_config(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Config:
     """The Config an in-process `mail_sandbox` starts with: every listener on a free loopback
-    port, an in-memory store, TLS material in a temporary directory. Override it to change that::
+    port, an in-memory store (or `--mailsandbox-db`'s), TLS material in a temporary directory. Override it
+    to change that::
 
         @pytest.fixture(scope="session")
         def mail_sandbox_config(mail_sandbox_config):
@@ -122,7 +140,7 @@ def mail_sandbox_config(tmp_path_factory: pytest.TempPathFactory) -> Config:
         pop3=free,
         imap=free,
         dns=free,
-        db=":memory:",
+        db=_database(request.config),
         data_dir=tmp_path_factory.mktemp("mailsandbox"),
         smtp_auth_allow_insecure=True,  # apps under test often log in over plain loopback SMTP
         enable_chaos=True,  # so a test can make SMTP fail on purpose (mail_chaos); every fault is off until set

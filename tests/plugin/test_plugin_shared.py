@@ -15,6 +15,8 @@ import httpx
 import pytest
 from _plugin_sources import BASIC, INNER_OPTIONS, SEND
 
+from tests.conftest import ON_POSTGRES
+
 OPTIONS = INNER_OPTIONS
 
 
@@ -54,7 +56,14 @@ def cli_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliSandbox
     yield from _serve(tmp_path_factory.mktemp("cli"), "--smtp-auth-allow-insecure")
 
 
-def test_xdist_workers_get_their_own_sandbox(pytester: pytest.Pytester) -> None:
+def test_xdist_workers_get_their_own_sandbox(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    if ON_POSTGRES:  # a database each: a worker empties its own before every test
+        from tests.store_contract.pg import fresh_database, shared_cluster
+
+        base = fresh_database()
+        for worker in ("gw0", "gw1"):
+            shared_cluster().create_database(f"{base.rsplit('/', 1)[1]}_{worker}")
+        monkeypatch.setenv("MAILSANDBOX_PYTEST_DB", base + "_{worker}")
     pytester.makepyfile(
         test_workers=SEND
         + """

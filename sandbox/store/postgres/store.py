@@ -696,9 +696,12 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
             ).fetchone()
             assert row is not None
             total, matching_unread = row
+        # The page's rows are picked first (an index walk that OFFSET skips along), and only its 50 read
+        # whole: reading every skipped row's columns made the middle page of 100,000 messages 278 ms.
         rows = db.execute(
-            f"SELECT {COLUMNS} FROM messages m WHERE m.parent IS NULL AND ({where})"
-            " ORDER BY m.created DESC, m.rowid DESC LIMIT %s OFFSET %s",
+            f"SELECT {COLUMNS} FROM messages m WHERE m.rowid IN (SELECT m.rowid FROM messages m"
+            f" WHERE m.parent IS NULL AND ({where}) ORDER BY m.created DESC, m.rowid DESC LIMIT %s OFFSET %s)"
+            " ORDER BY m.created DESC, m.rowid DESC",
             [*params, max(0, limit), max(0, start)],
         ).fetchall()
         page = [row_to_message(r) for r in rows]
