@@ -17,7 +17,7 @@ from mailsandbox.checks.links import LinkChecker
 from mailsandbox.checks.pool import HtmlChecker
 from mailsandbox.checks.spam import SpamAssassin
 from mailsandbox.events import EventBus
-from mailsandbox.store import Store
+from mailsandbox.store import Store, StoreUnavailable
 from mailsandbox.web import schema
 from mailsandbox.web.access import AccessControl, AccessPolicy, RefusalLog
 from mailsandbox.web.api import Api
@@ -39,6 +39,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _client_gone(request: Request, exc: Exception) -> Response:
     # The client closed while its body was being read: no one reads this answer, and no traceback is logged.
     return JSONResponse({"Error": "the client closed the connection"}, status_code=400)
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    # The database went away (a PostgreSQL server restarting): try again later, not a server bug.
+    headers = {**security_headers(request.url.path, request.headers.get("host")), "Retry-After": "5"}
+    return JSONResponse({"Error": "the database is unavailable"}, status_code=503, headers=headers)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
@@ -87,5 +93,8 @@ def create_app(
             Middleware(AccessControl, policy=policy, refusals=refusals),
             Middleware(BodyLimit, limit=limit),
         ],
-        exception_handlers={HTTPException: _http_error, ClientDisconnect: _client_gone, 500: _server_error},
+        exception_handlers={
+            HTTPException: _http_error, ClientDisconnect: _client_gone, StoreUnavailable: _unavailable,
+            500: _server_error,
+        },
     )

@@ -40,6 +40,11 @@ class StoreClosed(StoreError, RuntimeError):
         super().__init__("store is closed")
 
 
+class StoreUnavailable(StoreError):
+    """The database cannot be reached (a PostgreSQL server that stopped or went away): the web answers
+    503, SMTP a temporary 451; the store reconnects by itself once the server is back."""
+
+
 class DuplicateMessage(StoreError):
     """add_message on a store that ignores duplicate Message-IDs: one with this Message-ID is stored."""
 

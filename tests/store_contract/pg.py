@@ -83,8 +83,18 @@ class Cluster:
         self.psql(f'CREATE DATABASE "{name}"')
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{name}"
 
-    def stop(self) -> None:
+    options: str = ""  # pg_ctl -o: what the server was started with
+
+    def start_server(self) -> None:
+        """Start the server (again), on the same port and data."""
+        self.run("pg_ctl", "-D", str(self.data), "-o", self.options, "-l", str(self.data.parent / "log"), "-w", "start")
+
+    def stop_server(self) -> None:
+        """Stop the server at once, as a crash or a restart would (its data stays)."""
         self.run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def stop(self) -> None:
+        self.stop_server()
         shutil.rmtree(self.data.parent, ignore_errors=True)
 
 
@@ -105,10 +115,10 @@ def start_cluster(base: Path, fsync: bool = False) -> Cluster:
     cluster = Cluster(bin_dir, base / "data", _free_port(), owner)
     cluster.run("initdb", "-D", str(cluster.data), "-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync",
                 "--locale=C")  # fmt: skip
-    options = f"-c listen_addresses=127.0.0.1 -p {cluster.port} -k {base}"
+    cluster.options = f"-c listen_addresses=127.0.0.1 -p {cluster.port} -k {base}"
     if not fsync:
-        options += " -c fsync=off -c full_page_writes=off"
-    cluster.run("pg_ctl", "-D", str(cluster.data), "-o", options, "-l", str(base / "log"), "-w", "start")
+        cluster.options += " -c fsync=off -c full_page_writes=off"
+    cluster.start_server()
     return cluster
 
 

@@ -27,6 +27,7 @@ from mailsandbox.events import (
     TagRenamed,
 )
 from mailsandbox.models import Address, Envelope, StoredMessage, Summary
+from mailsandbox.store import StoreUnavailable
 
 CHANNEL = "mailsandbox_events"
 MAX_PAYLOAD = 7000  # bytes of JSON per NOTIFY (PostgreSQL's limit is 8,000)
@@ -185,7 +186,7 @@ class Listener:
                         for note in conn.notifies(timeout=0.25):
                             for event in decode(note.payload, self._origin, self._get, self._on_clock):
                                 self._publish(event)
-            except psycopg.Error as exc:
+            except (psycopg.Error, StoreUnavailable) as exc:
                 if self._stop.is_set():
                     return
                 log.warning("store: event listener lost its connection (%s); reconnecting", exc)

@@ -38,7 +38,15 @@ from mailsandbox.events import (
     TagRenamed,
 )
 from mailsandbox.models import Envelope, MailEntry, StoredMessage, Summary
-from mailsandbox.store import DuplicateMessage, MailboxStat, NoSuchMessage, Page, StoreClosed, normalize_user
+from mailsandbox.store import (
+    DuplicateMessage,
+    MailboxStat,
+    NoSuchMessage,
+    Page,
+    StoreClosed,
+    StoreUnavailable,
+    normalize_user,
+)
 from mailsandbox.store._mailbox import canonical_folder
 from mailsandbox.store._packing import pack, unpack
 from mailsandbox.store._search import SEARCH_SECONDS, QueryTooSlow
@@ -89,6 +97,18 @@ def _nul_safe(base: type[Dumper]) -> type[Dumper]:
 
 # The pure-Python dumpers: the C ones cannot be subclassed.
 _NUL_SAFE = [_nul_safe(string.StrDumperUnknown), _nul_safe(string.StrBinaryDumper)]
+
+
+class StoreConnection(psycopg.Connection[Any]):
+    """A connection whose loss is StoreUnavailable (the web's 503, SMTP's 451), not a driver error."""
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().execute(*args, **kwargs)
+        except psycopg.OperationalError as exc:
+            if self.broken or self.closed:  # the connection went, not the statement
+                raise StoreUnavailable(f"the database connection was lost: {exc}") from exc
+            raise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -333,9 +353,13 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
     # -- connections -----------------------------------------------------------
     def _connect(self) -> psycopg.Connection:
         # UTF-8 whatever the database's encoding: on an SQL_ASCII database psycopg would return bytes for text.
-        conn = psycopg.connect(
-            self.dsn, autocommit=True, application_name="mailsandbox", connect_timeout=10, client_encoding="utf8"
-        )
+        try:
+            conn = StoreConnection.connect(
+                self.dsn, autocommit=True, application_name="mailsandbox", connect_timeout=10,
+                client_encoding="utf8",
+            )  # fmt: skip
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"the database cannot be reached: {exc}") from exc
         for dumper in _NUL_SAFE:
             conn.adapters.register_dumper(str, dumper)
         return conn
