@@ -61,6 +61,7 @@ from mailsandbox.store.postgres._text import vector_text
 from mailsandbox.store.postgres._writer import PgWriteFn, PgWriter
 from mailsandbox.store.query import time_zone
 from mailsandbox.store.sqlite import (
+    FEW_MATCHES,
     INLINE_SUMMARY,
     MAX_INDEXED_TEXT,
     SUMMARY_THREADS,
@@ -710,6 +711,9 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
             params = [*params, normalize_user(user)]
         everything, unread = self.count()
         db = self._db
+        if where != "TRUE" and (few := self._few_matches(where, params, start, limit)) is not None:
+            page, total, matching_unread = few
+            return Page(page, total, unread, start, matching_unread, self.tags())
         if where == "TRUE":
             total, matching_unread = everything, unread
         else:
@@ -730,6 +734,32 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
         ).fetchall()
         page = [row_to_message(r) for r in rows]
         return Page(page, int(total), unread, start, int(matching_unread), self.tags())
+
+    def _few_matches(
+        self, where: str, params: builtins.list[Any], start: int, limit: int
+    ) -> tuple[builtins.list[StoredMessage], int, int] | None:
+        """(page, matches, unread matches) from one pass over the matches when there are at most FEW_MATCHES,
+        else None (a count, then a page: each its own pass). A narrow search of a large store (a sender
+        and a common word: 4,845 of 100,000) read every match's row twice, once to count and once to page."""
+        row = self._db.execute(
+            "WITH hits AS MATERIALIZED (SELECT m.rowid, m.created, m.read FROM messages m"
+            f" WHERE m.parent IS NULL AND ({where}) LIMIT %s)"
+            " SELECT (SELECT count(*) FROM hits), (SELECT count(*) FROM hits WHERE NOT read),"
+            " (SELECT array_agg(rowid) FROM (SELECT rowid FROM hits ORDER BY created DESC, rowid DESC"
+            " LIMIT %s OFFSET %s) p)",
+            [*params, FEW_MATCHES + 1, max(0, limit), max(0, start)],
+        ).fetchone()
+        assert row is not None
+        total, unread, wanted = int(row[0]), int(row[1]), row[2] or []
+        if total > FEW_MATCHES:
+            return None
+        if not wanted:
+            return [], total, unread
+        rows = self._db.execute(
+            f"SELECT {COLUMNS} FROM messages m WHERE m.rowid = ANY(%s) ORDER BY m.created DESC, m.rowid DESC",
+            (list(wanted),),
+        ).fetchall()
+        return [row_to_message(r) for r in rows], total, unread
 
     def list(self, start: int = 0, limit: int = 50, user: str | None = None) -> Page:
         return self._page("TRUE", [], start, limit, user)
