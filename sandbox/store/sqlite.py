@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import collections
 import contextlib
-import dataclasses
 import functools
 import json
 import secrets
@@ -15,8 +13,8 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,16 +31,17 @@ from mailsandbox.events import (
     TagRenamed,
 )
 from mailsandbox.models import Address, Envelope, MailEntry, StoredMessage, Summary
-from mailsandbox.store import DuplicateMessage, MailboxStat, NoSuchMessage, Page, StoreClosed, normalize_user
+from mailsandbox.store import MailboxStat, NoSuchMessage, Page, StoreClosed, normalize_user
 from mailsandbox.store._auth import AuthMixin
 from mailsandbox.store._clear import TRUNCATE_BELOW, Reaper, fresh_schema, has_dead, resize, set_aside, truncate_all
+from mailsandbox.store._common import StoreCommon, stored
 from mailsandbox.store._deadline import WATCHDOG
 from mailsandbox.store._mailbox import MailboxMixin, deliver_entries, deliver_entry
 from mailsandbox.store._packing import RawPacker, pack, pack_text, unpack, unpack_text
 from mailsandbox.store._queue import QueueMixin
 from mailsandbox.store._schema import HEADERS_TEXT, migrate
 from mailsandbox.store._search import SEARCH_SECONDS, QueryTooSlow, TrigramCounts, compile_query
-from mailsandbox.store._tags import Tagging, arrival_tags, canonical, forget, holding, store_spelling, unique_tags
+from mailsandbox.store._tags import Tagging, canonical, forget, holding, store_spelling, unique_tags
 from mailsandbox.store._writer import GroupWriter, WriteFn, insert_rows
 from mailsandbox.store.query import time_zone
 
@@ -60,7 +59,6 @@ _COLUMNS = (
 # messages are joined and summarized on the store's own two threads (their queue is bounded by the
 # listeners' connection limits: one message in flight per connection).
 INLINE_SUMMARY = 3 * 1024
-SUMMARY_THREADS = 2
 # A message this large keeps its bytes as rows of RAW_CHUNK octets (raw_chunks). add_message writes them in
 # transactions of their own before the one that stores the message, so the single writer is never held for
 # all of a 20 MB message at once: other sessions' commits pass in between, a few milliseconds apart.
@@ -459,12 +457,6 @@ def _duplicates(conn: sqlite3.Connection, adds: list[_Add]) -> set[int]:
     return skip
 
 
-def _stored(message: StoredMessage | None, add: _Add) -> StoredMessage:
-    if message is None:
-        raise DuplicateMessage(add.summary.message_id)
-    return message
-
-
 def _write_adds(conn: sqlite3.Connection, adds: list[_Add]) -> list[tuple[StoredMessage | None, list[Event]]]:
     skip = _duplicates(conn, adds)
     if skip:  # the duplicates answer None; the others are written as usual, in their order
@@ -503,7 +495,7 @@ def _tag_new(conn: sqlite3.Connection, rowid: int, add: _Add) -> tuple[str, ...]
     return tuple(tags)
 
 
-class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
+class SqliteStore(StoreCommon, MailboxMixin, QueueMixin, AuthMixin):
     """The Store protocol over one SQLite file."""
 
     def __init__(
@@ -634,7 +626,7 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
                                              received_at, queue)  # fmt: skip
         if size < LARGE_RAW:
             message: StoredMessage | None = await self._write(add)
-            return _stored(message, add)
+            return stored(message, add.summary.message_id)
         stage = await self._stage(add)
         try:
             message = await self._write(add)
@@ -643,7 +635,7 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
             raise
         if message is None:  # a duplicate: its chunks were never adopted
             await self._discard(stage)
-        return _stored(message, add)
+        return stored(message, add.summary.message_id)
 
     async def _stage(self, add: _Add) -> int:
         """Commit a large message's bytes as chunks, one transaction each, and point `add` at them."""
@@ -664,35 +656,6 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         with contextlib.suppress(Exception):  # best effort: the next start drops pending sets anyway
             await asyncio.shield(self._write(_RawWrite(functools.partial(discard_stage, stage=stage))))
 
-    def add_message_sync(
-        self,
-        raw: bytes | builtins.list[bytes],
-        envelope: Envelope,
-        deliver_to: Sequence[str] | None = None,
-        received_at: float | None = None,
-    ) -> StoredMessage:
-        """For bulk loads and benchmarks outside a loop."""
-        add = self._add_fn(raw, envelope, deliver_to, received_at)
-        return _stored(self._write_sync(add), add)
-
-    def add_messages_sync(
-        self,
-        items: Iterable[tuple[bytes, Envelope] | tuple[bytes, Envelope, float | None]],
-        window: int = 256,
-    ) -> Iterator[StoredMessage | None]:
-        """For bulk loads outside a loop: (raw, envelope[, received_at]) items, up to `window` in flight so
-        the writer commits them in groups; yields each message in order (None for an ignored duplicate).
-        An envelope without sender or recipients takes them from the message's From, To, Cc and Bcc.
-        `items` is read lazily, so a stream of messages is never all in memory."""
-        pending: collections.deque[Future[Any]] = collections.deque()
-        for raw, envelope, *when in items:
-            received = when[0] if when else None
-            pending.append(self._writer.submit(self._add_fn(raw, envelope, None, received, (), True)))
-            if len(pending) >= window:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
     def _add_fn(
         self,
         raw: bytes | builtins.list[bytes],
@@ -702,23 +665,11 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         queue: Sequence[str] = (),
         from_headers: bool = False,
     ) -> _Add:
-        if not isinstance(raw, bytes):  # pieces: joined once (a large join releases the GIL), then let go
-            parts, raw = raw, b"".join(raw)
-            parts.clear()
-        created = received_at if received_at is not None else self.clock.now()
-        summary = mime.summarize(raw)
-        if from_headers:  # a bulk load: what the envelope leaves out, as the headers give it
-            people = tuple(dict.fromkeys(a.address for a in (*summary.to, *summary.cc, *summary.bcc)))
-            sender = envelope.mail_from or (summary.from_.address if summary.from_ else "")
-            envelope = dataclasses.replace(envelope, mail_from=sender, rcpt_tos=envelope.rcpt_tos or people)
-        users = (normalize_user(u) for u in (envelope.rcpt_tos if deliver_to is None else deliver_to))
-        tagging = self.tagging
-        tags = unique_tags(arrival_tags(tagging, raw, summary, envelope))
-        rules = [(*compile_query(r.query, created, one_row=True), r.tags) for r in tagging.rules]
-        return _Add(
-            raw, summary, envelope, created, tuple(dict.fromkeys(users)), tuple(queue), self.ignore_duplicate_ids,
-            tags, rules,
-        )  # fmt: skip
+        a = self._arrival(raw, envelope, deliver_to, received_at, queue, from_headers)
+        return _Add(a.raw, a.summary, a.envelope, a.created, a.users, a.queue, a.dedupe, a.tags, a.rules)
+
+    def _compile_rule(self, query: str, now: float) -> tuple[str, list[object]]:
+        return compile_query(query, now, one_row=True)
 
     async def deliver(
         self, message_id: str, user: str, folder: str = "INBOX", prefix: bytes = b"", suffix: bytes = b""
@@ -757,11 +708,6 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
     def _copy_summary(self, message_id: str, prefix: bytes, suffix: bytes) -> tuple[Relayed, Summary]:
         copy = prefix + self.raw(message_id) + suffix
         return Relayed(prefix, suffix, len(copy)), mime.summarize(copy)
-
-    def _summaries(self) -> ThreadPoolExecutor:
-        if self._summarizer is None:
-            self._summarizer = ThreadPoolExecutor(SUMMARY_THREADS, thread_name_prefix="store-summarize")
-        return self._summarizer
 
     def _prune(self, conn: sqlite3.Connection) -> list[Event]:
         (count,) = conn.execute("SELECT total FROM tally").fetchone()  # kept by triggers, as count() reads
@@ -903,18 +849,6 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
         ).fetchall()
         return [row_to_message(r) for r in rows], int(total), int(unread)
 
-    def tags(self) -> tuple[str, ...]:
-        """Every tag on a message, sorted (the partial index holds only tagged messages)."""
-        rows = self._db.execute("SELECT DISTINCT tags FROM messages WHERE tags != ''").fetchall()
-        return tuple(sorted({t for (tags,) in rows for t in tags.split(",") if t}, key=str.lower))
-
-    def tag_counts(self) -> dict[str, int]:
-        """Tag -> how many messages have it (Mailpit's info `Tags`)."""
-        counts: collections.Counter[str] = collections.Counter()
-        for (tags,) in self._db.execute("SELECT tags FROM messages WHERE tags != ''"):
-            counts.update(t for t in tags.split(",") if t)
-        return dict(sorted(counts.items(), key=lambda kv: kv[0].lower()))
-
     def list(self, start: int = 0, limit: int = 50, user: str | None = None) -> Page:
         return self._page("1", [], start, limit, user)
 
@@ -1053,18 +987,6 @@ class SqliteStore(MailboxMixin, QueueMixin, AuthMixin):
 
         result: int = await self._write(write)
         return result
-
-    async def rename_tag(self, old: str, new: str) -> None:
-        """Rename a tag on every message that has it; ValueError with Mailpit's words when the new name is
-        not a tag, the old one is on no message, or another tag already has the new name."""
-        name = unique_tags([new])
-        if not name:
-            raise ValueError(f"invalid tag name: {new}")
-        await self._retag(old, name[0])
-
-    async def delete_tag(self, tag: str) -> None:
-        """Take a tag off every message (the messages stay); ValueError when no message has it."""
-        await self._retag(tag, "")
 
     async def _retag(self, old: str, new: str) -> None:
         def write(conn: sqlite3.Connection) -> tuple[None, list[Event]]:

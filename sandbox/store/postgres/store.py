@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import collections
 import contextlib
 import dataclasses
 import functools
@@ -39,7 +38,6 @@ from mailsandbox.events import (
 )
 from mailsandbox.models import Envelope, MailEntry, StoredMessage, Summary
 from mailsandbox.store import (
-    DuplicateMessage,
     MailboxStat,
     NoSuchMessage,
     Page,
@@ -47,10 +45,11 @@ from mailsandbox.store import (
     StoreUnavailable,
     normalize_user,
 )
+from mailsandbox.store._common import Rule, StoreCommon, stored
 from mailsandbox.store._mailbox import canonical_folder
 from mailsandbox.store._packing import pack, unpack
 from mailsandbox.store._search import SEARCH_SECONDS, QueryTooSlow
-from mailsandbox.store._tags import Tagging, arrival_tags, unique_tags
+from mailsandbox.store._tags import Tagging, unique_tags
 from mailsandbox.store.postgres._auth import PgAuthMixin
 from mailsandbox.store.postgres._mailbox import SEEN, PgMailboxMixin, deliver_entries, deliver_entry, folder_id
 from mailsandbox.store.postgres._notify import CHANNEL, Listener, clock_payload
@@ -64,7 +63,6 @@ from mailsandbox.store.sqlite import (
     FEW_MATCHES,
     INLINE_SUMMARY,
     MAX_INDEXED_TEXT,
-    SUMMARY_THREADS,
     _addrs,
     _envelope,
     envelope_json,
@@ -240,7 +238,6 @@ def delete_rows(conn: psycopg.Connection, rowids: Sequence[int]) -> list[Event]:
 _QUEUE_INSERT = (
     "INSERT INTO queue (message, recipient, next_attempt, first_attempt) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
 )
-Rule = tuple[str, list[object], tuple[str, ...]]  # a compiled tagging rule: (where, params, tags)
 
 
 class _Add:
@@ -304,13 +301,7 @@ class _Add:
         return tuple(tags)
 
 
-def _stored(message: StoredMessage | None, add: _Add) -> StoredMessage:
-    if message is None:
-        raise DuplicateMessage(add.summary.message_id)
-    return message
-
-
-class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
+class PostgresStore(StoreCommon, PgMailboxMixin, PgQueueMixin, PgAuthMixin):
     """The Store protocol over a PostgreSQL database (`dsn`: postgresql://user@host/db)."""
 
     search_seconds = SEARCH_SECONDS  # how long one search may run (a test may set it on the instance)
@@ -401,11 +392,6 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
     async def _write(self, fn: PgWriteFn) -> Any:
         return await self._writer.submit_async(fn)
 
-    def _summaries(self) -> ThreadPoolExecutor:
-        if self._summarizer is None:
-            self._summarizer = ThreadPoolExecutor(SUMMARY_THREADS, thread_name_prefix="store-summarize")
-        return self._summarizer
-
     # -- the relay clock, shared -------------------------------------------------
     def share_clock(self, clock: ManualClock) -> None:
         """Keep `clock`'s offset (the relay clock the API advances) the same on every frontend: it starts
@@ -478,33 +464,7 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
             loop = asyncio.get_running_loop()
             add = await loop.run_in_executor(self._summaries(), self._add_fn, raw, envelope, deliver_to,
                                              received_at, queue)  # fmt: skip
-        return _stored(await self._write(add), add)
-
-    def add_message_sync(
-        self,
-        raw: bytes | builtins.list[bytes],
-        envelope: Envelope,
-        deliver_to: Sequence[str] | None = None,
-        received_at: float | None = None,
-    ) -> StoredMessage:
-        """For bulk loads and benchmarks outside a loop."""
-        add = self._add_fn(raw, envelope, deliver_to, received_at)
-        return _stored(self._write_sync(add), add)
-
-    def add_messages_sync(
-        self,
-        items: Iterable[tuple[bytes, Envelope] | tuple[bytes, Envelope, float | None]],
-        window: int = 256,
-    ) -> Iterator[StoredMessage | None]:
-        """For bulk loads outside a loop, as SqliteStore.add_messages_sync."""
-        pending: collections.deque[Any] = collections.deque()
-        for raw, envelope, *when in items:
-            received = when[0] if when else None
-            pending.append(self._writer.submit(self._add_fn(raw, envelope, None, received, (), True)))
-            if len(pending) >= window:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        return stored(await self._write(add), add.summary.message_id)
 
     def _add_fn(
         self,
@@ -515,25 +475,14 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
         queue: Sequence[str] = (),
         from_headers: bool = False,
     ) -> _Add:
-        if not isinstance(raw, bytes):
-            parts, raw = raw, b"".join(raw)
-            parts.clear()
-        created = received_at if received_at is not None else self.clock.now()
-        summary = mime.summarize(raw)
-        if from_headers:
-            people = tuple(dict.fromkeys(a.address for a in (*summary.to, *summary.cc, *summary.bcc)))
-            sender = envelope.mail_from or (summary.from_.address if summary.from_ else "")
-            envelope = dataclasses.replace(envelope, mail_from=sender, rcpt_tos=envelope.rcpt_tos or people)
-        users = (normalize_user(u) for u in (envelope.rcpt_tos if deliver_to is None else deliver_to))
-        tags = unique_tags(arrival_tags(self.tagging, raw, summary, envelope))
-        rules = [(*compile_query(r.query, created, one_row=True), r.tags) for r in self.tagging.rules]
+        a = self._arrival(raw, envelope, deliver_to, received_at, queue, from_headers)
         # A large message is packed here, on the summary threads, so the request holds the packed bytes
         # alone (the writer only sends them); a small one is packed by the writer, off the loop.
-        packed = Packed(pack(raw), len(raw)) if len(raw) > INLINE_SUMMARY else raw
-        return _Add(
-            packed, summary, envelope, created, tuple(dict.fromkeys(users)), tuple(queue),
-            self.ignore_duplicate_ids, tags, rules,
-        )  # fmt: skip
+        packed = Packed(pack(a.raw), len(a.raw)) if len(a.raw) > INLINE_SUMMARY else a.raw
+        return _Add(packed, a.summary, a.envelope, a.created, a.users, a.queue, a.dedupe, a.tags, a.rules)
+
+    def _compile_rule(self, query: str, now: float) -> tuple[str, list[object]]:
+        return compile_query(query, now, one_row=True)
 
     async def deliver(
         self, message_id: str, user: str, folder: str = "INBOX", prefix: bytes = b"", suffix: bytes = b""
@@ -810,16 +759,6 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
         return [MailboxStat(str(u), int(t), int(n)) for u, t, n in rows]
 
     # -- tags ------------------------------------------------------------------
-    def tags(self) -> tuple[str, ...]:
-        rows = self._db.execute("SELECT DISTINCT tags FROM messages WHERE tags != ''").fetchall()
-        return tuple(sorted({t for (tags,) in rows for t in tags.split(",") if t}, key=str.lower))
-
-    def tag_counts(self) -> dict[str, int]:
-        counts: collections.Counter[str] = collections.Counter()
-        for (tags,) in self._db.execute("SELECT tags FROM messages WHERE tags != ''"):
-            counts.update(t for t in tags.split(",") if t)
-        return dict(sorted(counts.items(), key=lambda kv: kv[0].lower()))
-
     async def set_tags(self, ids: Sequence[str], tags: Sequence[str]) -> int:
         """Replace the tags of these messages; returns how many of them exist."""
         wanted = unique_tags(tags)
@@ -839,15 +778,6 @@ class PostgresStore(PgMailboxMixin, PgQueueMixin, PgAuthMixin):
 
         result: int = await self._write(write)
         return result
-
-    async def rename_tag(self, old: str, new: str) -> None:
-        name = unique_tags([new])
-        if not name:
-            raise ValueError(f"invalid tag name: {new}")
-        await self._retag(old, name[0])
-
-    async def delete_tag(self, tag: str) -> None:
-        await self._retag(tag, "")
 
     async def _retag(self, old: str, new: str) -> None:
         def write(conn: psycopg.Connection) -> tuple[None, builtins.list[Event]]:
