@@ -14,6 +14,9 @@ from mailsandbox.models import StoredMessage
 @dataclass(frozen=True)
 class MessageStored:
     message: StoredMessage
+    # Stored by another frontend on the same database (its listener heard of it): the web stream and IDLE
+    # show it, but its webhook and its checks are that frontend's to do, not every frontend's.
+    remote: bool = False
 
 
 @dataclass(frozen=True)

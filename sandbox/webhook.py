@@ -143,7 +143,7 @@ class Webhook:
                 pass
 
     def _on_event(self, event: Event) -> None:
-        if not isinstance(event, MessageStored):
+        if not isinstance(event, MessageStored) or event.remote:  # another frontend's: its webhook sends it
             return
         # Encoded now, while it is cheap and the message as stored; the sender only writes bytes.
         body = json.dumps(dict(self._summarize(event.message)), separators=(",", ":")).encode()

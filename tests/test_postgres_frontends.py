@@ -11,8 +11,10 @@ import itertools
 import json
 import poplib
 import smtplib
+import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +29,17 @@ from tests.store_contract.pg import Cluster, postgresql  # noqa: F401  (the clus
 _names = itertools.count()
 
 
+def _start(cluster: Cluster, tmp_path: Path, **settings: object) -> tuple[list[Sandbox], list[SandboxThread]]:
+    dsn = cluster.create_database(f"frontends_{next(_names)}_{int(time.time() * 1000)}")
+    threads = [SandboxThread(free_config(tmp_path / f"f{i}", db=dsn, **settings)) for i in range(3)]
+    return [thread.start() for thread in threads], threads
+
+
 @pytest.fixture
 def frontends(postgresql: Cluster, tmp_path: Path) -> Iterator[list[Sandbox]]:  # noqa: F811
-    dsn = postgresql.create_database(f"frontends_{next(_names)}_{int(time.time() * 1000)}")
-    threads = [SandboxThread(free_config(tmp_path / f"f{i}", db=dsn)) for i in range(3)]
+    sandboxes, threads = _start(postgresql, tmp_path)
     try:
-        yield [thread.start() for thread in threads]
+        yield sandboxes
     finally:
         for thread in threads:
             thread.stop()
@@ -188,3 +195,35 @@ def test_the_relay_clock_is_shared(frontends: list[Sandbox]) -> None:
         assert api.post("/api/sandbox/reset").status_code == 200  # a reset anywhere puts it back everywhere
     with _api(c) as api:
         assert _until(lambda: api.get("/api/sandbox/clock").json()["Offset"] == 0)
+
+
+class _Hooks(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:
+        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_webhook_fires_once_per_message_not_once_per_frontend(postgresql: Cluster, tmp_path: Path) -> None:  # noqa: F811
+    """Every frontend hears of every message (for its browsers and IDLE), but only the one that stored it
+    calls the webhook (and checks its authentication)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hooks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Hooks.received = []
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    sandboxes, threads = _start(postgresql, tmp_path, webhook_url=url, webhook_limit=0)
+    try:
+        for i, frontend in enumerate(sandboxes):
+            _send(frontend, f"hook {i}")
+        assert _until(lambda: len(_Hooks.received) >= 3)
+        time.sleep(0.5)  # room for a second call, if a frontend were to make one
+        assert sorted(h["Subject"] for h in _Hooks.received) == ["hook 0", "hook 1", "hook 2"]
+    finally:
+        for thread in threads:
+            thread.stop()
+        server.shutdown()

@@ -76,7 +76,7 @@ class AuthChecker:
         self._asked.shutdown()
 
     def _on_event(self, event: Event) -> None:
-        if isinstance(event, MessageStored) and self._wake is not None:
+        if isinstance(event, MessageStored) and not event.remote and self._wake is not None:
             self._last_arrival = time.monotonic()
             self._wake.set()
 

@@ -133,9 +133,9 @@ def _decode(item: list[object], get: Callable[[str], StoredMessage | None]) -> E
     kind = item[0]
     if kind == "stored":
         if len(item) > 2:
-            return MessageStored(_unmessage(item[2]))  # type: ignore[arg-type]
+            return MessageStored(_unmessage(item[2]), remote=True)  # type: ignore[arg-type]
         message = get(str(item[1]))
-        return None if message is None else MessageStored(message)  # deleted meanwhile: nothing to show
+        return None if message is None else MessageStored(message, remote=True)  # None: deleted meanwhile
     if kind == "deleted":
         return MessagesDeleted(tuple(map(str, item[1])), all=bool(item[2]))  # type: ignore[call-overload]
     if kind == "updated":
