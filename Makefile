@@ -20,14 +20,16 @@ serve: $(STAMP)
 # The tests that hold the server to a time budget (marked `timing` by tests/conftest.py) run on their own
 # after the rest: beside the other worker's browsers, containers and spamd they measured the neighbours.
 test: $(STAMP)
-	$(VENV)/bin/pytest -n 2 --dist loadfile -m "not timing"
+	$(VENV)/bin/pytest -n 2 --dist loadfile -m "not timing and not fleet"
 	$(VENV)/bin/pytest -m timing
-	# The protocol servers, the web API and the pytest plugin again, each sandbox on a fresh PostgreSQL
-	# database (where PostgreSQL is installed: CI installs it; tests/store_contract/pg.py says where it looks).
+	# Where PostgreSQL is installed (CI installs it; tests/store_contract/pg.py says where it looks): the
+	# tests of several sandbox processes on one database, then the protocol servers, the web API and the
+	# pytest plugin again with each sandbox on a fresh PostgreSQL database.
 	if $(VENV)/bin/python -c "from tests.store_contract.pg import pg_bin; raise SystemExit(pg_bin() is None)"; then \
+	  $(VENV)/bin/pytest -n 2 --dist loadfile -m fleet && \
 	  MAILSANDBOX_TEST_DB=postgresql $(VENV)/bin/pytest -n 2 --dist loadfile -m "not timing and not browser and not docker" \
 	    tests/servers tests/web tests/plugin; \
-	else echo "PostgreSQL is not installed: the servers', web API's and plugin's run on it is skipped"; fi
+	else echo "PostgreSQL is not installed: its tests are skipped"; fi
 
 # The image, the browser and the time budgets do not depend on the interpreter: their tests run with
 # `make test` only.

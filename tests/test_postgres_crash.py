@@ -19,6 +19,8 @@ import pytest
 
 from tests.store_contract.pg import Cluster, postgresql  # noqa: F401  (the cluster fixture)
 
+pytestmark = pytest.mark.fleet
+
 ZONE = Path(__file__).parent / "data" / "example.zone"
 MESSAGES = 45
 

@@ -26,6 +26,8 @@ from mailsandbox.app import Sandbox, SandboxThread
 from tests.conftest import free_config
 from tests.store_contract.pg import Cluster, postgresql  # noqa: F401  (the cluster fixture)
 
+pytestmark = pytest.mark.fleet
+
 _names = itertools.count()
 
 

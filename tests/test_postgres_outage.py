@@ -22,6 +22,8 @@ from mailsandbox.store.postgres.store import PostgresStore
 from tests.conftest import free_config
 from tests.store_contract.pg import Cluster, pg_bin, start_cluster
 
+pytestmark = pytest.mark.fleet
+
 
 @pytest.fixture
 def own_cluster() -> Iterator[Cluster]:

@@ -22,6 +22,8 @@ const state = {
   selected: null,
   mode: "mail", // "mail": the message list; "queue": the relay's deferred recipients
   seq: 0, // guards against an older listing response landing after a newer one
+  loading: false, // a listing is on its way
+  missed: false, // an event came while it was: the listing may predate it, so it is read again
 };
 
 const list = $("messages");
@@ -77,14 +79,21 @@ const boxFilter = new MailboxFilter($("mailbox-filter"), $("mailboxes"), $("no-m
 
 async function load() {
   const seq = ++state.seq;
+  state.loading = true;
+  state.missed = false;
   let page;
   try {
     page = await api.listMessages({ start: state.start, limit: PAGE, query: state.query, mailbox: state.mailbox });
   } catch (error) {
+    if (seq === state.seq) state.loading = false;
     toast(`Could not load messages: ${error.message}`);
     return;
   }
   if (seq !== state.seq) return;
+  state.loading = false;
+  // An event applied while this page was on its way is overwritten by it, and the page may have been
+  // read before that event: read it again (debounced, so a stream of arrivals costs a reload a tick).
+  if (state.missed) scheduleReload();
   state.messages = page.messages || [];
   if (Array.isArray(page.tags)) renderTagList(page.tags, state.query, pickTag);
   state.total = page.messages_count;
@@ -290,6 +299,7 @@ function matchesView(summary) {
 
 function onEvent(event) {
   const data = event.Data;
+  if (state.loading) state.missed = true;
   switch (event.Type) {
     case "new":
       if (!data || !data.ID) return;
@@ -626,6 +636,9 @@ function init() {
   });
   loadMailboxes();
   if (state.mode !== "queue") queue.load();
+  // The socket's first open reloads too: what arrived between the first list and the socket's
+  // subscription was announced before anyone here listened (seen under load: a new message never shown).
+  onLive.wasDown = true;
   api.connectEvents(onEvent, onLive);
 }
 
