@@ -12,6 +12,15 @@ from mailsandbox.events import Event
 _METHODS = ("spf", "dkim", "dmarc", "arc")
 
 
+def auth_rows(items: Sequence[tuple[str, Mapping[str, str], Mapping[str, Any]]]) -> list[tuple[str, ...]]:
+    """(message_id, spf, dkim, dmarc, arc, report JSON) of each (message_id, summary, report), as the
+    message_auth table holds them (a method not checked is "none")."""
+    return [
+        (message_id, *(str(summary.get(m, "none")) for m in _METHODS), json.dumps(report, ensure_ascii=False))
+        for message_id, summary, report in items
+    ]
+
+
 class AuthMixin:
     _auth_floor: tuple[int, str] = (0, "")  # see unchecked_auth
     @property
@@ -29,10 +38,7 @@ class AuthMixin:
 
     async def save_auths(self, items: Sequence[tuple[str, Mapping[str, str], Mapping[str, Any]]]) -> int:
         """Several messages' results in one transaction; returns how many messages still existed."""
-        rows = [
-            (message_id, *(str(summary.get(m, "none")) for m in _METHODS), json.dumps(report, ensure_ascii=False))
-            for message_id, summary, report in items
-        ]
+        rows = auth_rows(items)
 
         def write(conn: sqlite3.Connection) -> tuple[int, list[Event]]:
             saved = 0

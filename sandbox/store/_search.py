@@ -66,7 +66,7 @@ def fts_phrase(value: str, prefix: bool) -> str:
     return phrase + " *" if prefix else phrase
 
 
-def _like(value: str) -> str:
+def like_pattern(value: str) -> str:
     """`%value%` with LIKE's own wildcards (and the escape character) made literal."""
     return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
@@ -153,7 +153,7 @@ def _column_sql(f: Flag | HasTag | Created | Size | AuthResult) -> tuple[str, li
 def _like_sql(f: Contains) -> tuple[str, list[object]]:
     fields = _LIKE_FIELDS[f.field]
     sql = " OR ".join(c if c is _ENVELOPE_BCC else f"{c} LIKE ? ESCAPE '\\'" for c in fields)
-    return f"({sql})", [_like(f.value)] * len(fields)
+    return f"({sql})", [like_pattern(f.value)] * len(fields)
 
 
 def compile_filters(

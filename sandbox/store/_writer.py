@@ -24,7 +24,7 @@ WriteFn = Callable[[sqlite3.Connection], tuple[Any, list[Event]]]
 AnyFuture = Future[Any] | asyncio.Future[Any]
 Outcome = tuple[AnyFuture, bool, Any]  # (future, succeeded, result or exception)
 _Settled = list[tuple[list[Outcome], list[Event]]]  # a batch's outcomes and events, in commit order
-_STOP = object()
+STOP = object()  # a writer's queue item: finish the batch in hand, then end
 # The checkpointer's request that the writer, between two batches, copy the WAL's last frames itself.
 _CATCH_UP = object()
 log = logging.getLogger("mailsandbox.store")
@@ -39,7 +39,38 @@ WAL_CAP = 2 * JOURNAL_SIZE_LIMIT
 WAL_HEADER, FRAME_HEADER = 32, 24  # the WAL's layout: a header, then a frame (header + page) per page written
 
 
-class GroupWriter:
+class QueuedWriter:
+    """How callers reach a writer thread (`_thread`, taking requests from `_queue`): a request and the
+    future its caller waits on; the SQLite and the PostgreSQL writers share it."""
+
+    _thread: threading.Thread
+    _queue: queue.SimpleQueue[Any]
+
+    def submit(self, fn: Callable[[Any], tuple[Any, list[Event]]]) -> Future[Any]:
+        future: Future[Any] = Future()
+        if not self._thread.is_alive():
+            future.set_exception(StoreClosed())
+            return future
+        self._queue.put((fn, future))
+        return future
+
+    def submit_async(self, fn: Callable[[Any], tuple[Any, list[Event]]]) -> asyncio.Future[Any]:
+        """Like submit, for a caller on a running loop: a batch settles all of a loop's futures in one
+        call_soon_threadsafe, not one cross-thread wake-up (a self-pipe write) per request."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if not self._thread.is_alive():
+            future.set_exception(StoreClosed())
+            return future
+        self._queue.put((fn, future))
+        return future
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(STOP)
+            self._thread.join()
+
+
+class GroupWriter(QueuedWriter):
     def __init__(
         self,
         connect: Callable[[], sqlite3.Connection],
@@ -60,29 +91,6 @@ class GroupWriter:
     _error: BaseException | None = None
     _checkpointer: _Checkpointer | None = None
     _wal_file: str | None = None
-
-    def submit(self, fn: WriteFn) -> Future[Any]:
-        future: Future[Any] = Future()
-        if not self._thread.is_alive():
-            future.set_exception(StoreClosed())
-            return future
-        self._queue.put((fn, future))
-        return future
-
-    def submit_async(self, fn: WriteFn) -> asyncio.Future[Any]:
-        """Like submit, for a caller on a running loop: a batch settles all of a loop's futures in one
-        call_soon_threadsafe, not one cross-thread wake-up (a self-pipe write) per request."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if not self._thread.is_alive():
-            future.set_exception(StoreClosed())
-            return future
-        self._queue.put((fn, future))
-        return future
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join()
 
     def checkpoint_mark(self) -> int:
         """A mark for `settled`, taken after a bulk write's commit (it asks for a pass now)."""
@@ -126,7 +134,7 @@ class GroupWriter:
                 batch = []
                 catch_up = False
                 stop = False
-                while item is not _STOP:
+                while item is not STOP:
                     if item is _CATCH_UP:
                         # Runs after the batch so far is committed, before anything queued behind it.
                         catch_up = True
@@ -142,7 +150,7 @@ class GroupWriter:
                         item = self._queue.get_nowait()
                     except queue.Empty:
                         break
-                if item is _STOP:
+                if item is STOP:
                     stop = True
                 settled: _Settled = []
                 if batch:

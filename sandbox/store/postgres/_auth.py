@@ -10,9 +10,8 @@ import psycopg
 
 from mailsandbox.events import Event
 from mailsandbox.store import normalize_user
+from mailsandbox.store._auth import auth_rows
 from mailsandbox.store.postgres._writer import PgWriteFn
-
-_METHODS = ("spf", "dkim", "dmarc", "arc")
 
 
 def _snapshot_bound(db: psycopg.Connection, which: str) -> int:
@@ -42,10 +41,7 @@ class PgAuthMixin:
 
     async def save_auths(self, items: Sequence[tuple[str, Mapping[str, str], Mapping[str, Any]]]) -> int:
         """Several messages' results in one transaction; returns how many messages still existed."""
-        rows = [
-            (message_id, *(str(summary.get(m, "none")) for m in _METHODS), json.dumps(report, ensure_ascii=False))
-            for message_id, summary, report in items
-        ]
+        rows = auth_rows(items)
 
         def write(conn: psycopg.Connection) -> tuple[int, list[Event]]:
             # Key-share locked: a message another frontend is deleting is waited for and then not found,

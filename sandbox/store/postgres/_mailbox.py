@@ -24,22 +24,13 @@ from mailsandbox.clock import Clock
 from mailsandbox.events import Event, MailboxChanged, MessagesDeleted, MessagesUpdated
 from mailsandbox.models import FolderInfo, MailEntry
 from mailsandbox.store import FlagMode, FolderExists, NoSuchFolder, StoreError, normalize_user
-from mailsandbox.store._mailbox import canonical_folder
+from mailsandbox.store._mailbox import SEEN, _flag_text, _flags, canonical_folder
 from mailsandbox.store.postgres._writer import PgWriteFn
 
-SEEN = "\\Seen"
 # An entry's flags are one space-separated text; `strpos(' ' || flags || ' ', %s) > 0` with this finds \Seen
 # (a bound parameter: no LIKE, whose default escape is the backslash).
 _SEEN_WORD = f" {SEEN} "
 _UNSEEN = "strpos(' ' || e.flags || ' ', %s) = 0"
-
-
-def _flags(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-def _flag_text(flags: Iterable[str]) -> str:
-    return " ".join(sorted(set(flags)))
 
 
 def new_uidvalidity(conn: psycopg.Connection, now: float) -> int:

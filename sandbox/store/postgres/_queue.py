@@ -30,21 +30,16 @@ from mailsandbox.clock import Clock
 from mailsandbox.events import Event
 from mailsandbox.models import Attempt, MailEntry
 from mailsandbox.store import NoSuchMessage, QueueItem, normalize_user
+from mailsandbox.store._queue import _QUEUE_COLUMNS, _item
 from mailsandbox.store.postgres._writer import PgWriteFn
 
 # Real seconds a pass holds the recipients `due` handed it (a pass tries each within milliseconds; a
 # frontend killed mid-pass keeps its recipients from the others this long).
 CLAIM_SECONDS = 30.0
 # Ties in bytewise order (as SQLite's), whatever the database's locale.
-_QUEUE_COLUMNS = "message, recipient, attempts, next_attempt, first_attempt, last_error, warned"
 _ORDER = 'next_attempt, message COLLATE "C", recipient COLLATE "C"'
 # What a delivery does inside the transaction: (conn) -> (the new entry, events after commit).
 DeliverFn = Callable[[psycopg.Connection], tuple[MailEntry, list[Event]]]
-
-
-def _item(row: tuple[Any, ...]) -> QueueItem:
-    message, recipient, attempts, next_attempt, first_attempt, last_error, warned = row
-    return QueueItem(message, recipient, int(attempts), next_attempt, first_attempt, last_error, bool(warned))
 
 
 def _insert_attempts(conn: psycopg.Connection, attempts: Sequence[Attempt]) -> None:

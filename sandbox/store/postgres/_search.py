@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from datetime import tzinfo
 
+from mailsandbox.store import _search as sqlite_search
+from mailsandbox.store._search import like_pattern
 from mailsandbox.store.postgres._text import tokens
 from mailsandbox.store.query import (
     AUTH_METHODS,
@@ -48,17 +50,12 @@ _ENVELOPE_BCC = (
     f" WHERE r.v {_C} ILIKE %s ESCAPE {_ESC}"
     f" AND strpos(lower((m.to_json || m.cc_json) {_C}), lower(('\"' || r.v || '\"') {_C})) = 0)"
 )
-# field -> the columns whose text it matches as a substring (one ILIKE each, OR-ed)
+# field -> the columns whose text it matches as a substring (one ILIKE each, OR-ed): SQLite's table, the
+# one meaning of each filter, with this dialect's test of the envelope's recipients.
 _LIKE_FIELDS: dict[str, tuple[str, ...]] = {
-    "to": ("m.to_json",),
-    "from": ("m.from_name", "m.from_addr"),
-    "cc": ("m.cc_json",),
-    "bcc": ("m.bcc_json", _ENVELOPE_BCC),
-    "reply-to": ("m.reply_to_json",),
-    "subject": ("m.subject",),
-    "message-id": ("m.message_id",),
+    key: tuple(_ENVELOPE_BCC if c is sqlite_search._ENVELOPE_BCC else c for c in columns)
+    for key, columns in sqlite_search._LIKE_FIELDS.items()
 }
-_LIKE_FIELDS["addressed"] = tuple(f for k in ("to", "from", "cc", "bcc", "reply-to") for f in _LIKE_FIELDS[k])
 _FLAGS = {
     "read": "m.read",
     "unread": "NOT m.read",
@@ -76,11 +73,6 @@ _FTS_MATCH = f"m.fts @@ to_tsquery('{CONFIG}', %s)"
 # A row without a vector (a relay copy) matches no word, and so every negated one, as in SQLite (where it
 # is not in messages_fts, so `NOT IN` holds).
 _FTS_NOT = f"NOT coalesce({_FTS_MATCH}, FALSE)"
-
-
-def like_pattern(value: str) -> str:
-    """`%value%` with LIKE's own wildcards (and the escape character) made literal."""
-    return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _lexeme(token: str, prefix: bool, weight: str) -> str:

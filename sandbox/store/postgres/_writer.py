@@ -10,30 +10,26 @@ it commits), which the other frontends' listeners turn back into events (`_notif
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Any
 
 import psycopg
 import psycopg.errors
 
 from mailsandbox.events import Event
-from mailsandbox.store import StoreClosed
-from mailsandbox.store._writer import AnyFuture, Outcome, _settle_all
+from mailsandbox.store._writer import STOP, AnyFuture, Outcome, QueuedWriter, _settle_all
 from mailsandbox.store.postgres._notify import CHANNEL, payloads
 
 PgWriteFn = Callable[[psycopg.Connection], tuple[Any, list[Event]]]
 log = logging.getLogger("mailsandbox.store")
 MAX_BATCH = 512
 _ROLLBACK_RETRIES = 3  # runs of a batch PostgreSQL rolled back to break a deadlock between frontends
-_STOP = object()
 
 
-class PgWriter:
+class PgWriter(QueuedWriter):
     def __init__(
         self,
         connect: Callable[[], psycopg.Connection],
@@ -50,33 +46,12 @@ class PgWriter:
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, fn: PgWriteFn) -> Future[Any]:
-        future: Future[Any] = Future()
-        if not self._thread.is_alive():
-            future.set_exception(StoreClosed())
-            return future
-        self._queue.put((fn, future))
-        return future
-
-    def submit_async(self, fn: PgWriteFn) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if not self._thread.is_alive():
-            future.set_exception(StoreClosed())
-            return future
-        self._queue.put((fn, future))
-        return future
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join()
-
     def _run(self) -> None:
         try:
             while True:
                 item = self._queue.get()
                 batch: list[tuple[PgWriteFn, AnyFuture]] = []
-                stop = item is _STOP
+                stop = item is STOP
                 while not stop:
                     batch.append(item)
                     if len(batch) >= MAX_BATCH:
@@ -85,7 +60,7 @@ class PgWriter:
                         item = self._queue.get_nowait()
                     except queue.Empty:
                         break
-                    stop = item is _STOP
+                    stop = item is STOP
                 if batch:
                     outcomes, events = self._commit(batch)
                     del batch, item  # let go of the requests (and their messages) before anyone hears

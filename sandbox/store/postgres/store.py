@@ -63,6 +63,7 @@ from mailsandbox.store.sqlite import (
     FEW_MATCHES,
     INLINE_SUMMARY,
     MAX_INDEXED_TEXT,
+    Relayed,
     _addrs,
     _envelope,
     envelope_json,
@@ -115,18 +116,6 @@ class Packed:
     """A message's bytes, already zstd-packed (off the loop and the writer, for a large one)."""
 
     data: bytes
-    size: int
-
-    def __len__(self) -> int:
-        return self.size
-
-
-@dataclasses.dataclass(frozen=True)
-class Relayed:
-    """A relay copy's bytes: what its hops prepended and appended; the rest is its original's."""
-
-    prefix: bytes
-    suffix: bytes
     size: int
 
     def __len__(self) -> int:
@@ -622,17 +611,13 @@ class PostgresStore(StoreCommon, PgMailboxMixin, PgQueueMixin, PgAuthMixin):
         return row_to_message(row) if row else None
 
     def raw(self, message_id: str) -> bytes:
-        if message_id == "latest":
-            rowid = self._rowid(message_id)
-            found = self.get(message_id) if rowid is not None else None
-            if found is None:
-                raise NoSuchMessage(message_id)
-            message_id = found.id
+        # One query (IMAP FETCH and SEARCH call this per message); "latest" is looked up first, as in get.
+        key: object = self._rowid(message_id) if message_id == "latest" else message_id
         row = self._db.execute(
             "SELECT r.raw, d.prefix, d.suffix FROM messages m LEFT JOIN relayed d ON d.rowid = m.rowid"
             " JOIN message_raw r ON r.rowid = (CASE WHEN d.rowid IS NULL THEN m.rowid ELSE m.parent END)"
-            " WHERE m.id = %s",
-            (message_id,),
+            f" WHERE {'m.rowid' if message_id == 'latest' else 'm.id'} = %s",
+            (key,),
         ).fetchone()
         if row is None:
             raise NoSuchMessage(message_id)
