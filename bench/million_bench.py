@@ -148,7 +148,7 @@ def capture_cpu_us(server: Server, total: int = CAPTURE_MESSAGES) -> float:
 
 def delete_all(server: Server, db: str, search: str = "") -> tuple[float, float, float]:
     """(seconds DELETE took to answer, the longest SMTP probe while it ran, while the store reaped what it
-    set aside and for 1 s after, seconds until the reaping was done). With `search`: DELETE /api/v1/search
+    set aside or hid and for 1 s after, seconds until the reaping was done). With `search`: DELETE /api/v1/search
     of what it matches instead."""
     stop = threading.Event()
     worst = [0.0]
@@ -171,7 +171,10 @@ def delete_all(server: Server, db: str, search: str = "") -> tuple[float, float,
         server.client.delete("/api/v1/messages").raise_for_status()
     took = time.perf_counter() - began
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        while conn.execute("SELECT 1 FROM sqlite_master WHERE name GLOB 'dead_[0-9]*' LIMIT 1").fetchone():
+        # Set-aside tables, and the messages a large delete hid (a store from before migration 13 has none).
+        hidden = " UNION ALL SELECT 1 FROM doomed" if conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'doomed'").fetchone() else ""  # fmt: skip
+        while conn.execute(f"SELECT 1 FROM sqlite_master WHERE name GLOB 'dead_[0-9]*'{hidden} LIMIT 1").fetchone():
             time.sleep(0.2)
     reaped = time.perf_counter() - began
     time.sleep(1.0)
@@ -212,8 +215,9 @@ def run(size: int, requests: int, workdir: str) -> dict[str, str]:
         "list middle page": f"{middle} ms",
         "search (subject word / body word / from+word)": " / ".join(searches) + " ms",
         "view": f"{view} ms",
-        "delete by search (matches; longest capture stall)": (
-            f"{by_search[0]:.2f} s ({matched['messages_count']:,}; {by_search[1] * 1000:.0f} ms)"
+        "delete by search: answer (matches; longest capture stall; reaped in)": (
+            f"{by_search[0]:.2f} s ({matched['messages_count']:,}; {by_search[1] * 1000:.0f} ms;"
+            f" {by_search[2]:.1f} s)"
         ),
         "delete all: answer (longest capture stall; reaped in)": (
             f"{took:.2f} s ({stall * 1000:.0f} ms; {reaped:.0f} s)"

@@ -105,8 +105,8 @@ def test_a_set_aside_store_is_reaped_in_steps(tmp_path: Path, monkeypatch: pytes
         store.close()
 
 
-def reap_in_steps(store: SqliteStore) -> None:
-    fill(store)
+def recorded_steps(store: SqliteStore) -> list[_clear.ReapStep]:
+    """The steps the store's reaper takes from now on, as it takes them."""
     steps: list[_clear.ReapStep] = []
     learn = store.reaper._learn
 
@@ -115,6 +115,12 @@ def reap_in_steps(store: SqliteStore) -> None:
         learn(step)
 
     store.reaper._learn = record  # type: ignore[method-assign]
+    return steps
+
+
+def reap_in_steps(store: SqliteStore) -> None:
+    fill(store)
+    steps = recorded_steps(store)
     asyncio.run(store.delete(None))
     assert store.reaper.wait_idle(60)
     reaped = {step.table for step in steps if step.table}

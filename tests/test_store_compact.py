@@ -170,8 +170,10 @@ def test_space_is_reused_after_deletes(tmp_path: Path) -> None:
             ask(store.delete(None))
             list(store.add_messages_sync(items))
             ask(store.delete(store.search_ids("alpha")))
+            assert store.reaper.wait_idle(60)  # a large delete hides its messages; their pages free once reaped
             list(store.add_messages_sync(items[:1000]))
             ask(store.delete(store.search_ids("")))
+            assert store.reaper.wait_idle(60)
             list(store.add_messages_sync(items))
         assert store.count()[0] == 2000
         # Without reuse each round would add its 5,000 messages (over 6x); with it 1.2-1.6x (free pages

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mailsandbox.events import Event
+from mailsandbox.store._schema import shown
 
 _METHODS = ("spf", "dkim", "dmarc", "arc")
 
@@ -43,7 +44,9 @@ class AuthMixin:
         def write(conn: sqlite3.Connection) -> tuple[int, list[Event]]:
             saved = 0
             for message_id, *values in rows:
-                found = conn.execute("SELECT rowid FROM messages WHERE id = ?", (message_id,)).fetchone()
+                found = conn.execute(
+                    f"SELECT rowid FROM messages WHERE id = ? AND {shown('rowid')}", (message_id,)
+                ).fetchone()
                 if found is not None:
                     conn.execute(
                         "INSERT OR REPLACE INTO message_auth (rowid, spf, dkim, dmarc, arc, report_json)"
@@ -72,7 +75,8 @@ class AuthMixin:
             return []
         rows = db.execute(  # `+`: a walk of the rowid range, not of the listing index's parent IS NULL
             "SELECT m.id FROM messages m WHERE m.rowid > ? AND m.rowid <= ? AND +m.parent IS NULL"
-            " AND NOT EXISTS (SELECT 1 FROM message_auth a WHERE a.rowid = m.rowid) ORDER BY m.rowid DESC LIMIT ?",
+            f" AND {shown('m.rowid')} AND NOT EXISTS (SELECT 1 FROM message_auth a WHERE a.rowid = m.rowid)"
+            " ORDER BY m.rowid DESC LIMIT ?",
             (floor, top[0], limit),
         ).fetchall()
         if not rows:  # one caller (the sweep's thread): no lock
@@ -84,7 +88,8 @@ class AuthMixin:
         added), or the message itself when it was delivered directly; None when it never reached it."""
         row = self._db.execute(
             "SELECT c.id FROM messages m JOIN entries e ON e.root = m.rowid JOIN folders f ON f.id = e.folder_id"
-            " JOIN messages c ON c.rowid = e.message WHERE m.id = ? AND f.user = ? ORDER BY e.uid LIMIT 1",
+            f" JOIN messages c ON c.rowid = e.message WHERE m.id = ? AND {shown('m.rowid')} AND f.user = ?"
+            " ORDER BY e.uid LIMIT 1",
             (message_id, user.strip().strip("<>").lower()),
         ).fetchone()
         return str(row[0]) if row else None
@@ -92,7 +97,8 @@ class AuthMixin:
     def auth_report(self, message_id: str) -> dict[str, Any] | None:
         """The stored report of a message, or None when it has not been checked (yet)."""
         row = self._db.execute(
-            "SELECT a.report_json FROM message_auth a JOIN messages m ON m.rowid = a.rowid WHERE m.id = ?",
+            f"SELECT a.report_json FROM message_auth a JOIN messages m ON m.rowid = a.rowid WHERE m.id = ?"
+            f" AND {shown('m.rowid')}",
             (message_id,),
         ).fetchone()
         if row is None:

@@ -1,4 +1,5 @@
 """Deleting everything without holding the writer: the data is set aside, then reaped in small steps.
+A large delete of some messages hides them (sqlite.py `hide_rows`), and the same reaper deletes them.
 
 Truncating a table still visits every one of its pages (SQLite frees each page and reads each leaf for
 overflow chains): 20 s for a store of a million messages, with every capture waiting on the writer. So a
@@ -29,7 +30,7 @@ log = logging.getLogger("mailsandbox.store")
 
 # Every table that holds messages or what hangs off them; emptied by a delete of everything.
 DATA_TABLES = ("entries", "message_raw", "relayed", "message_text", "queue", "attempts", "message_auth",
-               "tag_names", "messages", "messages_fts", "headers_tri", "raw_chunks")  # fmt: skip
+               "tag_names", "messages", "messages_fts", "headers_tri", "raw_chunks", "doomed")  # fmt: skip
 FULL_TEXT = ("messages_fts", "headers_tri")
 # What a delete of everything keeps: folders (UIDVALIDITY, next UID), the UIDVALIDITY counter, the chunk
 # sets still being written, the counts (set to zero). A table a migration adds belongs to one list or the
@@ -41,6 +42,10 @@ TRUNCATE_BELOW = 2000
 # What one reaping step aims to hold the writer for, and the pause after it, so captures keep their pace.
 REAP_SECONDS = 0.010
 START_ROWS, MAX_ROWS = 64, 16384  # rows of a step: the first of each kind of table, and at most
+# Messages a step of reaping hidden ones (a large delete's, `doomed`) takes: at least, and at most (each
+# costs up to 0.4 ms in a million-message store, most of it the full-text indexes; every third step or so
+# also pays ~20 ms of FTS5 segment merging, whatever its size, which must not shrink the steps to nothing).
+HIDDEN_LEAST, HIDDEN_MOST = 16, 1000
 DEAD = re.compile(r"dead_(\d+)_")
 
 
@@ -121,7 +126,8 @@ _DEAD_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table' AND name GLO
 
 class ReapStep:
     """One write request of the reaper: delete some rows of one set-aside table (as many as `sizes` says
-    for its kind of table), or, once all of a set's tables are empty, drop them. Its result: whether
+    for its kind of table), or, once all of a set's tables are empty, drop them; with no table set aside,
+    delete some of the messages a large delete hid (`doomed`, oldest rowids first). Its result: whether
     anything is left to reap."""
 
     foreign_keys_off = True  # no cascades into other set-aside tables: each is emptied on its own
@@ -145,7 +151,7 @@ class ReapStep:
             " AND name GLOB 'dead_[0-9]*_*' ORDER BY name"
         ).fetchall()
         if not tables:
-            return False, []
+            return self._reap_hidden(conn), []
         first = _generation(tables[0][0])
         tables = [(name, virtual) for name, virtual in tables if _generation(name) == first]
         for name, virtual in tables:
@@ -164,6 +170,22 @@ class ReapStep:
             if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone():
                 conn.execute(f'DROP TABLE "{name}"')
         return has_dead(conn), []
+
+
+    def _reap_hidden(self, conn: sqlite3.Connection) -> bool:
+        from mailsandbox.store.sqlite import purge  # sqlite.py imports this module
+
+        rows = max(min(self.sizes.get("doomed", HIDDEN_LEAST), HIDDEN_MOST), HIDDEN_LEAST)
+        every = [r for (r,) in conn.execute("SELECT rowid FROM doomed ORDER BY rowid LIMIT ?", (rows,))]
+        if not every:
+            return False
+        self.table, self.rows = "doomed", rows
+        marks = ",".join("?" * len(every))
+        originals = [r for (r,) in conn.execute(
+            f"SELECT rowid FROM messages WHERE rowid IN ({marks}) AND +parent IS NULL", every  # `+`: by rowid
+        )]  # fmt: skip
+        purge(conn, originals, every)
+        return len(every) == rows  # fewer: none left
 
 
 def _generation(name: str) -> int:
@@ -195,6 +217,11 @@ def _key(conn: sqlite3.Connection, table: str) -> str:
 
 def has_dead(conn: sqlite3.Connection) -> bool:
     return conn.execute(_DEAD_TABLES + " LIMIT 1").fetchone() is not None
+
+
+def has_hidden(conn: sqlite3.Connection) -> bool:
+    """Whether a large delete hid messages the reaper has not deleted yet."""
+    return conn.execute("SELECT 1 FROM doomed LIMIT 1").fetchone() is not None
 
 
 def resize(rows: int, took: float, target: float, most: int) -> int:

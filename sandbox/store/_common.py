@@ -128,15 +128,17 @@ class StoreCommon:
         return self._summarizer
 
     # -- tags (the same SQL on either backend) --------------------------------------
+    _tagged = "tags != ''"  # which messages' tags count (SQLite's skips those a large delete hid)
+
     def tags(self) -> tuple[str, ...]:
         """Every tag on a message, sorted (an index holds only tagged messages)."""
-        rows = self._db.execute("SELECT DISTINCT tags FROM messages WHERE tags != ''").fetchall()
+        rows = self._db.execute(f"SELECT DISTINCT tags FROM messages WHERE {self._tagged}").fetchall()
         return tuple(sorted({t for (tags,) in rows for t in tags.split(",") if t}, key=str.lower))
 
     def tag_counts(self) -> dict[str, int]:
         """Tag -> how many messages have it (Mailpit's info `Tags`)."""
         counts: collections.Counter[str] = collections.Counter()
-        for (tags,) in self._db.execute("SELECT tags FROM messages WHERE tags != ''").fetchall():
+        for (tags,) in self._db.execute(f"SELECT tags FROM messages WHERE {self._tagged}").fetchall():
             counts.update(t for t in tags.split(",") if t)
         return dict(sorted(counts.items(), key=lambda kv: kv[0].lower()))
 

@@ -11,6 +11,7 @@ from mailsandbox.clock import Clock
 from mailsandbox.events import Event, MailboxChanged, MessagesDeleted, MessagesUpdated
 from mailsandbox.models import Envelope, FolderInfo, MailEntry
 from mailsandbox.store import FlagMode, FolderExists, NoSuchFolder, NoSuchMessage, StoreError, normalize_user
+from mailsandbox.store._schema import shown
 from mailsandbox.store._writer import WriteFn, insert_rows
 
 SEEN = "\\Seen"
@@ -96,7 +97,7 @@ def _sync_read(conn: sqlite3.Connection, roots: Iterable[int]) -> list[Event]:
     """A message counts as read in the UI when any of its entries is \\Seen (flags are shared)."""
     changed: dict[bool, list[str]] = {True: [], False: []}
     for root in set(roots):
-        row = conn.execute("SELECT id, read FROM messages WHERE rowid = ?", (root,)).fetchone()
+        row = conn.execute(f"SELECT id, read FROM messages WHERE rowid = ? AND {shown('rowid')}", (root,)).fetchone()
         if row is None:
             continue
         (seen,) = conn.execute(
@@ -146,7 +147,7 @@ class MailboxMixin:
     def _info(self, user: str, fid: int, name: str, uidvalidity: int, uidnext: int, sub: int) -> FolderInfo:
         exists, unseen = self._db.execute(
             "SELECT count(*), coalesce(sum(instr(' ' || flags || ' ', ' \\Seen ') = 0), 0)"
-            " FROM entries WHERE folder_id = ?",
+            f" FROM entries WHERE folder_id = ? AND {shown('root')}",
             (fid,),
         ).fetchone()
         return FolderInfo(user, name, uidvalidity, uidnext, int(exists), int(unseen), bool(sub))
@@ -189,7 +190,7 @@ class MailboxMixin:
         rows = self._db.execute(
             "SELECT e.uid, m.id, e.flags, e.internaldate, m.size FROM entries e"
             " JOIN folders f ON f.id = e.folder_id JOIN messages m ON m.rowid = e.message"
-            " WHERE f.user = ? AND f.name = ? ORDER BY e.uid",
+            f" WHERE f.user = ? AND f.name = ? AND {shown('e.root')} ORDER BY e.uid",
             (user, folder),
         ).fetchall()
         return [MailEntry(uid, mid, _flags(fl), date, size) for uid, mid, fl, date, size in rows]
@@ -304,7 +305,7 @@ class MailboxMixin:
                 rows = conn.execute(
                     f"SELECT e.uid, m.id, e.flags, e.internaldate, m.size, e.root FROM entries e"
                     f" JOIN messages m ON m.rowid = e.message WHERE e.folder_id = ? AND e.uid IN ({marks})"
-                    f" ORDER BY e.uid",
+                    f" AND {shown('e.root')} ORDER BY e.uid",
                     [fid, *chunk],
                 ).fetchall()
                 for uid, mid, fl, date, size, root in rows:
@@ -332,7 +333,8 @@ class MailboxMixin:
             pairs: list[tuple[int, int]] = []
             for uid in uid_list:
                 row = conn.execute(
-                    "SELECT message, root, flags, internaldate FROM entries WHERE folder_id = ? AND uid = ?",
+                    f"SELECT message, root, flags, internaldate FROM entries WHERE folder_id = ? AND uid = ?"
+                    f" AND {shown('root')}",
                     (fid, uid),
                 ).fetchone()
                 if row is None:
@@ -383,7 +385,8 @@ def _drop_orphans(conn: sqlite3.Connection, roots: Iterable[int]) -> list[Event]
     for root in set(roots):
         row = conn.execute(
             "SELECT m.rowid FROM messages m WHERE m.rowid = ? AND NOT EXISTS (SELECT 1 FROM entries e"
-            " WHERE e.root = m.rowid) AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.message = m.id)",
+            " WHERE e.root = m.rowid) AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.message = m.id)"
+            f" AND {shown('m.rowid')}",  # a hidden one is the reaper's
             (root,),
         ).fetchone()
         if row:

@@ -7,9 +7,25 @@ import sqlite3
 # What headers_tri holds for a message: the columns the subject:, from: and to: filters match, as stored.
 HEADERS_TEXT = "subject || char(10) || from_name || char(10) || from_addr || char(10) || to_json"
 
-TALLY_DELETE = """
-    CREATE TRIGGER tally_delete AFTER DELETE ON messages WHEN old.parent IS NULL BEGIN
+# A message is hidden once its rowid is in `doomed` (a large delete: sqlite.py `hide_rows`; the reaper in
+# _clear.py deletes it later). The condition every read of messages, or of what hangs off them, adds for
+# `column` (a rowid): with nothing doomed SQLite reads the EXISTS once and tests nothing a row; else one
+# look-up in doomed a row.
+def shown(column: str) -> str:
+    return f"(NOT EXISTS (SELECT 1 FROM doomed) OR {column} NOT IN (SELECT rowid FROM doomed))"
+
+
+# The tally no longer counts a hidden message (its hiding took it off): deleting or marking one later
+# leaves the counts as they are.
+TALLY_DELETE = f"""
+    CREATE TRIGGER tally_delete AFTER DELETE ON messages WHEN old.parent IS NULL AND {shown("old.rowid")} BEGIN
         UPDATE tally SET total = total - 1, unread = unread - (old.read = 0);
+    END;
+"""
+_TALLY_READ = f"""
+    CREATE TRIGGER tally_read AFTER UPDATE OF read ON messages WHEN new.parent IS NULL AND {shown("new.rowid")}
+    BEGIN
+        UPDATE tally SET unread = unread + (new.read = 0) - (old.read = 0);
     END;
 """
 
@@ -171,7 +187,7 @@ MIGRATIONS: list[str] = [
     # them walked an index, 27 ms at 100,000 messages, after every commit (each list, each stats frame).
     # A delete of everything drops TALLY_DELETE around its truncation, which SQLite skips on a table
     # with a delete trigger (_DeleteAll).
-    f"""
+    """
     CREATE TABLE tally (id INTEGER PRIMARY KEY CHECK (id = 1), total INTEGER NOT NULL, unread INTEGER NOT NULL);
     INSERT INTO tally (id, total, unread) SELECT 1, count(*), coalesce(sum(read = 0), 0) FROM messages
         WHERE parent IS NULL;
@@ -181,12 +197,24 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER tally_read AFTER UPDATE OF read ON messages WHEN new.parent IS NULL BEGIN
         UPDATE tally SET unread = unread + (new.read = 0) - (old.read = 0);
     END;
-    {TALLY_DELETE}
+    CREATE TRIGGER tally_delete AFTER DELETE ON messages WHEN old.parent IS NULL BEGIN
+        UPDATE tally SET total = total - 1, unread = unread - (old.read = 0);
+    END;
     """,
     # 12: the zstd dictionaries raw messages are packed with (_packing.RawPacker), by zstd's dictionary ID;
     # a delete of everything keeps them (rows packed with one may still be arriving).
     """
     CREATE TABLE zstd_dicts (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+    """,
+    # 13: a large delete hides its messages at once, a row each here (originals and their relay copies);
+    # the reaper deletes them later (_clear.py). Every read skips them (`shown`); the tally's triggers
+    # leave a hidden message alone (its hiding took it off the counts).
+    f"""
+    CREATE TABLE doomed (rowid INTEGER PRIMARY KEY);
+    DROP TRIGGER tally_read;
+    DROP TRIGGER tally_delete;
+    {_TALLY_READ}
+    {TALLY_DELETE}
     """,
 ]
 

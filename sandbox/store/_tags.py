@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from mailsandbox import mime
 from mailsandbox.models import Envelope, Summary
+from mailsandbox.store._schema import shown
 
 MAX_TAG = 100  # characters, as Mailpit truncates
 # Tags on one message: every one is a look-up in the writer's transaction, so a hostile X-Tags header of a
@@ -124,7 +125,8 @@ def forget(conn: sqlite3.Connection, tag: str) -> None:
 def holding(conn: sqlite3.Connection, tag: str) -> list[tuple[int, str, str]]:
     """(rowid, id, tags) of every message that has `tag` (case-insensitively)."""
     return conn.execute(
-        "SELECT rowid, id, tags FROM messages WHERE tags != '' AND instr(',' || lower(tags) || ',', ?) > 0",
+        f"SELECT rowid, id, tags FROM messages WHERE tags != '' AND instr(',' || lower(tags) || ',', ?) > 0"
+        f" AND {shown('rowid')}",
         (f",{tag.lower()},",),
     ).fetchall()
 
@@ -133,7 +135,8 @@ def store_spelling(conn: sqlite3.Connection, tag: str) -> str | None:
     """The spelling of `tag` (case-insensitively) on the messages, or None when no message has it: a scan
     of the partial index `messages_tagged` (only tagged messages), for renames and deletes."""
     row = conn.execute(
-        "SELECT tags FROM messages WHERE tags != '' AND instr(',' || lower(tags) || ',', ?) > 0 LIMIT 1",
+        f"SELECT tags FROM messages WHERE tags != '' AND instr(',' || lower(tags) || ',', ?) > 0"
+        f" AND {shown('rowid')} LIMIT 1",
         (f",{tag.lower()},",),
     ).fetchone()
     return next((t for t in split(row[0]) if t.lower() == tag.lower()), None) if row else None

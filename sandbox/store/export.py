@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailsandbox.store._schema import shown
 from mailsandbox.store.sqlite import read_raw
 
 
@@ -27,10 +28,12 @@ def read_only(path: str | Path) -> Iterator[Exported]:
     try:
         if int(conn.execute("PRAGMA user_version").fetchone()[0]) < 1:
             raise ValueError(f"{path} is not a Mailsandbox database")
-        packed = "r.zstd" if int(conn.execute("PRAGMA user_version").fetchone()[0]) >= 9 else "0"  # migration 9
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        packed = "r.zstd" if version >= 9 else "0"  # migration 9
+        hidden = f" AND {shown('m.rowid')}" if version >= 13 else ""  # migration 13: a large delete's, still there
         rows = conn.execute(
             f"SELECT m.id, m.created, m.envelope_json, r.raw, r.chunks, {packed} FROM messages m"
-            " JOIN message_raw r ON r.rowid = m.rowid WHERE m.parent IS NULL ORDER BY m.created, m.rowid"
+            f" JOIN message_raw r ON r.rowid = m.rowid WHERE m.parent IS NULL{hidden} ORDER BY m.created, m.rowid"
         )
         reader = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)  # for chunked bytes
         try:

@@ -33,13 +33,22 @@ from mailsandbox.events import (
 from mailsandbox.models import Address, Envelope, MailEntry, StoredMessage, Summary
 from mailsandbox.store import MailboxStat, NoSuchMessage, Page, StoreClosed, normalize_user
 from mailsandbox.store._auth import AuthMixin
-from mailsandbox.store._clear import TRUNCATE_BELOW, Reaper, fresh_schema, has_dead, resize, set_aside, truncate_all
+from mailsandbox.store._clear import (
+    TRUNCATE_BELOW,
+    Reaper,
+    fresh_schema,
+    has_dead,
+    has_hidden,
+    resize,
+    set_aside,
+    truncate_all,
+)
 from mailsandbox.store._common import StoreCommon, stored
 from mailsandbox.store._deadline import WATCHDOG
 from mailsandbox.store._mailbox import MailboxMixin, deliver_entries, deliver_entry
 from mailsandbox.store._packing import RawPacker, pack, pack_text, unpack, unpack_text
 from mailsandbox.store._queue import QueueMixin
-from mailsandbox.store._schema import HEADERS_TEXT, migrate
+from mailsandbox.store._schema import HEADERS_TEXT, migrate, shown
 from mailsandbox.store._search import SEARCH_SECONDS, QueryTooSlow, TrigramCounts, compile_query
 from mailsandbox.store._tags import Tagging, canonical, forget, holding, store_spelling, unique_tags
 from mailsandbox.store._writer import GroupWriter, WriteFn, insert_rows
@@ -329,6 +338,13 @@ class _RawWrite:
 
 # Messages a delete transaction takes out (each costs ~100 us, most of it the full-text index's deletes).
 DELETE_BATCH = 200
+# A delete of more messages than this hides them (hide_rows), at most HIDE_BATCH a transaction, and the
+# reaper deletes them; a few (the UI deleting one) go at once.
+DIRECT_DELETE = 25
+HIDE_BATCH = 8192
+# What every read of messages m adds: not hidden by a large delete.
+_SHOWN = shown("rowid")
+_SHOWN_M = shown("m.rowid")
 
 
 class StoreConnection(sqlite3.Connection):
@@ -367,6 +383,20 @@ class _DeleteAll:
 
 def delete_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[Event]:
     """Delete originals (with their relay copies) and say which folders lost entries."""
+    return _gone(conn, rowids, purge)
+
+
+def hide_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[Event]:
+    """Hide originals (with their relay copies) at once, with the events of a delete: a `doomed` row each,
+    which every read skips, the counts taken off the tally, the relay's queue and trace of them dropped
+    (a look-up each). The reaper (_clear.py) deletes the rows later, a few milliseconds at a time."""
+    return _gone(conn, rowids, _doom)
+
+
+def _gone(
+    conn: sqlite3.Connection, rowids: Sequence[int], how: Callable[[sqlite3.Connection, list[int], list[int]], None]
+) -> list[Event]:
+    rowids = list(dict.fromkeys(rowids))  # an id given twice is one message, counted off the tally once
     if not rowids:
         return []
     events: list[Event] = []
@@ -382,30 +412,46 @@ def delete_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[Event]:
                 chunk,
             ).fetchall()
         )
-        ids.extend(r[0] for r in conn.execute(f"SELECT id FROM messages WHERE rowid IN ({marks})", chunk))
+        chunk_ids = [r[0] for r in conn.execute(f"SELECT id FROM messages WHERE rowid IN ({marks})", chunk)]
+        ids.extend(chunk_ids)
         every = [
             r[0]
             for r in conn.execute(
                 f"SELECT rowid FROM messages WHERE rowid IN ({marks}) OR parent IN ({marks})", chunk + chunk
             )
         ]
-        emarks = ",".join("?" * len(every))
-        unindex(conn, chunk)  # first: a message's index text is packed against its raw bytes
-        conn.execute(f"DELETE FROM entries WHERE message IN ({emarks})", every)
-        conn.execute(
-            f"DELETE FROM raw_chunks WHERE stage IN (SELECT chunks FROM message_raw WHERE rowid IN ({emarks})"
-            " AND chunks IS NOT NULL)",
-            every,
-        )
-        conn.execute(f"DELETE FROM message_raw WHERE rowid IN ({emarks})", every)
-        conn.execute(f"DELETE FROM messages WHERE parent IN ({marks})", chunk)
-        conn.execute(f"DELETE FROM messages WHERE rowid IN ({marks})", chunk)
-        idmarks = ",".join("?" * len(ids[-len(chunk) :]))
-        conn.execute(f"DELETE FROM queue WHERE message IN ({idmarks})", ids[-len(chunk) :])
-        conn.execute(f"DELETE FROM attempts WHERE message IN ({idmarks})", ids[-len(chunk) :])
+        how(conn, chunk, every)
+        idmarks = ",".join("?" * len(chunk_ids))
+        conn.execute(f"DELETE FROM queue WHERE message IN ({idmarks})", chunk_ids)
+        conn.execute(f"DELETE FROM attempts WHERE message IN ({idmarks})", chunk_ids)
     events.append(MessagesDeleted(tuple(ids)))
     events.extend(MailboxChanged(u, f) for u, f in sorted(folders))
     return events
+
+
+def _doom(conn: sqlite3.Connection, originals: list[int], every: list[int]) -> None:
+    marks = ",".join("?" * len(originals))
+    (unread,) = conn.execute(
+        f"SELECT count(*) FROM messages WHERE rowid IN ({marks}) AND read = 0", originals
+    ).fetchone()
+    conn.execute("UPDATE tally SET total = total - ?, unread = unread - ?", (len(originals), unread))
+    insert_rows(conn, "INSERT OR IGNORE INTO doomed (rowid) VALUES ", [(r,) for r in sorted(every)])
+
+
+def purge(conn: sqlite3.Connection, originals: Sequence[int], every: Sequence[int]) -> None:
+    """Delete the rows of messages (`every`: `originals` and their relay copies) and of what hangs off them;
+    explicitly, not by cascade: the reaper runs with foreign keys off."""
+    emarks = ",".join("?" * len(every))
+    if originals:
+        unindex(conn, originals)  # first: a message's index text is packed against its raw bytes
+    conn.execute(f"DELETE FROM entries WHERE message IN ({emarks})", every)
+    conn.execute(
+        f"DELETE FROM raw_chunks WHERE stage IN (SELECT chunks FROM message_raw WHERE rowid IN ({emarks})"
+        " AND chunks IS NOT NULL)",
+        every,
+    )
+    for table in ("message_raw", "relayed", "message_auth", "messages", "doomed"):  # doomed last: tally_delete
+        conn.execute(f"DELETE FROM {table} WHERE rowid IN ({emarks})", every)
 
 
 class _Add:
@@ -444,7 +490,7 @@ def _duplicates(conn: sqlite3.Connection, adds: list[_Add]) -> set[int]:
             # INDEXED BY: without it the planner walks the listing index's every `parent IS NULL` entry
             "SELECT message_id FROM messages INDEXED BY messages_message_id"
             " WHERE parent IS NULL AND message_id != '' AND message_id IN"
-            f" ({','.join('?' * len(chunk))})",
+            f" ({','.join('?' * len(chunk))}) AND {_SHOWN}",
             chunk,
         )
         seen.update(r[0] for r in rows)
@@ -498,6 +544,8 @@ def _tag_new(conn: sqlite3.Connection, rowid: int, add: _Add) -> tuple[str, ...]
 class SqliteStore(StoreCommon, MailboxMixin, QueueMixin, AuthMixin):
     """The Store protocol over one SQLite file."""
 
+    _tagged = f"tags != '' AND {_SHOWN}"
+
     def __init__(
         self,
         path: str,
@@ -538,7 +586,8 @@ class SqliteStore(StoreCommon, MailboxMixin, QueueMixin, AuthMixin):
             # Chunks of messages that were still arriving when the last process stopped.
             conn.execute("DELETE FROM raw_chunks WHERE stage IN (SELECT stage FROM raw_pending)")
             conn.execute("DELETE FROM raw_pending")
-            unreaped = has_dead(conn)  # a delete of everything the last process had not finished reaping
+            # A delete of everything, or a large one's hidden messages, the last process had not finished reaping.
+            unreaped = has_dead(conn) or has_hidden(conn)
             self.packer.load(conn)
         conn.close()
         self._writer = GroupWriter(self._connect, self.bus.publish, self._prune if max_messages > 0 else None)
@@ -550,6 +599,7 @@ class SqliteStore(StoreCommon, MailboxMixin, QueueMixin, AuthMixin):
         # Messages a write of a delete by IDs takes, learnt from the last; the first is small (scattered
         # rows of a large store cost up to 0.4 ms each), doubling while writes stay short.
         self._delete_size = DELETE_BATCH // 8
+        self._hide_size = HIDE_BATCH // 16  # the same for a delete that hides (about 20 us a message)
         self._gram_counts = TrigramCounts()
         self._closed = False
 
@@ -690,7 +740,9 @@ class SqliteStore(StoreCommon, MailboxMixin, QueueMixin, AuthMixin):
             copy = await loop.run_in_executor(self._summaries(), self._copy_summary, message_id, prefix, suffix)
 
         def write(conn: sqlite3.Connection) -> tuple[MailEntry, builtins.list[Event]]:
-            row = conn.execute("SELECT rowid, envelope_json, size FROM messages WHERE id = ?", (message_id,)).fetchone()
+            row = conn.execute(
+                f"SELECT rowid, envelope_json, size FROM messages WHERE id = ? AND {_SHOWN}", (message_id,)
+            ).fetchone()
             if row is None:
                 raise NoSuchMessage(message_id)
             root, env_j, size = row
@@ -715,7 +767,7 @@ class SqliteStore(StoreCommon, MailboxMixin, QueueMixin, AuthMixin):
         if excess <= 0:
             return []
         rows = conn.execute(  # at most a batch's worth: the rest after the next batches
-            "SELECT rowid FROM messages WHERE parent IS NULL ORDER BY created, rowid LIMIT ?",
+            f"SELECT rowid FROM messages WHERE parent IS NULL AND {_SHOWN} ORDER BY created, rowid LIMIT ?",
             (min(excess, DELETE_BATCH),),
         ).fetchall()
         return delete_rows(conn, [r[0] for r in rows])
@@ -723,7 +775,8 @@ class SqliteStore(StoreCommon, MailboxMixin, QueueMixin, AuthMixin):
     async def prune_before(self, cutoff: float, limit: int = DELETE_BATCH) -> int:
         def write(conn: sqlite3.Connection) -> tuple[int, list[Event]]:
             rows = conn.execute(
-                "SELECT rowid FROM messages WHERE parent IS NULL AND created < ? ORDER BY created, rowid LIMIT ?",
+                f"SELECT rowid FROM messages WHERE parent IS NULL AND created < ? AND {_SHOWN}"
+                " ORDER BY created, rowid LIMIT ?",
                 (cutoff, limit),
             ).fetchall()
             return len(rows), delete_rows(conn, [r[0] for r in rows]) if rows else []
@@ -756,10 +809,11 @@ class SqliteStore(StoreCommon, MailboxMixin, QueueMixin, AuthMixin):
     def _rowid(self, message_id: str) -> int | None:
         if message_id == "latest":
             row = self._db.execute(
-                "SELECT rowid FROM messages WHERE parent IS NULL ORDER BY created DESC, rowid DESC LIMIT 1"
+                f"SELECT rowid FROM messages WHERE parent IS NULL AND {_SHOWN}"
+                " ORDER BY created DESC, rowid DESC LIMIT 1"
             ).fetchone()
         else:
-            row = self._db.execute("SELECT rowid FROM messages WHERE id = ?", (message_id,)).fetchone()
+            row = self._db.execute(f"SELECT rowid FROM messages WHERE id = ? AND {_SHOWN}", (message_id,)).fetchone()
         return int(row[0]) if row else None
 
     def get(self, message_id: str) -> StoredMessage | None:
@@ -778,7 +832,7 @@ class SqliteStore(StoreCommon, MailboxMixin, QueueMixin, AuthMixin):
                 "SELECT r.raw, r.chunks, r.zstd, d.prefix, d.suffix FROM messages m"
                 " LEFT JOIN relayed d ON d.rowid = m.rowid"
                 " JOIN message_raw r ON r.rowid = (CASE WHEN d.rowid IS NULL THEN m.rowid ELSE m.parent END)"
-                " WHERE m.id = ?",
+                f" WHERE m.id = ? AND {_SHOWN_M}",
                 (message_id,),
             ).fetchone()
         if row is None:
@@ -787,6 +841,8 @@ class SqliteStore(StoreCommon, MailboxMixin, QueueMixin, AuthMixin):
         return raw if len(row) < 5 or row[3] is None else row[3] + raw + row[4]
 
     def _page(self, where: str, params: list[Any], start: int, limit: int, user: str | None) -> Page:
+        everything_listed = where == "1" and not user
+        where = f"({where}) AND {_SHOWN_M}"
         if user:
             where += (
                 " AND m.rowid IN (SELECT e.root FROM entries e JOIN folders f ON f.id = e.folder_id WHERE f.user = ?)"
@@ -802,7 +858,7 @@ class SqliteStore(StoreCommon, MailboxMixin, QueueMixin, AuthMixin):
         if looked_up and (few := self._few_matches(where, params, start, limit)) is not None:
             page, total, matching_unread = few
             return Page(page, total, unread, start, matching_unread, self.tags())
-        if where == "1" and not user:
+        if everything_listed:
             total, matching_unread = everything, unread
         else:
             total, matching_unread = db.execute(
@@ -885,7 +941,9 @@ class SqliteStore(StoreCommon, MailboxMixin, QueueMixin, AuthMixin):
                     " WHERE f.user = ?)"
                 )
                 params.append(normalize_user(user))
-            rows = self._db.execute(f"SELECT m.id FROM messages m WHERE m.parent IS NULL AND ({where})", params)
+            rows = self._db.execute(
+                f"SELECT m.id FROM messages m WHERE m.parent IS NULL AND ({where}) AND {_SHOWN_M}", params
+            )
             return [r[0] for r in rows]
 
     def _counts(self) -> Callable[[str], int]:
@@ -900,7 +958,8 @@ class SqliteStore(StoreCommon, MailboxMixin, QueueMixin, AuthMixin):
         rows = self._db.execute(
             "SELECT f.user, count(DISTINCT e.root),"
             " count(DISTINCT CASE WHEN instr(' ' || e.flags || ' ', ' \\Seen ') = 0 THEN e.root END)"
-            " FROM folders f JOIN entries e ON e.folder_id = f.id GROUP BY f.user ORDER BY f.user"
+            f" FROM folders f JOIN entries e ON e.folder_id = f.id WHERE {shown('e.root')}"
+            " GROUP BY f.user ORDER BY f.user"
         ).fetchall()
         return [MailboxStat(u, int(t), int(n)) for u, t, n in rows]
 
@@ -912,36 +971,45 @@ class SqliteStore(StoreCommon, MailboxMixin, QueueMixin, AuthMixin):
                 self.reaper.wake()
             return everything
 
+        hide = len(ids) > DIRECT_DELETE
         took = [0.0]
 
         def write(conn: sqlite3.Connection, chunk: Sequence[str]) -> tuple[int, list[Event]]:
             began = time.perf_counter()
             rowids = []
             for mid in chunk:
-                row = conn.execute("SELECT rowid FROM messages WHERE id = ? AND parent IS NULL", (mid,)).fetchone()
+                row = conn.execute(f"SELECT rowid FROM messages WHERE id = ? AND parent IS NULL AND {_SHOWN}",
+                                   (mid,)).fetchone()  # fmt: skip
                 if row:
                     rowids.append(int(row[0]))
-            events = delete_rows(conn, rowids)
+            rowids = list(dict.fromkeys(rowids))
+            events = (hide_rows if hide else delete_rows)(conn, rowids)
             took[0] = time.perf_counter() - began
             return len(rowids), events
 
         # A batch a transaction, so captures commit between them: a delete by search of 100,000 messages
         # never holds the writer for long (200 scattered messages of a million took 80 ms, 50 about 15).
+        # More than a few are hidden (a look-up each), and the reaper deletes them after the answer.
         deleted = start = 0
         while start < len(ids):
-            size = self._delete_size
+            size = self._hide_size if hide else self._delete_size
             deleted += await self._write(functools.partial(write, chunk=ids[start : start + size]))
             start += size
-            self._delete_size = resize(size, took[0], self.DELETE_SECONDS, DELETE_BATCH * 5)
+            if hide:
+                self._hide_size = resize(size, took[0], self.DELETE_SECONDS, HIDE_BATCH)
+            else:
+                self._delete_size = resize(size, took[0], self.DELETE_SECONDS, DELETE_BATCH * 5)
             if start < len(ids):
                 await self._settle()
+        if hide and deleted:
+            self.reaper.wake()
         return deleted
 
     async def set_read(self, ids: Sequence[str] | None, read: bool) -> int:
         def write(conn: sqlite3.Connection) -> tuple[int, list[Event]]:
             if ids is None:
                 found = conn.execute(
-                    "SELECT rowid, id FROM messages WHERE parent IS NULL AND read != ?", (read,)
+                    f"SELECT rowid, id FROM messages WHERE parent IS NULL AND read != ? AND {_SHOWN}", (read,)
                 ).fetchall()
             else:  # only those that change: they alone are announced, as Mailpit does
                 found = []
@@ -949,7 +1017,8 @@ class SqliteStore(StoreCommon, MailboxMixin, QueueMixin, AuthMixin):
                     chunk_ids = list(ids[start : start + 500])
                     marks = ",".join("?" * len(chunk_ids))
                     found += conn.execute(
-                        f"SELECT rowid, id FROM messages WHERE parent IS NULL AND read != ? AND id IN ({marks})",
+                        f"SELECT rowid, id FROM messages WHERE parent IS NULL AND read != ? AND id IN ({marks})"
+                        f" AND {_SHOWN}",
                         [read, *chunk_ids],
                     ).fetchall()
             rowids = [r[0] for r in found]
@@ -978,7 +1047,7 @@ class SqliteStore(StoreCommon, MailboxMixin, QueueMixin, AuthMixin):
                 chunk = list(ids[start : start + 500])
                 marks = ",".join("?" * len(chunk))
                 rows = conn.execute(
-                    f"SELECT rowid, id, tags FROM messages WHERE parent IS NULL AND id IN ({marks})", chunk
+                    f"SELECT rowid, id, tags FROM messages WHERE parent IS NULL AND id IN ({marks}) AND {_SHOWN}", chunk
                 ).fetchall()
                 changed = [(r[0], r[1]) for r in rows if r[2] != column]
                 found += [r[1] for r in rows]
