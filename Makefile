@@ -24,22 +24,23 @@ test: $(STAMP)
 	$(VENV)/bin/pytest -m timing
 	# Where PostgreSQL is installed (CI installs it; tests/store_contract/pg.py says where it looks): the
 	# tests of several sandbox processes on one database, then the protocol servers, the web API and the
-	# pytest plugin again with each sandbox on a fresh PostgreSQL database.
+	# pytest plugin again with each sandbox on a fresh PostgreSQL database, and on asyncio's own event loop
+	# (elsewhere the sandbox runs on uvloop, its default where installed).
 	if $(VENV)/bin/python -c "from tests.store_contract.pg import pg_bin; raise SystemExit(pg_bin() is None)"; then \
 	  $(VENV)/bin/pytest -n 2 --dist loadfile -m fleet && \
-	  MAILSANDBOX_TEST_DB=postgresql $(VENV)/bin/pytest -n 2 --dist loadfile -m "not timing and not browser and not docker" \
+	  MAILSANDBOX_TEST_DB=postgresql MAILSANDBOX_TEST_EVENT_LOOP=asyncio $(VENV)/bin/pytest -n 2 --dist loadfile -m "not timing and not browser and not docker" \
 	    tests/servers tests/web tests/plugin; \
 	else echo "PostgreSQL is not installed: its tests are skipped"; fi
 
 # The image, the browser and the time budgets do not depend on the interpreter: their tests run with
-# `make test` only.
+# `make test` only. These run every sandbox on asyncio's own event loop, make test on uvloop.
 PY ?= python3
 OTHER := .venv-$(notdir $(PY))
 test-python:
 	$(PY) -m venv $(OTHER)
 	$(OTHER)/bin/pip install -q --upgrade pip
 	$(OTHER)/bin/pip install -q -e '.[test,examples]'
-	$(OTHER)/bin/pytest -n 2 --dist loadfile -m "not docker and not browser and not timing"
+	MAILSANDBOX_TEST_EVENT_LOOP=asyncio $(OTHER)/bin/pytest -n 2 --dist loadfile -m "not docker and not browser and not timing"
 
 # .lint/mailsandbox: the folders linked in their installed shape (sandbox/ is mailsandbox, web/ and
 # pytest_plugin/ inside it), for mypy, which follows no import hooks.

@@ -17,11 +17,17 @@ from typing import Any
 
 import uvicorn
 
-from mailsandbox import chaos
+from mailsandbox import chaos, event_loop
 from mailsandbox.clock import ManualClock
 from mailsandbox.config import Config, Listen, is_postgres
 from mailsandbox.events import EventBus
-from mailsandbox.servers._limits import ConnectionLimiter, RateLimitedLog, install_loop_error_throttle, raise_fd_limit
+from mailsandbox.servers._limits import (
+    ConnectionLimiter,
+    Listening,
+    RateLimitedLog,
+    install_loop_error_throttle,
+    raise_fd_limit,
+)
 from mailsandbox.servers.http import HEADER_TIMEOUT, KEEP_ALIVE_TIMEOUT, MAX_HEAD, bounded_protocol
 from mailsandbox.servers.smtp import CaptureHandler, SmtpOptions, start_smtp
 from mailsandbox.servers.websocket import FramesWebSocketProtocol
@@ -164,7 +170,7 @@ class Sandbox:
         self.retention: Any = None  # sandbox.retention.Retention with --max-age
         self.webhook: Any = None  # sandbox.webhook.Webhook with --webhook-url
         self.metrics: Any = None  # sandbox.metrics.Metrics with --enable-prometheus
-        self._servers: list[asyncio.base_events.Server] = []
+        self._servers: list[asyncio.AbstractServer] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._addresses: dict[str, Listen] = {}
         self._uvicorn: uvicorn.Server | None = None
@@ -215,7 +221,7 @@ class Sandbox:
     def addresses(self) -> dict[str, Listen]:
         return dict(self._addresses)
 
-    def _record(self, name: str, server: asyncio.base_events.Server | socket.socket) -> None:
+    def _record(self, name: str, server: asyncio.Server | Listening | socket.socket) -> None:
         sock = server if isinstance(server, socket.socket) else server.sockets[0]
         host, port = sock.getsockname()[:2]
         self._addresses[name] = Listen(host, port)
@@ -315,7 +321,7 @@ class Sandbox:
             self.metrics.start(self.bus)
             self._closers.append(self.metrics.stop)
 
-    async def _serve(self, name: str, starting: Awaitable[asyncio.base_events.Server]) -> None:
+    async def _serve(self, name: str, starting: Awaitable[asyncio.Server | Listening]) -> None:
         try:
             server = await starting
         except OSError as exc:
@@ -629,7 +635,7 @@ class SandboxThread:
 
     def __init__(self, config: Config, clock: ManualClock | None = None) -> None:
         self.sandbox = Sandbox(config, clock)
-        self.loop = asyncio.new_event_loop()
+        self.loop = event_loop.factory(config.event_loop)()
         self._thread = threading.Thread(target=self._run, name="mailsandbox", daemon=True)
         self._ready = threading.Event()
         self._error: BaseException | None = None

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mailsandbox import dump, heap, ingest, sendmail
+from mailsandbox import dump, event_loop, heap, ingest, sendmail
 from mailsandbox.config import Config, ConfigError, Listen
 from mailsandbox.startup import redact_dsn
 
@@ -75,6 +75,8 @@ SERVE_FLAGS = [
         "resolves to itself and the self-signed certificate's subject",
         "NAME",
     ),
+    Flag("--event-loop", "the event loop: auto is uvloop where installed, else asyncio's own", "LOOP",
+         choices=("auto", "uvloop", "asyncio")),
     Flag(
         "--tls-cert",
         "PEM certificate for STARTTLS and the TLS ports, with --tls-key",
@@ -223,7 +225,9 @@ def serve(args: argparse.Namespace) -> int:
         return fail(exc, 2)
 
     def ready(sandbox: Sandbox) -> None:
-        print(f"mailsandbox {sandbox.info()['Version']}: database {redact_dsn(config.db_path)}", flush=True)
+        loop = event_loop.name(asyncio.get_running_loop())
+        print(f"mailsandbox {sandbox.info()['Version']}: database {redact_dsn(config.db_path)}, {loop} event loop",
+              flush=True)  # fmt: skip
         for name, addr in sandbox.addresses.items():
             scheme = "http://" if name == "http" else ""
             print(f"  {name:<14} {scheme}{addr}", flush=True)
@@ -232,7 +236,8 @@ def serve(args: argparse.Namespace) -> int:
 
     heap.map_large_buffers()  # large messages' buffers go back to the system when freed
     try:
-        asyncio.run(Sandbox(config).run_forever(ready))
+        with asyncio.Runner(loop_factory=event_loop.factory(config.event_loop)) as runner:
+            runner.run(Sandbox(config).run_forever(ready))
     except (StartupError, ZoneError) as exc:  # each names the file, address or setting
         return fail(exc)
     except (OSError, ValueError) as exc:  # anything not foreseen (an auth file, say) still gets one line

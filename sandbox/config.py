@@ -208,6 +208,7 @@ class Config:
     max_connections_per_client: int = 200
     fsync: bool = False  # fsync every group commit (power-loss safe); off: safe against process crashes
     hostname: str = "mailsandbox.local"
+    event_loop: str = "auto"  # auto (uvloop where installed), uvloop, asyncio
 
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -454,6 +455,12 @@ def _validate(config: Config) -> None:
         raise SettingError(given, f"needs --{missing.replace('_', '-')} too (a PEM certificate and its private key)")
     if not config.hostname.strip():
         raise SettingError("hostname", "must not be empty")
+    from mailsandbox import event_loop
+
+    try:
+        event_loop.factory(config.event_loop)
+    except ValueError as exc:
+        raise SettingError("event_loop", str(exc)) from None
     for source in config.tags_disable:
         if source.lower() not in _TAG_SOURCES:
             raise SettingError("tags_disable", f"{source!r} is not one of x-tags, plus-addresses")

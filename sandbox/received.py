@@ -3,13 +3,19 @@ every relay hop, and RFC 5322 §3.3 dates with "+0000" for UTC."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
 
 def rfc5322_date(epoch: float) -> str:
     """ "Wed, 02 Dec 2026 01:40:00 +0000": UTC is "+0000" (RFC 5322 §3.3; "-0000" means the zone is unknown)."""
-    return format_datetime(datetime.fromtimestamp(epoch, UTC))
+    return _second(int(epoch // 1))
+
+
+@functools.lru_cache(maxsize=4)
+def _second(second: int) -> str:  # every message captured in one second has the same date: made once
+    return format_datetime(datetime.fromtimestamp(second, UTC))
 
 
 def with_protocol(*, esmtp: bool, tls: bool = False, auth: bool = False, utf8: bool = False) -> str:

@@ -70,6 +70,10 @@ def _heap_of_the_test_alone(request: pytest.FixtureRequest) -> Iterator[None]:
 ON_POSTGRES = os.environ.get("MAILSANDBOX_TEST_DB") == "postgresql"
 
 
+# make test runs the servers' tests on asyncio's own loop too (the default is uvloop where installed).
+EVENT_LOOP = os.environ.get("MAILSANDBOX_TEST_EVENT_LOOP", "auto")
+
+
 def free_config(tmp_path: Path, **overrides: object) -> Config:
     """Every listener on 127.0.0.1 port 0; the database and certificate under tmp_path."""
     zero = Listen("127.0.0.1", 0)
@@ -79,7 +83,9 @@ def free_config(tmp_path: Path, **overrides: object) -> Config:
         db = fresh_database()
     else:
         db = str(tmp_path / "data" / "mailsandbox.db")
-    base = Config(smtp=zero, http=zero, pop3=zero, imap=zero, dns=zero, data_dir=tmp_path / "data", db=db)
+    base = Config(
+        smtp=zero, http=zero, pop3=zero, imap=zero, dns=zero, data_dir=tmp_path / "data", db=db, event_loop=EVENT_LOOP
+    )
     return base.replace(**overrides) if overrides else base
 
 

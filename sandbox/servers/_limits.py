@@ -148,3 +148,35 @@ def raise_fd_limit(wanted: int) -> int:
         except (ValueError, OSError):
             pass
     return int(soft)
+
+
+class Listening(asyncio.AbstractServer):
+    """A listener whose close() also ends what its sessions hold (their executor, open sessions): it wraps
+    the loop's server, since uvloop's Server does not let close be replaced."""
+
+    def __init__(self, server: asyncio.AbstractServer, on_close: Callable[[], None]) -> None:
+        self._server = server
+        self._on_close = on_close
+
+    @property
+    def sockets(self) -> tuple[Any, ...]:
+        return tuple(getattr(self._server, "sockets", ()) or ())
+
+    def close(self) -> None:
+        self._server.close()
+        self._on_close()
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._server.get_loop()
+
+    def is_serving(self) -> bool:
+        return self._server.is_serving()
+
+    async def start_serving(self) -> None:
+        await self._server.start_serving()
+
+    async def serve_forever(self) -> None:
+        await self._server.serve_forever()
+
+    async def wait_closed(self) -> None:
+        await self._server.wait_closed()

@@ -107,7 +107,7 @@ class DnsStreamProtocol(asyncio.Protocol):
         self._eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
         if self._limiter is not None:
             # DNS has no refusal to send: RFC 7766 §6.2.2 lets servers close (admit_transport aborts).
             self._slot = self._limiter.admit_transport(transport)

@@ -7,13 +7,14 @@ import hmac
 import logging
 import ssl
 from collections.abc import Callable, Mapping, Sequence
+from typing import cast
 
 from mailsandbox.events import Event, EventBus, MailboxChanged, MessagesDeleted, MessagesUpdated
 from mailsandbox.executors import BoundedExecutor
 from mailsandbox.protocols.accounts import Accounts
 from mailsandbox.protocols.imap import MAX_LITERAL, MAX_LITERAL_PREAUTH, ImapConnection, MessageCache, RecentTracker
 from mailsandbox.protocols.imap.session import Login, State
-from mailsandbox.servers._limits import ConnectionLimiter, Slot, client_address
+from mailsandbox.servers._limits import ConnectionLimiter, Listening, Slot, client_address
 from mailsandbox.servers._per_store import PerStore
 from mailsandbox.servers._starttls import upgrade
 from mailsandbox.store import Store, normalize_user
@@ -27,7 +28,9 @@ WORKERS = 8  # threads running the sessions' commands, per listener
 REFUSAL = b"* BYE [UNAVAILABLE] too many connections\r\n"  # RFC 5530 §3
 TOO_MANY_FAILURES = b"* BYE [UNAVAILABLE] too many failed logins, try again later\r\n"
 _NOTIFY = object()  # a work item: the store changed under the selected mailbox
-_MAX_QUEUED = 64  # received chunks waiting for the worker before we stop reading the socket
+# Received bytes waiting for the worker before we stop reading the socket. In bytes, not chunks: uvloop
+# hands over up to 256 KB a call, and 64 of those from each of 8 clients sending a 50 MB literal was 100 MB.
+_MAX_QUEUED = 1 << 20
 # Store changes during a burst reach a session at most this often (one refresh covers them all), so the
 # cost of N selected sessions is N refreshes per interval, not N per captured message.
 NOTIFY_INTERVAL = 0.1
@@ -119,6 +122,7 @@ class ImapProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._sessions = sessions
         self._reading_paused = False
+        self._queued = 0  # bytes of the chunks in _work
 
     @staticmethod
     def _log_error(what: str, exc: BaseException) -> None:
@@ -127,7 +131,7 @@ class ImapProtocol(asyncio.Protocol):
     # -- asyncio callbacks ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
         if self.transport is not None:
             self.transport = transport  # start_tls hands us the TLS transport: the session goes on
             return
@@ -152,7 +156,8 @@ class ImapProtocol(asyncio.Protocol):
             return  # refused: the goodbye is written, the transport closing
         self._touch()
         self._work.put_nowait(data)
-        if self._work.qsize() > _MAX_QUEUED and self.transport is not None and not self._reading_paused:
+        self._queued += len(data)
+        if self._queued > _MAX_QUEUED and self.transport is not None and not self._reading_paused:
             self._reading_paused = True  # a client sending faster than its commands run: stop reading
             self.transport.pause_reading()
 
@@ -204,7 +209,9 @@ class ImapProtocol(asyncio.Protocol):
     async def _run(self) -> None:
         while True:
             item = await self._work.get()
-            if self._reading_paused and self._work.qsize() < _MAX_QUEUED // 2 and self.transport is not None:
+            if isinstance(item, bytes):
+                self._queued -= len(item)
+            if self._reading_paused and self._queued < _MAX_QUEUED // 2 and self.transport is not None:
                 self._reading_paused = False
                 self.transport.resume_reading()
             if item == b"":
@@ -306,7 +313,7 @@ async def start_imap(
     workers: int = WORKERS,
     throttle: LoginThrottle | None = None,
     access: Mapping[str, Sequence[str]] | None = None,
-) -> asyncio.Server:
+) -> Listening:
     """Listen for IMAP: STARTTLS is offered when `ssl_context` is given; implicit_tls speaks TLS at once.
 
     `max_literal` is the largest literal (and APPEND) after login, `max_literal_preauth` before it;
@@ -335,14 +342,11 @@ async def start_imap(
         port,
         ssl=ssl_context if implicit_tls else None,
     )
-    stop_listening = server.close
 
     def close() -> None:
         # Python 3.11's Server.close leaves accepted connections open (3.13 adds close_clients()).
-        stop_listening()
         for open_session in list(sessions):
             open_session.shutdown("Server shutting down")
         executor.shutdown()
 
-    server.close = close  # type: ignore[method-assign]
-    return server
+    return Listening(server, close)

@@ -10,7 +10,7 @@ import ssl
 import threading
 from collections import deque
 from collections.abc import Coroutine, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from mailsandbox.executors import BoundedExecutor
 from mailsandbox.protocols.pop3 import (
@@ -31,7 +31,7 @@ from mailsandbox.protocols.pop3 import (
     State,
     UpdateRequested,
 )
-from mailsandbox.servers._limits import ConnectionLimiter, Slot
+from mailsandbox.servers._limits import ConnectionLimiter, Listening, Slot
 from mailsandbox.servers._penalty import LoginPenalty
 from mailsandbox.servers._per_store import PerStore
 from mailsandbox.servers._starttls import upgrade
@@ -116,7 +116,7 @@ class Pop3Protocol(asyncio.Protocol):
 
     # -- asyncio callbacks -------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
         self.transport = transport
         if self._limiter is not None:
             self._slot = self._limiter.admit_transport(transport, REFUSAL)
@@ -319,7 +319,7 @@ async def start_pop3(
     workers: int = WORKERS,
     throttle: LoginThrottle | None = None,
     access: Mapping[str, Sequence[str]] | None = None,
-) -> asyncio.Server:
+) -> Listening:
     """Listen for POP3 on host:port (port 0: any free port; see `server.sockets`).
 
     With `ssl_context`, the plain port offers STLS (RFC 2595); with `implicit_tls` too, the port
@@ -346,11 +346,4 @@ async def start_pop3(
         )  # fmt: skip
 
     server = await loop.create_server(session, host, port, ssl=ssl_context if implicit_tls else None)
-    stop_listening = server.close
-
-    def close() -> None:
-        stop_listening()
-        executor.shutdown()
-
-    server.close = close  # type: ignore[method-assign]
-    return server
+    return Listening(server, executor.shutdown)

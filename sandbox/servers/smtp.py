@@ -10,7 +10,7 @@ import ssl
 import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from mailsandbox.chaos import Chaos
 from mailsandbox.latency import Latency
@@ -194,7 +194,7 @@ class SmtpProtocol(asyncio.Protocol):
 
     # -- asyncio callbacks -------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
         self.transport = transport
         peername = transport.get_extra_info("peername")
         if self._limiter is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import builtins
 import contextlib
 import functools
@@ -10,6 +11,7 @@ import json
 import secrets
 import shutil
 import sqlite3
+import string
 import tempfile
 import threading
 import time
@@ -85,8 +87,18 @@ SORT_COST = 4
 FEW_MATCHES = 30_000
 
 
+# Base64's digits in ASCII order, so that IDs sort (bytewise, as the id index compares) as their bits do.
+_B64 = bytes(string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/", "ascii")
+_ORDERED = bytes.maketrans(_B64, bytes(sorted(b"-_" + _B64[:62])))
+
+
 def new_id() -> str:
-    return secrets.token_urlsafe(16)  # 22 URL-safe characters, like Mailpit's IDs
+    """22 URL-safe characters, like Mailpit's IDs: 48 bits of the time in milliseconds, then 84 random bits.
+    Random IDs put each insert on a random leaf of the id index: 1.2 of a capture's 11 WAL pages, and
+    at a million messages a page read from disk each."""
+    # The top bit set: an ID never starts with "-" (a command line would read it as an option).
+    data = (time.time_ns() // 1_000_000 | 1 << 47).to_bytes(6, "big") + secrets.token_bytes(12)
+    return base64.b64encode(data)[:22].translate(_ORDERED).decode("ascii")
 
 
 _encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False) builds one per call
