@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import socket
 import time
 from collections import deque
 from typing import cast
@@ -237,7 +238,8 @@ async def start_dns(host: str, port: int, zone: Zone, limiter: ConnectionLimiter
     cache, pump = AnswerCache(zone), AnswerPump()  # one of each for the server: UDP and every TCP client
     for attempt in range(_BIND_ATTEMPTS):
         # UDP first: with port 0 the kernel picks, then TCP must get the same number.
-        udp, _ = await loop.create_datagram_endpoint(lambda: DnsDatagramProtocol(zone, cache), local_addr=(host, port))
+        sock = _udp_socket(host, port)
+        udp, _ = await loop.create_datagram_endpoint(lambda: DnsDatagramProtocol(zone, cache), sock=sock)
         bound = int(udp.get_extra_info("sockname")[1])
         try:
             tcp = await loop.create_server(lambda: DnsStreamProtocol(zone, live, limiter, pump, cache), host, bound)
@@ -248,3 +250,17 @@ async def start_dns(host: str, port: int, zone: Zone, limiter: ConnectionLimiter
             continue  # that number is taken for TCP: let the kernel pick another
         return DnsServer(udp, tcp, live)
     raise AssertionError("unreachable")
+
+
+def _udp_socket(host: str, port: int) -> socket.socket:
+    """Bound here, not by the loop: uvloop reports a port in use as EADDRNOTAVAIL, and the error must say
+    which it is (EADDRINUSE names the listener and its address to the user)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
