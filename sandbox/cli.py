@@ -76,7 +76,7 @@ SERVE_FLAGS = [
         "NAME",
     ),
     Flag("--event-loop", "the event loop: auto is uvloop where installed, else asyncio's own", "LOOP",
-         choices=("auto", "uvloop", "asyncio")),
+         choices=event_loop.CHOICES),
     Flag(
         "--tls-cert",
         "PEM certificate for STARTTLS and the TLS ports, with --tls-key",

@@ -25,5 +25,5 @@ def factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop]:
 
 
 def name(loop: asyncio.AbstractEventLoop) -> str:
-    """"uvloop" or "asyncio", for the start-up banner and /api/v1/info."""
+    """"uvloop" or "asyncio", for the start-up banner."""
     return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
