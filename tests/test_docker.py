@@ -140,8 +140,11 @@ def test_build_context_is_small(daemon: None) -> None:
     assert sent, output
     sent_mb = float(sent.group(1)) * {"B": 1e-6, "kB": 1e-3, "MB": 1, "GB": 1e3}[sent.group(2)]
     total_mb = sum(files.values()) / 1e6
-    print(f"build context: {sent_mb:.1f} MB sent, {len(files)} files, {total_mb:.1f} MB")
-    assert sent_mb < 30 and total_mb < 30
+    # CI's offline wheelhouse (the dependencies' wheels, uvloop's alone about 4 MB) is sent as well; the
+    # project's own files are what a leak of .venv, .git or a test store would swell.
+    wheels_mb = sum(size for path, size in files.items() if path.startswith("build/wheelhouse/")) / 1e6
+    print(f"build context: {sent_mb:.1f} MB sent, {len(files)} files, {total_mb:.1f} MB ({wheels_mb:.1f} MB wheels)")
+    assert total_mb - wheels_mb < 5 and wheels_mb < 60 and sent_mb < total_mb * 1.1 + 1
     assert "pyproject.toml" in files and "sandbox/app.py" in files and "web/app.py" in files
     # .dockerignore admits the wheel's sources and the wheel folder only: no .venv, .git, tests or caches
     tops = {path.split("/", 1)[0] for path in files}

@@ -159,10 +159,11 @@ class GroupWriter(QueuedWriter):
                 # a caller that then measures its memory must not find them still held here.
                 del batch, item
                 for outcomes, events in settled:
-                    # Only now, after COMMIT, do callers learn their write is durable.
-                    _settle_all(outcomes)
+                    # Only now, after COMMIT, do callers learn their write is durable; its events go out
+                    # first, so a caller that wakes has them published (a listener outside a loop has run).
                     for event in events:
                         self._publish(event)
+                    _settle_all(outcomes)
                 if settled:
                     checkpointer.poke()
                 del settled

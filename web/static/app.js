@@ -220,14 +220,21 @@ async function page(direction, pick) {
 }
 
 function removeAndAdvance(id) {
-  const index = state.messages.findIndex((m) => m.ID === id);
+  let index = state.messages.findIndex((m) => m.ID === id);
+  // the server's delete event can come before the answer to our own delete: it closed the view, and
+  // where the message was is all that is left to advance from
+  if (index < 0 && closedAt && closedAt.id === id) index = closedAt.index;
+  closedAt = null;
   removeIds([id]);
   const next = state.messages[Math.min(index, state.messages.length - 1)];
   select(next ? next.ID : null);
 }
 
+let closedAt = null; // the open message that a delete event closed, and its place in the list
+
 function removeIds(ids) {
   const gone = new Set(ids);
+  const selectedIndex = state.messages.findIndex((m) => m.ID === state.selected);
   const before = state.messages.length;
   state.messages = state.messages.filter((m) => !gone.has(m.ID));
   const removed = before - state.messages.length;
@@ -238,6 +245,7 @@ function removeIds(ids) {
     scheduleReload(300);
   }
   if (state.selected && gone.has(state.selected)) {
+    closedAt = { id: state.selected, index: selectedIndex };
     state.selected = null;
     document.body.classList.remove("viewing");
     view.close();

@@ -64,9 +64,9 @@ class PgWriter(QueuedWriter):
                 if batch:
                     outcomes, events = self._commit(batch)
                     del batch, item  # let go of the requests (and their messages) before anyone hears
-                    _settle_all(outcomes)  # only now, after COMMIT, do callers learn their write is durable
-                    for event in events:
+                    for event in events:  # published before the callers wake, as SQLite's writer does
                         self._publish(event)
+                    _settle_all(outcomes)  # only now, after COMMIT, do callers learn their write is durable
                 if stop:
                     return
         finally:
