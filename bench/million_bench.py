@@ -5,9 +5,10 @@ file with 2 KB messages through the store API (`add_messages_sync`: group-commit
 varied words so that searches match a realistic share, then starts `mailsandbox serve` on it as its own
 process and measures over HTTP (httpx): the first and a middle page of the listing, three searches (a
 subject word, a body word, from: plus a word), viewing a message, start-up (process start to the first
-answer), bytes on disk per message, and `DELETE /api/v1/messages` of everything while an SMTP prober in
-another thread sends one message at a time: the longest probe (MAIL to 250 after DATA) is the capture
-stall. Figures are medians of --requests requests.
+answer), bytes on disk per message, a `DELETE /api/v1/search`, retention (a restart with --max-age of half
+the store's span) and `DELETE /api/v1/messages` of everything, each while an SMTP prober in another thread
+sends one message at a time: the longest probe (MAIL to 250 after DATA) is the capture stall. Figures
+are medians of --requests requests.
 
     .venv/bin/python bench/million_bench.py [--sizes 10000,100000] [--requests 30]
 
@@ -100,12 +101,12 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, db: str) -> None:
+    def __init__(self, db: str, *flags: str) -> None:
         self.smtp, self.http = free_port(), free_port()
         began = time.perf_counter()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mailsandbox", "serve", "--db", db, "--smtp", f"127.0.0.1:{self.smtp}",
-             "--http", f"127.0.0.1:{self.http}", "--pop3", "off", "--imap", "off", "--dns", "off"],
+             "--http", f"127.0.0.1:{self.http}", "--pop3", "off", "--imap", "off", "--dns", "off", *flags],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
         )  # fmt: skip
@@ -146,23 +147,46 @@ def capture_cpu_us(server: Server, total: int = CAPTURE_MESSAGES) -> float:
     return (cpu_seconds(server.proc.pid) - before) / total * 1e6
 
 
+class Prober:
+    """An SMTP client in its own thread sending one message at a time: `worst` is the longest (MAIL to the
+    250 after DATA), the capture stall."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.worst = port, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=600) as smtp:
+            while not self._stop.is_set():
+                began = time.perf_counter()
+                smtp.sendmail("probe@example.test", ["probe@example.test"], b"Subject: probe\r\n\r\nhi\r\n")
+                self.worst = max(self.worst, time.perf_counter() - began)
+                time.sleep(0.005)
+
+    def stop(self) -> float:
+        time.sleep(1.0)  # and a second after
+        self._stop.set()
+        self._thread.join(600)
+        return self.worst
+
+
+def wait_reaped(db: str) -> None:
+    """Until no set-aside tables and no hidden messages are left."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        # A store from before migration 13 has no `doomed`.
+        hidden = " UNION ALL SELECT 1 FROM doomed" if conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'doomed'").fetchone() else ""  # fmt: skip
+        while conn.execute(f"SELECT 1 FROM sqlite_master WHERE name GLOB 'dead_[0-9]*'{hidden} LIMIT 1").fetchone():
+            time.sleep(0.2)
+
+
 def delete_all(server: Server, db: str, search: str = "") -> tuple[float, float, float]:
     """(seconds DELETE took to answer, the longest SMTP probe while it ran, while the store reaped what it
     set aside or hid and for 1 s after, seconds until the reaping was done). With `search`: DELETE /api/v1/search
     of what it matches instead."""
-    stop = threading.Event()
-    worst = [0.0]
-
-    def probe() -> None:
-        with smtplib.SMTP("127.0.0.1", server.smtp, timeout=600) as smtp:
-            while not stop.is_set():
-                began = time.perf_counter()
-                smtp.sendmail("probe@example.test", ["probe@example.test"], b"Subject: probe\r\n\r\nhi\r\n")
-                worst[0] = max(worst[0], time.perf_counter() - began)
-                time.sleep(0.005)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
+    prober = Prober(server.smtp)
     time.sleep(0.3)
     began = time.perf_counter()
     if search:
@@ -170,17 +194,26 @@ def delete_all(server: Server, db: str, search: str = "") -> tuple[float, float,
     else:
         server.client.delete("/api/v1/messages").raise_for_status()
     took = time.perf_counter() - began
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        # Set-aside tables, and the messages a large delete hid (a store from before migration 13 has none).
-        hidden = " UNION ALL SELECT 1 FROM doomed" if conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE name = 'doomed'").fetchone() else ""  # fmt: skip
-        while conn.execute(f"SELECT 1 FROM sqlite_master WHERE name GLOB 'dead_[0-9]*'{hidden} LIMIT 1").fetchone():
-            time.sleep(0.2)
+    wait_reaped(db)
     reaped = time.perf_counter() - began
-    time.sleep(1.0)
-    stop.set()
-    thread.join(600)
-    return took, worst[0], reaped
+    return took, prober.stop(), reaped
+
+
+def retention(db: str, size: int) -> tuple[Server, float, int, float, float]:
+    """Start the server with --max-age of half the store's span (a message a second, the newest now):
+    (the server, seconds from its first answer until the listing lost the older half, how many went, the
+    longest SMTP probe meanwhile and while the store reaped them, seconds until the reaping was done)."""
+    server = Server(db, "--max-age", f"{size // 2}s")
+    prober = Prober(server.smtp)
+    began = time.perf_counter()
+    first = server.client.get("/api/v1/messages", params={"limit": 1}).json()["total"]
+    left = first
+    while left > first - size // 2 + size // 50:  # within 2% of half: the window moves a second a second
+        time.sleep(0.05)
+        left = server.client.get("/api/v1/messages", params={"limit": 1}).json()["total"]
+    pruned = time.perf_counter() - began
+    wait_reaped(db)
+    return server, pruned, first - left, prober.stop(), time.perf_counter() - began
 
 
 def run(size: int, requests: int, workdir: str) -> dict[str, str]:
@@ -204,6 +237,9 @@ def run(size: int, requests: int, workdir: str) -> dict[str, str]:
         capture = capture_cpu_us(server)
         matched = c.get("/api/v1/search", params={"query": f"subject:{SUBJECT_WORD}", "limit": 1}).json()
         by_search = delete_all(server, db, f"subject:{SUBJECT_WORD}")
+        startup = server.startup
+        server.close()
+        server, pruned, aged, prune_stall, prune_reaped = retention(db, size)
         took, stall, reaped = delete_all(server, db)
     finally:
         server.close()
@@ -219,10 +255,13 @@ def run(size: int, requests: int, workdir: str) -> dict[str, str]:
             f"{by_search[0]:.2f} s ({matched['messages_count']:,}; {by_search[1] * 1000:.0f} ms;"
             f" {by_search[2]:.1f} s)"
         ),
+        "retention (--max-age of half): pruned in (messages; longest capture stall; reaped in)": (
+            f"{pruned:.2f} s ({aged:,}; {prune_stall * 1000:.0f} ms; {prune_reaped:.1f} s)"
+        ),
         "delete all: answer (longest capture stall; reaped in)": (
             f"{took:.2f} s ({stall * 1000:.0f} ms; {reaped:.0f} s)"
         ),
-        "start-up": f"{server.startup:.2f} s",
+        "start-up": f"{startup:.2f} s",
         "capture CPU per message (20 connections)": f"{capture:.0f} us",
         "db bytes per 2 KB message": f"{on_disk / size / 1000:.1f} KB ({on_disk / 1e6:.0f} MB)",
     }

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from mailsandbox.clock import ManualClock
 from mailsandbox.events import Event, MailboxChanged, MessagesDeleted
+from mailsandbox.retention import Retention
 from mailsandbox.store import NoSuchMessage, _clear, export
 from mailsandbox.store._schema import MIGRATIONS
 from mailsandbox.store.sqlite import DIRECT_DELETE, SqliteStore
@@ -206,6 +208,66 @@ def test_a_store_of_version_12_upgrades(tmp_path: Path) -> None:
         assert store.count() == true_counts(path) == (20, 15)
         assert store.reaper.wait_idle(60)
         assert rows(path, "messages") == 20 and store.count() == (20, 15)
+    finally:
+        store.close()
+    check_integrity(path)
+
+
+def test_retention_hides_a_backlog_and_the_reaper_deletes_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = ManualClock()
+    path = str(tmp_path / "s.db")
+    store = SqliteStore(path, clock=clock)
+    try:
+        old = [m.id for m in store.add_messages_sync(corpus(300)) if m is not None]
+        clock.advance(7200)
+        young = [m.id for m in store.add_messages_sync(corpus(20, 300)) if m is not None]
+        wake = store.reaper.wake
+        woken: list[int] = []
+        monkeypatch.setattr(store.reaper, "wake", lambda: woken.append(rows(path, "doomed")))
+        writes = counting_writes(store, monkeypatch)
+        retention = Retention(store, clock, max_age=3600, batch=200)
+        assert asyncio.run(retention.prune()) == 300
+        assert len(writes) == 2 and woken  # 200 then 100, each one short write that hides ...
+        assert rows(path, "messages") == 320 and rows(path, "doomed") == 300  # ... and deletes nothing
+        assert store.count() == true_counts(path) == (20, 20)
+        assert {m.id for m in store.list(limit=1000).messages} == set(young)
+        assert store.get(old[0]) is None and store.search("alpha").total == 20
+        wake()
+        assert store.reaper.wait_idle(60)
+        assert rows(path, "messages") == 20 and rows(path, "doomed") == 0 and store.count() == (20, 20)
+        # A few go at once, as a capture's few over --max-messages do.
+        clock.advance(7200)
+        later = [m.id for m in store.add_messages_sync(corpus(5, 400)) if m is not None]
+        assert asyncio.run(store.prune_before(clock.now() - 3600)) == 20
+        assert rows(path, "messages") == 5 and rows(path, "doomed") == 0
+        assert {m.id for m in store.list().messages} == set(later)
+    finally:
+        store.close()
+    check_integrity(path)
+
+
+def test_lowering_max_messages_on_a_full_store_hides_the_excess(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    store = SqliteStore(path)
+    try:
+        stored = [m.id for m in store.add_messages_sync(corpus(1200)) if m is not None]
+    finally:
+        store.close()
+    store = SqliteStore(path, max_messages=100)
+    try:
+        steps = recorded_steps(store)
+        new = store.add_message_sync(*corpus(1, 2000)[0])
+        # The capture's batch hid the oldest 1000 (PRUNE_HIDE), the next hides the rest of the excess.
+        assert store.count() == true_counts(path) == (201, 201)
+        assert store.get(stored[999]) is None and store.get(stored[1000]) is not None
+        newer = store.add_message_sync(*corpus(1, 2001)[0])
+        assert store.count() == (100, 100)
+        assert {m.id for m in store.list(limit=1000).messages} == {*stored[1102:], new.id, newer.id}
+        assert store.reaper.wait_idle(60) and steps
+        assert rows(path, "messages") == 100 and rows(path, "doomed") == 0
+        # At the limit, each capture deletes the oldest one at once.
+        last = store.add_message_sync(*corpus(1, 2002)[0])
+        assert rows(path, "messages") == 100 and rows(path, "doomed") == 0 and store.get(last.id) is not None
     finally:
         store.close()
     check_integrity(path)

@@ -354,6 +354,9 @@ DELETE_BATCH = 200
 # reaper deletes them; a few (the UI deleting one) go at once.
 DIRECT_DELETE = 25
 HIDE_BATCH = 8192
+# Messages over --max-messages one capture batch hides at most (~10 ms): a limit lowered on a full store
+# is reached over the next batches.
+PRUNE_HIDE = 1000
 # What every read of messages m adds: not hidden by a large delete.
 _SHOWN = shown("rowid")
 _SHOWN_M = shown("m.rowid")
@@ -778,11 +781,19 @@ class SqliteStore(StoreCommon, MailboxMixin, QueueMixin, AuthMixin):
         excess = count - self.max_messages
         if excess <= 0:
             return []
-        rows = conn.execute(  # at most a batch's worth: the rest after the next batches
+        rows = conn.execute(  # at most PRUNE_HIDE: the rest after the next batches
             f"SELECT rowid FROM messages WHERE parent IS NULL AND {_SHOWN} ORDER BY created, rowid LIMIT ?",
-            (min(excess, DELETE_BATCH),),
+            (min(excess, PRUNE_HIDE),),
         ).fetchall()
-        return delete_rows(conn, [r[0] for r in rows])
+        return self._prune_rows(conn, [r[0] for r in rows])
+
+    def _prune_rows(self, conn: sqlite3.Connection, rowids: list[int]) -> list[Event]:
+        """A capture's few over --max-messages go at once; more (the limit lowered on a full store, a
+        retention backlog) are hidden, and the reaper deletes them after the commit, in its short steps."""
+        if len(rowids) <= DIRECT_DELETE:
+            return delete_rows(conn, rowids)
+        self.reaper.wake()  # its first step queues behind this write
+        return hide_rows(conn, rowids)
 
     async def prune_before(self, cutoff: float, limit: int = DELETE_BATCH) -> int:
         def write(conn: sqlite3.Connection) -> tuple[int, list[Event]]:
@@ -791,7 +802,7 @@ class SqliteStore(StoreCommon, MailboxMixin, QueueMixin, AuthMixin):
                 " ORDER BY created, rowid LIMIT ?",
                 (cutoff, limit),
             ).fetchall()
-            return len(rows), delete_rows(conn, [r[0] for r in rows]) if rows else []
+            return len(rows), self._prune_rows(conn, [r[0] for r in rows]) if rows else []
 
         result: int = await self._write(write)
         await self._settle()
