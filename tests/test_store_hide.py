@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -250,7 +251,11 @@ def test_lowering_max_messages_on_a_full_store_hides_the_excess(tmp_path: Path) 
     path = str(tmp_path / "s.db")
     store = SqliteStore(path)
     try:
-        stored = [m.id for m in store.add_messages_sync(corpus(1200)) if m is not None]
+        # Received a second apart, up to an hour ago: which go first must not hang on the wall clock during
+        # the fill (time.time() is not monotonic; in one CI run this test found the order mixed).
+        start = time.time() - 3600
+        items = [(raw, env, start + i) for i, (raw, env) in enumerate(corpus(1200))]
+        stored = [m.id for m in store.add_messages_sync(items) if m is not None]
     finally:
         store.close()
     store = SqliteStore(path, max_messages=100)
