@@ -247,17 +247,17 @@ def test_retention_hides_a_backlog_and_the_reaper_deletes_it(tmp_path: Path, mon
     check_integrity(path)
 
 
-def test_lowering_max_messages_on_a_full_store_hides_the_excess(tmp_path: Path) -> None:
+def test_lowering_max_messages_on_a_full_store_hides_the_excess(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = str(tmp_path / "s.db")
     store = SqliteStore(path)
     try:
-        # Received a second apart, up to an hour ago: which go first must not hang on the wall clock during
-        # the fill (time.time() is not monotonic; in one CI run this test found the order mixed).
-        start = time.time() - 3600
+        start = time.time() - 3600  # received a second apart, up to an hour ago
         items = [(raw, env, start + i) for i, (raw, env) in enumerate(corpus(1200))]
         stored = [m.id for m in store.add_messages_sync(items) if m is not None]
     finally:
         store.close()
+    # Every batch prunes, the reaper's steps too: held back here, so that the next batch is the next capture.
+    no_reaping(monkeypatch)
     store = SqliteStore(path, max_messages=100)
     try:
         steps = recorded_steps(store)
@@ -268,6 +268,9 @@ def test_lowering_max_messages_on_a_full_store_hides_the_excess(tmp_path: Path) 
         newer = store.add_message_sync(*corpus(1, 2001)[0])
         assert store.count() == (100, 100)
         assert {m.id for m in store.list(limit=1000).messages} == {*stored[1102:], new.id, newer.id}
+        assert rows(path, "messages") == 1202 and not steps
+        monkeypatch.undo()
+        store.reaper.wake()
         assert store.reaper.wait_idle(60) and steps
         assert rows(path, "messages") == 100 and rows(path, "doomed") == 0
         # At the limit, each capture deletes the oldest one at once.
