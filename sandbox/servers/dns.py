@@ -255,12 +255,21 @@ async def start_dns(host: str, port: int, zone: Zone, limiter: ConnectionLimiter
 def _udp_socket(host: str, port: int) -> socket.socket:
     """Bound here, not by the loop: uvloop reports a port in use as EADDRNOTAVAIL, and the error must say
     which it is (EADDRINUSE names the listener and its address to the user)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.setblocking(False)
-    return sock
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+    # IPv4 first (a name such as localhost is 127.0.0.1, where clients look), then what else the name is
+    # (an IPv6-only name); the first address's error is the one reported.
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    first: OSError | None = None
+    for family, kind, proto, _name, address in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            sock.close()
+            first = first or exc
+            if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                continue  # not an address here (no IPv6): the name's next one may be
+            raise
+        sock.setblocking(False)
+        return sock
+    raise first or OSError(f"{host} has no address")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import random
 import shutil
@@ -12,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dns.asyncquery
 import dns.flags
@@ -243,6 +245,38 @@ def test_udp_and_tcp_share_the_port_and_close_with_open_connections() -> None:
         finally:
             blocker.close()
             await blocker.wait_closed()
+
+    asyncio.run(scenario())
+
+
+def test_a_name_is_served_on_its_addresses_and_a_taken_port_is_never_moved(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A --dns name binds where it resolves: IPv4 first, else its IPv6 address (an IPv6-only name); a port
+    taken on the first is reported, not dodged onto the next. (The names are made up, so the resolver is
+    told what they are; the sockets and the server are real.)"""
+    real = socket.getaddrinfo
+    names = {"v6only.test": ["::1"], "both.test": ["127.0.0.1", "::1"]}
+
+    def resolve(host: str, port: int, *args: object, **kwargs: object) -> list[Any]:
+        if host in names:
+            return [info for address in names[host] for info in real(address, port, *args, **kwargs)]  # type: ignore[arg-type]
+        return real(host, port, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+
+    async def scenario() -> None:
+        server = await start_dns("v6only.test", 0, Zone())
+        try:
+            host, port = server.address[:2]
+            assert host == "::1"
+            query = dns.message.make_query("a.test", "A")
+            assert texts(await dns.asyncquery.udp(query, "::1", port=port, timeout=TIMEOUT), "A") == ["127.0.0.1"]
+        finally:
+            await asyncio.wait_for(server.close(), TIMEOUT)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+            taken.bind(("127.0.0.1", 0))
+            with pytest.raises(OSError) as caught:
+                await start_dns("both.test", taken.getsockname()[1], Zone())
+            assert caught.value.errno == errno.EADDRINUSE
 
     asyncio.run(scenario())
 
