@@ -36,6 +36,13 @@ def true_counts(path: str) -> tuple[int, int]:
     return int(total), int(unread)
 
 
+def automerge(path: str) -> list[int]:
+    """FTS5's automerge setting of each full-text index (4 when never set)."""
+    with sqlite3.connect(path) as conn:
+        values = [conn.execute(f"SELECT v FROM {t}_config WHERE k = 'automerge'").fetchone() for t in _clear.FULL_TEXT]
+    return [4 if v is None else int(v[0]) for v in values]
+
+
 def no_reaping(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_clear.Reaper, "wake", lambda self: None)  # as if the process stopped at once
 
@@ -181,6 +188,7 @@ def test_reaping_hidden_messages_cut_short_resumes_at_the_next_start(
         # A step of the reaper ran, then the process stopped.
         assert store._write_sync(_clear.ReapStep({"doomed": 10})) is True
         assert 0 < rows(path, "doomed") < len(doomed)
+        assert automerge(path) == [0, 0]  # the reaper's steps merge the indexes' segments themselves
     finally:
         store.close()
     monkeypatch.undo()
@@ -190,9 +198,17 @@ def test_reaping_hidden_messages_cut_short_resumes_at_the_next_start(
         assert store.reaper.wait_idle(60)
         assert rows(path, "doomed") == 0 and store.count() == counts == true_counts(path)
         assert rows(path, "messages") == counts[0]  # the relay copy went with its original
+        assert automerge(path) == [_clear.AUTOMERGE] * 2  # FTS5's own merging is back
     finally:
         store.close()
     check_integrity(path)
+    # Stopped after the last hidden row went, before the step that would have found none: the start
+    # gives FTS5 its merging back.
+    with sqlite3.connect(path) as conn:
+        _clear.merge_by_hand(conn, True)
+    assert automerge(path) == [0, 0]
+    SqliteStore(path).close()
+    assert automerge(path) == [_clear.AUTOMERGE] * 2
 
 
 def test_a_store_of_version_12_upgrades(tmp_path: Path) -> None:

@@ -43,9 +43,11 @@ TRUNCATE_BELOW = 2000
 REAP_SECONDS = 0.010
 START_ROWS, MAX_ROWS = 64, 16384  # rows of a step: the first of each kind of table, and at most
 # Messages a step of reaping hidden ones (a large delete's, `doomed`) takes: at least, and at most (each
-# costs up to 0.4 ms in a million-message store, most of it the full-text indexes; every third step or so
-# also pays ~20 ms of FTS5 segment merging, whatever its size, which must not shrink the steps to nothing).
+# costs up to 0.4 ms in a million-message store, most of it the full-text indexes).
 HIDDEN_LEAST, HIDDEN_MOST = 16, 1000
+# Pages of full-text segments a step of reaping hidden messages merges (`merge_by_hand`), and FTS5's
+# automerge, which the reaper turns off for its steps and restores after.
+MERGE_PAGES, AUTOMERGE = 16, 4
 DEAD = re.compile(r"dead_(\d+)_")
 
 
@@ -178,14 +180,33 @@ class ReapStep:
         rows = max(min(self.sizes.get("doomed", HIDDEN_LEAST), HIDDEN_MOST), HIDDEN_LEAST)
         every = [r for (r,) in conn.execute("SELECT rowid FROM doomed ORDER BY rowid LIMIT ?", (rows,))]
         if not every:
+            merge_by_hand(conn, False)
             return False
         self.table, self.rows = "doomed", rows
+        merge_by_hand(conn, True)
         marks = ",".join("?" * len(every))
         originals = [r for (r,) in conn.execute(
             f"SELECT rowid FROM messages WHERE rowid IN ({marks}) AND +parent IS NULL", every  # `+`: by rowid
         )]  # fmt: skip
         purge(conn, originals, every)
-        return len(every) == rows  # fewer: none left
+        for table in FULL_TEXT:
+            conn.execute(f"INSERT INTO {table} ({table}, rank) VALUES ('merge', ?)", (MERGE_PAGES,))
+        if len(every) < rows:  # none left
+            merge_by_hand(conn, False)
+            return False
+        return True
+
+
+def merge_by_hand(conn: sqlite3.Connection, on: bool) -> None:
+    """While the reaper deletes hidden messages, the full-text indexes merge their segments in its steps,
+    MERGE_PAGES at a time, rather than by FTS5's automerge, whose merges of the deletes' segments took 40-70
+    ms in a step whatever its size (every capture waiting); captures' segments meanwhile accumulate only
+    until crisismerge (16 a level, each small). Kept in the indexes' config, so a restart resumes either."""
+    want = 0 if on else AUTOMERGE
+    for table in FULL_TEXT:
+        row = conn.execute(f"SELECT v FROM {table}_config WHERE k = 'automerge'").fetchone()
+        if (AUTOMERGE if row is None else int(row[0])) != want:
+            conn.execute(f"INSERT INTO {table} ({table}, rank) VALUES ('automerge', ?)", (want,))
 
 
 def _generation(name: str) -> int:

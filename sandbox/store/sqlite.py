@@ -41,6 +41,7 @@ from mailsandbox.store._clear import (
     fresh_schema,
     has_dead,
     has_hidden,
+    merge_by_hand,
     resize,
     set_aside,
     truncate_all,
@@ -603,6 +604,8 @@ class SqliteStore(StoreCommon, MailboxMixin, QueueMixin, AuthMixin):
             conn.execute("DELETE FROM raw_pending")
             # A delete of everything, or a large one's hidden messages, the last process had not finished reaping.
             unreaped = has_dead(conn) or has_hidden(conn)
+            if not has_hidden(conn):
+                merge_by_hand(conn, False)  # a process stopped just as its reaper finished
             self.packer.load(conn)
         conn.close()
         self._writer = GroupWriter(self._connect, self.bus.publish, self._prune if max_messages > 0 else None)
