@@ -603,8 +603,9 @@ class SqliteStore(StoreCommon, MailboxMixin, QueueMixin, AuthMixin):
             conn.execute("DELETE FROM raw_chunks WHERE stage IN (SELECT stage FROM raw_pending)")
             conn.execute("DELETE FROM raw_pending")
             # A delete of everything, or a large one's hidden messages, the last process had not finished reaping.
-            unreaped = has_dead(conn) or has_hidden(conn)
-            if not has_hidden(conn):
+            hidden = has_hidden(conn)
+            unreaped = hidden or has_dead(conn)
+            if not hidden:
                 merge_by_hand(conn, False)  # a process stopped just as its reaper finished
             self.packer.load(conn)
         conn.close()

@@ -234,7 +234,9 @@ let closedAt = null; // the open message that a delete event closed, and its pla
 
 function removeIds(ids) {
   const gone = new Set(ids);
-  const selectedIndex = state.messages.findIndex((m) => m.ID === state.selected);
+  const closing = state.selected && gone.has(state.selected)
+    ? { id: state.selected, index: state.messages.findIndex((m) => m.ID === state.selected) }
+    : null;
   const before = state.messages.length;
   state.messages = state.messages.filter((m) => !gone.has(m.ID));
   const removed = before - state.messages.length;
@@ -244,8 +246,8 @@ function removeIds(ids) {
     // refill the page from the server
     scheduleReload(300);
   }
-  if (state.selected && gone.has(state.selected)) {
-    closedAt = { id: state.selected, index: selectedIndex };
+  if (closing) {
+    closedAt = closing;
     state.selected = null;
     document.body.classList.remove("viewing");
     view.close();
